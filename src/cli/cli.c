@@ -1,0 +1,53 @@
+/*
+ * cli: the command table and helpers shared by the commands.
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "conf/conf.h"
+#include "core/log.h"
+
+const struct cli_cmd cli_cmds[] = {
+	{ "check", "[--json] [--no-connect] [--mx HOST] [--port N] DOMAIN...",
+	    "analyse DANE/DNSSEC delivery to domains and explain the verdict",
+	    cmd_check },
+	{ "tlsa", "--cert FILE [--host NAME] [--port N] [--usage 3|2] "
+	    "[--selector 1|0] [--mtype 1|2|0] [--next-key FILE]",
+	    "print TLSA records for a certificate (and the next key)",
+	    cmd_tlsa },
+	{ "check-config", "", "validate the config file and print the "
+	    "effective configuration", cmd_check_config },
+	{ "help", "[COMMAND]", "show this help", cmd_help },
+	{ NULL, NULL, NULL, NULL },
+};
+
+struct conf *
+cli_load_conf(const struct cli_ctx *ctx)
+{
+	struct conf *c;
+	char *errstr = NULL;
+
+	c = conf_load(ctx->config_path, &errstr);
+	if (c == NULL)
+		fatalx(EX_CONFIG, "%s", errstr);
+	return c;
+}
+
+int
+cli_usage(const char *name)
+{
+	const struct cli_cmd *cmd;
+
+	for (cmd = cli_cmds; cmd->name != NULL; cmd++) {
+		if (strcmp(cmd->name, name) == 0) {
+			fprintf(stderr, "usage: danerelay %s %s\n", cmd->name,
+			    cmd->usage);
+			break;
+		}
+	}
+	return EX_USAGE;
+}

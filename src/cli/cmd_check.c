@@ -1,0 +1,283 @@
+/*
+ * cmd_check: `danerelay check [--json] [--no-connect] [--mx HOST]
+ * [--port N] DOMAIN...`, the connectivity analyzer.
+ *
+ * Exit status: 0 when every verdict lets mail through (verified, trusted,
+ * encrypted, opportunistic), 1 when any domain would defer or bounce, 2 when
+ * the check could not run (bad arguments, resolver self-test failed).
+ */
+#include <event2/event.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check/check.h"
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "core/buf.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "dns/dns.h"
+#include "tls/tls_client.h"
+
+#define CHECK_EXIT_FAIL 1
+#define CHECK_EXIT_ERROR 2
+
+struct cmd_check_args {
+	bool json;
+	bool verbose;
+	struct check_opts opts;
+	int port;   /* -1: from the config */
+};
+
+struct cmd_selftest {
+	const char *error;     /* NULL: resolver validates */
+	bool done;
+};
+
+static int
+cmd_check_parse(int argc, char **argv, struct cmd_check_args *a)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "no-connect", no_argument, NULL, 'n' },
+		{ "mx", required_argument, NULL, 'm' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint64_t port;
+	int ch;
+
+	a->port = -1;
+	a->opts.connect = true;
+	while ((ch = getopt_long(argc, argv, "jnm:p:v", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			a->json = true;
+			break;
+		case 'n':
+			a->opts.connect = false;
+			break;
+		case 'm':
+			if (dns_name_check(optarg) != NULL) {
+				fprintf(stderr, "danerelay check: --mx %s: %s\n",
+				    optarg, dns_name_check(optarg));
+				return -1;
+			}
+			a->opts.route = optarg;
+			break;
+		case 'p':
+			if (str_to_uint(optarg, 1, 65535, &port) == -1) {
+				fprintf(stderr, "danerelay check: --port %s: "
+				    "expected 1..65535\n", optarg);
+				return -1;
+			}
+			a->port = (int)port;
+			break;
+		case 'v':
+			a->verbose = true;
+			break;
+		default:
+			return -1;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "danerelay check: no domain given\n");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+cmd_check_selftest_cb(struct dns_answer *ans, void *arg)
+{
+	struct cmd_selftest *st = arg;
+
+	st->error = dns_selftest_explain(ans);
+	st->done = true;
+	dns_answer_free(ans);
+}
+
+/* Upstream description for the report header. */
+static char *
+cmd_check_upstream(const struct conf *c)
+{
+	char **roots = conf_list(c, CONF_DNS_ROOT_SERVERS);
+	char **fwd = conf_list(c, CONF_DNS_FORWARDERS);
+	struct buf b;
+	size_t i;
+
+	buf_init(&b, 4096);
+	if (roots[0] != NULL)
+		buf_adds(&b, "private root servers");
+	else if (fwd[0] != NULL)
+		buf_adds(&b, "forwarders");
+	else
+		buf_adds(&b, "full recursion from the real root servers");
+	for (i = 0; roots[i] != NULL || fwd[i] != NULL; i++)
+		buf_printf(&b, " %s", roots[0] != NULL ? roots[i] : fwd[i]);
+	return buf_steal(&b);
+}
+
+static void
+cmd_check_fill_opts(struct cmd_check_args *a, const struct conf *c,
+    char *helo)
+{
+	a->opts.port = (uint16_t)(a->port > 0 ? a->port :
+	    conf_int(c, CONF_DELIVERY_PORT));
+	a->opts.digests = conf_list(c, CONF_DANE_DIGESTS);
+	a->opts.helo_name = conf_str(c, CONF_DELIVERY_HELO_NAME);
+	if (a->opts.helo_name == NULL) {
+		if (gethostname(helo, 256) == -1 || helo[0] == '\0')
+			snprintf(helo, 256, "localhost");
+		helo[255] = '\0';
+		a->opts.helo_name = helo;
+	}
+	a->opts.connect_timeout_ms = (unsigned)conf_int(c,
+	    CONF_DELIVERY_CONNECT_TIMEOUT) * 1000;
+	a->opts.greeting_timeout_ms = (unsigned)conf_int(c,
+	    CONF_DELIVERY_GREETING_TIMEOUT) * 1000;
+	a->opts.command_timeout_ms = (unsigned)conf_int(c,
+	    CONF_DELIVERY_COMMAND_TIMEOUT) * 1000;
+}
+
+static struct dns_resolver *
+cmd_check_resolver(struct event_base *base, const struct conf *c)
+{
+	struct dns_options o = { 0 };
+	struct dns_resolver *r;
+	char *err = NULL;
+
+	o.trust_anchor_file = conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE);
+	o.root_servers = conf_list(c, CONF_DNS_ROOT_SERVERS);
+	o.forwarders = conf_list(c, CONF_DNS_FORWARDERS);
+	o.timeout_ms = (unsigned)conf_int(c, CONF_DNS_TIMEOUT) * 1000;
+	if (o.root_servers[0] == NULL)
+		o.root_servers = NULL;
+	if (o.forwarders[0] == NULL)
+		o.forwarders = NULL;
+	r = dns_resolver_new(base, &o, &err);
+	if (r == NULL) {
+		fprintf(stderr, "danerelay check: resolver: %s\n", err);
+		free(err);
+	}
+	return r;
+}
+
+/* Root DNSKEY must validate before any verdict can be trusted. */
+static const char *
+cmd_check_selftest(struct event_base *base, struct dns_resolver *r)
+{
+	struct cmd_selftest st = { NULL, false };
+
+	dns_selftest(r, cmd_check_selftest_cb, &st);
+	while (!st.done)
+		event_base_loop(base, EVLOOP_ONCE);
+	return st.error;
+}
+
+static int
+cmd_check_report(struct check_run *run, const struct cmd_check_args *a,
+    const struct check_resolver_info *ri)
+{
+	bool colour = !a->json && isatty(STDOUT_FILENO);
+	json_t *arr = json_array();
+	int rc = 0;
+	size_t i, n = check_run_count(run);
+
+	for (i = 0; i < n; i++) {
+		const struct check_domain *d = check_run_domain(run, i);
+
+		if (check_domain_verdict(d) >= CHECK_DEFER)
+			rc = CHECK_EXIT_FAIL;
+		if (a->json)
+			json_array_append_new(arr, check_to_json(d, ri));
+		else
+			check_print_text(stdout, d, ri, colour, a->verbose);
+	}
+	if (a->json) {
+		/* One domain: one document; several: an array in order. */
+		json_dumpf(n == 1 ? json_array_get(arr, 0) : arr, stdout,
+		    JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	}
+	json_decref(arr);
+	fflush(stdout);
+	return rc;
+}
+
+static int
+cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
+    int ndomains)
+{
+	struct check_resolver_info ri;
+	struct event_base *base = event_base_new();
+	struct dns_resolver *r;
+	struct check_run *run;
+	const char *err;
+	char *upstream;
+	SSL_CTX *ctx;
+	int i, rc;
+
+	if (base == NULL || (r = cmd_check_resolver(base, c)) == NULL)
+		return CHECK_EXIT_ERROR;
+	if ((ctx = tls_client_ctx_new(a->opts.digests, &err)) == NULL) {
+		fprintf(stderr, "danerelay check: TLS: %s\n", err);
+		dns_resolver_free(r);
+		return CHECK_EXIT_ERROR;
+	}
+	upstream = cmd_check_upstream(c);
+	ri.trust_anchor = conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE) != NULL ?
+	    conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE) :
+	    "built-in (IANA root KSK-2017 20326, KSK-2024 38696)";
+	ri.upstream = upstream;
+	ri.selftest_error = cmd_check_selftest(base, r);
+	if (ri.selftest_error != NULL) {
+		fprintf(stderr, "danerelay check: RESOLVER SELF-TEST FAILED: "
+		    "%s\ndanerelay check: no verdict is possible without "
+		    "DNSSEC validation; fix the resolver settings ([dns] in "
+		    "the config) first.\n", ri.selftest_error);
+		rc = CHECK_EXIT_ERROR;
+	} else {
+		run = check_run_new(base, r, ctx, &a->opts);
+		for (i = 0; i < ndomains; i++)
+			check_run_add(run, domains[i]);
+		check_run_go(run);
+		rc = cmd_check_report(run, a, &ri);
+		check_run_free(run);
+	}
+	free(upstream);
+	SSL_CTX_free(ctx);
+	dns_resolver_free(r);
+	event_base_free(base);
+	return rc;
+}
+
+int
+cmd_check(int argc, char **argv, struct cli_ctx *ctx)
+{
+	struct cmd_check_args a;
+	struct conf *c;
+	char helo[256], *err = NULL;
+	int rc;
+
+	memset(&a, 0, sizeof(a));
+	if (cmd_check_parse(argc, argv, &a) == -1) {
+		cli_usage("check");
+		return CHECK_EXIT_ERROR;
+	}
+	a.verbose = a.verbose || ctx->verbose > 0;
+	if ((c = conf_load(ctx->config_path, &err)) == NULL) {
+		fprintf(stderr, "danerelay check: %s\n", err);
+		free(err);
+		return CHECK_EXIT_ERROR;
+	}
+	cmd_check_fill_opts(&a, c, helo);
+	rc = cmd_check_run(&a, c, argv + optind, argc - optind);
+	conf_free(c);
+	return rc;
+}

@@ -1,0 +1,347 @@
+/*
+ * conf: parser of the INI-style configuration file, driven by conf_keys[].
+ */
+#include "conf/conf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf/conf_keys.h"
+#include "core/buf.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+
+#define CONF_MAX_FILE (1024 * 1024)
+#define CONF_MAX_LINE 4096
+
+struct conf_val {
+	bool set;          /* given in the file (else default) */
+	char *raw;         /* text as given, or the default; NULL = unset */
+	long long num;     /* ints, bools, durations */
+	char **list;       /* lists */
+};
+
+struct conf {
+	struct conf_val v[CONF_KEY_COUNT];
+};
+
+static const struct conf_key_def *
+conf_find(const char *section, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < CONF_KEY_COUNT; i++) {
+		if (strcmp(conf_keys[i].section, section) == 0 &&
+		    strcmp(conf_keys[i].name, name) == 0)
+			return &conf_keys[i];
+	}
+	return NULL;
+}
+
+static bool
+conf_section_known(const char *section)
+{
+	size_t i;
+
+	for (i = 0; i < CONF_KEY_COUNT; i++)
+		if (strcmp(conf_keys[i].section, section) == 0)
+			return true;
+	return false;
+}
+
+static const char *
+conf_parse_duration(const char *s, long long *out)
+{
+	const char *p = s;
+	uint64_t v, mult = 1;
+
+	if (str_parse_uint(&p, 1000000000, &v) == -1)
+		return "expected a duration such as 30s, 5m, 1h or 2d";
+	switch (*p) {
+	case '\0':
+	case 's':
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	default:
+		return "expected a duration such as 30s, 5m, 1h or 2d";
+	}
+	if (*p != '\0' && p[1] != '\0')
+		return "expected a duration such as 30s, 5m, 1h or 2d";
+	*out = (long long)(v * mult);
+	return NULL;
+}
+
+static const char *
+conf_parse_bool(const char *s, long long *out)
+{
+	if (str_eq_ci(s, "yes") || str_eq_ci(s, "true") || str_eq_ci(s, "on") ||
+	    strcmp(s, "1") == 0)
+		*out = 1;
+	else if (str_eq_ci(s, "no") || str_eq_ci(s, "false") ||
+	    str_eq_ci(s, "off") || strcmp(s, "0") == 0)
+		*out = 0;
+	else
+		return "expected yes or no";
+	return NULL;
+}
+
+/* Parse value into slot per def; NULL or a static error. */
+static const char *
+conf_set(struct conf_val *slot, const struct conf_key_def *def,
+    const char *value)
+{
+	const char *err = NULL;
+	uint64_t u;
+	size_t n;
+
+	switch (def->type) {
+	case CONF_T_STR:
+	case CONF_T_PATH:
+		if (*value == '\0')
+			err = "empty value";
+		break;
+	case CONF_T_INT:
+		if (str_to_uint(value, 0, (uint64_t)def->max, &u) == -1 ||
+		    (long long)u < def->min)
+			err = "expected a number in range";
+		else
+			slot->num = (long long)u;
+		break;
+	case CONF_T_BOOL:
+		err = conf_parse_bool(value, &slot->num);
+		break;
+	case CONF_T_DURATION:
+		err = conf_parse_duration(value, &slot->num);
+		if (err == NULL && (slot->num < def->min || slot->num > def->max))
+			err = "duration out of range";
+		break;
+	case CONF_T_LIST:
+		str_vec_free(slot->list);
+		slot->list = str_split_list(value, &n);
+		break;
+	}
+	if (err == NULL && def->check != NULL)
+		err = def->check(value);
+	if (err != NULL)
+		return err;
+	free(slot->raw);
+	slot->raw = xstrdup(value);
+	return NULL;
+}
+
+static struct conf *
+conf_defaults(void)
+{
+	struct conf *c = xcalloc(1, sizeof(*c));
+	size_t i;
+	const char *err;
+
+	for (i = 0; i < CONF_KEY_COUNT; i++) {
+		ASSERT(conf_keys[i].key == (enum conf_key)i);
+		if (conf_keys[i].def == NULL)
+			continue;
+		err = conf_set(&c->v[i], &conf_keys[i], conf_keys[i].def);
+		if (err != NULL)
+			panic("default of %s.%s: %s", conf_keys[i].section,
+			    conf_keys[i].name, err);
+	}
+	return c;
+}
+
+/* Handle one line; NULL or an error text (static or in errbuf). */
+static const char *
+conf_line(struct conf *c, char *line, char *section, size_t seclen,
+    char *errbuf, size_t errlen)
+{
+	const struct conf_key_def *def;
+	char *eq, *key, *value, *end;
+	const char *err;
+
+	line = str_trim(line);
+	if (*line == '\0' || *line == '#' || *line == ';')
+		return NULL;
+	if (*line == '[') {
+		end = strchr(line, ']');
+		if (end == NULL || end[1] != '\0')
+			return "malformed section header (expected [name])";
+		*end = '\0';
+		line = str_trim(line + 1);
+		if (!conf_section_known(line)) {
+			snprintf(errbuf, errlen, "unknown section [%s]", line);
+			return errbuf;
+		}
+		snprintf(section, seclen, "%s", line);
+		return NULL;
+	}
+	eq = strchr(line, '=');
+	if (eq == NULL)
+		return "expected 'key = value'";
+	*eq = '\0';
+	key = str_trim(line);
+	value = str_trim(eq + 1);
+	if (*section == '\0')
+		return "key outside of a [section]";
+	def = conf_find(section, key);
+	if (def == NULL) {
+		snprintf(errbuf, errlen, "unknown key '%s' in [%s]", key,
+		    section);
+		return errbuf;
+	}
+	if (c->v[def->key].set) {
+		snprintf(errbuf, errlen, "duplicate key '%s' in [%s]", key,
+		    section);
+		return errbuf;
+	}
+	err = conf_set(&c->v[def->key], def, value);
+	if (err != NULL) {
+		snprintf(errbuf, errlen, "%s.%s = %s: %s", section, key, value,
+		    err);
+		return errbuf;
+	}
+	c->v[def->key].set = true;
+	return NULL;
+}
+
+struct conf *
+conf_parse(const char *text, size_t len, const char *name, char **errstr)
+{
+	struct conf *c = conf_defaults();
+	char section[64] = "", line[CONF_MAX_LINE + 1], errbuf[512];
+	const char *p = text, *end = text + len, *nl, *err;
+	size_t lineno = 0, n;
+
+	while (p < end) {
+		lineno++;
+		nl = memchr(p, '\n', (size_t)(end - p));
+		n = (size_t)((nl != NULL ? nl : end) - p);
+		if (n > CONF_MAX_LINE)
+			err = "line too long";
+		else if (memchr(p, '\0', n) != NULL)
+			err = "NUL byte in line";
+		else {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			err = conf_line(c, line, section, sizeof(section),
+			    errbuf, sizeof(errbuf));
+		}
+		if (err != NULL) {
+			*errstr = xasprintf("%s:%zu: %s", name, lineno, err);
+			conf_free(c);
+			return NULL;
+		}
+		p = nl != NULL ? nl + 1 : end;
+	}
+	return c;
+}
+
+struct conf *
+conf_load(const char *path, char **errstr)
+{
+	struct conf *c;
+	struct buf b;
+	char chunk[8192];
+	size_t n;
+	FILE *fp;
+
+	if (path == NULL)
+		return conf_defaults();
+	if ((fp = fopen(path, "r")) == NULL) {
+		*errstr = xasprintf("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	buf_init(&b, CONF_MAX_FILE);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0) {
+		if (buf_add(&b, chunk, n) == -1) {
+			fclose(fp);
+			buf_free(&b);
+			*errstr = xasprintf("%s: file too large (over %d bytes)",
+			    path, CONF_MAX_FILE);
+			return NULL;
+		}
+	}
+	if (ferror(fp)) {
+		*errstr = xasprintf("%s: %s", path, strerror(errno));
+		fclose(fp);
+		buf_free(&b);
+		return NULL;
+	}
+	fclose(fp);
+	c = conf_parse(buf_cstr(&b), b.len, path, errstr);
+	buf_free(&b);
+	return c;
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < CONF_KEY_COUNT; i++) {
+		free(c->v[i].raw);
+		str_vec_free(c->v[i].list);
+	}
+	free(c);
+}
+
+const char *
+conf_str(const struct conf *c, enum conf_key k)
+{
+	ASSERT(conf_keys[k].type == CONF_T_STR || conf_keys[k].type == CONF_T_PATH);
+	return c->v[k].raw;
+}
+
+long long
+conf_int(const struct conf *c, enum conf_key k)
+{
+	ASSERT(conf_keys[k].type == CONF_T_INT ||
+	    conf_keys[k].type == CONF_T_DURATION);
+	return c->v[k].num;
+}
+
+bool
+conf_bool(const struct conf *c, enum conf_key k)
+{
+	ASSERT(conf_keys[k].type == CONF_T_BOOL);
+	return c->v[k].num != 0;
+}
+
+char **
+conf_list(const struct conf *c, enum conf_key k)
+{
+	static char *empty[] = { NULL };
+
+	ASSERT(conf_keys[k].type == CONF_T_LIST);
+	return c->v[k].list != NULL ? c->v[k].list : empty;
+}
+
+void
+conf_dump(const struct conf *c, FILE *fp)
+{
+	const char *section = "";
+	size_t i;
+
+	for (i = 0; i < CONF_KEY_COUNT; i++) {
+		if (strcmp(section, conf_keys[i].section) != 0) {
+			section = conf_keys[i].section;
+			fprintf(fp, "%s[%s]\n", i == 0 ? "" : "\n", section);
+		}
+		fprintf(fp, "# %s\n", conf_keys[i].help);
+		if (c->v[i].raw == NULL)
+			fprintf(fp, "# %s = (unset)\n", conf_keys[i].name);
+		else
+			fprintf(fp, "%s = %s%s\n", conf_keys[i].name,
+			    c->v[i].raw, c->v[i].set ? "" : "    # default");
+	}
+}

@@ -1,0 +1,32 @@
+/*
+ * conf_keys: the declaration table behind conf.h. Only conf.c reads it.
+ */
+#ifndef DR_CONF_KEYS_H
+#define DR_CONF_KEYS_H
+
+#include "conf/conf.h"
+
+enum conf_type {
+	CONF_T_STR,
+	CONF_T_PATH,
+	CONF_T_INT,
+	CONF_T_BOOL,
+	CONF_T_DURATION,  /* "30", "30s", "5m", "1h", "2d" -> seconds */
+	CONF_T_LIST,      /* comma/space separated */
+};
+
+struct conf_key_def {
+	enum conf_key key;
+	const char *section;
+	const char *name;
+	enum conf_type type;
+	const char *def;           /* default in file syntax, NULL = unset */
+	long long min, max;        /* ints and durations */
+	/* Extra check of a parsed value; NULL or a static error text. */
+	const char *(*check)(const char *value);
+	const char *help;
+};
+
+extern const struct conf_key_def conf_keys[CONF_KEY_COUNT];
+
+#endif

@@ -1,0 +1,604 @@
+/*
+ * smtp_session: the I/O half of the SMTP client (see smtp_session.h).
+ *
+ * Bytes come in through a libevent bufferevent (a socket one, then an
+ * OpenSSL filter on top of it after STARTTLS), are cut into lines under the
+ * RFC 5321 §4.5.3.1.5 cap (relaxed to SMTP_REPLY_LINE_MAX) and fed to the
+ * pure machine in smtp_client.c, whose actions are carried out here: write a
+ * command, arm the deadline of the phase (§4.5.3.2), start TLS, call the
+ * caller back, close.
+ *
+ * Re-entrancy: every libevent callback of ours counts itself in s->depth.
+ * smtp_session_free() inside a callback only marks the session dead; the
+ * outermost callback frees it on the way out (nginx's c->destroyed).
+ * on_done always comes from its own zero-delay event, at the top of the
+ * loop, so the caller may free the session there.
+ */
+#include "smtp/smtp_session.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "smtp/smtp_client.h"
+#include "smtp/smtp_ehlo.h"
+#include "smtp/smtp_reply.h"
+
+/* Defaults for timeouts left at 0: RFC 5321 §4.5.3.2 (5 minutes). */
+#define SMTP_SESSION_CONNECT_MS  30000u
+#define SMTP_SESSION_GREETING_MS 300000u
+#define SMTP_SESSION_COMMAND_MS  300000u
+
+/*
+ * Stop reading from the socket while this much is buffered: more than a
+ * line can ever need, so a line longer than the cap is always detected.
+ */
+#define SMTP_SESSION_READ_HIGH (64 * 1024)
+
+struct smtp_session {
+	struct event_base *base;
+	struct smtp_session_params p; /* strings point to our copies */
+	struct sockaddr_storage addr;
+	char *helo;
+	char *id;
+	struct smtp_client *fsm;
+	struct bufferevent *bev; /* socket, or the TLS filter over it */
+	SSL *ssl;                /* owned by bev once TLS is up */
+	struct event *timer;     /* deadline of the current wait */
+	unsigned timer_ms;
+	struct event *done_ev; /* delivers on_done from the top */
+	int depth;             /* our callbacks on the stack */
+	bool dead;             /* freed while depth > 0 */
+	bool closed;           /* SMTP_ACT_CLOSE seen */
+};
+
+static void smtp_session_act(struct smtp_session *, const struct smtp_action *);
+
+const char *
+smtp_error_str(enum smtp_error e)
+{
+	switch (e) {
+	case SMTP_ERR_NONE:
+		return "none";
+	case SMTP_ERR_CONNECT_REFUSED:
+		return "connect-refused";
+	case SMTP_ERR_CONNECT_TIMEOUT:
+		return "connect-timeout";
+	case SMTP_ERR_TIMEOUT:
+		return "timeout";
+	case SMTP_ERR_PROTOCOL:
+		return "protocol";
+	case SMTP_ERR_CLOSED:
+		return "closed";
+	case SMTP_ERR_REPLY:
+		return "reply";
+	case SMTP_ERR_STARTTLS_NOT_OFFERED:
+		return "starttls-not-offered";
+	case SMTP_ERR_STARTTLS_REFUSED:
+		return "starttls-refused";
+	case SMTP_ERR_TLS_HANDSHAKE:
+		return "tls-handshake";
+	case SMTP_ERR_ABORTED:
+		return "aborted";
+	}
+	return "unknown";
+}
+
+const char *
+smtp_phase_str(enum smtp_phase p)
+{
+	switch (p) {
+	case SMTP_PHASE_CONNECT:
+		return "connect";
+	case SMTP_PHASE_GREETING:
+		return "greeting";
+	case SMTP_PHASE_EHLO:
+		return "ehlo";
+	case SMTP_PHASE_HELO:
+		return "helo";
+	case SMTP_PHASE_STARTTLS:
+		return "starttls";
+	case SMTP_PHASE_TLS_HANDSHAKE:
+		return "tls-handshake";
+	case SMTP_PHASE_EHLO_TLS:
+		return "ehlo-tls";
+	case SMTP_PHASE_READY:
+		return "ready";
+	case SMTP_PHASE_QUIT:
+		return "quit";
+	case SMTP_PHASE_DONE:
+		return "done";
+	}
+	return "unknown";
+}
+
+static void
+smtp_session_destroy(struct smtp_session *s)
+{
+	if (s->bev != NULL)
+		bufferevent_free(s->bev); /* closes the socket, frees SSL */
+	event_free(s->timer);
+	event_free(s->done_ev);
+	smtp_client_free(s->fsm);
+	free(s->helo);
+	free(s->id);
+	free(s);
+}
+
+static void
+smtp_session_enter(struct smtp_session *s)
+{
+	s->depth++;
+}
+
+/* Leave one of our callbacks; free a session that died inside it. */
+static void
+smtp_session_leave(struct smtp_session *s)
+{
+	ASSERT(s->depth > 0);
+	if (--s->depth == 0 && s->dead)
+		smtp_session_destroy(s);
+}
+
+static void
+smtp_session_step(struct smtp_session *s, const struct smtp_event *ev)
+{
+	struct smtp_action act;
+
+	smtp_client_step(s->fsm, ev, &act);
+	smtp_session_act(s, &act);
+}
+
+/* Feed an event that carries no line. */
+static void
+smtp_session_post(struct smtp_session *s, enum smtp_event_type type,
+    enum smtp_error err, const char *text)
+{
+	struct smtp_event ev = { .type = type, .error = err, .text = text };
+
+	smtp_session_step(s, &ev);
+}
+
+static void
+smtp_session_arm(struct smtp_session *s, unsigned ms)
+{
+	struct timeval tv = {
+		.tv_sec = (time_t)(ms / 1000),
+		.tv_usec = (suseconds_t)(ms % 1000 * 1000),
+	};
+
+	s->timer_ms = ms;
+	evtimer_add(s->timer, &tv);
+}
+
+/*
+ * Text of the OpenSSL errors libevent saw on bev, else of errno when what
+ * says BEV_EVENT_ERROR (after an EOF errno is stale), else none.
+ */
+static void
+smtp_session_io_text(
+    struct smtp_session *s, short what, char *dst, size_t len, const char *none)
+{
+	unsigned long e;
+	size_t used = 0;
+	int err = (what & BEV_EVENT_ERROR) ? EVUTIL_SOCKET_ERROR() : 0;
+
+	dst[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(s->bev)) != 0) {
+		/* libevent also queues the SSL_get_error() code: no library. */
+		if (ERR_GET_LIB(e) == 0)
+			continue;
+		if (used > 0 && used + 2 < len) {
+			memcpy(dst + used, "; ", 3);
+			used += 2;
+		}
+		if (used + 1 < len)
+			ERR_error_string_n(e, dst + used, len - used);
+		used += strlen(dst + used);
+	}
+	if (dst[0] != '\0')
+		return;
+	if (err != 0 && err != EAGAIN && err != EINPROGRESS)
+		smtp_reply_sanitize(
+		    dst, len, strerror(err), strlen(strerror(err)));
+	else
+		smtp_reply_sanitize(dst, len, none, strlen(none));
+}
+
+/*
+ * Take the next complete line out of the input into line (without its line
+ * end, NUL-terminated). Returns 1 with *n set, 0 when no complete line is
+ * there yet, -1 when the line is over the cap, finished or not: a peer that
+ * never sends CRLF must not make us buffer forever.
+ */
+static int
+smtp_session_next_line(struct smtp_session *s, char *line, size_t *n)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr eol;
+	size_t eol_len;
+
+	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_CRLF);
+	*n = eol.pos < 0 ? evbuffer_get_length(in) : (size_t)eol.pos;
+	if (*n > SMTP_REPLY_LINE_MAX)
+		return -1;
+	if (eol.pos < 0)
+		return 0;
+	evbuffer_remove(in, line, *n);
+	evbuffer_drain(in, eol_len);
+	line[*n] = '\0';
+	return 1;
+}
+
+static void
+smtp_session_trace_line(struct smtp_session *s, const char *line, size_t n)
+{
+	char safe[SMTP_REPLY_LINE_MAX + 1];
+
+	if (!log_trace_on(LOG_CAT_SMTP))
+		return;
+	smtp_reply_sanitize(safe, sizeof(safe), line, n);
+	log_trace(LOG_CAT_SMTP, "%s < %s", s->id, safe);
+}
+
+/* Feed complete lines to the machine until it stops wanting them. */
+static void
+smtp_session_read_lines(struct smtp_session *s)
+{
+	char line[SMTP_REPLY_LINE_MAX + 1];
+	struct smtp_event ev = { .type = SMTP_EV_LINE, .line = line };
+	int rc;
+
+	while (!s->dead && !s->closed &&
+	    smtp_client_phase(s->fsm) != SMTP_PHASE_TLS_HANDSHAKE) {
+		if ((rc = smtp_session_next_line(s, line, &ev.len)) == 0)
+			return;
+		if (rc == -1) {
+			smtp_session_post(s, SMTP_EV_ERROR, SMTP_ERR_PROTOCOL,
+			    "reply line too long");
+			return;
+		}
+		smtp_session_trace_line(s, line, ev.len);
+		smtp_session_step(s, &ev);
+	}
+}
+
+static void
+smtp_session_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_session_enter(s);
+	smtp_session_read_lines(s);
+	smtp_session_leave(s);
+}
+
+static void
+smtp_session_tls_connected(struct smtp_session *s)
+{
+	bool ok = true;
+
+	s->ssl = bufferevent_openssl_get_ssl(s->bev);
+	log_trace(LOG_CAT_SMTP, "%s: TLS established: %s %s", s->id,
+	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
+	if (s->p.on_tls != NULL)
+		ok = s->p.on_tls(s, s->ssl, s->p.arg);
+	if (s->dead)
+		return;
+	smtp_session_post(s, ok ? SMTP_EV_TLS_DONE : SMTP_EV_TLS_REJECTED,
+	    SMTP_ERR_NONE, NULL);
+}
+
+/* EOF or error on the connection: classify it by where we were. */
+static void
+smtp_session_io_error(struct smtp_session *s, short what)
+{
+	char text[256];
+
+	switch (smtp_client_phase(s->fsm)) {
+	case SMTP_PHASE_CONNECT:
+		smtp_session_io_text(
+		    s, what, text, sizeof(text), "connect failed");
+		smtp_session_post(
+		    s, SMTP_EV_ERROR, SMTP_ERR_CONNECT_REFUSED, text);
+		break;
+	case SMTP_PHASE_TLS_HANDSHAKE:
+		smtp_session_io_text(s, what, text, sizeof(text),
+		    "connection closed during the TLS handshake");
+		smtp_session_post(
+		    s, SMTP_EV_ERROR, SMTP_ERR_TLS_HANDSHAKE, text);
+		break;
+	default:
+		smtp_session_io_text(s, what, text, sizeof(text),
+		    "connection closed by the peer");
+		smtp_session_post(s, SMTP_EV_CLOSED, SMTP_ERR_CLOSED, text);
+		break;
+	}
+}
+
+static void
+smtp_session_on_event(struct smtp_session *s, short what)
+{
+	if (s->dead || s->closed)
+		return;
+	if ((what & BEV_EVENT_CONNECTED) &&
+	    smtp_client_phase(s->fsm) == SMTP_PHASE_CONNECT) {
+		log_trace(LOG_CAT_SMTP, "%s: connected", s->id);
+		smtp_session_post(s, SMTP_EV_CONNECTED, SMTP_ERR_NONE, NULL);
+	} else if (what & BEV_EVENT_CONNECTED)
+		smtp_session_tls_connected(s);
+	else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		/* Lines that came with the EOF still count. */
+		if (what & BEV_EVENT_EOF)
+			smtp_session_read_lines(s);
+		if (!s->dead && !s->closed)
+			smtp_session_io_error(s, what);
+	}
+}
+
+static void
+smtp_session_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_session_enter(s);
+	smtp_session_on_event(s, what);
+	smtp_session_leave(s);
+}
+
+static void
+smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	char text[128];
+
+	smtp_session_enter(s);
+	snprintf(text, sizeof(text), "no progress in %s within %u ms",
+	    smtp_phase_str(smtp_client_phase(s->fsm)), s->timer_ms);
+	smtp_session_post(s, SMTP_EV_TIMEOUT, SMTP_ERR_TIMEOUT, text);
+	smtp_session_leave(s);
+}
+
+static void
+smtp_session_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+	const struct smtp_result *res = smtp_client_result(s->fsm);
+
+	smtp_session_enter(s);
+	log_trace(LOG_CAT_SMTP, "%s: done: error=%s phase=%s", s->id,
+	    smtp_error_str(res->error), smtp_phase_str(res->phase));
+	if (s->p.on_done != NULL)
+		s->p.on_done(s, res, s->p.arg);
+	smtp_session_leave(s);
+}
+
+static void
+smtp_session_setup_bev(struct smtp_session *s)
+{
+	bufferevent_setcb(
+	    s->bev, smtp_session_read_cb, NULL, smtp_session_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_SESSION_READ_HIGH);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+}
+
+/* RFC 3207 §4: the server said 220; the next bytes are TLS. */
+static void
+smtp_session_starttls(struct smtp_session *s)
+{
+	struct bufferevent *tls;
+	SSL *ssl;
+
+	/*
+	 * Anything after the 220 was sent before TLS but would be read as if
+	 * it came over TLS: a response injection (CVE-2011-0411 style).
+	 */
+	if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+		smtp_session_post(s, SMTP_EV_ERROR, SMTP_ERR_PROTOCOL,
+		    "data after the 220 reply to STARTTLS");
+		return;
+	}
+	ssl = s->p.tls_new != NULL ? s->p.tls_new(s->p.arg) : NULL;
+	if (s->dead) {
+		SSL_free(ssl);
+		return;
+	}
+	if (ssl == NULL) {
+		smtp_session_post(s, SMTP_EV_ERROR, SMTP_ERR_TLS_HANDSHAKE,
+		    "no TLS context for STARTTLS");
+		return;
+	}
+	/* With CLOSE_ON_FREE the filter owns ssl and the socket bufferevent. */
+	tls = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
+	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tls == NULL)
+		panic("bufferevent_openssl_filter_new: out of memory");
+	/* Servers often close without close_notify after QUIT. */
+	bufferevent_openssl_set_allow_dirty_shutdown(tls, 1);
+	s->bev = tls;
+	smtp_session_setup_bev(s);
+}
+
+static void
+smtp_session_send(struct smtp_session *s, const struct smtp_action *a)
+{
+	log_trace(LOG_CAT_SMTP, "%s > %.*s", s->id, (int)(a->len - 2), a->data);
+	bufferevent_write(s->bev, a->data, a->len);
+}
+
+static unsigned
+smtp_session_timer_ms(const struct smtp_session *s, enum smtp_timer t)
+{
+	return t == SMTP_TIMER_GREETING ? s->p.greeting_timeout_ms :
+	                                  s->p.command_timeout_ms;
+}
+
+/* Carry out what the machine decided. */
+static void
+smtp_session_act(struct smtp_session *s, const struct smtp_action *a)
+{
+	if (a->timer != SMTP_TIMER_NONE)
+		smtp_session_arm(s, smtp_session_timer_ms(s, a->timer));
+	switch (a->type) {
+	case SMTP_ACT_NONE:
+	case SMTP_ACT_WAIT:
+		break;
+	case SMTP_ACT_SEND:
+		smtp_session_send(s, a);
+		break;
+	case SMTP_ACT_START_TLS:
+		smtp_session_starttls(s);
+		break;
+	case SMTP_ACT_READY:
+		evtimer_del(s->timer);
+		if (s->p.on_ready != NULL)
+			s->p.on_ready(s, s->p.arg);
+		break;
+	case SMTP_ACT_CLOSE:
+		evtimer_del(s->timer);
+		s->closed = true;
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		event_active(s->done_ev, EV_TIMEOUT, 0);
+		break;
+	}
+}
+
+/* "smtp [192.0.2.1]:25" for trace lines. */
+static char *
+smtp_session_default_id(const struct sockaddr *sa, socklen_t len)
+{
+	char host[NI_MAXHOST], serv[NI_MAXSERV];
+
+	if (getnameinfo(sa, len, host, sizeof(host), serv, sizeof(serv),
+	        NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+		return xstrdup("smtp [?]");
+	return xasprintf("smtp [%s]:%s", host, serv);
+}
+
+static void
+smtp_session_copy_params(
+    struct smtp_session *s, const struct smtp_session_params *p)
+{
+	ASSERT(p->addr != NULL && p->addrlen <= sizeof(s->addr));
+	s->p = *p;
+	memcpy(&s->addr, p->addr, p->addrlen);
+	s->p.addr = (const struct sockaddr *)&s->addr;
+	s->helo = xstrdup(p->helo_name != NULL ? p->helo_name : "localhost");
+	s->p.helo_name = s->helo;
+	s->id = p->log_id != NULL ?
+	    xstrdup(p->log_id) :
+	    smtp_session_default_id(p->addr, p->addrlen);
+	s->p.log_id = s->id;
+	/* Every wait has a deadline: 0 means the default, never "forever". */
+	if (s->p.connect_timeout_ms == 0)
+		s->p.connect_timeout_ms = SMTP_SESSION_CONNECT_MS;
+	if (s->p.greeting_timeout_ms == 0)
+		s->p.greeting_timeout_ms = SMTP_SESSION_GREETING_MS;
+	if (s->p.command_timeout_ms == 0)
+		s->p.command_timeout_ms = SMTP_SESSION_COMMAND_MS;
+}
+
+struct smtp_session *
+smtp_session_start(struct event_base *base, const struct smtp_session_params *p)
+{
+	struct smtp_session *s = xcalloc(1, sizeof(*s));
+
+	s->base = base;
+	smtp_session_copy_params(s, p);
+	s->fsm = smtp_client_new(s->id, s->helo, p->tls_mode);
+	s->timer = evtimer_new(base, smtp_session_timer_cb, s);
+	s->done_ev = evtimer_new(base, smtp_session_done_cb, s);
+	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (s->timer == NULL || s->done_ev == NULL || s->bev == NULL)
+		panic("smtp_session_start: out of memory");
+	smtp_session_setup_bev(s);
+	smtp_session_arm(s, s->p.connect_timeout_ms);
+	log_trace(LOG_CAT_SMTP, "%s: connecting", s->id);
+	/*
+	 * An immediate failure may already have run the event callback; the
+	 * machine then ignores this second report. Either way on_done waits
+	 * for the loop (done_ev), never runs from here.
+	 */
+	smtp_session_enter(s);
+	if (bufferevent_socket_connect(s->bev, s->p.addr, (int)s->p.addrlen) ==
+	        -1 &&
+	    !s->closed) {
+		char text[256];
+
+		smtp_session_io_text(
+		    s, BEV_EVENT_ERROR, text, sizeof(text), "connect failed");
+		smtp_session_post(
+		    s, SMTP_EV_ERROR, SMTP_ERR_CONNECT_REFUSED, text);
+	}
+	/* No caller code ran, so nobody can have freed s. */
+	ASSERT(!s->dead);
+	s->depth--;
+	return s;
+}
+
+void
+smtp_session_quit(struct smtp_session *s)
+{
+	if (s->dead || s->closed)
+		return;
+	smtp_session_enter(s);
+	smtp_session_post(s, SMTP_EV_QUIT, SMTP_ERR_NONE, NULL);
+	smtp_session_leave(s);
+}
+
+const struct smtp_ehlo *
+smtp_session_ehlo(const struct smtp_session *s)
+{
+	return smtp_client_ehlo(s->fsm);
+}
+
+size_t
+smtp_session_ehlo_count(const struct smtp_session *s)
+{
+	return smtp_ehlo_count(smtp_client_ehlo(s->fsm));
+}
+
+const char *
+smtp_session_ehlo_line(const struct smtp_session *s, size_t i)
+{
+	const struct smtp_ehlo *e = smtp_client_ehlo(s->fsm);
+
+	return i < smtp_ehlo_count(e) ? smtp_ehlo_line(e, i) : NULL;
+}
+
+const struct smtp_result *
+smtp_session_result(const struct smtp_session *s)
+{
+	return smtp_client_result(s->fsm);
+}
+
+SSL *
+smtp_session_ssl(const struct smtp_session *s)
+{
+	return s->ssl;
+}
+
+void
+smtp_session_free(struct smtp_session *s)
+{
+	if (s == NULL)
+		return;
+	if (s->depth > 0) {
+		/* Inside one of our callbacks: the outermost one frees it. */
+		s->dead = true;
+		evtimer_del(s->timer);
+		event_del(s->done_ev);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		return;
+	}
+	smtp_session_destroy(s);
+}

@@ -1,0 +1,140 @@
+/*
+ * test_core: buf caps, cursor parsers, hex, lists, outcomes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/outcome.h"
+#include "core/str.h"
+#include "t.h"
+
+static void
+buf_cap_refuses_overflow(void)
+{
+	struct buf b;
+
+	buf_init(&b, 8);
+	T_CHECK(buf_adds(&b, "1234") == 0);
+	T_CHECK(buf_adds(&b, "5678") == 0);
+	T_CHECK(buf_addc(&b, '9') == -1);
+	T_CHECK(b.len == 8);
+	T_STREQ(buf_cstr(&b), "12345678");
+	T_CHECK(buf_printf(&b, "%d", 1) == -1);
+	buf_reset(&b);
+	T_CHECK(buf_printf(&b, "%s-%d", "ab", 7) == 0);
+	T_STREQ(buf_cstr(&b), "ab-7");
+	buf_free(&b);
+	T_STREQ(buf_cstr(&b), "");
+}
+
+static void
+buf_printf_long(void)
+{
+	struct buf b;
+	char big[600];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	buf_init(&b, 1000);
+	T_CHECK(buf_printf(&b, "%s", big) == 0);
+	T_CHECK(b.len == sizeof(big) - 1);
+	T_CHECK(buf_printf(&b, "%s", big) == -1);
+	free(buf_steal(&b));
+}
+
+static void
+str_uint_table(void)
+{
+	static const struct {
+		const char *in;
+		uint64_t min, max;
+		int rc;
+		uint64_t out;
+	} cases[] = {
+		{ "0", 0, 10, 0, 0 },
+		{ "10", 0, 10, 0, 10 },
+		{ "11", 0, 10, -1, 0 },
+		{ "", 0, 10, -1, 0 },
+		{ "-1", 0, 10, -1, 0 },
+		{ "5x", 0, 10, -1, 0 },
+		{ "65535", 1, 65535, 0, 65535 },
+		{ "99999999999999999999999", 0, UINT64_MAX, -1, 0 },
+		{ "0", 1, 5, -1, 0 },
+	};
+	size_t i;
+	uint64_t v;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = 0;
+		T_CHECK(str_to_uint(cases[i].in, cases[i].min, cases[i].max,
+		    &v) == cases[i].rc);
+		if (cases[i].rc == 0)
+			T_CHECK(v == cases[i].out);
+	}
+}
+
+static void
+str_list_split(void)
+{
+	size_t n;
+	char **v = str_split_list(" a, b  c,,d ", &n);
+
+	T_CHECK(n == 4);
+	T_STREQ(v[0], "a");
+	T_STREQ(v[3], "d");
+	T_CHECK(v[4] == NULL);
+	str_vec_free(v);
+	v = str_split_list("", &n);
+	T_CHECK(n == 0 && v[0] == NULL);
+	str_vec_free(v);
+}
+
+static void
+str_hex_roundtrip(void)
+{
+	static const uint8_t bytes[] = { 0x00, 0xab, 0xff, 0x10 };
+	char *hex = str_hex(bytes, sizeof(bytes));
+	uint8_t *back;
+	size_t n;
+
+	T_STREQ(hex, "00abff10");
+	back = str_unhex("00ABff10", &n);
+	T_CHECK(back != NULL && n == 4 && memcmp(back, bytes, 4) == 0);
+	free(back);
+	T_CHECK(str_unhex("abc", &n) == NULL);
+	T_CHECK(str_unhex("zz", &n) == NULL);
+	free(hex);
+}
+
+static void
+outcome_classes(void)
+{
+	struct outcome o;
+
+	outcome_ok(&o);
+	T_CHECK(outcome_is_ok(&o));
+	T_STREQ(o.status, "2.0.0");
+	outcome_set(&o, OUTCOME_TEMP, "4.7.324", RT_DNSSEC_INVALID, "x %d", 1);
+	T_STREQ(result_type_str(o.rt), "dnssec-invalid");
+	T_STREQ(o.text, "x 1");
+	outcome_make_permanent(&o);
+	T_STREQ(o.status, "5.7.324");
+	T_CHECK(o.cls == OUTCOME_PERM);
+	T_CHECK(result_type_str(RT_NONE) == NULL);
+	T_STREQ(result_type_str(RT_TLSA_INVALID), "tlsa-invalid");
+	T_STREQ(result_type_str(RT_CERTIFICATE_HOST_MISMATCH),
+	    "certificate-host-mismatch");
+}
+
+int
+main(void)
+{
+	T_RUN(buf_cap_refuses_overflow);
+	T_RUN(buf_printf_long);
+	T_RUN(str_uint_table);
+	T_RUN(str_list_split);
+	T_RUN(str_hex_roundtrip);
+	T_RUN(outcome_classes);
+	T_EXIT();
+}

@@ -1,0 +1,380 @@
+#!/usr/bin/python3
+"""The local test world of danerelay: a private DNSSEC tree served by NSD and
+a set of SMTP receivers, all on 127.0.0.0/8 high ports, built from
+scenarios.json.
+
+  /usr/bin/python3 tests/world/world.py up DIR [--dns-port 15353] [--smtp-port 12525]
+  /usr/bin/python3 tests/world/world.py down DIR
+
+See docs/TEST-WORLD.md.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import dnszones  # noqa: E402
+from dnszones import NS_ADDR, NS_NAME, WorldError, Zone, absolute  # noqa: E402
+from pki import Pki, association  # noqa: E402
+
+SCENARIOS = os.path.join(HERE, "scenarios.json")
+READY_TIMEOUT = 10.0
+# The fixed top of the tree.  The root and test. have split KSK/ZSK; the
+# second TLD example. uses algorithm 8 (RSASHA256).
+STATIC_ZONES = {
+    ".": {"split_keys": True, "records": ["%s A %s" % (NS_NAME, NS_ADDR)]},
+    "test": {"split_keys": True, "records": ["ns A %s" % NS_ADDR]},
+    "example": {"alg": 8, "split_keys": True, "records": []},
+}
+PLACEHOLDER = re.compile(r"\{(\w+)(?::([^}]*))?\}")
+
+
+def load_scenarios(path=SCENARIOS):
+    with open(path) as f:
+        scenarios = json.load(f)
+    names = [s["name"] for s in scenarios]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise WorldError("duplicate scenario names: %s" % sorted(dup))
+    return scenarios
+
+
+# ---------------------------------------------------------------- planning
+
+class Plan:
+    """Hosts with their addresses, and zones with placeholders expanded."""
+
+    def __init__(self, scenarios, smtp_port, pki):
+        self.smtp_port = smtp_port
+        self.pki = pki
+        self.hosts = {}
+        for s in scenarios:
+            for name, spec in s.get("hosts", {}).items():
+                self._add_host(s["name"], name, spec)
+        self.zones = [self._zone(n, spec) for n, spec in self._zone_specs(scenarios)]
+        dnszones.link_parents(self.zones)
+
+    def _add_host(self, scenario, name, spec):
+        if name in self.hosts:
+            raise WorldError("host %s declared twice" % name)
+        n = len(self.hosts)
+        # 127.10.0.0/16, skipping .0 and .255 octets for the reader's sanity
+        ip = "127.10.%d.%d" % (n // 250, n % 250 + 1)
+        host = {"name": name, "ip": ip, "scenario": scenario,
+                "mode": spec.get("mode", "smtp"),
+                "starttls": spec.get("starttls", True)}
+        if host["mode"] == "smtp" and host["starttls"] is not False:
+            cert = dict(spec.get("cert", {}))
+            cert.setdefault("chain", spec.get("chain"))
+            host["chain"], host["key"], host["chain_len"] = \
+                self.pki.issue(name, cert)
+            host["leaf_sha256"] = association(self.pki.leaves[name], 0, 1)
+            host["cert"] = cert
+        self.hosts[name] = host
+
+    def _zone_specs(self, scenarios):
+        specs = list(STATIC_ZONES.items())
+        for s in scenarios:
+            specs += list(s.get("zones", {}).items())
+        names = [n.rstrip(".") for n, _ in specs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise WorldError("zones declared twice: %s" % sorted(dup))
+        return specs
+
+    def _zone(self, name, spec):
+        origin = "." if name == "." else name.rstrip(".") + "."
+        records = [self._record(line, origin) for line in spec.get("records", [])]
+        decoys = {}
+        for key, decoy in spec.get("tamper", {}).items():
+            owner, rtype = key.split()
+            owner = absolute(self.expand(owner, origin), origin)
+            decoys[(owner, rtype.upper())] = self.expand(decoy, origin)
+        return Zone(name, spec, records, decoys)
+
+    def _record(self, line, origin):
+        owner, rtype, rdata = self.expand(line, origin).split(None, 2)
+        return absolute(owner, origin), rtype.upper(), rdata
+
+    def expand(self, text, origin):
+        """Replace {port}, {ip:HOST}, {assoc:S M:REF}, {rand:N} in text."""
+        def sub(m):
+            what, arg = m.group(1), m.group(2)
+            if what == "port":
+                return str(self.smtp_port)
+            if what == "ip":
+                return self.hosts[self.host_ref(arg, origin)]["ip"]
+            if what == "assoc":
+                sm, ref = arg.split(":")
+                sel, mtype = (int(x) for x in sm.split())
+                ref = ref if ref.startswith("@") else self.host_ref(ref, origin)
+                return association(self.pki.cert(ref), sel, mtype)
+            if what == "rand":
+                return os.urandom(int(arg)).hex()
+            raise WorldError("unknown placeholder %s" % m.group(0))
+        return PLACEHOLDER.sub(sub, text)
+
+    def host_ref(self, ref, origin):
+        """A host named absolutely, or relative to the zone's origin."""
+        for cand in (ref.rstrip("."), ref + "." + origin.rstrip(".")):
+            if cand in self.hosts:
+                return cand
+        raise WorldError("unknown host %r in zone %s" % (ref, origin))
+
+
+# ---------------------------------------------------------------- processes
+
+def pid_alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def group_members(pgid):
+    """Live processes of a process group (zombies don't count)."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                out.append(int(entry))
+    return out
+
+
+def ours(pid, world_dir):
+    """Only signal a pid whose command line names this world's DIR, so a
+    recycled pid is never hit."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return world_dir.encode() in f.read()
+    except FileNotFoundError:
+        return False
+
+
+def stop_group(pgid, world_dir):
+    if not ours(pgid, world_dir):
+        return
+    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not group_members(pgid):
+                return
+            time.sleep(0.05)
+
+
+def down(world_dir):
+    rundir = os.path.join(world_dir, "run")
+    if not os.path.isdir(rundir):
+        return
+    for name in sorted(os.listdir(rundir)):
+        if name.endswith(".pid"):
+            with open(os.path.join(rundir, name)) as f:
+                stop_group(int(f.read().strip()), world_dir)
+            os.unlink(os.path.join(rundir, name))
+
+
+def spawn(name, cmd, world_dir):
+    """Start a daemon in its own session (so `down` can stop its whole
+    process group), output to DIR/run/NAME.log, pid to DIR/run/NAME.pid."""
+    rundir = os.path.join(world_dir, "run")
+    log = open(os.path.join(rundir, name + ".log"), "wb")
+    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                         stderr=subprocess.STDOUT, start_new_session=True)
+    with open(os.path.join(rundir, name + ".pid"), "w") as f:
+        f.write("%d\n" % p.pid)
+    return p
+
+
+def wait_until(proc, name, world_dir, ready):
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise WorldError("%s exited with %d:\n%s" % (
+                name, proc.returncode, read_log(world_dir, name)))
+        if ready():
+            return
+        time.sleep(0.05)
+    raise WorldError("%s not ready after %ss:\n%s" % (
+        name, READY_TIMEOUT, read_log(world_dir, name)))
+
+
+def read_log(world_dir, name):
+    """The daemon's own output, plus NSD's log file for nsd."""
+    paths = [os.path.join(world_dir, "run", name + ".log")]
+    if name == "nsd":
+        paths.append(os.path.join(world_dir, "nsd", "nsd.log"))
+    text = ""
+    for path in paths:
+        if os.path.exists(path):
+            with open(path) as f:
+                text += f.read()
+    return text
+
+
+# ---------------------------------------------------------------- DNS probe
+
+def dns_rcode(name, qtype, port, timeout=0.3):
+    """Minimal UDP query to NSD: (rcode, authoritative) or None."""
+    qid = random.randrange(65536)
+    labels = [lab for lab in name.rstrip(".").split(".") if lab]
+    qname = b"".join(bytes([len(lab)]) + lab.encode() for lab in labels)
+    pkt = struct.pack(">HHHHHH", qid, 0, 1, 0, 0, 0) + qname + b"\0" + \
+        struct.pack(">HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        try:
+            s.sendto(pkt, (NS_ADDR, port))
+            data = s.recv(4096)
+        except OSError:
+            return None
+    if len(data) < 12 or struct.unpack(">H", data[:2])[0] != qid:
+        return None
+    return data[3] & 0x0F, bool(data[2] & 0x04)
+
+
+def zones_answer(zones, port):
+    """True when every zone gives what it should: SOA with AA, or SERVFAIL
+    for the zones deliberately left unloadable."""
+    for z in zones:
+        want = (2, False) if z.servfail else (0, True)
+        if dns_rcode(z.name, 6, port) != want:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- files
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def write_anchors(world_dir, root):
+    """root.ds (zone-file DS, for danerelay) and root.anchors (named.conf
+    trust-anchors syntax, which is what delv -a reads)."""
+    ds = [line.split() for line in root.ds]
+    write(os.path.join(world_dir, "root.ds"),
+          "".join(".\t3600\tIN\tDS\t%s\n" % " ".join(p[3:]) for p in ds))
+    body = "".join('\t. static-ds %s %s %s "%s";\n' % tuple(p[3:7]) for p in ds)
+    write(os.path.join(world_dir, "root.anchors"),
+          "trust-anchors {\n%s};\n" % body)
+
+
+def write_conf(world_dir, dns_port, smtp_port):
+    write(os.path.join(world_dir, "danerelay.conf"), (
+        "[dns]\n"
+        "root_servers = %s@%d\n"
+        "trust_anchor_file = %s/root.ds\n"
+        "\n"
+        "[delivery]\n"
+        "port = %d\n"
+        "connect_timeout = 3\n"
+        "greeting_timeout = 5\n"
+        "command_timeout = 5\n") % (NS_ADDR, dns_port, world_dir, smtp_port))
+
+
+def write_hosts(world_dir, plan):
+    write(os.path.join(world_dir, "hosts.json"), json.dumps(
+        {"smtp_port": plan.smtp_port, "hosts": list(plan.hosts.values())},
+        indent=1))
+
+
+# ---------------------------------------------------------------- up
+
+def fresh_dir(world_dir):
+    down(world_dir)
+    if os.path.isdir(world_dir):
+        for entry in os.listdir(world_dir):
+            path = os.path.join(world_dir, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    for sub in ("run", "nsd", "zones", "keys", "certs", "mail"):
+        os.makedirs(os.path.join(world_dir, sub), exist_ok=True)
+
+
+def start_nsd(world_dir, plan, dns_port):
+    conf = os.path.join(world_dir, "nsd", "nsd.conf")
+    write(conf, dnszones.nsd_conf(world_dir, plan.zones, dns_port))
+    dnszones.run(["nsd-checkconf", conf])
+    proc = spawn("nsd", ["nsd", "-d", "-c", conf], world_dir)
+    wait_until(proc, "nsd", world_dir,
+               lambda: zones_answer(plan.zones, dns_port))
+
+
+def start_receivers(world_dir):
+    ready = os.path.join(world_dir, "run", "receivers.ready")
+    proc = spawn("receivers", [sys.executable, os.path.join(HERE, "receivers.py"),
+                               world_dir], world_dir)
+    wait_until(proc, "receivers", world_dir, lambda: os.path.exists(ready))
+
+
+def up(world_dir, dns_port, smtp_port):
+    started = time.monotonic()
+    fresh_dir(world_dir)
+    pki = Pki(os.path.join(world_dir, "certs"))
+    plan = Plan(load_scenarios(), smtp_port, pki)
+    dnszones.build_tree(plan.zones, os.path.join(world_dir, "zones"),
+                        os.path.join(world_dir, "keys"))
+    write_anchors(world_dir, plan.zones[0])
+    write_conf(world_dir, dns_port, smtp_port)
+    write_hosts(world_dir, plan)
+    write(os.path.join(world_dir, "world.json"), json.dumps(
+        {"dir": world_dir, "dns": "%s@%d" % (NS_ADDR, dns_port),
+         "dns_port": dns_port, "smtp_port": smtp_port}, indent=1))
+    try:
+        start_nsd(world_dir, plan, dns_port)
+        start_receivers(world_dir)
+    except WorldError:
+        down(world_dir)
+        raise
+    print("world up in %s: dns %s@%d, %d zones, %d hosts, smtp port %d (%.1fs)"
+          % (world_dir, NS_ADDR, dns_port, len(plan.zones), len(plan.hosts),
+             smtp_port, time.monotonic() - started))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("action", choices=["up", "down"])
+    ap.add_argument("dir")
+    ap.add_argument("--dns-port", type=int, default=15353)
+    ap.add_argument("--smtp-port", type=int, default=12525)
+    args = ap.parse_args(argv)
+    world_dir = os.path.abspath(args.dir)
+    try:
+        if args.action == "up":
+            os.makedirs(world_dir, exist_ok=True)
+            up(world_dir, args.dns_port, args.smtp_port)
+        else:
+            down(world_dir)
+    except WorldError as e:
+        print("world.py: %s" % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
