@@ -71,9 +71,8 @@ touch_answer(const struct dns_answer *a)
 	const char *s;
 
 	sink += (size_t)dns_answer_status(a) + (size_t)dns_answer_sec(a) +
-	    dns_answer_ttl(a) +
-	    (size_t)dns_answer_rcode(a) + dns_answer_nxdomain(a) +
-	    dns_answer_nodata(a) + dns_answer_qtype(a);
+	    dns_answer_ttl(a) + (size_t)dns_answer_rcode(a) +
+	    dns_answer_nxdomain(a) + dns_answer_nodata(a) + dns_answer_qtype(a);
 	sink += strlen(dns_answer_qname(a)) + strlen(dns_answer_canonname(a));
 	if ((s = dns_answer_error(a)) != NULL)
 		sink += strlen(s);

@@ -194,8 +194,8 @@ check_text_host(const struct check_tty *t, const struct check_host *h,
 	if (dane_host_base(dh) != NULL && dane_host_level(dh) == DANE_LEVEL_AUTH) {
 		char **n = dane_host_refnames(dh);
 
-		fprintf(t->fp, "      %-8s TLSA base %s; DANE-TA names:", "names",
-		    dane_host_base(dh));
+		fprintf(t->fp, "      %-8s TLSA base %s; names accepted under "
+		    "DANE-TA:", "names", dane_host_base(dh));
 		for (i = 0; n != NULL && n[i] != NULL; i++)
 			fprintf(t->fp, " %s", n[i]);
 		fprintf(t->fp, "\n");
@@ -206,6 +206,43 @@ check_text_host(const struct check_tty *t, const struct check_host *h,
 		fprintf(t->fp, "      %s%-8s %s %s%s\n", check_col(t, C_RED),
 		    "fail", h->outcome.status, h->outcome.text,
 		    check_col(t, C_OFF));
+}
+
+/* Who has to act on a failure, in one line. */
+static const char *
+check_fix_hint(const struct outcome *o)
+{
+	switch (o->rt) {
+	case RT_DNSSEC_INVALID:
+		return "the DNS operator of the zone named above must fix its "
+		    "DNSSEC (signatures, DS records, or a failing name server)";
+	case RT_TLSA_INVALID:
+		return "the MX operator must publish TLSA records that match the "
+		    "certificate the server presents (see unpublished-match), or "
+		    "serve the certificate the records describe";
+	case RT_CERTIFICATE_HOST_MISMATCH:
+		return "the MX operator must use a certificate naming the MX host "
+		    "(or the domain) as its trust anchor issues it";
+	case RT_CERTIFICATE_EXPIRED:
+		return "the MX operator must renew the certificate chain";
+	case RT_STARTTLS_NOT_SUPPORTED:
+		return "the MX operator must enable STARTTLS, or remove the TLSA "
+		    "records if TLS cannot be offered";
+	case RT_VALIDATION_FAILURE:
+		return "the MX operator must fix the TLS configuration of the "
+		    "server";
+	default:
+		break;
+	}
+	if (strncmp(o->status, "4.4.", 4) == 0)
+		return "the MX host or its DNS is unreachable or broken; the "
+		    "receiving domain's operator must fix it (or it is a "
+		    "network problem on this side)";
+	if (strcmp(o->status, "5.1.10") == 0)
+		return "nothing: the domain states it accepts no mail";
+	if (strcmp(o->status, "5.1.2") == 0)
+		return "the sender: the address's domain does not exist";
+	return NULL;
 }
 
 static void
@@ -222,8 +259,11 @@ check_text_header(const struct check_tty *t, const struct check_domain *d,
 	if (d->deliver_to != NULL)
 		fprintf(t->fp, "; delivers to %s", d->deliver_to->name);
 	fprintf(t->fp, "\n");
-	if (!outcome_is_ok(&d->outcome))
+	if (!outcome_is_ok(&d->outcome)) {
 		fprintf(t->fp, "  why: %s\n", d->outcome.text);
+		if (check_fix_hint(&d->outcome) != NULL)
+			fprintf(t->fp, "  fix: %s\n", check_fix_hint(&d->outcome));
+	}
 	fprintf(t->fp, "  resolver: %s; trust anchor %s; %s\n",
 	    ri->selftest_error == NULL ? "validating (root DNSKEY secure)" :
 	    ri->selftest_error, ri->trust_anchor, ri->upstream);

@@ -89,6 +89,13 @@ cmd_check_parse(int argc, char **argv, struct cmd_check_args *a)
 		fprintf(stderr, "danerelay check: no domain given\n");
 		return -1;
 	}
+	for (ch = optind; ch < argc; ch++) {
+		if (dns_name_check(argv[ch]) != NULL) {
+			fprintf(stderr, "danerelay check: '%s' is not a domain "
+			    "name: %s\n", argv[ch], dns_name_check(argv[ch]));
+			return -1;
+		}
+	}
 	return 0;
 }
 

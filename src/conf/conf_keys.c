@@ -30,6 +30,19 @@ check_addr_list(const char *value)
 	return err;
 }
 
+/* A host name for EHLO: letters, digits, '-', '.', at most 255 octets. */
+static const char *
+check_hostname(const char *value)
+{
+	if (strlen(value) > 255)
+		return "host name longer than 255 characters";
+	if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-.") != strlen(value))
+		return "host name with characters other than letters, digits, "
+		    "'-' and '.'";
+	return NULL;
+}
+
 /* RFC 7671 §9 digest agility: the order of preference of matching types. */
 static const char *
 check_digests(const char *value)
@@ -70,7 +83,7 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_DELIVERY_PORT, "delivery", "port", CONF_T_INT, "25", 1, 65535,
 	    NULL, "destination SMTP port (also the _PORT._tcp TLSA prefix)" },
 	{ CONF_DELIVERY_HELO_NAME, "delivery", "helo_name", CONF_T_STR, NULL,
-	    0, 0, NULL, "name sent in EHLO (default: the host name)" },
+	    0, 0, check_hostname, "name sent in EHLO (default: the host name)" },
 	{ CONF_DELIVERY_CONNECT_TIMEOUT, "delivery", "connect_timeout",
 	    CONF_T_DURATION, "30s", 1, 3600, NULL, "TCP connect deadline" },
 	{ CONF_DELIVERY_GREETING_TIMEOUT, "delivery", "greeting_timeout",

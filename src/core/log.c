@@ -77,6 +77,9 @@ log_trace_on(enum log_cat cat)
 	return (log_cats & (unsigned)cat) != 0;
 }
 
+static void log_vwrite(const char *, const char *, va_list, int)
+    __attribute__((format(printf, 2, 0)));
+
 static void
 log_vwrite(const char *tag, const char *fmt, va_list ap, int err)
 {

@@ -117,7 +117,10 @@ dane_tlsa_new(const struct dns_answer *a, char **digests)
 			data = NULL;
 			r->why = "malformed: TLSA rdata shorter than 3 bytes";
 		}
-		r->data = xmemdup(data != NULL ? data : (const uint8_t *)"", len + 1);
+		/* One spare byte so that empty data still has an address. */
+		r->data = xmalloc(len + 1);
+		if (len > 0)
+			memcpy(r->data, data, len);
 		r->rec.data = r->data;
 		r->rec.len = len;
 		if (r->why == NULL)

@@ -63,8 +63,9 @@ struct dns_options {
 
 /*
  * Create a resolver on base. Returns new (caller frees with
- * dns_resolver_free), or NULL with *errstr set (static or new string:
- * caller frees with free()).
+ * dns_resolver_free, before event_base_free(base)), or NULL with *errstr
+ * set to a new string (caller frees with free()). The trust anchors are
+ * loaded here, so a bad trust_anchor_file fails now, not at the first query.
  *
  * root_servers replaces the real root servers (private trees, labs, tests):
  * libunbound's built-in special-use local zones (test., invalid., ...) are
@@ -78,24 +79,34 @@ struct dns_options {
 struct dns_resolver *dns_resolver_new(struct event_base *base,
     const struct dns_options *opt, char **errstr);
 
-/* Cancels pending queries without calling their callbacks. NULL is fine. */
+/*
+ * Cancels pending queries without calling their callbacks. NULL is fine.
+ * May be called from inside a dns_cb.
+ */
 void dns_resolver_free(struct dns_resolver *r);
 
 /*
  * Called once per query with the answer (never NULL). The callee owns the
  * answer and frees it with dns_answer_free(). The query handle is invalid
- * once the callback runs.
+ * once the callback runs. Callbacks run from the top of the event loop,
+ * never nested inside libunbound or dns_query(), so they may start
+ * queries, cancel other queries or free the resolver.
  */
 typedef void dns_cb(struct dns_answer *a, void *arg);
 
 /*
- * Start a lookup of name/type. Returns a handle usable for cancellation; the
- * callback is never called from within dns_query() itself.
+ * Start a lookup of name/type. Returns a handle usable for cancellation
+ * (never NULL); the callback is never called from within dns_query()
+ * itself. A name failing dns_name_check() is answered DNS_ERR_OTHER.
+ * Trailing dot and case do not matter: the answer's qname is canonical.
  */
 struct dns_query *dns_query(struct dns_resolver *r, const char *name,
     uint16_t type, dns_cb *cb, void *arg);
 
-/* Cancel a pending query; its callback will not be called. */
+/*
+ * Cancel a pending query; its callback will not be called. NULL is fine;
+ * a handle whose callback already ran must not be passed.
+ */
 void dns_query_cancel(struct dns_query *q);
 
 /*
@@ -111,16 +122,30 @@ struct dns_query *dns_selftest(struct dns_resolver *r, dns_cb *cb, void *arg);
  */
 const char *dns_selftest_explain(const struct dns_answer *a);
 
-void dns_answer_free(struct dns_answer *a);
+void dns_answer_free(struct dns_answer *a);     /* NULL is fine */
 
+/*
+ * Accessors; strings are borrowed, valid until dns_answer_free(). Only a
+ * DNS_OK answer has records, a CNAME chain, a denial kind or a TTL: data
+ * from a bogus answer is never exposed. Answers without validated data
+ * (every error but DNS_ERR_BOGUS) have sec DNS_SEC_INDETERMINATE.
+ * TTLs are what libunbound reports: the remaining TTL when it answers from
+ * its cache.
+ */
 const char *dns_answer_qname(const struct dns_answer *a);
 uint16_t dns_answer_qtype(const struct dns_answer *a);
 enum dns_status dns_answer_status(const struct dns_answer *a);
 enum dns_sec dns_answer_sec(const struct dns_answer *a);
-int dns_answer_rcode(const struct dns_answer *a);          /* 0 NOERROR, 3 NXDOMAIN, ... */
-uint32_t dns_answer_ttl(const struct dns_answer *a);       /* smallest TTL of the answer RRs */
+/* 0 NOERROR, 3 NXDOMAIN, ...; -1 when there is none (timeout, bad name). */
+int dns_answer_rcode(const struct dns_answer *a);
+/*
+ * Smallest TTL of the answer RRs; for a negative answer the SOA's TTL
+ * capped by its MINIMUM (RFC 2308 §5); 0 for errors.
+ */
+uint32_t dns_answer_ttl(const struct dns_answer *a);
 const char *dns_answer_why_bogus(const struct dns_answer *a);  /* NULL unless bogus */
-const char *dns_answer_error(const struct dns_answer *a);  /* human text of a non-OK status */
+/* Human text of a non-OK status; NULL when the status is DNS_OK. */
+const char *dns_answer_error(const struct dns_answer *a);
 bool dns_answer_nxdomain(const struct dns_answer *a);
 bool dns_answer_nodata(const struct dns_answer *a);         /* NOERROR, no RR of qtype */
 
@@ -147,17 +172,23 @@ int dns_answer_addr_str(const struct dns_answer *a, size_t i, char *out,
     size_t outlen);
 int dns_answer_tlsa(const struct dns_answer *a, size_t i, uint8_t *usage,
     uint8_t *selector, uint8_t *mtype, const uint8_t **data, size_t *len);
-/* TXT: character-strings concatenated, in a new string (caller frees). */
+/*
+ * TXT: character-strings concatenated, in a new string (caller frees);
+ * NULL if record i is not TXT, is malformed or holds a NUL byte.
+ */
 char *dns_answer_txt(const struct dns_answer *a, size_t i);
 
 const char *dns_sec_str(enum dns_sec sec);        /* "secure", ... */
-const char *dns_status_str(enum dns_status st);   /* "ok", "bogus", "servfail", ... */
-const char *dns_type_str(uint16_t type);          /* "MX", "TYPE65280" (static buffer for unknown) */
+/* "ok", "bogus", "servfail", "timeout", "malformed", "other" */
+const char *dns_status_str(enum dns_status st);
+/* "MX", "TYPE65280" (static buffer for unknown types: not reentrant) */
+const char *dns_type_str(uint16_t type);
 
 /*
  * Check that name is a syntactically valid domain name for a query
- * (length limits of RFC 1035 §2.3.4, no empty labels). NULL when fine,
- * otherwise a static error text.
+ * (length limits of RFC 1035 §2.3.4, no empty labels; one trailing dot is
+ * allowed, "." is the root; no backslash escapes, spaces, control
+ * characters or zone-file specials " ( ) ; $ @). NULL when fine, otherwise a static error text.
  */
 const char *dns_name_check(const char *name);
 

@@ -20,29 +20,29 @@
 #include "core/xmalloc.h"
 #include "dns/dns_packet.h"
 
-#define CNAME_CHAIN_MAX  32
-#define TXT_MAX          65535
-#define TYPE_NSEC        47
-#define TYPE_NSEC3       50
-#define CLASS_IN         1
-#define RCODE_NOERROR    0
-#define RCODE_SERVFAIL   2
-#define RCODE_NXDOMAIN   3
+#define CNAME_CHAIN_MAX 32
+#define TXT_MAX         65535
+#define TYPE_NSEC       47
+#define TYPE_NSEC3      50
+#define CLASS_IN        1
+#define RCODE_NOERROR   0
+#define RCODE_SERVFAIL  2
+#define RCODE_NXDOMAIN  3
 
 struct dns_answer {
 	char *qname;
 	uint16_t qtype;
 	enum dns_status status;
 	enum dns_sec sec;
-	int rcode;                      /* -1: no DNS rcode known */
+	int rcode; /* -1: no DNS rcode known */
 	uint32_t ttl;
 	char *why_bogus;
-	char *error;                    /* NULL when status is DNS_OK */
+	char *error; /* NULL when status is DNS_OK */
 	struct dns_packet *pkt;
-	const struct dns_rr **cname;    /* chain links, in order */
+	const struct dns_rr **cname; /* chain links, in order */
 	size_t ncname;
-	const char *canon;              /* qname, or the last link's target */
-	const struct dns_rr **rec;      /* qtype records owned by canon */
+	const char *canon;         /* qname, or the last link's target */
+	const struct dns_rr **rec; /* qtype records owned by canon */
 	size_t nrec;
 	const char *denial;
 };
@@ -86,8 +86,8 @@ answer_fail(struct dns_answer *a, enum dns_status st, char *text)
 }
 
 struct dns_answer *
-dns_answer_new_error(const char *qname, uint16_t qtype, enum dns_status st,
-    const char *text)
+dns_answer_new_error(
+    const char *qname, uint16_t qtype, enum dns_status st, const char *text)
 {
 	ASSERT(st != DNS_OK);
 	return answer_fail(answer_new(qname, qtype), st, xstrdup(text));
@@ -151,9 +151,8 @@ answer_records(struct dns_answer *a)
 	for (size_t i = 0; i < n; i++) {
 		const struct dns_rr *rr = dns_packet_rr(a->pkt, i);
 
-		if (rr->section == DNS_SECTION_ANSWER &&
-		    rr->type == a->qtype && rr->rclass == CLASS_IN &&
-		    strcmp(rr->owner, a->canon) == 0)
+		if (rr->section == DNS_SECTION_ANSWER && rr->type == a->qtype &&
+		    rr->rclass == CLASS_IN && strcmp(rr->owner, a->canon) == 0)
 			a->rec[a->nrec++] = rr;
 	}
 }
@@ -176,8 +175,9 @@ answer_ttl(struct dns_answer *a)
 			seen = true;
 		} else if (rr->section == DNS_SECTION_AUTHORITY &&
 		    rr->type == DNS_TYPE_SOA && !neg_seen) {
-			neg = rr->ttl < rr->soa_minimum ? rr->ttl :
-			    rr->soa_minimum;
+			neg = rr->ttl;
+			if (rr->soa_minimum < neg)
+				neg = rr->soa_minimum;
 			neg_seen = true;
 		}
 	}
@@ -206,40 +206,45 @@ static struct dns_answer *
 answer_views(struct dns_answer *a)
 {
 	if (answer_chain(a) == -1)
-		return answer_fail(a, DNS_ERR_MALFORMED, xasprintf(
-		    "malformed answer: CNAME loop or chain longer than %d "
-		    "from %s", CNAME_CHAIN_MAX, a->qname));
+		return answer_fail(a, DNS_ERR_MALFORMED,
+		    xstrdup("malformed answer: CNAME loop or overlong chain"));
 	answer_records(a);
 	answer_ttl(a);
 	answer_denial(a);
 	return a;
 }
 
+/* A failing rcode: SERVFAIL, or another one (REFUSED, NOTIMP, ...). */
+static struct dns_answer *
+answer_rcode_fail(struct dns_answer *a)
+{
+	char *text;
+
+	if (a->rcode == RCODE_SERVFAIL)
+		return answer_fail(
+		    a, DNS_ERR_SERVFAIL, xstrdup("server failure (SERVFAIL)"));
+	text =
+	    xasprintf("DNS error %s (rcode %d)", rcode_str(a->rcode), a->rcode);
+	return answer_fail(a, DNS_ERR_OTHER, text);
+}
+
 static struct dns_answer *
 answer_rcode(struct dns_answer *a)
 {
-	switch (a->rcode) {
-	case RCODE_NOERROR:
-	case RCODE_NXDOMAIN:
+	if (a->rcode == RCODE_NOERROR || a->rcode == RCODE_NXDOMAIN)
 		return answer_views(a);
-	case RCODE_SERVFAIL:
-		return answer_fail(a, DNS_ERR_SERVFAIL,
-		    xstrdup("server failure (SERVFAIL)"));
-	default:
-		return answer_fail(a, DNS_ERR_OTHER, xasprintf(
-		    "DNS error %s (rcode %d)", rcode_str(a->rcode), a->rcode));
-	}
+	return answer_rcode_fail(a);
 }
 
-/* sec 1: RFC 7672 §2.1.1, a bogus answer is a lookup error, whatever the rcode. */
+/* RFC 7672 §2.1.1: a bogus answer is a lookup error, whatever its rcode. */
 static struct dns_answer *
 answer_bogus(struct dns_answer *a, const char *why_bogus)
 {
 	a->sec = DNS_SEC_BOGUS;
-	a->why_bogus = xstrdup(why_bogus != NULL ? why_bogus :
-	    "validation failed");
-	return answer_fail(a, DNS_ERR_BOGUS, xasprintf(
-	    "DNSSEC validation failed: %s", a->why_bogus));
+	a->why_bogus =
+	    xstrdup(why_bogus != NULL ? why_bogus : "validation failed");
+	return answer_fail(a, DNS_ERR_BOGUS,
+	    xasprintf("DNSSEC validation failed: %s", a->why_bogus));
 }
 
 struct dns_answer *
@@ -252,11 +257,7 @@ dns_answer_new_unbound(const char *qname, uint16_t qtype, int err,
 	if (err != 0) {
 		/* libunbound's rcode argument: no packet worth reading. */
 		a->rcode = err;
-		if (err == RCODE_SERVFAIL)
-			return answer_fail(a, DNS_ERR_SERVFAIL, xstrdup(
-			    "server failure (SERVFAIL)"));
-		return answer_fail(a, DNS_ERR_OTHER, xasprintf(
-		    "DNS error %s (rcode %d)", rcode_str(err), err));
+		return answer_rcode_fail(a);
 	}
 	if (pkt != NULL && len > 0)
 		a->pkt = dns_packet_parse(pkt, (size_t)len, &perr);
@@ -265,13 +266,13 @@ dns_answer_new_unbound(const char *qname, uint16_t qtype, int err,
 	if (sec == 1)
 		return answer_bogus(a, why_bogus);
 	if (a->pkt == NULL)
-		return answer_fail(a, DNS_ERR_MALFORMED, xasprintf(
-		    "malformed answer: %s", perr));
+		return answer_fail(a, DNS_ERR_MALFORMED,
+		    xasprintf("malformed answer: %s", perr));
 	a->sec = sec == 2 ? DNS_SEC_SECURE : DNS_SEC_INSECURE;
 	if (strcmp(dns_packet_qname(a->pkt), a->qname) != 0 ||
 	    dns_packet_qtype(a->pkt) != qtype)
-		return answer_fail(a, DNS_ERR_MALFORMED, xstrdup(
-		    "malformed answer: the question does not match the query"));
+		return answer_fail(a, DNS_ERR_MALFORMED,
+		    xstrdup("malformed answer: not for the question asked"));
 	return answer_rcode(a);
 }
 
@@ -346,8 +347,7 @@ dns_answer_nxdomain(const struct dns_answer *a)
 bool
 dns_answer_nodata(const struct dns_answer *a)
 {
-	return a->status == DNS_OK && a->rcode == RCODE_NOERROR &&
-	    a->nrec == 0;
+	return a->status == DNS_OK && a->rcode == RCODE_NOERROR && a->nrec == 0;
 }
 
 const char *
@@ -406,8 +406,8 @@ dns_answer_rdata(const struct dns_answer *a, size_t i, size_t *len)
 }
 
 int
-dns_answer_mx(const struct dns_answer *a, size_t i, uint16_t *pref,
-    const char **host)
+dns_answer_mx(
+    const struct dns_answer *a, size_t i, uint16_t *pref, const char **host)
 {
 	const struct dns_rr *rr = answer_rec(a, i, DNS_TYPE_MX);
 
@@ -445,8 +445,8 @@ dns_answer_addr(const struct dns_answer *a, size_t i,
 }
 
 int
-dns_answer_addr_str(const struct dns_answer *a, size_t i, char *out,
-    size_t outlen)
+dns_answer_addr_str(
+    const struct dns_answer *a, size_t i, char *out, size_t outlen)
 {
 	const struct dns_rr *rr;
 	int af;

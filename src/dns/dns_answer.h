@@ -25,7 +25,7 @@ struct dns_answer *dns_answer_new_unbound(const char *qname, uint16_t qtype,
  * error. st must not be DNS_OK; text is the human reason (copied).
  * Returns new, caller frees with dns_answer_free().
  */
-struct dns_answer *dns_answer_new_error(const char *qname, uint16_t qtype,
-    enum dns_status st, const char *text);
+struct dns_answer *dns_answer_new_error(
+    const char *qname, uint16_t qtype, enum dns_status st, const char *text);
 
 #endif

@@ -12,12 +12,13 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 
-#define NAME_WIRE_MAX  255     /* RFC 1035 §2.3.4 */
-#define LABEL_MAX      63
+#define NAME_WIRE_MAX 255 /* RFC 1035 §2.3.4 */
+#define LABEL_MAX     63
 
 /*
- * Escapes are refused: every name we query is a host or domain name, and
- * answers are compared with names the packet parser spells canonically.
+ * Escapes and the characters the packet parser would escape (zone-file
+ * specials) are refused: every name we query is a host or domain name,
+ * and answers are compared with the parser's canonical spelling.
  */
 static const char *
 name_label_check(const char *p, size_t n)
@@ -29,7 +30,7 @@ name_label_check(const char *p, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 
-		if (c <= 0x20 || c >= 0x7f || c == '\\')
+		if (c <= 0x20 || c >= 0x7f || strchr("\\\"();$@", c) != NULL)
 			return "invalid character in name";
 	}
 	return NULL;

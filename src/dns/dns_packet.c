@@ -17,24 +17,24 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 
-#define HDR_LEN         12
-#define NAME_WIRE_MAX   255                 /* RFC 1035 §2.3.4 */
-#define NAME_TEXT_MAX   (NAME_WIRE_MAX * 4 + 2)  /* every octet as \DDD */
-#define PTR_HOPS_MAX    128
-#define RR_FIXED_LEN    10                  /* type, class, ttl, rdlength */
-#define RR_MIN_LEN      (1 + RR_FIXED_LEN)  /* root owner, no rdata */
+#define HDR_LEN       12
+#define NAME_WIRE_MAX 255                     /* RFC 1035 §2.3.4 */
+#define NAME_TEXT_MAX (NAME_WIRE_MAX * 4 + 2) /* every octet as \DDD */
+#define PTR_HOPS_MAX  128
+#define RR_FIXED_LEN  10                 /* type, class, ttl, rdlength */
+#define RR_MIN_LEN    (1 + RR_FIXED_LEN) /* root owner, no rdata */
 
-#define TYPE_A          1
-#define TYPE_NS         2
-#define TYPE_CNAME      5
-#define TYPE_SOA        6
-#define TYPE_MX         15
-#define TYPE_AAAA       28
-#define TYPE_OPT        41
-#define CLASS_IN        1
+#define TYPE_A     1
+#define TYPE_NS    2
+#define TYPE_CNAME 5
+#define TYPE_SOA   6
+#define TYPE_MX    15
+#define TYPE_AAAA  28
+#define TYPE_OPT   41
+#define CLASS_IN   1
 
 struct dns_packet {
-	uint8_t *wire;          /* private copy; rr[].rdata points into it */
+	uint8_t *wire; /* private copy; rr[].rdata points into it */
 	size_t len;
 	int rcode;
 	char *qname;
@@ -92,8 +92,8 @@ name_put_octet(char *out, size_t o, uint8_t c)
 
 /* Follow a compression pointer at off (RFC 1035 §4.1.4). */
 static const char *
-name_follow(const struct cur *c, size_t off, size_t *target, size_t *limit,
-    int *hops)
+name_follow(
+    const struct cur *c, size_t off, size_t *target, size_t *limit, int *hops)
 {
 	size_t t;
 
@@ -210,7 +210,7 @@ rdata_soa(struct cur *c, size_t end, struct dns_rr *rr)
 	return NULL;
 }
 
-/* OPT: once, in the additional section, owned by the root (RFC 6891 §6.1.1). */
+/* OPT: once, in the additional section, owner root (RFC 6891 §6.1.1). */
 static const char *
 rdata_opt(struct dns_packet *p, struct dns_rr *rr)
 {

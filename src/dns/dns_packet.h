@@ -28,7 +28,7 @@ struct dns_rr {
 	uint16_t rdlen;
 	char *target;                /* CNAME/MX/NS target name, else NULL */
 	uint16_t pref;               /* MX preference */
-	uint32_t soa_minimum;        /* SOA MINIMUM field (RFC 2308 §5), else 0 */
+	uint32_t soa_minimum;        /* SOA MINIMUM (RFC 2308 §5), else 0 */
 };
 
 /*
@@ -47,6 +47,7 @@ int dns_packet_rcode(const struct dns_packet *p);
 const char *dns_packet_qname(const struct dns_packet *p);
 uint16_t dns_packet_qtype(const struct dns_packet *p);
 size_t dns_packet_rr_count(const struct dns_packet *p);
-const struct dns_rr *dns_packet_rr(const struct dns_packet *p, size_t i);  /* NULL if i >= count */
+/* Record i, answer then authority then additional; NULL if i >= count. */
+const struct dns_rr *dns_packet_rr(const struct dns_packet *p, size_t i);
 
 #endif

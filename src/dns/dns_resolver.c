@@ -37,20 +37,20 @@
 #include "dns/dns_name.h"
 #include "dns/dns_setup.h"
 
-#define DEFAULT_TIMEOUT_MS  30000
-#define CLASS_IN            1
+#define DEFAULT_TIMEOUT_MS 30000
+#define CLASS_IN           1
 
 struct dns_query {
 	TAILQ_ENTRY(dns_query) entry;
 	struct dns_resolver *r;
-	char *name;                     /* normalized */
+	char *name; /* normalized */
 	uint16_t type;
 	dns_cb *cb;
 	void *arg;
-	struct event *timer;            /* deadline, then delivery */
-	struct dns_answer *answer;      /* set once known */
+	struct event *timer;       /* deadline, then delivery */
+	struct dns_answer *answer; /* set once known */
 	int async_id;
-	bool ub_pending;                /* libunbound holds a pointer to us */
+	bool ub_pending; /* libunbound holds a pointer to us */
 };
 
 struct dns_resolver {
@@ -87,8 +87,10 @@ query_trace(const struct dns_query *q, const struct dns_answer *a)
 {
 	if (!log_trace_on(LOG_CAT_DNS))
 		return;
-	log_trace(LOG_CAT_DNS, "dns: %s/%s status=%s sec=%s rcode=%d "
-	    "count=%zu ttl=%u%s%s", q->name, dns_type_str(q->type),
+	log_trace(LOG_CAT_DNS,
+	    "dns: %s/%s status=%s sec=%s rcode=%d "
+	    "count=%zu ttl=%u%s%s",
+	    q->name, dns_type_str(q->type),
 	    dns_status_str(dns_answer_status(a)),
 	    dns_sec_str(dns_answer_sec(a)), dns_answer_rcode(a),
 	    dns_answer_count(a), (unsigned)dns_answer_ttl(a),
@@ -107,10 +109,9 @@ query_timer_cb(evutil_socket_t fd, short what, void *arg)
 	char *text;
 
 	if (a == NULL) {
-		text = xasprintf("no answer within %u ms",
-		    q->r->timeout_ms);
-		a = dns_answer_new_error(q->name, q->type, DNS_ERR_TIMEOUT,
-		    text);
+		text = xasprintf("no answer within %u ms", q->r->timeout_ms);
+		a = dns_answer_new_error(
+		    q->name, q->type, DNS_ERR_TIMEOUT, text);
 		free(text);
 	}
 	q->answer = NULL;
@@ -135,14 +136,16 @@ query_answer(struct dns_query *q, struct dns_answer *a)
  * stores the answer.
  */
 static void
-query_ub_cb(void *arg, int rcode, void *pkt, int len, int sec,
-    char *why_bogus, int was_ratelimited)
+query_ub_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why_bogus,
+    int was_ratelimited)
 {
 	struct dns_query *q = arg;
+	struct dns_answer *a;
 
 	q->ub_pending = false;
-	query_answer(q, dns_answer_new_unbound(q->name, q->type, rcode, pkt,
-	    len, sec, why_bogus));
+	a = dns_answer_new_unbound(
+	    q->name, q->type, rcode, pkt, len, sec, why_bogus);
+	query_answer(q, a);
 }
 
 /* Fail q with text (takes ownership). */
@@ -154,8 +157,8 @@ query_fail(struct dns_query *q, enum dns_status st, char *text)
 }
 
 struct dns_query *
-dns_query(struct dns_resolver *r, const char *name, uint16_t type,
-    dns_cb *cb, void *arg)
+dns_query(struct dns_resolver *r, const char *name, uint16_t type, dns_cb *cb,
+    void *arg)
 {
 	struct dns_query *q = xcalloc(1, sizeof(*q));
 	struct timeval tv;
@@ -171,19 +174,18 @@ dns_query(struct dns_resolver *r, const char *name, uint16_t type,
 	TAILQ_INSERT_TAIL(&r->queries, q, entry);
 	if ((err = dns_name_check(name)) != NULL) {
 		q->name = xstrdup(name != NULL ? name : "");
-		query_fail(q, DNS_ERR_OTHER,
-		    xasprintf("bad query name: %s", err));
+		query_fail(
+		    q, DNS_ERR_OTHER, xasprintf("bad query name: %s", err));
 		return q;
 	}
 	q->name = dns_name_normalize(name);
 	tv.tv_sec = r->timeout_ms / 1000;
 	tv.tv_usec = (suseconds_t)(r->timeout_ms % 1000) * 1000;
 	evtimer_add(q->timer, &tv);
-	log_trace(LOG_CAT_DNS, "dns: query %s/%s", q->name,
-	    dns_type_str(type));
+	log_trace(LOG_CAT_DNS, "dns: query %s/%s", q->name, dns_type_str(type));
 	q->ub_pending = true;
-	rc = ub_resolve_event(r->ctx, q->name, type, CLASS_IN, q, query_ub_cb,
-	    &q->async_id);
+	rc = ub_resolve_event(
+	    r->ctx, q->name, type, CLASS_IN, q, query_ub_cb, &q->async_id);
 	if (rc != 0) {
 		q->ub_pending = false;
 		query_fail(q, DNS_ERR_OTHER,
@@ -232,8 +234,8 @@ resolver_finalize(struct ub_ctx *ctx, char **errstr)
 }
 
 struct dns_resolver *
-dns_resolver_new(struct event_base *base, const struct dns_options *opt,
-    char **errstr)
+dns_resolver_new(
+    struct event_base *base, const struct dns_options *opt, char **errstr)
 {
 	struct dns_resolver *r;
 	struct ub_ctx *ctx;
@@ -251,8 +253,8 @@ dns_resolver_new(struct event_base *base, const struct dns_options *opt,
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	r->ctx = ctx;
-	r->timeout_ms = opt->timeout_ms != 0 ? opt->timeout_ms :
-	    DEFAULT_TIMEOUT_MS;
+	r->timeout_ms =
+	    opt->timeout_ms != 0 ? opt->timeout_ms : DEFAULT_TIMEOUT_MS;
 	TAILQ_INIT(&r->queries);
 	return r;
 }

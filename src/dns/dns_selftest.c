@@ -23,23 +23,23 @@ selftest_error(enum dns_status st)
 	switch (st) {
 	case DNS_ERR_BOGUS:
 		return "the resolver cannot validate: the root DNSKEY RRset "
-		    "is bogus; the trust anchor does not match the root "
-		    "keys, the system clock is wrong, or an upstream "
-		    "tampers with DNSSEC records";
+		       "is bogus; the trust anchor does not match the root "
+		       "keys, the system clock is wrong, or an upstream "
+		       "tampers with DNSSEC records";
 	case DNS_ERR_SERVFAIL:
 		return "the resolver cannot validate: the root DNSKEY lookup "
-		    "failed with SERVFAIL; the root servers or forwarders "
-		    "are unreachable or the trust anchor cannot be primed";
+		       "failed with SERVFAIL; the root servers or forwarders "
+		       "are unreachable or the trust anchor cannot be primed";
 	case DNS_ERR_TIMEOUT:
 		return "the resolver cannot validate: the root DNSKEY lookup "
-		    "timed out; no root server or forwarder answered (is DNS "
-		    "to them blocked?)";
+		       "timed out; no root server or forwarder answered (is DNS "
+		       "to them blocked?)";
 	case DNS_ERR_MALFORMED:
 		return "the resolver cannot validate: the root DNSKEY answer "
-		    "was malformed";
+		       "was malformed";
 	default:
 		return "the resolver cannot validate: the root DNSKEY lookup "
-		    "failed (refused or a resolver error)";
+		       "failed (refused or a resolver error)";
 	}
 }
 
@@ -53,10 +53,10 @@ dns_selftest_explain(const struct dns_answer *a)
 		return selftest_error(dns_answer_status(a));
 	if (dns_answer_sec(a) != DNS_SEC_SECURE)
 		return "the resolver cannot validate: the root DNSKEY RRset "
-		    "came back insecure; there is no trust anchor for the "
-		    "root, or an upstream strips RRSIGs";
+		       "came back insecure; there is no trust anchor for the "
+		       "root, or an upstream strips RRSIGs";
 	if (dns_answer_count(a) == 0)
 		return "the resolver cannot validate: the root zone has no "
-		    "DNSKEY records";
+		       "DNSKEY records";
 	return NULL;
 }

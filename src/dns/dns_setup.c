@@ -20,6 +20,8 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 
+#define NITEMS(a) (sizeof(a) / sizeof((a)[0]))
+
 /*
  * IANA root zone KSKs as DS records: KSK-2017 (tag 20326) and KSK-2024
  * (tag 38696), from https://data.iana.org/root-anchors/root-anchors.xml
@@ -96,14 +98,14 @@ setup_list_set(char **v)
 }
 
 static int
-setup_option(struct ub_ctx *ctx, const char *opt, const char *val,
-    char **errstr)
+setup_option(
+    struct ub_ctx *ctx, const char *opt, const char *val, char **errstr)
 {
 	int rc = ub_ctx_set_option(ctx, opt, val);
 
 	if (rc != 0) {
-		*errstr = xasprintf("libunbound option %s %s: %s", opt, val,
-		    ub_strerror(rc));
+		*errstr = xasprintf(
+		    "libunbound option %s %s: %s", opt, val, ub_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -115,8 +117,8 @@ setup_drop(struct ub_ctx *ctx, const char *zone, char **errstr)
 	int rc = ub_ctx_zone_remove(ctx, zone);
 
 	if (rc != 0) {
-		*errstr = xasprintf("cannot remove libunbound local zone %s: "
-		    "%s", zone, ub_strerror(rc));
+		*errstr = xasprintf(
+		    "cannot remove local zone %s: %s", zone, ub_strerror(rc));
 		return -1;
 	}
 	return 0;
@@ -141,14 +143,13 @@ setup_drop_ranges(struct ub_ctx *ctx, char **errstr)
 }
 
 int
-dns_setup_finish(struct ub_ctx *ctx, const struct dns_options *opt,
-    char **errstr)
+dns_setup_finish(
+    struct ub_ctx *ctx, const struct dns_options *opt, char **errstr)
 {
 	if (!setup_list_set(opt->root_servers))
 		return 0;
 	/* A private root: no special-use zone may shadow its names. */
-	for (size_t i = 0; i < sizeof(special_zones) / sizeof(*special_zones);
-	    i++)
+	for (size_t i = 0; i < NITEMS(special_zones); i++)
 		if (setup_drop(ctx, special_zones[i], errstr) == -1)
 			return -1;
 	return setup_drop_ranges(ctx, errstr);
@@ -175,8 +176,9 @@ setup_check_servers(char **v, const char *what, bool *all53, char **errstr)
 	*all53 = true;
 	for (size_t i = 0; v[i] != NULL; i++) {
 		if (dns_setup_server(v[i], &port) == -1) {
-			*errstr = xasprintf("bad %s address \"%s\": expected "
-			    "an IP address with an optional @PORT", what, v[i]);
+			*errstr = xasprintf("bad %s address \"%s\": %s", what,
+			    v[i],
+			    "expected an IP address with an optional @PORT");
 			return -1;
 		}
 		if (port != 53)
@@ -188,8 +190,8 @@ setup_check_servers(char **v, const char *what, bool *all53, char **errstr)
 static int
 setup_add(struct ub_ctx *ctx, const char *s, bool stub, char **errstr)
 {
-	int rc = stub ? ub_ctx_set_stub(ctx, ".", s, 0) :
-	    ub_ctx_set_fwd(ctx, s);
+	int rc =
+	    stub ? ub_ctx_set_stub(ctx, ".", s, 0) : ub_ctx_set_fwd(ctx, s);
 
 	if (rc != 0) {
 		*errstr = xasprintf("libunbound rejected server \"%s\": %s", s,
@@ -237,11 +239,10 @@ setup_anchors_builtin(struct ub_ctx *ctx, char **errstr)
 {
 	int rc;
 
-	for (size_t i = 0; i < sizeof(root_anchors) / sizeof(*root_anchors);
-	    i++) {
+	for (size_t i = 0; i < NITEMS(root_anchors); i++) {
 		if ((rc = ub_ctx_add_ta(ctx, root_anchors[i])) != 0) {
-			*errstr = xasprintf("cannot set the root trust "
-			    "anchors: %s", ub_strerror(rc));
+			*errstr = xasprintf(
+			    "cannot set the root anchors: %s", ub_strerror(rc));
 			return -1;
 		}
 	}
@@ -264,22 +265,23 @@ setup_anchors(struct ub_ctx *ctx, const char *file, char **errstr)
 	}
 	fclose(f);
 	if ((rc = ub_ctx_add_ta_file(ctx, file)) != 0) {
-		*errstr = xasprintf("trust anchor file %s: %s", file,
-		    ub_strerror(rc));
+		*errstr = xasprintf(
+		    "trust anchor file %s: %s", file, ub_strerror(rc));
 		return -1;
 	}
 	return 0;
 }
 
 int
-dns_setup_apply(struct ub_ctx *ctx, const struct dns_options *opt,
-    char **errstr)
+dns_setup_apply(
+    struct ub_ctx *ctx, const struct dns_options *opt, char **errstr)
 {
 	bool roots = setup_list_set(opt->root_servers);
 	bool fwds = setup_list_set(opt->forwarders);
 
 	if (roots && fwds) {
-		*errstr = xstrdup("root_servers and forwarders cannot both "
+		*errstr = xstrdup(
+		    "root_servers and forwarders cannot both "
 		    "be set: use root_servers for a private tree, forwarders "
 		    "for a recursive resolver");
 		return -1;

@@ -22,15 +22,15 @@ int dns_setup_server(const char *s, uint16_t *port);
  * root servers or forwarders and the options they imply. Returns 0, or -1
  * with *errstr (new, caller frees).
  */
-int dns_setup_apply(struct ub_ctx *ctx, const struct dns_options *opt,
-    char **errstr);
+int dns_setup_apply(
+    struct ub_ctx *ctx, const struct dns_options *opt, char **errstr);
 
 /*
  * Complete the setup on the finalized context (after the first
  * ub_ctx_zone_remove() or query): with root_servers, drop libunbound's
  * built-in special-use local zones. Returns 0, or -1 with *errstr (new).
  */
-int dns_setup_finish(struct ub_ctx *ctx, const struct dns_options *opt,
-    char **errstr);
+int dns_setup_finish(
+    struct ub_ctx *ctx, const struct dns_options *opt, char **errstr);
 
 #endif
