@@ -114,7 +114,7 @@ static char *
 cmd_check_upstream(const struct conf *c)
 {
 	char **roots = conf_list(c, CONF_DNS_ROOT_SERVERS);
-	char **fwd = conf_list(c, CONF_DNS_FORWARDERS);
+	char **fwd = conf_list(c, CONF_DNS_FORWARDERS), **list;
 	struct buf b;
 	size_t i;
 
@@ -125,8 +125,9 @@ cmd_check_upstream(const struct conf *c)
 		buf_adds(&b, "forwarders");
 	else
 		buf_adds(&b, "full recursion from the real root servers");
-	for (i = 0; roots[i] != NULL || fwd[i] != NULL; i++)
-		buf_printf(&b, " %s", roots[0] != NULL ? roots[i] : fwd[i]);
+	list = roots[0] != NULL ? roots : fwd;
+	for (i = 0; list[i] != NULL; i++)
+		buf_printf(&b, " %s", list[i]);
 	return buf_steal(&b);
 }
 
@@ -230,11 +231,16 @@ cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
 	SSL_CTX *ctx;
 	int i, rc;
 
-	if (base == NULL || (r = cmd_check_resolver(base, c)) == NULL)
+	if (base == NULL)
 		return CHECK_EXIT_ERROR;
+	if ((r = cmd_check_resolver(base, c)) == NULL) {
+		event_base_free(base);
+		return CHECK_EXIT_ERROR;
+	}
 	if ((ctx = tls_client_ctx_new(a->opts.digests, &err)) == NULL) {
 		fprintf(stderr, "danerelay check: TLS: %s\n", err);
 		dns_resolver_free(r);
+		event_base_free(base);
 		return CHECK_EXIT_ERROR;
 	}
 	upstream = cmd_check_upstream(c);

@@ -10,6 +10,8 @@ See docs/TEST-WORLD.md.
 """
 
 import argparse
+import contextlib
+import fcntl
 import json
 import os
 import random
@@ -317,6 +319,11 @@ def fresh_dir(world_dir):
 
 
 def start_nsd(world_dir, plan, dns_port):
+    # NSD sets SO_REUSEADDR, so a second world on the same UDP port would
+    # start "fine" and split the queries with the first one: refuse instead.
+    if dns_rcode(".", 6, dns_port) is not None:
+        raise WorldError("something already answers DNS at %s@%d (another "
+                         "world? use --dns-port)" % (NS_ADDR, dns_port))
     conf = os.path.join(world_dir, "nsd", "nsd.conf")
     write(conf, dnszones.nsd_conf(world_dir, plan.zones, dns_port))
     dnszones.run(["nsd-checkconf", conf])
@@ -356,6 +363,18 @@ def up(world_dir, dns_port, smtp_port):
              smtp_port, time.monotonic() - started))
 
 
+@contextlib.contextmanager
+def locked(world_dir):
+    """Serialise up/down on one DIR: two overlapping runs would delete each
+    other's pid files and orphan daemons."""
+    fd = os.open(world_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("action", choices=["up", "down"])
@@ -365,11 +384,12 @@ def main(argv=None):
     args = ap.parse_args(argv)
     world_dir = os.path.abspath(args.dir)
     try:
-        if args.action == "up":
-            os.makedirs(world_dir, exist_ok=True)
-            up(world_dir, args.dns_port, args.smtp_port)
-        else:
-            down(world_dir)
+        os.makedirs(world_dir, exist_ok=True)
+        with locked(world_dir):
+            if args.action == "up":
+                up(world_dir, args.dns_port, args.smtp_port)
+            else:
+                down(world_dir)
     except WorldError as e:
         print("world.py: %s" % e, file=sys.stderr)
         return 1
