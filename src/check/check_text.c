@@ -174,6 +174,49 @@ check_text_conn(const struct check_tty *t, const struct check_host *h,
 		    check_col(t, C_OFF));
 }
 
+/* A passing host in two lines: what DNS said, what TLS did. */
+static void
+check_text_host_brief(const struct check_tty *t, const struct check_host *h)
+{
+	const struct dane_host *dh = h->dh;
+	const struct dane_tlsa *tl = dane_host_tlsa(dh);
+	const struct check_conn *c = NULL;
+	size_t i;
+
+	fprintf(t->fp, "      %-8s", "dns");
+	for (i = 0; i < dane_host_addr_count(dh) && i < 4; i++)
+		fprintf(t->fp, "%s%s", i == 0 ? " " : ", ",
+		    dane_host_addr_str(dh, i));
+	fprintf(t->fp, " (%s)", dane_host_addr_secure(dh) ? "secure" :
+	    "insecure");
+	if (tl != NULL)
+		fprintf(t->fp, "; TLSA at %s: %zu records, %zu usable",
+		    dane_host_base(dh), dane_tlsa_count(tl),
+		    dane_tlsa_usable_count(tl));
+	else
+		fprintf(t->fp, "; no secure TLSA%s%s",
+		    dane_host_tlsa_skipped(dh) != NULL ? ": " : "",
+		    dane_host_tlsa_skipped(dh) != NULL ?
+		    dane_host_tlsa_skipped(dh) : "");
+	fprintf(t->fp, "\n");
+	for (i = 0; i < h->nconn && c == NULL; i++)
+		if (outcome_is_ok(&h->conns[i].outcome))
+			c = &h->conns[i];
+	if (c == NULL)
+		return;
+	if (c->tls)
+		fprintf(t->fp, "      %-8s %s: %s %s, SNI %s", "tls", c->addr,
+		    c->tls_version, c->tls_cipher, c->sni);
+	else
+		fprintf(t->fp, "      %-8s %s: no TLS (%s)", "tls", c->addr,
+		    c->res.starttls_offered ? "STARTTLS failed" :
+		    "STARTTLS not offered");
+	if (c->matched_depth >= 0)
+		fprintf(t->fp, "; TLSA %u %u %u matched at depth %d", c->mu,
+		    c->ms, c->mm, c->matched_depth);
+	fprintf(t->fp, "\n");
+}
+
 static void
 check_text_host(const struct check_tty *t, const struct check_host *h,
     size_t idx)
@@ -187,6 +230,10 @@ check_text_host(const struct check_tty *t, const struct check_host *h,
 	    h->pass ? "PASS" : "FAIL", check_col(t, C_OFF));
 	if (dh == NULL)
 		return;
+	if (h->pass && !t->verbose) {
+		check_text_host_brief(t, h);
+		return;
+	}
 	check_text_answer(t, "A", dane_host_answer_a(dh));
 	check_text_answer(t, "AAAA", dane_host_answer_aaaa(dh));
 	check_text_answer(t, "CNAME", dane_host_answer_cname(dh));
