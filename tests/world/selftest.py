@@ -6,6 +6,8 @@
 DNS: every "dns" entry of every scenario is resolved with delv (BIND's
 validator) against NSD, with the world's root trust anchor, and the security
 state it reports must be the one the scenario intends.
+The same entries are resolved with libunbound too (see ubprobe.py), set up
+the way danerelay must set it up for this world.
 SMTP: every receiver is probed with Python's smtplib/ssl (banner, EHLO,
 STARTTLS, the leaf it presents, a delivery that must be stored) and with
 openssl s_client (how many certificates it sends); hostile receivers must
@@ -32,6 +34,8 @@ import time
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+
+import ubprobe
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = "selftest@world.invalid"
@@ -82,11 +86,16 @@ def state_matches(want, got):
 
 
 def check_dns(world, key, want):
+    """delv, and libunbound when present, must both see the intended state."""
     rtype, name = key.replace("{port}", str(world["smtp_port"])).split()
-    got = delv_state(world, name, rtype)
-    if state_matches(want, got):
-        return None
-    return "%s %s is %s, want %s" % (rtype, name, got, want)
+    seen = [("delv", delv_state(world, name, rtype))]
+    if world.get("validator"):
+        seen.append(("libunbound", world["validator"].state(name, rtype)))
+    wrong = ["%s says %s" % (tool, got) for tool, got in seen
+             if not state_matches(want, got)]
+    if wrong:
+        return "%s %s: %s, want %s" % (rtype, name, ", ".join(wrong), want)
+    return None
 
 
 # ---------------------------------------------------------------- SMTP
@@ -275,6 +284,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     world_dir = os.path.abspath(args.world)
     world = load(os.path.join(world_dir, "world.json"))
+    world["validator"] = ubprobe.validator(world)
+    if not world["validator"]:
+        print("note: libunbound not found, DNS checked with delv only")
     hosts = load(os.path.join(world_dir, "hosts.json"))["hosts"]
     scenarios = [s for s in load(os.path.join(HERE, "scenarios.json"))
                  if not args.only or s["name"] == args.only]

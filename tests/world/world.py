@@ -79,7 +79,6 @@ class Plan:
                 "starttls": spec.get("starttls", True)}
         if host["mode"] == "smtp" and host["starttls"] is not False:
             cert = dict(spec.get("cert", {}))
-            cert.setdefault("chain", spec.get("chain"))
             host["chain"], host["key"], host["chain_len"] = \
                 self.pki.issue(name, cert)
             host["leaf_sha256"] = association(self.pki.leaves[name], 0, 1)
@@ -138,14 +137,6 @@ class Plan:
 
 # ---------------------------------------------------------------- processes
 
-def pid_alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def group_members(pgid):
     """Live processes of a process group (zombies don't count)."""
     out = []
@@ -162,17 +153,19 @@ def group_members(pgid):
 
 
 def ours(pid, world_dir):
-    """Only signal a pid whose command line names this world's DIR, so a
-    recycled pid is never hit."""
+    """Only signal a process whose command line names this world's DIR, so
+    a recycled pid is never hit."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
-            return world_dir.encode() in f.read()
+            args = f.read().decode(errors="replace").split("\0")
     except FileNotFoundError:
         return False
+    return any(a == world_dir or a.startswith(world_dir + "/") for a in args)
 
 
 def stop_group(pgid, world_dir):
-    if not ours(pgid, world_dir):
+    """TERM, then KILL, the process group a daemon was started in."""
+    if not any(ours(pid, world_dir) for pid in group_members(pgid)):
         return
     for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
         try:
@@ -201,9 +194,9 @@ def spawn(name, cmd, world_dir):
     """Start a daemon in its own session (so `down` can stop its whole
     process group), output to DIR/run/NAME.log, pid to DIR/run/NAME.pid."""
     rundir = os.path.join(world_dir, "run")
-    log = open(os.path.join(rundir, name + ".log"), "wb")
-    p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                         stderr=subprocess.STDOUT, start_new_session=True)
+    with open(os.path.join(rundir, name + ".log"), "wb") as log:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
     with open(os.path.join(rundir, name + ".pid"), "w") as f:
         f.write("%d\n" % p.pid)
     return p
