@@ -32,7 +32,7 @@ fuzz_facts(const STACK_OF(X509) *sk)
 	}
 	tls_chain_free(c);
 	if (sum == 1)
-		abort();  /* keeps sum alive; one byte of text is impossible */
+		abort(); /* keeps sum alive; one byte of text is impossible */
 }
 
 static void
@@ -67,7 +67,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_tlsa(sk_X509_value(sk, i));
 		sk_X509_pop_free(sk, X509_free);
 	} else if (errstr == NULL)
-		abort();  /* a failure must say why */
+		abort(); /* a failure must say why */
 	errstr = NULL;
 	if ((k = tls_load_key_mem(data, size, &errstr)) != NULL) {
 		d = tls_tlsa_data_key(k, 1, &n, &errstr);

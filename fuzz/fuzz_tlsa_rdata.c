@@ -19,7 +19,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint8_t head[] =
 	    "\x00\x00\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
-	    "\x03_25\x04_tcp\x02mx\x07""example\x00\x00\x34\x00\x01"
+	    "\x03_25\x04_tcp\x02mx\x07"
+	    "example\x00\x00\x34\x00\x01"
 	    "\xc0\x0c\x00\x34\x00\x01\x00\x00\x0e\x10";
 	char *digests[] = { "sha512", "sha256", NULL };
 	uint8_t pkt[sizeof(head) + 2 + 65535];
@@ -34,8 +35,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pkt[off++] = (uint8_t)size;
 	memcpy(pkt + off, data, size);
 	off += size;
-	a = dns_answer_new_unbound("_25._tcp.mx.example", DNS_TYPE_TLSA, 0,
-	    pkt, (int)off, 2, NULL);
+	a = dns_answer_new_unbound(
+	    "_25._tcp.mx.example", DNS_TYPE_TLSA, 0, pkt, (int)off, 2, NULL);
 	if (dns_answer_status(a) == DNS_OK) {
 		t = dane_tlsa_new(a, digests);
 		for (i = 0; i < dane_tlsa_count(t); i++)

@@ -20,10 +20,10 @@ struct check_run;
 struct check_domain;
 
 struct check_opts {
-	bool connect;                /* false: --no-connect, DNS only */
-	const char *route;           /* --mx HOST: test this host (no MX lookup) */
-	uint16_t port;               /* destination port */
-	char **digests;              /* [dane] digests */
+	bool connect;      /* false: --no-connect, DNS only */
+	const char *route; /* --mx HOST: test this host (no MX lookup) */
+	uint16_t port;     /* destination port */
+	char **digests;    /* [dane] digests */
 	const char *helo_name;
 	unsigned connect_timeout_ms;
 	unsigned greeting_timeout_ms;
@@ -53,24 +53,25 @@ void check_run_add(struct check_run *run, const char *domain);
 void check_run_go(struct check_run *run);
 
 size_t check_run_count(const struct check_run *run);
-const struct check_domain *check_run_domain(const struct check_run *run,
-    size_t i);
+const struct check_domain *check_run_domain(
+    const struct check_run *run, size_t i);
 
 enum check_verdict check_domain_verdict(const struct check_domain *d);
 
 /* Resolver facts shown with every report (set by the caller). */
 struct check_resolver_info {
-	const char *selftest_error;    /* NULL = root DNSKEY validated */
-	const char *trust_anchor;      /* "built-in IANA root KSKs" or a path */
-	const char *upstream;          /* "root servers (iterative)", ... */
+	const char *selftest_error; /* NULL = root DNSKEY validated */
+	const char *trust_anchor;   /* "built-in IANA root KSKs" or a path */
+	const char *upstream;       /* "root servers (iterative)", ... */
 };
 
 /* Human report of one domain; colour when colour is true. */
 void check_print_text(FILE *fp, const struct check_domain *d,
     const struct check_resolver_info *ri, bool colour, bool verbose);
 
-/* JSON document of one domain: returns new json_t* (as void* to keep jansson out). */
-void *check_to_json(const struct check_domain *d,
-    const struct check_resolver_info *ri);
+/* JSON document of one domain: returns new json_t* (as void* to keep jansson
+ * out). */
+void *check_to_json(
+    const struct check_domain *d, const struct check_resolver_info *ri);
 
 #endif

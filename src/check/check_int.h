@@ -29,7 +29,7 @@ struct check_conn {
 	struct smtp_session *session;
 	bool done;
 	struct smtp_result res;
-	char **ehlo;                 /* capability lines, NULL-terminated */
+	char **ehlo; /* capability lines, NULL-terminated */
 	/* TLS facts, when a handshake completed */
 	bool tls;
 	char *tls_version;
@@ -37,11 +37,11 @@ struct check_conn {
 	char *sni;
 	struct tls_chain *chain;
 	long verify_err;
-	int matched_depth;           /* -1: none */
-	uint8_t mu, ms, mm;          /* the matched record's parameters */
+	int matched_depth;  /* -1: none */
+	uint8_t mu, ms, mm; /* the matched record's parameters */
 	char *peername;
-	struct outcome outcome;      /* ok, or why this address fails */
-	const char *ssl_error;       /* dane_host_ssl_new failure */
+	struct outcome outcome; /* ok, or why this address fails */
+	const char *ssl_error;  /* dane_host_ssl_new failure */
 };
 
 struct check_host {
@@ -49,7 +49,7 @@ struct check_host {
 	char *name;
 	uint16_t pref;
 	struct dane_host_lookup *lookup;
-	struct dane_host *dh;        /* NULL until resolved */
+	struct dane_host *dh; /* NULL until resolved */
 	struct check_conn conns[CHECK_MAX_CONNS];
 	size_t nconn;
 	bool pass;
@@ -66,10 +66,10 @@ struct check_domain {
 	char *name;
 	struct dane_mx_lookup *mx_lookup;
 	struct dane_mx *mx;
-	bool route;                  /* --mx: no MX resolution */
+	bool route; /* --mx: no MX resolution */
 	struct check_host hosts[CHECK_MAX_HOSTS];
 	size_t nhost;
-	size_t ignored_hosts;        /* MX hosts beyond CHECK_MAX_HOSTS */
+	size_t ignored_hosts; /* MX hosts beyond CHECK_MAX_HOSTS */
 	int pending;
 	bool done;
 	enum check_verdict verdict;

@@ -33,8 +33,8 @@ static void check_domain_settle(struct check_domain *d);
 const char *
 check_verdict_str(enum check_verdict v)
 {
-	static const char *const names[] = { "verified", "trusted",
-		"encrypted", "opportunistic", "defer", "bounce" };
+	static const char *const names[] = { "verified", "trusted", "encrypted",
+		"opportunistic", "defer", "bounce" };
 
 	return (unsigned)v < 6 ? names[v] : "?";
 }
@@ -141,8 +141,8 @@ check_run_add(struct check_run *run, const char *domain)
 	if (len > 1 && d->name[len - 1] == '.')
 		d->name[len - 1] = '\0';
 	outcome_ok(&d->outcome);
-	run->domains = xreallocarray(run->domains, run->n + 1,
-	    sizeof(*run->domains));
+	run->domains =
+	    xreallocarray(run->domains, run->n + 1, sizeof(*run->domains));
 	run->domains[run->n++] = d;
 }
 
@@ -172,10 +172,11 @@ check_conn_tls_new(void *arg)
 	struct check_conn *c = arg;
 	SSL *ssl;
 
-	ssl = dane_host_ssl_new(c->host->dh, c->host->domain->run->ctx,
-	    &c->ssl_error);
+	ssl = dane_host_ssl_new(
+	    c->host->dh, c->host->domain->run->ctx, &c->ssl_error);
 	if (ssl != NULL) {
-		const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+		const char *sni =
+		    SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 
 		c->sni = xstrdup(sni != NULL ? sni : "");
 	}
@@ -214,8 +215,8 @@ check_conn_on_ready(struct smtp_session *s, void *arg)
 }
 
 static void
-check_conn_on_done(struct smtp_session *s, const struct smtp_result *res,
-    void *arg)
+check_conn_on_done(
+    struct smtp_session *s, const struct smtp_result *res, void *arg)
 {
 	struct check_conn *c = arg;
 	struct check_host *h = c->host;
@@ -227,8 +228,8 @@ check_conn_on_done(struct smtp_session *s, const struct smtp_result *res,
 		    c->ssl_error);
 	/* The DANE verdict (on_tls) wins over what followed it. */
 	if (outcome_is_ok(&c->outcome))
-		dane_outcome_smtp(&c->outcome, res, dane_host_level(h->dh),
-		    h->name);
+		dane_outcome_smtp(
+		    &c->outcome, res, dane_host_level(h->dh), h->name);
 	smtp_session_free(s);
 	c->session = NULL;
 	check_domain_unref(h->domain);
@@ -258,7 +259,8 @@ check_host_connect(struct check_host *h)
 		p.command_timeout_ms = o->command_timeout_ms;
 		/* RFC 7672 §2.2: any secure TLSA RRset makes TLS mandatory. */
 		p.tls_mode = level == DANE_LEVEL_OPPORTUNISTIC ?
-		    SMTP_TLS_OPPORTUNISTIC : SMTP_TLS_REQUIRED;
+		    SMTP_TLS_OPPORTUNISTIC :
+		    SMTP_TLS_REQUIRED;
 		p.tls_new = check_conn_tls_new;
 		p.on_tls = check_conn_on_tls;
 		p.on_ready = check_conn_on_ready;
@@ -307,11 +309,11 @@ check_host_start(struct check_domain *d, const char *name, uint16_t pref)
 			p.via = DANE_VIA_IMPLICIT;
 		else
 			p.via = dane_mx_secure(d->mx) ? DANE_VIA_MX_SECURE :
-			    DANE_VIA_MX_INSECURE;
+			                                DANE_VIA_MX_INSECURE;
 	}
 	d->pending++;
-	h->lookup = dane_host_resolve(d->run->resolver, &p,
-	    check_host_resolved, h);
+	h->lookup =
+	    dane_host_resolve(d->run->resolver, &p, check_host_resolved, h);
 }
 
 static void
@@ -342,15 +344,16 @@ check_run_go(struct check_run *run)
 		d->pending = 1;
 		if (err != NULL) {
 			outcome_set(&d->outcome, OUTCOME_PERM, "5.1.2", RT_NONE,
-			    "'%s' is not a valid domain name: %s", d->name, err);
+			    "'%s' is not a valid domain name: %s", d->name,
+			    err);
 			check_domain_unref(d);
 		} else if (run->opts->route != NULL) {
 			d->route = true;
 			check_host_start(d, run->opts->route, 0);
 			check_domain_unref(d);
 		} else {
-			d->mx_lookup = dane_mx_resolve(run->resolver, d->name,
-			    check_mx_resolved, d);
+			d->mx_lookup = dane_mx_resolve(
+			    run->resolver, d->name, check_mx_resolved, d);
 		}
 	}
 	if (run->pending > 0)

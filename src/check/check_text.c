@@ -27,11 +27,11 @@ check_col(const struct check_tty *t, const char *code)
 	return t->colour ? code : "";
 }
 
-#define C_RED "\033[31m"
-#define C_GREEN "\033[32m"
+#define C_RED    "\033[31m"
+#define C_GREEN  "\033[32m"
 #define C_YELLOW "\033[33m"
-#define C_BOLD "\033[1m"
-#define C_OFF "\033[0m"
+#define C_BOLD   "\033[1m"
+#define C_OFF    "\033[0m"
 
 static const char *
 check_verdict_colour(enum check_verdict v)
@@ -56,10 +56,10 @@ check_verdict_meaning(enum check_verdict v)
 		return "DANE-authenticated TLS";
 	case CHECK_TRUSTED:
 		return "DANE-authenticated TLS to an MX host named by an "
-		    "unsigned MX RRset";
+		       "unsigned MX RRset";
 	case CHECK_ENCRYPTED:
 		return "TLS required, not authenticated (TLSA records all "
-		    "unusable)";
+		       "unusable)";
 	case CHECK_OPPORTUNISTIC:
 		return "no DANE: TLS if offered";
 	case CHECK_DEFER:
@@ -71,8 +71,8 @@ check_verdict_meaning(enum check_verdict v)
 }
 
 static void
-check_text_answer(const struct check_tty *t, const char *label,
-    const struct dns_answer *a)
+check_text_answer(
+    const struct check_tty *t, const char *label, const struct dns_answer *a)
 {
 	size_t i;
 
@@ -90,9 +90,11 @@ check_text_answer(const struct check_tty *t, const char *label,
 		fprintf(t->fp, " (denial: %s)", dns_answer_denial(a));
 	for (i = 0; i < dns_answer_cname_count(a); i++)
 		fprintf(t->fp, "%s%s -> %s", i == 0 ? ", CNAME " : ", ",
-		    dns_answer_cname_owner(a, i), dns_answer_cname_target(a, i));
+		    dns_answer_cname_owner(a, i),
+		    dns_answer_cname_target(a, i));
 	if (dns_answer_why_bogus(a) != NULL)
-		fprintf(t->fp, "\n               why: %s", dns_answer_why_bogus(a));
+		fprintf(
+		    t->fp, "\n               why: %s", dns_answer_why_bogus(a));
 	fprintf(t->fp, "\n");
 }
 
@@ -128,16 +130,20 @@ check_text_chain(const struct check_tty *t, const struct check_conn *c)
 	for (i = 0; c->chain != NULL && i < tls_chain_count(c->chain); i++) {
 		const struct tls_cert_facts *f = tls_chain_cert(c->chain, i);
 
-		fprintf(t->fp, "        cert %d  %s\n               issuer %s\n"
-		    "               valid %s .. %s\n", f->depth, f->subject,
-		    f->issuer, f->not_before, f->not_after);
+		fprintf(t->fp,
+		    "        cert %d  %s\n               issuer %s\n"
+		    "               valid %s .. %s\n",
+		    f->depth, f->subject, f->issuer, f->not_before,
+		    f->not_after);
 		for (j = 0; f->sans != NULL && f->sans[j] != NULL; j++)
-			fprintf(t->fp, "%s%s", j == 0 ? "               DNS " :
-			    ", ", f->sans[j]);
+			fprintf(t->fp, "%s%s",
+			    j == 0 ? "               DNS " : ", ", f->sans[j]);
 		if (f->sans != NULL && f->sans[0] != NULL)
 			fprintf(t->fp, "\n");
-		fprintf(t->fp, "               sha256 %s\n               spki "
-		    "sha256 %s\n", f->sha256, f->spki_sha256);
+		fprintf(t->fp,
+		    "               sha256 %s\n               spki "
+		    "sha256 %s\n",
+		    f->sha256, f->spki_sha256);
 	}
 }
 
@@ -153,16 +159,17 @@ check_text_conn(const struct check_tty *t, const struct check_host *h,
 	if (c->res.banner[0] != '\0')
 		fprintf(t->fp, ", banner \"%.60s\"", c->res.banner);
 	if (c->res.connected)
-		fprintf(t->fp, ", STARTTLS %s", c->res.starttls_offered ?
-		    "offered" : "not offered");
+		fprintf(t->fp, ", STARTTLS %s",
+		    c->res.starttls_offered ? "offered" : "not offered");
 	fprintf(t->fp, "\n");
 	if (c->tls) {
 		fprintf(t->fp, "      %-8s %s %s, SNI %s\n", "tls",
 		    c->tls_version, c->tls_cipher, c->sni);
 		if (c->matched_depth >= 0)
-			fprintf(t->fp, "      %-8s TLSA %u %u %u matched the "
-			    "certificate at depth %d%s%s\n", "match", c->mu,
-			    c->ms, c->mm, c->matched_depth,
+			fprintf(t->fp,
+			    "      %-8s TLSA %u %u %u matched the "
+			    "certificate at depth %d%s%s\n",
+			    "match", c->mu, c->ms, c->mm, c->matched_depth,
 			    c->peername != NULL ? ", name " : "",
 			    c->peername != NULL ? c->peername : "");
 	}
@@ -187,8 +194,8 @@ check_text_host_brief(const struct check_tty *t, const struct check_host *h)
 	for (i = 0; i < dane_host_addr_count(dh) && i < 4; i++)
 		fprintf(t->fp, "%s%s", i == 0 ? " " : ", ",
 		    dane_host_addr_str(dh, i));
-	fprintf(t->fp, " (%s)", dane_host_addr_secure(dh) ? "secure" :
-	    "insecure");
+	fprintf(
+	    t->fp, " (%s)", dane_host_addr_secure(dh) ? "secure" : "insecure");
 	if (tl != NULL)
 		fprintf(t->fp, "; TLSA at %s: %zu records, %zu usable",
 		    dane_host_base(dh), dane_tlsa_count(tl),
@@ -197,7 +204,8 @@ check_text_host_brief(const struct check_tty *t, const struct check_host *h)
 		fprintf(t->fp, "; no secure TLSA%s%s",
 		    dane_host_tlsa_skipped(dh) != NULL ? ": " : "",
 		    dane_host_tlsa_skipped(dh) != NULL ?
-		    dane_host_tlsa_skipped(dh) : "");
+		        dane_host_tlsa_skipped(dh) :
+		        "");
 	fprintf(t->fp, "\n");
 	for (i = 0; i < h->nconn && c == NULL; i++)
 		if (outcome_is_ok(&h->conns[i].outcome))
@@ -210,7 +218,7 @@ check_text_host_brief(const struct check_tty *t, const struct check_host *h)
 	else
 		fprintf(t->fp, "      %-8s %s: no TLS (%s)", "tls", c->addr,
 		    c->res.starttls_offered ? "STARTTLS failed" :
-		    "STARTTLS not offered");
+		                              "STARTTLS not offered");
 	if (c->matched_depth >= 0)
 		fprintf(t->fp, "; TLSA %u %u %u matched at depth %d", c->mu,
 		    c->ms, c->mm, c->matched_depth);
@@ -218,8 +226,8 @@ check_text_host_brief(const struct check_tty *t, const struct check_host *h)
 }
 
 static void
-check_text_host(const struct check_tty *t, const struct check_host *h,
-    size_t idx)
+check_text_host(
+    const struct check_tty *t, const struct check_host *h, size_t idx)
 {
 	const struct dane_host *dh = h->dh;
 	size_t i;
@@ -238,11 +246,14 @@ check_text_host(const struct check_tty *t, const struct check_host *h,
 	check_text_answer(t, "AAAA", dane_host_answer_aaaa(dh));
 	check_text_answer(t, "CNAME", dane_host_answer_cname(dh));
 	check_text_tlsa(t, dh);
-	if (dane_host_base(dh) != NULL && dane_host_level(dh) == DANE_LEVEL_AUTH) {
+	if (dane_host_base(dh) != NULL &&
+	    dane_host_level(dh) == DANE_LEVEL_AUTH) {
 		char **n = dane_host_refnames(dh);
 
-		fprintf(t->fp, "      %-8s TLSA base %s; names accepted under "
-		    "DANE-TA:", "names", dane_host_base(dh));
+		fprintf(t->fp,
+		    "      %-8s TLSA base %s; names accepted under "
+		    "DANE-TA:",
+		    "names", dane_host_base(dh));
 		for (i = 0; n != NULL && n[i] != NULL; i++)
 			fprintf(t->fp, " %s", n[i]);
 		fprintf(t->fp, "\n");
@@ -262,29 +273,29 @@ check_fix_hint(const struct outcome *o)
 	switch (o->rt) {
 	case RT_DNSSEC_INVALID:
 		return "the DNS operator of the zone named above must fix its "
-		    "DNSSEC (signatures, DS records, or a failing name server)";
+		       "DNSSEC (signatures, DS records, or a failing name server)";
 	case RT_TLSA_INVALID:
 		return "the MX operator must publish TLSA records that match the "
-		    "certificate the server presents (see unpublished-match), or "
-		    "serve the certificate the records describe";
+		       "certificate the server presents (see unpublished-match), or "
+		       "serve the certificate the records describe";
 	case RT_CERTIFICATE_HOST_MISMATCH:
 		return "the MX operator must use a certificate naming the MX host "
-		    "(or the domain) as its trust anchor issues it";
+		       "(or the domain) as its trust anchor issues it";
 	case RT_CERTIFICATE_EXPIRED:
 		return "the MX operator must renew the certificate chain";
 	case RT_STARTTLS_NOT_SUPPORTED:
 		return "the MX operator must enable STARTTLS, or remove the TLSA "
-		    "records if TLS cannot be offered";
+		       "records if TLS cannot be offered";
 	case RT_VALIDATION_FAILURE:
 		return "the MX operator must fix the TLS configuration of the "
-		    "server";
+		       "server";
 	default:
 		break;
 	}
 	if (strncmp(o->status, "4.4.", 4) == 0)
 		return "the MX host or its DNS is unreachable or broken; the "
-		    "receiving domain's operator must fix it (or it is a "
-		    "network problem on this side)";
+		       "receiving domain's operator must fix it (or it is a "
+		       "network problem on this side)";
 	if (strcmp(o->status, "5.1.10") == 0)
 		return "nothing: the domain states it accepts no mail";
 	if (strcmp(o->status, "5.1.2") == 0)
@@ -309,11 +320,13 @@ check_text_header(const struct check_tty *t, const struct check_domain *d,
 	if (!outcome_is_ok(&d->outcome)) {
 		fprintf(t->fp, "  why: %s\n", d->outcome.text);
 		if (check_fix_hint(&d->outcome) != NULL)
-			fprintf(t->fp, "  fix: %s\n", check_fix_hint(&d->outcome));
+			fprintf(
+			    t->fp, "  fix: %s\n", check_fix_hint(&d->outcome));
 	}
 	fprintf(t->fp, "  resolver: %s; trust anchor %s; %s\n",
 	    ri->selftest_error == NULL ? "validating (root DNSKEY secure)" :
-	    ri->selftest_error, ri->trust_anchor, ri->upstream);
+	                                 ri->selftest_error,
+	    ri->trust_anchor, ri->upstream);
 }
 
 void
@@ -325,10 +338,11 @@ check_print_text(FILE *fp, const struct check_domain *d,
 
 	check_text_header(&t, d, ri);
 	if (d->mx != NULL) {
-		fprintf(fp, "  next hop: %s (%s%s)\n", dane_mx_kind_str(
-		    dane_mx_kind(d->mx)), dane_mx_secure(d->mx) ? "secure" :
-		    "insecure", strcmp(dane_mx_expanded(d->mx), d->name) != 0 ?
-		    ", CNAME" : "");
+		fprintf(fp, "  next hop: %s (%s%s)\n",
+		    dane_mx_kind_str(dane_mx_kind(d->mx)),
+		    dane_mx_secure(d->mx) ? "secure" : "insecure",
+		    strcmp(dane_mx_expanded(d->mx), d->name) != 0 ? ", CNAME" :
+		                                                    "");
 		check_text_answer(&t, "MX", dane_mx_answer(d->mx));
 	}
 	for (i = 0; i < d->nhost; i++)

@@ -20,8 +20,8 @@
 #include "tls/tls_cert.h"
 
 #define CHECK_EXPIRY_WARN_DAYS 30
-#define CHECK_TLSA_MANY 8
-#define CHECK_TLSA_BIG 1200   /* bytes of rdata: near the EDNS0 1232 limit */
+#define CHECK_TLSA_MANY        8
+#define CHECK_TLSA_BIG         1200 /* bytes of rdata: near the EDNS0 1232 limit */
 
 void
 check_warn(struct check_domain *d, const char *code, const char *fmt, ...)
@@ -32,8 +32,8 @@ check_warn(struct check_domain *d, const char *code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	d->warnings = xreallocarray(d->warnings, d->nwarn + 1,
-	    sizeof(*d->warnings));
+	d->warnings =
+	    xreallocarray(d->warnings, d->nwarn + 1, sizeof(*d->warnings));
 	d->warnings[d->nwarn].code = xstrdup(code);
 	d->warnings[d->nwarn].text = xstrdup(text);
 	d->nwarn++;
@@ -72,7 +72,7 @@ check_pass_verdict(const struct check_host *h)
 	switch (dane_host_level(h->dh)) {
 	case DANE_LEVEL_AUTH:
 		return dane_host_verified_path(h->dh) ? CHECK_VERIFIED :
-		    CHECK_TRUSTED;
+		                                        CHECK_TRUSTED;
 	case DANE_LEVEL_ENCRYPT:
 		return CHECK_ENCRYPTED;
 	default:
@@ -95,13 +95,15 @@ check_domain_verdict_hosts(struct check_domain *d)
 		/* No host would take the mail: the most preferred failure. */
 		if (d->nhost > 0)
 			d->outcome = d->hosts[0].outcome;
-		d->verdict = d->outcome.cls == OUTCOME_PERM ? CHECK_BOUNCE :
-		    CHECK_DEFER;
+		d->verdict =
+		    d->outcome.cls == OUTCOME_PERM ? CHECK_BOUNCE : CHECK_DEFER;
 		return;
 	}
 	for (i = 0; i < pass; i++)
-		check_warn(d, "mx-failed", "%s (preference %u) cannot be used: "
-		    "%s %s", d->hosts[i].name, d->hosts[i].pref,
+		check_warn(d, "mx-failed",
+		    "%s (preference %u) cannot be used: "
+		    "%s %s",
+		    d->hosts[i].name, d->hosts[i].pref,
 		    d->hosts[i].outcome.status, d->hosts[i].outcome.text);
 	d->deliver_to = &d->hosts[pass];
 	d->verdict = check_pass_verdict(&d->hosts[pass]);
@@ -130,8 +132,8 @@ check_rec_matches(const struct tls_tlsa *r, const struct tls_cert_facts *f)
 
 /* Does any usable record of usage u match a certificate of the chain? */
 static bool
-check_usage_matches(const struct dane_tlsa *t, uint8_t u,
-    const struct tls_chain *c, bool *have)
+check_usage_matches(
+    const struct dane_tlsa *t, uint8_t u, const struct tls_chain *c, bool *have)
 {
 	size_t i, j;
 
@@ -164,25 +166,30 @@ check_warn_records(struct check_domain *d, const struct check_host *h)
 		return;
 	n = dane_tlsa_count(t);
 	if (n == 1)
-		check_warn(d, "single-tlsa-record", "%s publishes a single TLSA "
+		check_warn(d, "single-tlsa-record",
+		    "%s publishes a single TLSA "
 		    "record: a key or certificate change cannot be rolled over "
 		    "without an outage; publish the next key's record too "
-		    "(RFC 7671 §8)", h->name);
+		    "(RFC 7671 §8)",
+		    h->name);
 	for (i = 0; i < n; i++) {
 		const struct tls_tlsa *r = dane_tlsa_rec(t, i);
 
 		bytes += r->len + 3;
 		if (r->mtype == 0)
-			check_warn(d, "full-tlsa-record", "%s: TLSA %u %u 0 "
+			check_warn(d, "full-tlsa-record",
+			    "%s: TLSA %u %u 0 "
 			    "carries the full %s; digests (matching type 1) are "
 			    "smaller and recommended (RFC 7672 §3.1.2)",
 			    h->name, r->usage, r->selector,
 			    r->selector == 0 ? "certificate" : "public key");
 	}
 	if (n > CHECK_TLSA_MANY || bytes > CHECK_TLSA_BIG)
-		check_warn(d, "oversized-tlsa-rrset", "%s: the TLSA RRset has "
+		check_warn(d, "oversized-tlsa-rrset",
+		    "%s: the TLSA RRset has "
 		    "%zu records, %zu bytes; large answers need TCP and break "
-		    "on some networks", h->name, n, bytes);
+		    "on some networks",
+		    h->name, n, bytes);
 }
 
 static void
@@ -197,9 +204,10 @@ check_warn_suggest(struct check_domain *d, const struct check_host *h,
 		return;
 	leaf = tls_chain_cert(c->chain, 0);
 	top = tls_chain_cert(c->chain, n - 1);
-	check_warn(d, "unpublished-match", "records that would match the "
-	    "chain %s presents: _%u._tcp.%s. IN TLSA 3 1 1 %s%s%s", h->name,
-	    o->port, dane_host_base(h->dh), leaf->spki_sha256,
+	check_warn(d, "unpublished-match",
+	    "records that would match the "
+	    "chain %s presents: _%u._tcp.%s. IN TLSA 3 1 1 %s%s%s",
+	    h->name, o->port, dane_host_base(h->dh), leaf->spki_sha256,
 	    n > 1 ? " ; or for its issuer: 2 0 1 " : "",
 	    n > 1 ? top->sha256 : "");
 }
@@ -216,16 +224,20 @@ check_warn_chain(struct check_domain *d, const struct check_host *h,
 	ta_ok = check_usage_matches(t, 2, c->chain, &have_ta);
 	ee_ok = check_usage_matches(t, 3, c->chain, &have_ee);
 	if (have_ta && !ta_ok && c->matched_depth < 0)
-		check_warn(d, "ta-not-in-chain", "%s: no certificate of the "
+		check_warn(d, "ta-not-in-chain",
+		    "%s: no certificate of the "
 		    "chain it sends matches its DANE-TA record; the server "
 		    "MUST send the trust anchor certificate (RFC 7672 "
-		    "§3.1.2)", h->name);
+		    "§3.1.2)",
+		    h->name);
 	if (c->outcome.rt == RT_TLSA_INVALID && (ta_ok || ee_ok))
-		check_warn(d, "digest-agility-trap", "%s: a TLSA record "
+		check_warn(d, "digest-agility-trap",
+		    "%s: a TLSA record "
 		    "matches the certificate, but a record of the same usage "
 		    "and selector with a stronger digest does not, and the "
 		    "stronger digest wins (RFC 7671 §9); fix or remove the "
-		    "wrong record", h->name);
+		    "wrong record",
+		    h->name);
 	else if (c->outcome.rt == RT_TLSA_INVALID)
 		check_warn_suggest(d, h, c);
 }
@@ -244,10 +256,11 @@ check_warn_expiry(struct check_domain *d, const struct check_host *h,
 	for (i = 0; i < tls_chain_count(c->chain); i++) {
 		f = tls_chain_cert(c->chain, i);
 		if (f->not_after_t - now < CHECK_EXPIRY_WARN_DAYS * 86400)
-			check_warn(d, "certificate-expiring", "%s: certificate "
+			check_warn(d, "certificate-expiring",
+			    "%s: certificate "
 			    "%s (depth %d) expires %s; with DANE-TA an expired "
-			    "chain fails", h->name, f->subject, f->depth,
-			    f->not_after);
+			    "chain fails",
+			    h->name, f->subject, f->depth, f->not_after);
 	}
 }
 
@@ -267,17 +280,23 @@ check_warn_coverage(struct check_domain *d)
 			without++;
 	}
 	if (with > 0 && without > 0)
-		check_warn(d, "partial-tlsa", "only %zu of %zu usable MX hosts "
+		check_warn(d, "partial-tlsa",
+		    "only %zu of %zu usable MX hosts "
 		    "publish TLSA records; mail via the others is not protected "
-		    "by DANE", with, with + without);
+		    "by DANE",
+		    with, with + without);
 	if (with > 0 && d->mx != NULL && !dane_mx_secure(d->mx) && !d->route)
-		check_warn(d, "insecure-mx", "the MX RRset of %s is not signed: "
+		check_warn(d, "insecure-mx",
+		    "the MX RRset of %s is not signed: "
 		    "DANE can authenticate the MX hosts but not that they serve "
 		    "%s, so delivery is 'trusted', never 'verified' (RFC 7672 "
-		    "§2.2.1)", d->name, d->name);
+		    "§2.2.1)",
+		    d->name, d->name);
 	if (d->ignored_hosts > 0)
-		check_warn(d, "too-many-mx", "%zu MX hosts beyond the first %d "
-		    "were not checked", d->ignored_hosts, CHECK_MAX_HOSTS);
+		check_warn(d, "too-many-mx",
+		    "%zu MX hosts beyond the first %d "
+		    "were not checked",
+		    d->ignored_hosts, CHECK_MAX_HOSTS);
 }
 
 void
@@ -290,8 +309,8 @@ check_domain_judge(struct check_domain *d, const struct check_opts *o)
 	if (d->mx != NULL && !outcome_is_ok(dane_mx_outcome(d->mx)))
 		d->outcome = *dane_mx_outcome(d->mx);
 	if (!outcome_is_ok(&d->outcome)) {
-		d->verdict = d->outcome.cls == OUTCOME_PERM ? CHECK_BOUNCE :
-		    CHECK_DEFER;
+		d->verdict =
+		    d->outcome.cls == OUTCOME_PERM ? CHECK_BOUNCE : CHECK_DEFER;
 		return;
 	}
 	check_domain_verdict_hosts(d);

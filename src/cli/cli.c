@@ -15,12 +15,15 @@ const struct cli_cmd cli_cmds[] = {
 	{ "check", "[--json] [--no-connect] [--mx HOST] [--port N] DOMAIN...",
 	    "analyse DANE/DNSSEC delivery to domains and explain the verdict",
 	    cmd_check },
-	{ "tlsa", "--cert FILE [--host NAME] [--port N] [--usage 3|2] "
+	{ "tlsa",
+	    "--cert FILE [--host NAME] [--port N] [--usage 3|2] "
 	    "[--selector 1|0] [--mtype 1|2|0] [--next-key FILE]",
 	    "print TLSA records for a certificate (and the next key)",
 	    cmd_tlsa },
-	{ "check-config", "", "validate the config file and print the "
-	    "effective configuration", cmd_check_config },
+	{ "check-config", "",
+	    "validate the config file and print the "
+	    "effective configuration",
+	    cmd_check_config },
 	{ "help", "[COMMAND]", "show this help", cmd_help },
 	{ NULL, NULL, NULL, NULL },
 };

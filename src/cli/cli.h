@@ -12,15 +12,16 @@
 struct conf;
 
 struct cli_ctx {
-	const char *config_path;   /* -c FILE, or NULL for the built-in defaults */
-	const char *trace;         /* -T list, or NULL */
-	int verbose;               /* -v count */
+	const char
+	    *config_path;  /* -c FILE, or NULL for the built-in defaults */
+	const char *trace; /* -T list, or NULL */
+	int verbose;       /* -v count */
 };
 
 struct cli_cmd {
 	const char *name;
-	const char *usage;         /* options after the command name */
-	const char *summary;       /* one line */
+	const char *usage;   /* options after the command name */
+	const char *summary; /* one line */
 	int (*run)(int argc, char **argv, struct cli_ctx *ctx);
 };
 

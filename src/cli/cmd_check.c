@@ -23,18 +23,18 @@
 #include "dns/dns.h"
 #include "tls/tls_client.h"
 
-#define CHECK_EXIT_FAIL 1
+#define CHECK_EXIT_FAIL  1
 #define CHECK_EXIT_ERROR 2
 
 struct cmd_check_args {
 	bool json;
 	bool verbose;
 	struct check_opts opts;
-	int port;   /* -1: from the config */
+	int port; /* -1: from the config */
 };
 
 struct cmd_selftest {
-	const char *error;     /* NULL: resolver validates */
+	const char *error; /* NULL: resolver validates */
 	bool done;
 };
 
@@ -54,7 +54,8 @@ cmd_check_parse(int argc, char **argv, struct cmd_check_args *a)
 
 	a->port = -1;
 	a->opts.connect = true;
-	while ((ch = getopt_long(argc, argv, "jnm:p:v", longopts, NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "jnm:p:v", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':
 			a->json = true;
@@ -64,16 +65,19 @@ cmd_check_parse(int argc, char **argv, struct cmd_check_args *a)
 			break;
 		case 'm':
 			if (dns_name_check(optarg) != NULL) {
-				fprintf(stderr, "danerelay check: --mx %s: %s\n",
-				    optarg, dns_name_check(optarg));
+				fprintf(stderr,
+				    "danerelay check: --mx %s: %s\n", optarg,
+				    dns_name_check(optarg));
 				return -1;
 			}
 			a->opts.route = optarg;
 			break;
 		case 'p':
 			if (str_to_uint(optarg, 1, 65535, &port) == -1) {
-				fprintf(stderr, "danerelay check: --port %s: "
-				    "expected 1..65535\n", optarg);
+				fprintf(stderr,
+				    "danerelay check: --port %s: "
+				    "expected 1..65535\n",
+				    optarg);
 				return -1;
 			}
 			a->port = (int)port;
@@ -91,8 +95,10 @@ cmd_check_parse(int argc, char **argv, struct cmd_check_args *a)
 	}
 	for (ch = optind; ch < argc; ch++) {
 		if (dns_name_check(argv[ch]) != NULL) {
-			fprintf(stderr, "danerelay check: '%s' is not a domain "
-			    "name: %s\n", argv[ch], dns_name_check(argv[ch]));
+			fprintf(stderr,
+			    "danerelay check: '%s' is not a domain "
+			    "name: %s\n",
+			    argv[ch], dns_name_check(argv[ch]));
 			return -1;
 		}
 	}
@@ -132,11 +138,10 @@ cmd_check_upstream(const struct conf *c)
 }
 
 static void
-cmd_check_fill_opts(struct cmd_check_args *a, const struct conf *c,
-    char *helo)
+cmd_check_fill_opts(struct cmd_check_args *a, const struct conf *c, char *helo)
 {
-	a->opts.port = (uint16_t)(a->port > 0 ? a->port :
-	    conf_int(c, CONF_DELIVERY_PORT));
+	a->opts.port =
+	    (uint16_t)(a->port > 0 ? a->port : conf_int(c, CONF_DELIVERY_PORT));
 	a->opts.digests = conf_list(c, CONF_DANE_DIGESTS);
 	a->opts.helo_name = conf_str(c, CONF_DELIVERY_HELO_NAME);
 	if (a->opts.helo_name == NULL) {
@@ -145,12 +150,12 @@ cmd_check_fill_opts(struct cmd_check_args *a, const struct conf *c,
 		helo[255] = '\0';
 		a->opts.helo_name = helo;
 	}
-	a->opts.connect_timeout_ms = (unsigned)conf_int(c,
-	    CONF_DELIVERY_CONNECT_TIMEOUT) * 1000;
-	a->opts.greeting_timeout_ms = (unsigned)conf_int(c,
-	    CONF_DELIVERY_GREETING_TIMEOUT) * 1000;
-	a->opts.command_timeout_ms = (unsigned)conf_int(c,
-	    CONF_DELIVERY_COMMAND_TIMEOUT) * 1000;
+	a->opts.connect_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_CONNECT_TIMEOUT) * 1000;
+	a->opts.greeting_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_GREETING_TIMEOUT) * 1000;
+	a->opts.command_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_COMMAND_TIMEOUT) * 1000;
 }
 
 static struct dns_resolver *
@@ -250,10 +255,12 @@ cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
 	ri.upstream = upstream;
 	ri.selftest_error = cmd_check_selftest(base, r);
 	if (ri.selftest_error != NULL) {
-		fprintf(stderr, "danerelay check: RESOLVER SELF-TEST FAILED: "
+		fprintf(stderr,
+		    "danerelay check: RESOLVER SELF-TEST FAILED: "
 		    "%s\ndanerelay check: no verdict is possible without "
 		    "DNSSEC validation; fix the resolver settings ([dns] in "
-		    "the config) first.\n", ri.selftest_error);
+		    "the config) first.\n",
+		    ri.selftest_error);
 		rc = CHECK_EXIT_ERROR;
 	} else {
 		run = check_run_new(base, r, ctx, &a->opts);

@@ -17,7 +17,8 @@ cmd_check_config(int argc, char **argv, struct cli_ctx *ctx)
 		return cli_usage("check-config");
 	c = cli_load_conf(ctx);
 	printf("# %s: configuration is valid\n",
-	    ctx->config_path != NULL ? ctx->config_path : "(built-in defaults)");
+	    ctx->config_path != NULL ? ctx->config_path :
+	                               "(built-in defaults)");
 	conf_dump(c, stdout);
 	conf_free(c);
 	return 0;

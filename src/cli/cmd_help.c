@@ -23,7 +23,8 @@ cmd_help(int argc, char **argv, struct cli_ctx *ctx)
 		fprintf(stderr, "danerelay: no such command '%s'\n", argv[1]);
 		return EX_USAGE;
 	}
-	printf("usage: danerelay [-c FILE] [-v] [-T CATS] COMMAND [ARGS...]\n\n"
+	printf(
+	    "usage: danerelay [-c FILE] [-v] [-T CATS] COMMAND [ARGS...]\n\n"
 	    "  -c FILE   configuration file (INI style; see docs/CONFIG.md)\n"
 	    "  -v        verbose\n"
 	    "  -T CATS   trace categories: dns,smtp,tls,dane,queue,check,all\n\n"

@@ -35,8 +35,7 @@ struct tlsa_opts {
 	uint64_t mtype;
 };
 
-static void
-tlsa_err(const char *fmt, ...) DR_PRINTF(1, 2);
+static void tlsa_err(const char *fmt, ...) DR_PRINTF(1, 2);
 
 static void
 tlsa_err(const char *fmt, ...)
@@ -52,8 +51,8 @@ tlsa_err(const char *fmt, ...)
 
 /* A number option in [min, max]; prints the error itself. */
 static int
-tlsa_num(const char *opt, const char *arg, uint64_t min, uint64_t max,
-    uint64_t *out)
+tlsa_num(
+    const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
 {
 	if (str_to_uint(arg, min, max, out) == 0)
 		return 0;
@@ -144,7 +143,8 @@ static int
 tlsa_check(const struct tlsa_opts *o)
 {
 	if (o->next_key != NULL && (o->usage != 3 || o->selector != 1)) {
-		tlsa_err("--next-key needs --usage 3 --selector 1: a key "
+		tlsa_err(
+		    "--next-key needs --usage 3 --selector 1: a key "
 		    "rollover is announced with a DANE-EE(3) SPKI(1) record "
 		    "of the next key (RFC 7671 §8.1); a certificate or a trust "
 		    "anchor cannot be derived from a bare key");
@@ -175,8 +175,8 @@ tlsa_hostname_ok(const char *s)
 			continue;
 		}
 		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
+		        (s[i] >= 'A' && s[i] <= 'Z') ||
+		        (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
 			return false;
 		if ((label == 0 && s[i] == '-') || ++label > 63)
 			return false;
@@ -222,13 +222,13 @@ tlsa_owner(const struct tlsa_opts *o, X509 *leaf)
 		host = xstrdup(o->host);
 	} else if ((host = tlsa_first_san(leaf)) == NULL) {
 		tlsa_err("%s: the certificate has no DNS name "
-		    "(subjectAltName): give the MX host name with --host",
+		         "(subjectAltName): give the MX host name with --host",
 		    o->cert);
 		return NULL;
 	} else if (!tlsa_hostname_ok(host)) {
 		tlsa_err("%s: the certificate's first DNS name '%s' cannot be "
-		    "a TLSA owner: give the MX host name with --host", o->cert,
-		    host);
+		         "a TLSA owner: give the MX host name with --host",
+		    o->cert, host);
 		free(host);
 		return NULL;
 	}
@@ -255,16 +255,18 @@ tlsa_subject_cert(const struct tlsa_opts *o, STACK_OF(X509) *sk)
 	if (o->usage == 3)
 		return sk_X509_value(sk, 0);
 	if (n < 2) {
-		tlsa_err("%s: --usage 2 needs the chain (leaf first, then its "
+		tlsa_err(
+		    "%s: --usage 2 needs the chain (leaf first, then its "
 		    "issuers) but the file holds only one certificate; the "
 		    "trust anchor is the top-most CA certificate the server "
-		    "sends", o->cert);
+		    "sends",
+		    o->cert);
 		return NULL;
 	}
 	ta = sk_X509_value(sk, n - 1);
 	if ((X509_get_extension_flags(ta) & EXFLAG_CA) == 0) {
 		tlsa_err("%s: the last certificate of the file is not a CA "
-		    "certificate, so it cannot be a DANE-TA trust anchor",
+		         "certificate, so it cannot be a DANE-TA trust anchor",
 		    o->cert);
 		return NULL;
 	}
@@ -283,8 +285,8 @@ tlsa_hex(const struct tlsa_opts *o, X509 *cert, EVP_PKEY *key)
 	if (key != NULL)
 		d = tls_tlsa_data_key(key, (int)o->mtype, &n, &errstr);
 	else
-		d = tls_tlsa_data_cert(cert, (int)o->selector, (int)o->mtype,
-		    &n, &errstr);
+		d = tls_tlsa_data_cert(
+		    cert, (int)o->selector, (int)o->mtype, &n, &errstr);
 	if (d == NULL) {
 		tlsa_err("cannot compute the association data: %s", errstr);
 		return NULL;
@@ -296,8 +298,7 @@ tlsa_hex(const struct tlsa_opts *o, X509 *cert, EVP_PKEY *key)
 
 /* Load the certificates or the key in path; 0 or the exit code. */
 static int
-tlsa_load(const char *path, bool want_key, STACK_OF(X509) **sk,
-    EVP_PKEY **key)
+tlsa_load(const char *path, bool want_key, STACK_OF(X509) **sk, EVP_PKEY **key)
 {
 	const char *errstr = NULL;
 	uint8_t *p;
@@ -321,8 +322,7 @@ tlsa_load(const char *path, bool want_key, STACK_OF(X509) **sk,
 
 /* The next key's record, after a comment saying in which order to act. */
 static int
-tlsa_print_next(const struct tlsa_opts *o, const char *owner,
-    const char *cur)
+tlsa_print_next(const struct tlsa_opts *o, const char *owner, const char *cur)
 {
 	EVP_PKEY *key = NULL;
 	char *next;
@@ -336,11 +336,13 @@ tlsa_print_next(const struct tlsa_opts *o, const char *owner,
 		return EX_DATAERR;
 	if (strcmp(next, cur) == 0) {
 		tlsa_err("%s: the next key is the key of the current "
-		    "certificate; nothing to roll over", o->next_key);
+		         "certificate; nothing to roll over",
+		    o->next_key);
 		free(next);
 		return EX_DATAERR;
 	}
-	printf("; Rollover (RFC 7671 §8.1): publish both records now; wait at "
+	printf(
+	    "; Rollover (RFC 7671 §8.1): publish both records now; wait at "
 	    "least two TTLs\n"
 	    "; of the TLSA RRset; deploy the next key; then remove the first "
 	    "record.\n");

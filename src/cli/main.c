@@ -16,7 +16,8 @@
 static void
 main_usage(void)
 {
-	fprintf(stderr, "usage: danerelay [-c FILE] [-v] [-T CATS] COMMAND "
+	fprintf(stderr,
+	    "usage: danerelay [-c FILE] [-v] [-T CATS] COMMAND "
 	    "[ARGS...]\n       danerelay help\n");
 }
 
@@ -62,11 +63,13 @@ main(int argc, char **argv)
 	}
 	for (cmd = cli_cmds; cmd->name != NULL; cmd++) {
 		if (strcmp(cmd->name, argv[0]) == 0) {
-			optind = 1;  /* reset getopt for the command */
+			optind = 1; /* reset getopt for the command */
 			return cmd->run(argc, argv, &ctx);
 		}
 	}
-	fprintf(stderr, "danerelay: unknown command '%s' (try 'danerelay "
-	    "help')\n", argv[0]);
+	fprintf(stderr,
+	    "danerelay: unknown command '%s' (try 'danerelay "
+	    "help')\n",
+	    argv[0]);
 	return EX_USAGE;
 }

@@ -17,10 +17,10 @@
 #define CONF_MAX_LINE 4096
 
 struct conf_val {
-	bool set;          /* given in the file (else default) */
-	char *raw;         /* text as given, or the default; NULL = unset */
-	long long num;     /* ints, bools, durations */
-	char **list;       /* lists */
+	bool set;      /* given in the file (else default) */
+	char *raw;     /* text as given, or the default; NULL = unset */
+	long long num; /* ints, bools, durations */
+	char **list;   /* lists */
 };
 
 struct conf {
@@ -97,8 +97,8 @@ conf_parse_bool(const char *s, long long *out)
 
 /* Parse value into slot per def; NULL or a static error. */
 static const char *
-conf_set(struct conf_val *slot, const struct conf_key_def *def,
-    const char *value)
+conf_set(
+    struct conf_val *slot, const struct conf_key_def *def, const char *value)
 {
 	const char *err = NULL;
 	uint64_t u;
@@ -122,7 +122,8 @@ conf_set(struct conf_val *slot, const struct conf_key_def *def,
 		break;
 	case CONF_T_DURATION:
 		err = conf_parse_duration(value, &slot->num);
-		if (err == NULL && (slot->num < def->min || slot->num > def->max))
+		if (err == NULL &&
+		    (slot->num < def->min || slot->num > def->max))
 			err = "duration out of range";
 		break;
 	case CONF_T_LIST:
@@ -193,19 +194,19 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 		return "key outside of a [section]";
 	def = conf_find(section, key);
 	if (def == NULL) {
-		snprintf(errbuf, errlen, "unknown key '%s' in [%s]", key,
-		    section);
+		snprintf(
+		    errbuf, errlen, "unknown key '%s' in [%s]", key, section);
 		return errbuf;
 	}
 	if (c->v[def->key].set) {
-		snprintf(errbuf, errlen, "duplicate key '%s' in [%s]", key,
-		    section);
+		snprintf(
+		    errbuf, errlen, "duplicate key '%s' in [%s]", key, section);
 		return errbuf;
 	}
 	err = conf_set(&c->v[def->key], def, value);
 	if (err != NULL) {
-		snprintf(errbuf, errlen, "%s.%s = %s: %s", section, key, value,
-		    err);
+		snprintf(
+		    errbuf, errlen, "%s.%s = %s: %s", section, key, value, err);
 		return errbuf;
 	}
 	c->v[def->key].set = true;
@@ -264,8 +265,9 @@ conf_load(const char *path, char **errstr)
 		if (buf_add(&b, chunk, n) == -1) {
 			fclose(fp);
 			buf_free(&b);
-			*errstr = xasprintf("%s: file too large (over %d bytes)",
-			    path, CONF_MAX_FILE);
+			*errstr =
+			    xasprintf("%s: file too large (over %d bytes)",
+			        path, CONF_MAX_FILE);
 			return NULL;
 		}
 	}
@@ -298,7 +300,8 @@ conf_free(struct conf *c)
 const char *
 conf_str(const struct conf *c, enum conf_key k)
 {
-	ASSERT(conf_keys[k].type == CONF_T_STR || conf_keys[k].type == CONF_T_PATH);
+	ASSERT(conf_keys[k].type == CONF_T_STR ||
+	    conf_keys[k].type == CONF_T_PATH);
 	return c->v[k].raw;
 }
 

@@ -37,16 +37,18 @@ enum conf_key {
 struct conf *conf_load(const char *path, char **errstr);
 
 /* Parse text as if read from a file called name. Same contract. */
-struct conf *conf_parse(const char *text, size_t len, const char *name,
-    char **errstr);
+struct conf *conf_parse(
+    const char *text, size_t len, const char *name, char **errstr);
 
 void conf_free(struct conf *c);
 
 /* Value accessors; the key's declared type must match (ASSERTed). */
-const char *conf_str(const struct conf *c, enum conf_key k);  /* NULL if unset */
-long long conf_int(const struct conf *c, enum conf_key k);    /* ints, seconds for durations */
+const char *conf_str(const struct conf *c, enum conf_key k); /* NULL if unset */
+long long conf_int(
+    const struct conf *c, enum conf_key k); /* ints, seconds for durations */
 bool conf_bool(const struct conf *c, enum conf_key k);
-char **conf_list(const struct conf *c, enum conf_key k);      /* NULL-terminated, borrowed */
+char **conf_list(
+    const struct conf *c, enum conf_key k); /* NULL-terminated, borrowed */
 
 /* Print the effective configuration, one `key = value` per line by section. */
 void conf_dump(const struct conf *c, FILE *fp);

@@ -23,7 +23,8 @@ check_addr_list(const char *value)
 
 		if (strspn(v[i], "0123456789abcdefABCDEF.:@") != strlen(v[i]))
 			err = "expected ADDR[@PORT] (IP address literals)";
-		else if (at != NULL && str_to_uint(at + 1, 1, 65535, &port) == -1)
+		else if (at != NULL &&
+		    str_to_uint(at + 1, 1, 65535, &port) == -1)
 			err = "bad port after '@'";
 	}
 	str_vec_free(v);
@@ -36,10 +37,11 @@ check_hostname(const char *value)
 {
 	if (strlen(value) > 255)
 		return "host name longer than 255 characters";
-	if (strspn(value, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789-.") != strlen(value))
+	if (strspn(value,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	        "0123456789-.") != strlen(value))
 		return "host name with characters other than letters, digits, "
-		    "'-' and '.'";
+		       "'-' and '.'";
 	return NULL;
 }
 
@@ -69,21 +71,21 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    NULL, 0, 0, NULL,
 	    "DS or DNSKEY records for '.' (zone-file format) replacing the "
 	    "built-in IANA root anchors" },
-	{ CONF_DNS_ROOT_SERVERS, "dns", "root_servers", CONF_T_LIST, NULL,
-	    0, 0, check_addr_list,
+	{ CONF_DNS_ROOT_SERVERS, "dns", "root_servers", CONF_T_LIST, NULL, 0, 0,
+	    check_addr_list,
 	    "query these servers instead of the real root servers" },
 	{ CONF_DNS_FORWARDERS, "dns", "forwarders", CONF_T_LIST, NULL, 0, 0,
 	    check_addr_list,
 	    "upstream resolvers; answers are still validated in-process" },
 	{ CONF_DNS_TIMEOUT, "dns", "timeout", CONF_T_DURATION, "30s", 1, 600,
 	    NULL, "deadline of one DNS lookup" },
-	{ CONF_DANE_DIGESTS, "dane", "digests", CONF_T_LIST, "sha512 sha256",
-	    0, 0, check_digests,
+	{ CONF_DANE_DIGESTS, "dane", "digests", CONF_T_LIST, "sha512 sha256", 0,
+	    0, check_digests,
 	    "TLSA digest preference, strongest first (RFC 7671 §9)" },
 	{ CONF_DELIVERY_PORT, "delivery", "port", CONF_T_INT, "25", 1, 65535,
 	    NULL, "destination SMTP port (also the _PORT._tcp TLSA prefix)" },
-	{ CONF_DELIVERY_HELO_NAME, "delivery", "helo_name", CONF_T_STR, NULL,
-	    0, 0, check_hostname, "name sent in EHLO (default: the host name)" },
+	{ CONF_DELIVERY_HELO_NAME, "delivery", "helo_name", CONF_T_STR, NULL, 0,
+	    0, check_hostname, "name sent in EHLO (default: the host name)" },
 	{ CONF_DELIVERY_CONNECT_TIMEOUT, "delivery", "connect_timeout",
 	    CONF_T_DURATION, "30s", 1, 3600, NULL, "TCP connect deadline" },
 	{ CONF_DELIVERY_GREETING_TIMEOUT, "delivery", "greeting_timeout",

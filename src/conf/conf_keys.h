@@ -11,8 +11,8 @@ enum conf_type {
 	CONF_T_PATH,
 	CONF_T_INT,
 	CONF_T_BOOL,
-	CONF_T_DURATION,  /* "30", "30s", "5m", "1h", "2d" -> seconds */
-	CONF_T_LIST,      /* comma/space separated */
+	CONF_T_DURATION, /* "30", "30s", "5m", "1h", "2d" -> seconds */
+	CONF_T_LIST,     /* comma/space separated */
 };
 
 struct conf_key_def {
@@ -20,8 +20,8 @@ struct conf_key_def {
 	const char *section;
 	const char *name;
 	enum conf_type type;
-	const char *def;           /* default in file syntax, NULL = unset */
-	long long min, max;        /* ints and durations */
+	const char *def;    /* default in file syntax, NULL = unset */
+	long long min, max; /* ints and durations */
 	/* Extra check of a parsed value; NULL or a static error text. */
 	const char *(*check)(const char *value);
 	const char *help;

@@ -13,10 +13,10 @@
 #include "log.h"
 
 struct buf {
-	char *data;     /* NULL until the first append */
-	size_t len;     /* bytes used, excluding the terminating NUL */
-	size_t cap;     /* bytes allocated */
-	size_t max;     /* largest len allowed */
+	char *data; /* NULL until the first append */
+	size_t len; /* bytes used, excluding the terminating NUL */
+	size_t cap; /* bytes allocated */
+	size_t max; /* largest len allowed */
 };
 
 /* Initialise an empty buffer that may hold at most max bytes. */
@@ -28,7 +28,8 @@ void buf_free(struct buf *b);
 /* Empty the buffer, keeping its memory. */
 void buf_reset(struct buf *b);
 
-/* Append n bytes. Returns 0, or -1 (buffer unchanged) if max would be exceeded. */
+/* Append n bytes. Returns 0, or -1 (buffer unchanged) if max would be exceeded.
+ */
 int buf_add(struct buf *b, const void *p, size_t n);
 
 /* Append a C string. Same return as buf_add. */

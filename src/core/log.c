@@ -60,7 +60,7 @@ log_trace_enable(const char *list, const char **errstr)
 			end = p + strlen(p);
 		if (log_cat_lookup(p, (size_t)(end - p), &bit) == -1) {
 			*errstr = "unknown trace category (dns, smtp, tls, "
-			    "dane, queue, check, all)";
+			          "dane, queue, check, all)";
 			return -1;
 		}
 		log_cats |= bit;
@@ -87,7 +87,8 @@ log_vwrite(const char *tag, const char *fmt, va_list ap, int err)
 
 	vsnprintf(line, sizeof(line), fmt, ap);
 	if (err != 0)
-		fprintf(stderr, "danerelay: %s%s: %s\n", tag, line, strerror(err));
+		fprintf(
+		    stderr, "danerelay: %s%s: %s\n", tag, line, strerror(err));
 	else
 		fprintf(stderr, "danerelay: %s%s\n", tag, line);
 }

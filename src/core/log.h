@@ -12,7 +12,7 @@
 #include <stdbool.h>
 
 #define DR_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define DR_NORETURN __attribute__((noreturn))
+#define DR_NORETURN     __attribute__((noreturn))
 
 enum log_level {
 	LOG_LEVEL_ERR,
@@ -42,24 +42,26 @@ int log_trace_enable(const char *list, const char **errstr);
 /* True when trace category cat is on. */
 bool log_trace_on(enum log_cat cat);
 
-void log_warn(const char *fmt, ...) DR_PRINTF(1, 2);  /* appends strerror(errno) */
+void log_warn(const char *fmt, ...)
+    DR_PRINTF(1, 2); /* appends strerror(errno) */
 void log_warnx(const char *fmt, ...) DR_PRINTF(1, 2);
 void log_info(const char *fmt, ...) DR_PRINTF(1, 2);
 void log_debug(const char *fmt, ...) DR_PRINTF(1, 2);
 void log_trace(enum log_cat cat, const char *fmt, ...) DR_PRINTF(2, 3);
 
 /* Startup failures: print and exit with the sysexits(3) code ex. */
-void fatal(int ex, const char *fmt, ...) DR_PRINTF(2, 3) DR_NORETURN;  /* with errno */
+void fatal(int ex, const char *fmt, ...)
+    DR_PRINTF(2, 3) DR_NORETURN; /* with errno */
 void fatalx(int ex, const char *fmt, ...) DR_PRINTF(2, 3) DR_NORETURN;
 
 /* Broken invariant: print and abort() so that a core is left behind. */
 void panic(const char *fmt, ...) DR_PRINTF(1, 2) DR_NORETURN;
 
-#define ASSERT(x)                                                        \
-	do {                                                             \
-		if (!(x))                                                \
-			panic("assertion failed: %s (%s:%d)", #x,        \
-			    __FILE__, __LINE__);                         \
+#define ASSERT(x)                                                           \
+	do {                                                                \
+		if (!(x))                                                   \
+			panic("assertion failed: %s (%s:%d)", #x, __FILE__, \
+			    __LINE__);                                      \
 	} while (0)
 
 #endif

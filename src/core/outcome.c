@@ -25,7 +25,8 @@ static const char *const result_type_names[] = {
 const char *
 result_type_str(enum result_type rt)
 {
-	if ((unsigned)rt >= sizeof(result_type_names) / sizeof(result_type_names[0]))
+	if ((unsigned)rt >=
+	    sizeof(result_type_names) / sizeof(result_type_names[0]))
 		return NULL;
 	return result_type_names[rt];
 }

@@ -22,7 +22,7 @@ enum outcome_class {
 
 /* RFC 8460 §4.3 result types (TLS negotiation and policy failures). */
 enum result_type {
-	RT_NONE,                    /* not a TLS/policy failure */
+	RT_NONE, /* not a TLS/policy failure */
 	RT_STARTTLS_NOT_SUPPORTED,
 	RT_CERTIFICATE_HOST_MISMATCH,
 	RT_CERTIFICATE_EXPIRED,
@@ -39,7 +39,7 @@ enum result_type {
 struct outcome {
 	enum outcome_class cls;
 	enum result_type rt;
-	char status[12];        /* "4.7.324"; "2.0.0" when ok */
+	char status[12]; /* "4.7.324"; "2.0.0" when ok */
 	char text[400];
 };
 

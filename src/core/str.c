@@ -74,8 +74,9 @@ str_trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' ||
-	    s[n - 1] == '\r' || s[n - 1] == '\n'))
+	while (n > 0 &&
+	    (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' ||
+	        s[n - 1] == '\n'))
 		s[--n] = '\0';
 	return s;
 }

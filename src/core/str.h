@@ -21,7 +21,8 @@ struct str {
 /* Skip spaces and tabs. */
 void str_skip_ws(const char **cp);
 
-/* Parse a decimal number in [0, max]. No sign, no leading/trailing junk handling. */
+/* Parse a decimal number in [0, max]. No sign, no leading/trailing junk
+ * handling. */
 int str_parse_uint(const char **cp, uint64_t max, uint64_t *out);
 
 /* Parse a whole string as a decimal number in [min, max]. 0 or -1. */

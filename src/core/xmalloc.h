@@ -10,12 +10,13 @@
 
 #include "log.h"
 
-void *xmalloc(size_t size);                  /* returns new, caller frees */
-void *xcalloc(size_t n, size_t size);        /* zeroed; overflow-checked */
+void *xmalloc(size_t size);           /* returns new, caller frees */
+void *xcalloc(size_t n, size_t size); /* zeroed; overflow-checked */
 void *xreallocarray(void *p, size_t n, size_t size);
-char *xstrdup(const char *s);                /* returns new, caller frees */
-char *xstrndup(const char *s, size_t n);     /* copies at most n bytes, NUL-terminates */
+char *xstrdup(const char *s); /* returns new, caller frees */
+char *xstrndup(
+    const char *s, size_t n); /* copies at most n bytes, NUL-terminates */
 void *xmemdup(const void *p, size_t n);
-char *xasprintf(const char *fmt, ...) DR_PRINTF(1, 2);  /* returns new */
+char *xasprintf(const char *fmt, ...) DR_PRINTF(1, 2); /* returns new */
 
 #endif

@@ -38,12 +38,12 @@ struct dane_host {
 	bool addr_secure;
 	char *expanded;
 
-	char *cand[2];                   /* candidate TLSA base domains */
+	char *cand[2]; /* candidate TLSA base domains */
 	struct dns_answer *tlsa_ans[2];
 	size_t ncand, ntried;
 	const char *tlsa_skipped;
 
-	char *base;                      /* the TLSA base domain, if any */
+	char *base; /* the TLSA base domain, if any */
 	struct dane_tlsa *tlsa;
 	char **refnames;
 };
@@ -138,8 +138,8 @@ dane_host_fail(struct dane_host_lookup *l)
 }
 
 static void
-dane_host_collect(struct dane_host *h, const struct dns_answer *a,
-    uint16_t port)
+dane_host_collect(
+    struct dane_host *h, const struct dns_answer *a, uint16_t port)
 {
 	size_t i, n = dns_answer_count(a);
 
@@ -152,8 +152,8 @@ dane_host_collect(struct dane_host *h, const struct dns_answer *a,
 			((struct sockaddr_in *)ss)->sin_port = htons(port);
 		else
 			((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-		dns_answer_addr_str(a, i, h->addrstr[h->naddr],
-		    sizeof(h->addrstr[h->naddr]));
+		dns_answer_addr_str(
+		    a, i, h->addrstr[h->naddr], sizeof(h->addrstr[h->naddr]));
 		h->naddr++;
 	}
 }
@@ -205,7 +205,7 @@ dane_host_cname_done(struct dns_answer *a, void *arg)
 	 */
 	if (dns_answer_sec(a) != DNS_SEC_SECURE) {
 		h->tlsa_skipped = "the CNAME and the address records are "
-		    "insecure (RFC 7672 §2.2.2)";
+		                  "insecure (RFC 7672 §2.2.2)";
 		h->level = DANE_LEVEL_OPPORTUNISTIC;
 		dane_host_finish(l);
 		return;
@@ -242,12 +242,12 @@ dane_host_addr_done(struct dane_host_lookup *l)
 		dane_host_tlsa_next(l);
 	} else if (dns_answer_cname_count(first) > 0) {
 		/* §2.1.3: learn whether the first CNAME itself is secure. */
-		l->q = dns_query(l->r, h->name, DNS_TYPE_CNAME,
-		    dane_host_cname_done, l);
+		l->q = dns_query(
+		    l->r, h->name, DNS_TYPE_CNAME, dane_host_cname_done, l);
 	} else {
 		/* §2.2.2: no TLSA query for insecure address records. */
 		h->tlsa_skipped = "the address records are insecure "
-		    "(RFC 7672 §2.2.2)";
+		                  "(RFC 7672 §2.2.2)";
 		h->level = DANE_LEVEL_OPPORTUNISTIC;
 		dane_host_finish(l);
 	}
@@ -292,7 +292,7 @@ dane_host_tlsa_done(struct dns_answer *a, void *arg)
 	h->tlsa = dane_tlsa_new(a, h->digests);
 	/* §2.2: usable records -> authenticate; only unusable -> encrypt. */
 	h->level = dane_tlsa_usable_count(h->tlsa) > 0 ? DANE_LEVEL_AUTH :
-	    DANE_LEVEL_ENCRYPT;
+	                                                 DANE_LEVEL_ENCRYPT;
 	dane_host_finish(l);
 }
 
@@ -324,8 +324,8 @@ dane_host_resolve(struct dns_resolver *r, const struct dane_host_params *p,
 	h->port = p->port;
 	h->via = p->via;
 	h->nexthop = p->nexthop != NULL ? xstrdup(p->nexthop) : NULL;
-	h->nexthop_expanded = p->nexthop_expanded != NULL ?
-	    xstrdup(p->nexthop_expanded) : NULL;
+	h->nexthop_expanded =
+	    p->nexthop_expanded != NULL ? xstrdup(p->nexthop_expanded) : NULL;
 	h->nexthop_secure = p->nexthop_secure;
 	h->digests = dane_strv_dup(p->digests);
 	outcome_ok(&h->outcome);
@@ -526,9 +526,11 @@ dane_host_ssl_new(const struct dane_host *h, SSL_CTX *ctx, const char **errstr)
 	}
 	recs = dane_tlsa_usable_recs(h->tlsa, &n);
 	/* refnames[0] is the base domain; the others are extra names. */
-	if (tls_dane_setup(ssl, h->base, h->refnames + 1, recs, n, errstr) <= 0) {
+	if (tls_dane_setup(ssl, h->base, h->refnames + 1, recs, n, errstr) <=
+	    0) {
 		if (*errstr == NULL)
-			*errstr = "OpenSSL found none of the TLSA records usable";
+			*errstr =
+			    "OpenSSL found none of the TLSA records usable";
 		SSL_free(ssl);
 		return NULL;
 	}

@@ -32,23 +32,23 @@ struct dane_host_lookup;
 
 /* How the host was reached; decides the reference identifiers (§3.2.2). */
 enum dane_via {
-	DANE_VIA_MX_SECURE,     /* from a secure MX RRset */
-	DANE_VIA_MX_INSECURE,   /* from an insecure MX RRset (§2.2.1) */
-	DANE_VIA_IMPLICIT,      /* no MX: the next-hop domain itself */
-	DANE_VIA_ROUTE,         /* configured next hop, no MX resolution */
+	DANE_VIA_MX_SECURE,   /* from a secure MX RRset */
+	DANE_VIA_MX_INSECURE, /* from an insecure MX RRset (§2.2.1) */
+	DANE_VIA_IMPLICIT,    /* no MX: the next-hop domain itself */
+	DANE_VIA_ROUTE,       /* configured next hop, no MX resolution */
 };
 
 struct dane_host_params {
 	const char *host;
-	uint16_t port;               /* the port actually used: _PORT._tcp */
+	uint16_t port; /* the port actually used: _PORT._tcp */
 	enum dane_via via;
-	const char *nexthop;         /* original next-hop domain (or NULL for routes) */
-	const char *nexthop_expanded;/* its CNAME expansion (or NULL) */
-	bool nexthop_secure;         /* for DANE_VIA_IMPLICIT: MX answer secure */
-	char **digests;              /* [dane] digests, borrowed during the call */
+	const char *nexthop; /* original next-hop domain (or NULL for routes) */
+	const char *nexthop_expanded; /* its CNAME expansion (or NULL) */
+	bool nexthop_secure; /* for DANE_VIA_IMPLICIT: MX answer secure */
+	char **digests;      /* [dane] digests, borrowed during the call */
 };
 
-typedef void dane_host_cb(struct dane_host *h, void *arg);  /* callee owns h */
+typedef void dane_host_cb(struct dane_host *h, void *arg); /* callee owns h */
 
 /* Start resolving; never calls back from inside. Params are copied. */
 struct dane_host_lookup *dane_host_resolve(struct dns_resolver *r,
@@ -63,8 +63,8 @@ const struct outcome *dane_host_outcome(const struct dane_host *h);
 
 /* Addresses (A first, then AAAA), with the port set. */
 size_t dane_host_addr_count(const struct dane_host *h);
-const struct sockaddr *dane_host_addr(const struct dane_host *h, size_t i,
-    socklen_t *len);
+const struct sockaddr *dane_host_addr(
+    const struct dane_host *h, size_t i, socklen_t *len);
 const char *dane_host_addr_str(const struct dane_host *h, size_t i);
 /* The address RRsets validated as secure. */
 bool dane_host_addr_secure(const struct dane_host *h);
@@ -79,8 +79,8 @@ const struct dns_answer *dane_host_answer_cname(const struct dane_host *h);
 /* TLSA candidate base domains tried, in order, with their answers. */
 size_t dane_host_tlsa_tried(const struct dane_host *h);
 const char *dane_host_tlsa_candidate(const struct dane_host *h, size_t i);
-const struct dns_answer *dane_host_tlsa_answer(const struct dane_host *h,
-    size_t i);   /* NULL if not queried */
+const struct dns_answer *dane_host_tlsa_answer(
+    const struct dane_host *h, size_t i); /* NULL if not queried */
 /* Why no TLSA query was made, when none was (e.g. insecure addresses). */
 const char *dane_host_tlsa_skipped(const struct dane_host *h);
 
@@ -98,8 +98,8 @@ bool dane_host_verified_path(const struct dane_host *h);
  * A new SSL for STARTTLS to this host: DANE records, SNI and names for
  * DANE_LEVEL_AUTH, SNI only otherwise. NULL with *errstr on failure.
  */
-SSL *dane_host_ssl_new(const struct dane_host *h, SSL_CTX *ctx,
-    const char **errstr);
+SSL *dane_host_ssl_new(
+    const struct dane_host *h, SSL_CTX *ctx, const char **errstr);
 
 /*
  * Judge a completed handshake: under DANE_LEVEL_AUTH a TLSA record must have

@@ -127,8 +127,8 @@ dane_mx_done(struct dns_answer *a, void *arg)
 }
 
 struct dane_mx_lookup *
-dane_mx_resolve(struct dns_resolver *r, const char *domain, dane_mx_cb *cb,
-    void *arg)
+dane_mx_resolve(
+    struct dns_resolver *r, const char *domain, dane_mx_cb *cb, void *arg)
 {
 	struct dane_mx_lookup *l = xcalloc(1, sizeof(*l));
 

@@ -23,19 +23,19 @@ struct dane_mx;
 struct dane_mx_lookup;
 
 enum dane_mx_kind {
-	DANE_MX_LIST,       /* MX records */
-	DANE_MX_IMPLICIT,   /* no MX RRset: the domain itself (RFC 5321 §5.1) */
-	DANE_MX_NULL,       /* null MX (RFC 7505): bounce 5.1.10 */
-	DANE_MX_NXDOMAIN,   /* the domain does not exist: bounce 5.1.2 */
-	DANE_MX_ERROR,      /* lookup error: defer the whole domain (§2.1.2) */
+	DANE_MX_LIST,     /* MX records */
+	DANE_MX_IMPLICIT, /* no MX RRset: the domain itself (RFC 5321 §5.1) */
+	DANE_MX_NULL,     /* null MX (RFC 7505): bounce 5.1.10 */
+	DANE_MX_NXDOMAIN, /* the domain does not exist: bounce 5.1.2 */
+	DANE_MX_ERROR,    /* lookup error: defer the whole domain (§2.1.2) */
 };
 
 /* The callee owns mx (dane_mx_free). */
 typedef void dane_mx_cb(struct dane_mx *mx, void *arg);
 
 /* Start the MX resolution of domain. Never calls back from inside. */
-struct dane_mx_lookup *dane_mx_resolve(struct dns_resolver *r,
-    const char *domain, dane_mx_cb *cb, void *arg);
+struct dane_mx_lookup *dane_mx_resolve(
+    struct dns_resolver *r, const char *domain, dane_mx_cb *cb, void *arg);
 /* Cancel a pending resolution; the callback will not run. */
 void dane_mx_cancel(struct dane_mx_lookup *l);
 

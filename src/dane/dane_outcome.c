@@ -40,37 +40,44 @@ dane_outcome_dns(struct outcome *o, const struct dns_answer *a)
 		return;
 	}
 	outcome_set(o, OUTCOME_TEMP, "4.4.3", RT_NONE,
-	    "DNS lookup of %s %s failed: %s", name, type,
-	    dns_answer_error(a));
+	    "DNS lookup of %s %s failed: %s", name, type, dns_answer_error(a));
 }
 
 void
 dane_outcome_tlsa_lookup(struct outcome *o, const struct dns_answer *a)
 {
 	const char *why = dns_answer_status(a) == DNS_ERR_BOGUS ?
-	    dns_answer_why_bogus(a) : dns_answer_error(a);
+	    dns_answer_why_bogus(a) :
+	    dns_answer_error(a);
 
 	outcome_set(o, OUTCOME_TEMP, "4.7.324", RT_DNSSEC_INVALID,
 	    "TLSA lookup of %s failed (%s): %s; the server must be treated as "
-	    "unreachable (RFC 7672 §2.1.2)", dns_answer_qname(a),
-	    dns_status_str(dns_answer_status(a)), why != NULL ? why : "no answer");
+	    "unreachable (RFC 7672 §2.1.2)",
+	    dns_answer_qname(a), dns_status_str(dns_answer_status(a)),
+	    why != NULL ? why : "no answer");
 }
 
 static void
 dane_outcome_starttls(struct outcome *o, const struct smtp_result *r,
     enum dane_level level, const char *host)
 {
-	const char *why = level == DANE_LEVEL_AUTH ? "it publishes usable TLSA "
-	    "records" : "it publishes TLSA records (none usable)";
+	const char *why = level == DANE_LEVEL_AUTH ?
+	    "it publishes usable TLSA "
+	    "records" :
+	    "it publishes TLSA records (none usable)";
 
 	if (r->error == SMTP_ERR_STARTTLS_NOT_OFFERED)
-		outcome_set(o, OUTCOME_TEMP, "4.7.321", RT_STARTTLS_NOT_SUPPORTED,
+		outcome_set(o, OUTCOME_TEMP, "4.7.321",
+		    RT_STARTTLS_NOT_SUPPORTED,
 		    "%s does not offer STARTTLS, but TLS is required because "
-		    "%s (RFC 7672 §2.2)", host, why);
+		    "%s (RFC 7672 §2.2)",
+		    host, why);
 	else
-		outcome_set(o, OUTCOME_TEMP, "4.7.321", RT_STARTTLS_NOT_SUPPORTED,
+		outcome_set(o, OUTCOME_TEMP, "4.7.321",
+		    RT_STARTTLS_NOT_SUPPORTED,
 		    "%s refused STARTTLS (%s), but TLS is required because %s "
-		    "(RFC 7672 §2.2)", host, r->reply_text, why);
+		    "(RFC 7672 §2.2)",
+		    host, r->reply_text, why);
 }
 
 void
@@ -132,21 +139,25 @@ dane_outcome_verify(struct outcome *o, long err, const char *host)
 	switch (err) {
 	case X509_V_ERR_HOSTNAME_MISMATCH:
 		outcome_set(o, OUTCOME_TEMP, "4.7.325",
-		    RT_CERTIFICATE_HOST_MISMATCH, "the certificate of %s chains "
+		    RT_CERTIFICATE_HOST_MISMATCH,
+		    "the certificate of %s chains "
 		    "to its DANE-TA trust anchor but names none of the reference "
-		    "identifiers (RFC 7672 §3.2.2)", host);
+		    "identifiers (RFC 7672 §3.2.2)",
+		    host);
 		break;
 	case X509_V_ERR_CERT_HAS_EXPIRED:
 	case X509_V_ERR_CERT_NOT_YET_VALID:
 		outcome_set(o, OUTCOME_TEMP, "4.7.322", RT_CERTIFICATE_EXPIRED,
 		    "the certificate chain of %s matches its DANE-TA record but "
-		    "is not valid now: %s", host, tls_verify_error_str(err));
+		    "is not valid now: %s",
+		    host, tls_verify_error_str(err));
 		break;
 	default:
 		outcome_set(o, OUTCOME_TEMP, "4.7.323", RT_TLSA_INVALID,
 		    "no TLSA record of %s matches the certificate chain it "
-		    "presented (%s)", host, err == X509_V_OK ?
-		    "no match" : tls_verify_error_str(err));
+		    "presented (%s)",
+		    host,
+		    err == X509_V_OK ? "no match" : tls_verify_error_str(err));
 		break;
 	}
 }

@@ -15,10 +15,10 @@ struct smtp_result;
 
 /* What RFC 7672 §2.2 asks of the connection to one SMTP server. */
 enum dane_level {
-	DANE_LEVEL_AUTH,           /* secure usable TLSA: TLS + authentication */
-	DANE_LEVEL_ENCRYPT,        /* secure TLSA, all unusable: TLS, no auth */
-	DANE_LEVEL_OPPORTUNISTIC,  /* no secure TLSA: TLS if offered */
-	DANE_LEVEL_UNUSABLE,       /* lookup error: this server cannot be used */
+	DANE_LEVEL_AUTH,          /* secure usable TLSA: TLS + authentication */
+	DANE_LEVEL_ENCRYPT,       /* secure TLSA, all unusable: TLS, no auth */
+	DANE_LEVEL_OPPORTUNISTIC, /* no secure TLSA: TLS if offered */
+	DANE_LEVEL_UNUSABLE,      /* lookup error: this server cannot be used */
 };
 
 const char *dane_level_str(enum dane_level level);

@@ -14,9 +14,9 @@
 #include "dns/dns.h"
 
 struct dane_tlsa_rec {
-	struct tls_tlsa rec;    /* data points into the copy below */
+	struct tls_tlsa rec; /* data points into the copy below */
 	uint8_t *data;
-	const char *why;        /* NULL = usable */
+	const char *why; /* NULL = usable */
 };
 
 struct dane_tlsa {
@@ -77,8 +77,9 @@ dane_tlsa_check(const struct tls_tlsa *r, char **digests)
 	case 0:
 		if (!dane_full_wellformed(r->selector, r->data, r->len))
 			return r->selector == 0 ? "malformed: Full(0) data is "
-			    "not a DER certificate" : "malformed: Full(0) data "
-			    "is not a DER public key";
+			                          "not a DER certificate" :
+			                          "malformed: Full(0) data "
+			                          "is not a DER public key";
 		return NULL;
 	case 1:
 		if (r->len != 32)
@@ -110,8 +111,9 @@ dane_tlsa_new(const struct dns_answer *a, char **digests)
 		struct dane_tlsa_rec *r = &t->recs[t->n];
 
 		if (dns_answer_tlsa(a, i, &r->rec.usage, &r->rec.selector,
-		    &r->rec.mtype, &data, &len) == -1) {
-			/* Too short to hold the three fields: still a record. */
+		        &r->rec.mtype, &data, &len) == -1) {
+			/* Too short to hold the three fields: still a record.
+			 */
 			r->rec.usage = 255;
 			len = 0;
 			data = NULL;
@@ -209,13 +211,18 @@ dane_usage_str(uint8_t usage)
 const char *
 dane_selector_str(uint8_t selector)
 {
-	return selector == 0 ? "Cert" : selector == 1 ? "SPKI" :
-	    selector == 255 ? "PrivSel" : "unknown";
+	return selector == 0 ? "Cert" :
+	    selector == 1    ? "SPKI" :
+	    selector == 255  ? "PrivSel" :
+	                       "unknown";
 }
 
 const char *
 dane_mtype_str(uint8_t mtype)
 {
-	return mtype == 0 ? "Full" : mtype == 1 ? "SHA2-256" : mtype == 2 ?
-	    "SHA2-512" : mtype == 255 ? "PrivMatch" : "unknown";
+	return mtype == 0 ? "Full" :
+	    mtype == 1    ? "SHA2-256" :
+	    mtype == 2    ? "SHA2-512" :
+	    mtype == 255  ? "PrivMatch" :
+	                    "unknown";
 }

@@ -34,13 +34,15 @@ size_t dane_tlsa_usable_count(const struct dane_tlsa *t);
 /* Record i as an OpenSSL-ready view (borrowed, valid until free). */
 const struct tls_tlsa *dane_tlsa_rec(const struct dane_tlsa *t, size_t i);
 bool dane_tlsa_usable(const struct dane_tlsa *t, size_t i);
-/* Why record i is unusable ("PKIX-TA(0): not used by SMTP, RFC 7672 §3.1.3"); NULL if usable. */
+/* Why record i is unusable ("PKIX-TA(0): not used by SMTP, RFC 7672 §3.1.3");
+ * NULL if usable. */
 const char *dane_tlsa_why(const struct dane_tlsa *t, size_t i);
 /* Presentation of record i: "3 1 1 ab12..." into a new string. */
 char *dane_tlsa_str(const struct dane_tlsa *t, size_t i);
 
 /* The usable records, for tls_dane_setup(); *n receives the count. Borrowed. */
-const struct tls_tlsa *dane_tlsa_usable_recs(const struct dane_tlsa *t, size_t *n);
+const struct tls_tlsa *dane_tlsa_usable_recs(
+    const struct dane_tlsa *t, size_t *n);
 
 /* Short name of a usage, selector or mtype: "DANE-EE", "SPKI", "SHA2-256". */
 const char *dane_usage_str(uint8_t usage);

@@ -45,20 +45,20 @@ enum dns_sec {
 };
 
 enum dns_status {
-	DNS_OK,             /* data, NODATA or NXDOMAIN: an answer */
-	DNS_ERR_BOGUS,      /* validation failed (bogus or indeterminate) */
-	DNS_ERR_SERVFAIL,   /* SERVFAIL without a validation failure */
-	DNS_ERR_TIMEOUT,    /* our own deadline passed */
-	DNS_ERR_MALFORMED,  /* answer could not be parsed */
-	DNS_ERR_OTHER,      /* REFUSED, NOTIMP, FORMERR, libunbound error */
+	DNS_OK,            /* data, NODATA or NXDOMAIN: an answer */
+	DNS_ERR_BOGUS,     /* validation failed (bogus or indeterminate) */
+	DNS_ERR_SERVFAIL,  /* SERVFAIL without a validation failure */
+	DNS_ERR_TIMEOUT,   /* our own deadline passed */
+	DNS_ERR_MALFORMED, /* answer could not be parsed */
+	DNS_ERR_OTHER,     /* REFUSED, NOTIMP, FORMERR, libunbound error */
 };
 
 /* What resolves names; see dns_resolver_new(). */
 struct dns_options {
-	const char *trust_anchor_file;     /* NULL: built-in IANA root anchors */
-	char **root_servers;               /* NULL-terminated "ADDR[@PORT]" or NULL */
-	char **forwarders;                 /* NULL-terminated "ADDR[@PORT]" or NULL */
-	unsigned timeout_ms;               /* per-query deadline, 0 = 30000 */
+	const char *trust_anchor_file; /* NULL: built-in IANA root anchors */
+	char **root_servers; /* NULL-terminated "ADDR[@PORT]" or NULL */
+	char **forwarders;   /* NULL-terminated "ADDR[@PORT]" or NULL */
+	unsigned timeout_ms; /* per-query deadline, 0 = 30000 */
 };
 
 /*
@@ -76,8 +76,8 @@ struct dns_options {
  * forward target for "." and must serve the whole tree. Answers are
  * validated in-process either way.
  */
-struct dns_resolver *dns_resolver_new(struct event_base *base,
-    const struct dns_options *opt, char **errstr);
+struct dns_resolver *dns_resolver_new(
+    struct event_base *base, const struct dns_options *opt, char **errstr);
 
 /*
  * Cancels pending queries without calling their callbacks. NULL is fine.
@@ -122,7 +122,7 @@ struct dns_query *dns_selftest(struct dns_resolver *r, dns_cb *cb, void *arg);
  */
 const char *dns_selftest_explain(const struct dns_answer *a);
 
-void dns_answer_free(struct dns_answer *a);     /* NULL is fine */
+void dns_answer_free(struct dns_answer *a); /* NULL is fine */
 
 /*
  * Accessors; strings are borrowed, valid until dns_answer_free(). Only a
@@ -143,13 +143,16 @@ int dns_answer_rcode(const struct dns_answer *a);
  * capped by its MINIMUM (RFC 2308 §5); 0 for errors.
  */
 uint32_t dns_answer_ttl(const struct dns_answer *a);
-const char *dns_answer_why_bogus(const struct dns_answer *a);  /* NULL unless bogus */
+const char *dns_answer_why_bogus(
+    const struct dns_answer *a); /* NULL unless bogus */
 /* Human text of a non-OK status; NULL when the status is DNS_OK. */
 const char *dns_answer_error(const struct dns_answer *a);
 bool dns_answer_nxdomain(const struct dns_answer *a);
-bool dns_answer_nodata(const struct dns_answer *a);         /* NOERROR, no RR of qtype */
+bool dns_answer_nodata(
+    const struct dns_answer *a); /* NOERROR, no RR of qtype */
 
-/* Denial of existence seen in the authority section: "nsec", "nsec3" or NULL. */
+/* Denial of existence seen in the authority section: "nsec", "nsec3" or NULL.
+ */
 const char *dns_answer_denial(const struct dns_answer *a);
 
 /* CNAME chain, in order: link i maps cname_owner(i) -> cname_target(i). */
@@ -161,15 +164,16 @@ const char *dns_answer_canonname(const struct dns_answer *a);
 
 /* Records of qtype owned by the canonical name. */
 size_t dns_answer_count(const struct dns_answer *a);
-const uint8_t *dns_answer_rdata(const struct dns_answer *a, size_t i, size_t *len);
+const uint8_t *dns_answer_rdata(
+    const struct dns_answer *a, size_t i, size_t *len);
 
 /* Typed views; return 0, or -1 if record i is not of that type or malformed. */
-int dns_answer_mx(const struct dns_answer *a, size_t i, uint16_t *pref,
-    const char **host);
+int dns_answer_mx(
+    const struct dns_answer *a, size_t i, uint16_t *pref, const char **host);
 int dns_answer_addr(const struct dns_answer *a, size_t i,
-    struct sockaddr_storage *ss, socklen_t *len);   /* port 0 */
-int dns_answer_addr_str(const struct dns_answer *a, size_t i, char *out,
-    size_t outlen);
+    struct sockaddr_storage *ss, socklen_t *len); /* port 0 */
+int dns_answer_addr_str(
+    const struct dns_answer *a, size_t i, char *out, size_t outlen);
 int dns_answer_tlsa(const struct dns_answer *a, size_t i, uint8_t *usage,
     uint8_t *selector, uint8_t *mtype, const uint8_t **data, size_t *len);
 /*
@@ -178,7 +182,7 @@ int dns_answer_tlsa(const struct dns_answer *a, size_t i, uint8_t *usage,
  */
 char *dns_answer_txt(const struct dns_answer *a, size_t i);
 
-const char *dns_sec_str(enum dns_sec sec);        /* "secure", ... */
+const char *dns_sec_str(enum dns_sec sec); /* "secure", ... */
 /* "ok", "bogus", "servfail", "timeout", "malformed", "other" */
 const char *dns_status_str(enum dns_status st);
 /* "MX", "TYPE65280" (static buffer for unknown types: not reentrant) */
@@ -188,7 +192,8 @@ const char *dns_type_str(uint16_t type);
  * Check that name is a syntactically valid domain name for a query
  * (length limits of RFC 1035 §2.3.4, no empty labels; one trailing dot is
  * allowed, "." is the root; no backslash escapes, spaces, control
- * characters or zone-file specials " ( ) ; $ @). NULL when fine, otherwise a static error text.
+ * characters or zone-file specials " ( ) ; $ @). NULL when fine, otherwise a
+ * static error text.
  */
 const char *dns_name_check(const char *name);
 

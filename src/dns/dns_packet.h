@@ -20,15 +20,15 @@ enum dns_section {
 
 struct dns_rr {
 	enum dns_section section;
-	char *owner;                 /* lowercase presentation, no trailing dot */
+	char *owner; /* lowercase presentation, no trailing dot */
 	uint16_t type;
 	uint16_t rclass;
 	uint32_t ttl;
-	const uint8_t *rdata;        /* points into the packet copy */
+	const uint8_t *rdata; /* points into the packet copy */
 	uint16_t rdlen;
-	char *target;                /* CNAME/MX/NS target name, else NULL */
-	uint16_t pref;               /* MX preference */
-	uint32_t soa_minimum;        /* SOA MINIMUM (RFC 2308 §5), else 0 */
+	char *target;         /* CNAME/MX/NS target name, else NULL */
+	uint16_t pref;        /* MX preference */
+	uint32_t soa_minimum; /* SOA MINIMUM (RFC 2308 §5), else 0 */
 };
 
 /*
@@ -38,9 +38,9 @@ struct dns_rr {
  * RR TTLs with the top bit set read as 0 (RFC 2181 §8); the OPT record keeps
  * its raw TTL field.
  */
-struct dns_packet *dns_packet_parse(const uint8_t *wire, size_t len,
-    const char **errstr);
-void dns_packet_free(struct dns_packet *p);      /* NULL is fine */
+struct dns_packet *dns_packet_parse(
+    const uint8_t *wire, size_t len, const char **errstr);
+void dns_packet_free(struct dns_packet *p); /* NULL is fine */
 
 /* Accessors; the strings and records are borrowed, valid until free. */
 int dns_packet_rcode(const struct dns_packet *p);

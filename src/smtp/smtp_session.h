@@ -27,24 +27,25 @@ struct smtp_ehlo;
 struct smtp_session;
 
 enum smtp_tls_mode {
-	SMTP_TLS_NONE,           /* never STARTTLS */
-	SMTP_TLS_OPPORTUNISTIC,  /* STARTTLS if offered; go on in cleartext if not */
-	SMTP_TLS_REQUIRED,       /* STARTTLS must be offered and succeed */
+	SMTP_TLS_NONE,          /* never STARTTLS */
+	SMTP_TLS_OPPORTUNISTIC, /* STARTTLS if offered; go on in cleartext if
+	                           not */
+	SMTP_TLS_REQUIRED,      /* STARTTLS must be offered and succeed */
 };
 
 /* Where a session ended. */
 enum smtp_error {
-	SMTP_ERR_NONE,                /* QUIT done / still fine */
-	SMTP_ERR_CONNECT_REFUSED,     /* ECONNREFUSED, EHOSTUNREACH, ... */
+	SMTP_ERR_NONE,            /* QUIT done / still fine */
+	SMTP_ERR_CONNECT_REFUSED, /* ECONNREFUSED, EHOSTUNREACH, ... */
 	SMTP_ERR_CONNECT_TIMEOUT,
-	SMTP_ERR_TIMEOUT,             /* no complete reply within the state's deadline */
-	SMTP_ERR_PROTOCOL,            /* malformed, overlong or endless reply */
-	SMTP_ERR_CLOSED,              /* peer closed the connection unexpectedly */
-	SMTP_ERR_REPLY,               /* peer answered 4xx/5xx where 2xx/3xx was needed */
-	SMTP_ERR_STARTTLS_NOT_OFFERED,/* TLS required, EHLO lacked STARTTLS */
-	SMTP_ERR_STARTTLS_REFUSED,    /* STARTTLS answered with non-220 */
-	SMTP_ERR_TLS_HANDSHAKE,       /* handshake failed (not verification) */
-	SMTP_ERR_ABORTED,             /* the caller aborted (e.g. DANE check failed) */
+	SMTP_ERR_TIMEOUT,  /* no complete reply within the state's deadline */
+	SMTP_ERR_PROTOCOL, /* malformed, overlong or endless reply */
+	SMTP_ERR_CLOSED,   /* peer closed the connection unexpectedly */
+	SMTP_ERR_REPLY,    /* peer answered 4xx/5xx where 2xx/3xx was needed */
+	SMTP_ERR_STARTTLS_NOT_OFFERED, /* TLS required, EHLO lacked STARTTLS */
+	SMTP_ERR_STARTTLS_REFUSED,     /* STARTTLS answered with non-220 */
+	SMTP_ERR_TLS_HANDSHAKE,        /* handshake failed (not verification) */
+	SMTP_ERR_ABORTED, /* the caller aborted (e.g. DANE check failed) */
 };
 
 /* Protocol phase, for results and logs. */
@@ -63,24 +64,24 @@ enum smtp_phase {
 
 struct smtp_result {
 	enum smtp_error error;
-	enum smtp_phase phase;        /* phase in which it ended */
-	int reply_code;               /* last reply code, 0 if none */
-	char reply_text[512];         /* last reply, lines joined by " / ", truncated */
-	char error_text[256];         /* human detail: strerror, OpenSSL error, ... */
+	enum smtp_phase phase; /* phase in which it ended */
+	int reply_code;        /* last reply code, 0 if none */
+	char reply_text[512]; /* last reply, lines joined by " / ", truncated */
+	char error_text[256]; /* human detail: strerror, OpenSSL error, ... */
 	bool connected;
-	char banner[512];             /* greeting text (first line), "" if none */
-	bool esmtp;                   /* EHLO accepted */
+	char banner[512]; /* greeting text (first line), "" if none */
+	bool esmtp;       /* EHLO accepted */
 	bool starttls_offered;
-	bool tls;                     /* TLS established */
+	bool tls; /* TLS established */
 };
 
 struct smtp_session_params {
 	const struct sockaddr *addr;
 	socklen_t addrlen;
-	const char *helo_name;          /* our EHLO name */
+	const char *helo_name; /* our EHLO name */
 	unsigned connect_timeout_ms;
-	unsigned greeting_timeout_ms;   /* RFC 5321 §4.5.3.2.1: 5 min */
-	unsigned command_timeout_ms;    /* EHLO, STARTTLS, handshake, QUIT */
+	unsigned greeting_timeout_ms; /* RFC 5321 §4.5.3.2.1: 5 min */
+	unsigned command_timeout_ms;  /* EHLO, STARTTLS, handshake, QUIT */
 	enum smtp_tls_mode tls_mode;
 
 	/*
@@ -109,8 +110,8 @@ struct smtp_session_params {
 	 * never from within smtp_session_start(). The result is borrowed; the
 	 * caller must call smtp_session_free() (allowed inside this callback).
 	 */
-	void (*on_done)(struct smtp_session *s, const struct smtp_result *res,
-	    void *arg);
+	void (*on_done)(
+	    struct smtp_session *s, const struct smtp_result *res, void *arg);
 
 	void *arg;
 
@@ -122,8 +123,8 @@ struct smtp_session_params {
 };
 
 /* Start a session. Returns new; params are copied (strings too). */
-struct smtp_session *smtp_session_start(struct event_base *base,
-    const struct smtp_session_params *p);
+struct smtp_session *smtp_session_start(
+    struct event_base *base, const struct smtp_session_params *p);
 
 /* Send QUIT (politely, with a deadline) and end the session. */
 void smtp_session_quit(struct smtp_session *s);

@@ -35,8 +35,9 @@ struct tls_chain {
 static EVP_PKEY *key_der(const uint8_t *, size_t);
 
 /* Signature of the per-block handler of pem_walk(). */
-#define PEM_FN(f) int (*f)(void *arg, const char *name, const char *hdr, \
-    const unsigned char *data, long len, const char **errstr)
+#define PEM_FN(f)                                              \
+	int (*f)(void *arg, const char *name, const char *hdr, \
+	    const unsigned char *data, long len, const char **errstr)
 
 static void
 hex_into(char *out, size_t outsz, const unsigned char *p, size_t n)
@@ -73,8 +74,8 @@ cert_der(X509 *cert, int selector, size_t *len)
 
 /* Hex digest of p into out, or "" if the digest cannot be computed. */
 static void
-digest_hex(const EVP_MD *md, const unsigned char *p, size_t n, char *out,
-    size_t outsz)
+digest_hex(
+    const EVP_MD *md, const unsigned char *p, size_t n, char *out, size_t outsz)
 {
 	unsigned char d[EVP_MAX_MD_SIZE];
 	unsigned int dlen;
@@ -117,8 +118,8 @@ tlsa_match(const unsigned char *der, size_t n, int mtype, size_t *len,
 }
 
 uint8_t *
-tls_tlsa_data_cert(X509 *cert, int selector, int mtype, size_t *len,
-    const char **errstr)
+tls_tlsa_data_cert(
+    X509 *cert, int selector, int mtype, size_t *len, const char **errstr)
 {
 	unsigned char *der;
 	uint8_t *out;
@@ -249,10 +250,10 @@ facts_digests(struct tls_cert_facts *f, X509 *x)
 	OPENSSL_free(der);
 	n = 0;
 	der = cert_der(x, 1, &n);
-	digest_hex(EVP_sha256(), der, n, f->spki_sha256,
-	    sizeof(f->spki_sha256));
-	digest_hex(EVP_sha512(), der, n, f->spki_sha512,
-	    sizeof(f->spki_sha512));
+	digest_hex(
+	    EVP_sha256(), der, n, f->spki_sha256, sizeof(f->spki_sha256));
+	digest_hex(
+	    EVP_sha512(), der, n, f->spki_sha512, sizeof(f->spki_sha512));
 	OPENSSL_free(der);
 	ERR_clear_error();
 }
@@ -264,8 +265,8 @@ facts_fill(struct tls_cert_facts *f, X509 *x, int depth)
 	f->subject = name_text(X509_get_subject_name(x));
 	f->issuer = name_text(X509_get_issuer_name(x));
 	f->sans = dns_sans(x);
-	time_text(X509_get0_notBefore(x), f->not_before,
-	    sizeof(f->not_before), NULL);
+	time_text(
+	    X509_get0_notBefore(x), f->not_before, sizeof(f->not_before), NULL);
 	time_text(X509_get0_notAfter(x), f->not_after, sizeof(f->not_after),
 	    &f->not_after_t);
 	/* Names and key ids only: a report needs no signature check. */
@@ -297,9 +298,9 @@ tls_chain_from_ssl(SSL *ssl)
 	struct tls_chain *c;
 	X509 *leaf;
 
-	/* On a client the stack starts with the leaf (SSL_get_peer_cert_chain). */
-	if ((sk = SSL_get_peer_cert_chain(ssl)) != NULL &&
-	    sk_X509_num(sk) > 0)
+	/* On a client the stack starts with the leaf (SSL_get_peer_cert_chain).
+	 */
+	if ((sk = SSL_get_peer_cert_chain(ssl)) != NULL && sk_X509_num(sk) > 0)
 		return tls_chain_from_certs(sk);
 	/* A resumed session keeps only the leaf. */
 	if ((leaf = SSL_get0_peer_certificate(ssl)) == NULL)
@@ -395,8 +396,7 @@ tls_load_file(const char *path, size_t *len, const char **errstr)
  * or fn fails. OpenSSL's own errors are dropped: *errstr says it better.
  */
 static int
-pem_walk(const uint8_t *p, size_t n, PEM_FN(fn), void *arg,
-    const char **errstr)
+pem_walk(const uint8_t *p, size_t n, PEM_FN(fn), void *arg, const char **errstr)
 {
 	char *name, *hdr;
 	unsigned char *data;
@@ -417,7 +417,7 @@ pem_walk(const uint8_t *p, size_t n, PEM_FN(fn), void *arg,
 			if (ERR_GET_LIB(e) != ERR_LIB_PEM ||
 			    ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
 				*errstr = "malformed PEM block (bad base64 or "
-				    "no END line)";
+				          "no END line)";
 				r = -1;
 			}
 			break;
@@ -488,8 +488,7 @@ all_space(const uint8_t *p, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' &&
-		    p[i] != '\n')
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
 			return false;
 	return true;
 }
@@ -533,7 +532,7 @@ tls_load_certs_mem(const uint8_t *p, size_t n, const char **errstr)
 		return w.sk;
 	if (blocks > 0) {
 		*errstr = w.saw_key ? "file holds a key, not a certificate" :
-		    "no CERTIFICATE block in PEM file";
+		                      "no CERTIFICATE block in PEM file";
 		goto fail;
 	}
 	if ((x = cert_d2i(p, (long)n, false)) != NULL) {
@@ -542,7 +541,7 @@ tls_load_certs_mem(const uint8_t *p, size_t n, const char **errstr)
 		return w.sk;
 	}
 	*errstr = der_is_key(p, n) ? "file holds a key, not a certificate" :
-	    "not a certificate (neither PEM nor DER)";
+	                             "not a certificate (neither PEM nor DER)";
 fail:
 	sk_X509_pop_free(w.sk, X509_free);
 	return NULL;
@@ -621,7 +620,7 @@ key_block(void *arg, const char *name, const char *hdr,
 	if (strcmp(name, PEM_STRING_PKCS8) == 0 ||
 	    (hdr != NULL && strstr(hdr, "ENCRYPTED") != NULL)) {
 		*errstr = "encrypted private key: give the public key instead "
-		    "(openssl pkey -pubout)";
+		          "(openssl pkey -pubout)";
 		return -1;
 	}
 	if (strcmp(name, PEM_STRING_PUBLIC) == 0)
@@ -634,7 +633,7 @@ key_block(void *arg, const char *name, const char *hdr,
 	else if (strstr(name, "PRIVATE KEY") != NULL)
 		*kp = key_exact(d2i_AutoPrivateKey, data, len);
 	else
-		return 0;  /* parameters and such: keep looking */
+		return 0; /* parameters and such: keep looking */
 	if (*kp == NULL) {
 		*errstr = "malformed key in PEM block";
 		return -1;

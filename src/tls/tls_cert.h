@@ -16,17 +16,17 @@
 
 /* Read-only record of one certificate. */
 struct tls_cert_facts {
-	int depth;                 /* position in the chain as sent, 0 = leaf */
-	char *subject;             /* RFC 2253 text */
+	int depth;     /* position in the chain as sent, 0 = leaf */
+	char *subject; /* RFC 2253 text */
 	char *issuer;
-	char **sans;               /* NULL-terminated DNS names */
-	char not_before[32];       /* "2026-11-29T01:52:00Z" */
+	char **sans;         /* NULL-terminated DNS names */
+	char not_before[32]; /* "2026-11-29T01:52:00Z" */
 	char not_after[32];
 	time_t not_after_t;
 	bool self_signed;
 	bool is_ca;
-	char sha256[65];           /* of the DER certificate, hex */
-	char spki_sha256[65];      /* of the DER SubjectPublicKeyInfo, hex */
+	char sha256[65];      /* of the DER certificate, hex */
+	char spki_sha256[65]; /* of the DER SubjectPublicKeyInfo, hex */
 	char sha512[129];
 	char spki_sha512[129];
 };
@@ -57,17 +57,18 @@ struct tls_chain *tls_chain_from_certs(const STACK_OF(X509) *certs);
 void tls_chain_free(struct tls_chain *c);
 size_t tls_chain_count(const struct tls_chain *c);
 /* Facts of certificate i (< count); borrowed, valid until tls_chain_free. */
-const struct tls_cert_facts *tls_chain_cert(const struct tls_chain *c, size_t i);
+const struct tls_cert_facts *tls_chain_cert(
+    const struct tls_chain *c, size_t i);
 
 /*
  * TLSA certificate association data for cert (selector 0 or 1) or a bare key
  * (selector 1 only) and matching type 0/1/2. Returns new bytes (*len), or
  * NULL with *errstr.
  */
-uint8_t *tls_tlsa_data_cert(X509 *cert, int selector, int mtype, size_t *len,
-    const char **errstr);
-uint8_t *tls_tlsa_data_key(EVP_PKEY *key, int mtype, size_t *len,
-    const char **errstr);
+uint8_t *tls_tlsa_data_cert(
+    X509 *cert, int selector, int mtype, size_t *len, const char **errstr);
+uint8_t *tls_tlsa_data_key(
+    EVP_PKEY *key, int mtype, size_t *len, const char **errstr);
 
 /*
  * Load certificates (PEM, leaf first; DER accepted for a single cert) from
@@ -96,8 +97,8 @@ EVP_PKEY *tls_load_key(const char *path, const char **errstr);
 uint8_t *tls_load_file(const char *path, size_t *len, const char **errstr);
 
 /* tls_load_certs() and tls_load_key() on n bytes at p (borrowed). */
-STACK_OF(X509) *tls_load_certs_mem(const uint8_t *p, size_t n,
-    const char **errstr);
+STACK_OF(X509) *tls_load_certs_mem(
+    const uint8_t *p, size_t n, const char **errstr);
 EVP_PKEY *tls_load_key_mem(const uint8_t *p, size_t n, const char **errstr);
 
 #endif

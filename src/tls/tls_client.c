@@ -75,12 +75,13 @@ tls_set_digests(SSL_CTX *ctx, char **digests, const char **errstr)
 		listed[d] = true;
 		/* n <= TLS_NDIGESTS: each known name appears at most once. */
 		if (SSL_CTX_dane_mtype_set(ctx, tls_digests[d].md(),
-		    tls_digests[d].mtype, (uint8_t)(n - i)) <= 0)
+		        tls_digests[d].mtype, (uint8_t)(n - i)) <= 0)
 			goto fail;
 	}
 	for (i = 0; i < TLS_NDIGESTS; i++) {
-		if (!listed[i] && SSL_CTX_dane_mtype_set(ctx, NULL,
-		    tls_digests[i].mtype, 0) <= 0)
+		if (!listed[i] &&
+		    SSL_CTX_dane_mtype_set(
+		        ctx, NULL, tls_digests[i].mtype, 0) <= 0)
 			goto fail;
 	}
 	return 0;
@@ -95,7 +96,8 @@ tls_client_ctx_new(char **digests, const char **errstr)
 {
 	SSL_CTX *ctx;
 
-	/* The protocol minimum stays at the system default (crypto-policies). */
+	/* The protocol minimum stays at the system default (crypto-policies).
+	 */
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		ERR_clear_error();
 		*errstr = "cannot create the TLS client context";
@@ -135,8 +137,8 @@ tls_host_copy(const char *name, char *out, size_t outsz)
 
 /* SNI, reference identifiers and the RFC 7672 §3.2 name-check flags. */
 static int
-tls_dane_names(SSL *ssl, const char *base_domain, char **names,
-    const char **errstr)
+tls_dane_names(
+    SSL *ssl, const char *base_domain, char **names, const char **errstr)
 {
 	char host[256];
 	size_t i;

@@ -98,8 +98,8 @@ const char *tls_verify_error_str(long err);
  * whose certificate the server left out reports the depth of the
  * certificate it signed. Pointers may be NULL.
  */
-int tls_dane_matched(SSL *ssl, uint8_t *usage, uint8_t *selector,
-    uint8_t *mtype);
+int tls_dane_matched(
+    SSL *ssl, uint8_t *usage, uint8_t *selector, uint8_t *mtype);
 
 /*
  * The name that matched a reference identifier (DANE-TA), or NULL; NULL

@@ -35,10 +35,12 @@ static void
 conf_good_file(void)
 {
 	char *err;
-	struct conf *c = parse("# comment\n; other comment\n[dns]\n"
+	struct conf *c = parse(
+	    "# comment\n; other comment\n[dns]\n"
 	    "root_servers = 127.0.0.1@5353, ::1\n  trust_anchor_file = /x \n"
 	    "timeout = 2m\n\n[dane]\ndigests = sha256\n[delivery]\n"
-	    "port=2525\n", &err);
+	    "port=2525\n",
+	    &err);
 
 	T_CHECK(c != NULL);
 	if (c == NULL)
@@ -59,7 +61,8 @@ conf_errors_table(void)
 		const char *text;
 		const char *err;
 	} cases[] = {
-		{ "[dns]\nfoo = 1\n", "test.conf:2: unknown key 'foo' in [dns]" },
+		{ "[dns]\nfoo = 1\n",
+		    "test.conf:2: unknown key 'foo' in [dns]" },
 		{ "[nope]\n", "test.conf:1: unknown section [nope]" },
 		{ "port = 25\n", "test.conf:1: key outside of a [section]" },
 		{ "[delivery]\nport = 25\nport = 26\n",
@@ -69,7 +72,8 @@ conf_errors_table(void)
 		{ "[delivery]\nport = 70000\n",
 		    "test.conf:2: delivery.port = 70000: expected a number in range" },
 		{ "[delivery]\nport\n", "test.conf:2: expected 'key = value'" },
-		{ "[dns\n", "test.conf:1: malformed section header (expected [name])" },
+		{ "[dns\n",
+		    "test.conf:1: malformed section header (expected [name])" },
 		{ "[dane]\ndigests = md5\n",
 		    "test.conf:2: dane.digests = md5: digests are sha256 and sha512" },
 		{ "[dane]\ndigests =\n",

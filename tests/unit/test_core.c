@@ -68,7 +68,7 @@ str_uint_table(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		v = 0;
 		T_CHECK(str_to_uint(cases[i].in, cases[i].min, cases[i].max,
-		    &v) == cases[i].rc);
+		            &v) == cases[i].rc);
 		if (cases[i].rc == 0)
 			T_CHECK(v == cases[i].out);
 	}

@@ -18,7 +18,8 @@
 static struct dns_answer *
 tlsa_answer(const uint8_t *const *rdata, const size_t *len, size_t n, int sec)
 {
-	static const uint8_t qname[] = "\x03_25\x04_tcp\x02mx\x07""example";
+	static const uint8_t qname[] = "\x03_25\x04_tcp\x02mx\x07"
+	                               "example";
 	uint8_t pkt[4096];
 	size_t off = 0, i;
 
@@ -30,15 +31,16 @@ tlsa_answer(const uint8_t *const *rdata, const size_t *len, size_t n, int sec)
 	memcpy(pkt + off, "\x00\x34\x00\x01", 4);
 	off += 4;
 	for (i = 0; i < n; i++) {
-		memcpy(pkt + off, "\xc0\x0c\x00\x34\x00\x01\x00\x00\x0e\x10", 10);
+		memcpy(
+		    pkt + off, "\xc0\x0c\x00\x34\x00\x01\x00\x00\x0e\x10", 10);
 		off += 10;
 		pkt[off++] = (uint8_t)(len[i] >> 8);
 		pkt[off++] = (uint8_t)len[i];
 		memcpy(pkt + off, rdata[i], len[i]);
 		off += len[i];
 	}
-	return dns_answer_new_unbound("_25._tcp.mx.example", DNS_TYPE_TLSA, 0,
-	    pkt, (int)off, sec, NULL);
+	return dns_answer_new_unbound(
+	    "_25._tcp.mx.example", DNS_TYPE_TLSA, 0, pkt, (int)off, sec, NULL);
 }
 
 static void
@@ -47,7 +49,7 @@ tlsa_usability_table(void)
 	static const struct {
 		uint8_t u, s, m;
 		size_t datalen;
-		int usable_default;     /* digests sha512 sha256 */
+		int usable_default; /* digests sha512 sha256 */
 		int usable_sha256_only;
 	} cases[] = {
 		{ 3, 1, 1, 32, 1, 1 },
@@ -55,14 +57,14 @@ tlsa_usability_table(void)
 		{ 3, 1, 2, 64, 1, 0 },
 		{ 2, 0, 1, 32, 1, 1 },
 		{ 2, 1, 2, 64, 1, 0 },
-		{ 0, 0, 1, 32, 0, 0 },   /* PKIX-TA: unusable for SMTP */
-		{ 1, 1, 1, 32, 0, 0 },   /* PKIX-EE */
-		{ 4, 1, 1, 32, 0, 0 },   /* unknown usage */
-		{ 3, 2, 1, 32, 0, 0 },   /* unknown selector */
-		{ 3, 1, 3, 32, 0, 0 },   /* unknown mtype */
-		{ 3, 1, 1, 31, 0, 0 },   /* wrong digest length */
+		{ 0, 0, 1, 32, 0, 0 }, /* PKIX-TA: unusable for SMTP */
+		{ 1, 1, 1, 32, 0, 0 }, /* PKIX-EE */
+		{ 4, 1, 1, 32, 0, 0 }, /* unknown usage */
+		{ 3, 2, 1, 32, 0, 0 }, /* unknown selector */
+		{ 3, 1, 3, 32, 0, 0 }, /* unknown mtype */
+		{ 3, 1, 1, 31, 0, 0 }, /* wrong digest length */
 		{ 3, 1, 2, 32, 0, 0 },
-		{ 3, 1, 0, 20, 0, 0 },   /* Full(0) that is no SPKI */
+		{ 3, 1, 0, 20, 0, 0 }, /* Full(0) that is no SPKI */
 		{ 255, 1, 1, 32, 0, 0 },
 	};
 	char *both[] = { "sha512", "sha256", NULL };
@@ -86,10 +88,12 @@ tlsa_usability_table(void)
 		t = dane_tlsa_new(a, both);
 		T_CHECK(dane_tlsa_count(t) == 1);
 		T_CHECK((int)dane_tlsa_usable(t, 0) == cases[i].usable_default);
-		T_CHECK((dane_tlsa_why(t, 0) == NULL) == cases[i].usable_default);
+		T_CHECK(
+		    (dane_tlsa_why(t, 0) == NULL) == cases[i].usable_default);
 		dane_tlsa_free(t);
 		t = dane_tlsa_new(a, one);
-		T_CHECK((int)dane_tlsa_usable(t, 0) == cases[i].usable_sha256_only);
+		T_CHECK(
+		    (int)dane_tlsa_usable(t, 0) == cases[i].usable_sha256_only);
 		dane_tlsa_free(t);
 		dns_answer_free(a);
 	}
@@ -117,7 +121,8 @@ tlsa_mixed_rrset(void)
 	T_CHECK(dane_tlsa_usable_recs(t, &n)->usage == 3 && n == 1);
 	T_CHECK(!dane_tlsa_usable(t, 2));
 	s = dane_tlsa_str(t, 0);
-	T_STREQ(s, "3 1 1 1111111111111111111111111111111111111111111111111111"
+	T_STREQ(s,
+	    "3 1 1 1111111111111111111111111111111111111111111111111111"
 	    "111111111111");
 	free(s);
 	dane_tlsa_free(t);
@@ -135,8 +140,8 @@ outcome_dns_table(void)
 	T_STREQ(o.status, "4.7.324");
 	T_CHECK(o.rt == RT_DNSSEC_INVALID);
 	dns_answer_free(a);
-	a = dns_answer_new_error("mx.example", DNS_TYPE_A, DNS_ERR_SERVFAIL,
-	    "servfail");
+	a = dns_answer_new_error(
+	    "mx.example", DNS_TYPE_A, DNS_ERR_SERVFAIL, "servfail");
 	dane_outcome_dns(&o, a);
 	T_STREQ(o.status, "4.4.3");
 	T_CHECK(o.rt == RT_NONE);
@@ -199,8 +204,10 @@ outcome_verify_table(void)
 		{ X509_V_OK, "4.7.323", RT_TLSA_INVALID },
 		{ X509_V_ERR_HOSTNAME_MISMATCH, "4.7.325",
 		    RT_CERTIFICATE_HOST_MISMATCH },
-		{ X509_V_ERR_CERT_HAS_EXPIRED, "4.7.322", RT_CERTIFICATE_EXPIRED },
-		{ X509_V_ERR_CERT_NOT_YET_VALID, "4.7.322", RT_CERTIFICATE_EXPIRED },
+		{ X509_V_ERR_CERT_HAS_EXPIRED, "4.7.322",
+		    RT_CERTIFICATE_EXPIRED },
+		{ X509_V_ERR_CERT_NOT_YET_VALID, "4.7.322",
+		    RT_CERTIFICATE_EXPIRED },
 		{ X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY, "4.7.323",
 		    RT_TLSA_INVALID },
 	};

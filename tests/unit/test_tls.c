@@ -28,13 +28,13 @@
 
 /* The test PKI, made once by pki_make(). */
 enum t_leaf {
-	LEAF_GOOD,      /* SAN mx.example.com, valid, issued by the CA */
-	LEAF_EXPIRED,   /* same name, expired yesterday */
-	LEAF_WILD,      /* SAN *.example.com */
-	LEAF_PARTIAL,   /* SAN mx*.example.com (RFC 7672 §3.2.3: invalid) */
-	LEAF_CN_ONLY,   /* no SAN, CN mx.example.com */
-	LEAF_FUTURE,    /* valid from tomorrow */
-	LEAF_OLD_CA,    /* valid, but issued by an expired CA */
+	LEAF_GOOD,    /* SAN mx.example.com, valid, issued by the CA */
+	LEAF_EXPIRED, /* same name, expired yesterday */
+	LEAF_WILD,    /* SAN *.example.com */
+	LEAF_PARTIAL, /* SAN mx*.example.com (RFC 7672 §3.2.3: invalid) */
+	LEAF_CN_ONLY, /* no SAN, CN mx.example.com */
+	LEAF_FUTURE,  /* valid from tomorrow */
+	LEAF_OLD_CA,  /* valid, but issued by an expired CA */
 	LEAF_MAX,
 };
 
@@ -42,9 +42,9 @@ static struct {
 	EVP_PKEY *ca_key, *leaf_key;
 	X509 *ca, *old_ca;
 	X509 *leaf[LEAF_MAX];
-	X509 *issuer[LEAF_MAX];   /* borrowed: ca or old_ca */
+	X509 *issuer[LEAF_MAX]; /* borrowed: ca or old_ca */
 	char dir[64];
-	char sni[256];   /* what the server saw */
+	char sni[256]; /* what the server saw */
 } pki;
 
 static X509 *
@@ -61,11 +61,11 @@ t_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
 	ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
 	X509_NAME_add_entry_by_txt(nm, "O", MBSTRING_ASC,
 	    (const unsigned char *)"Danerelay Test", -1, -1, 0);
-	X509_NAME_add_entry_by_txt(nm, "CN", MBSTRING_ASC,
-	    (const unsigned char *)cn, -1, -1, 0);
+	X509_NAME_add_entry_by_txt(
+	    nm, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1, 0);
 	X509_set_subject_name(x, nm);
-	X509_set_issuer_name(x, issuer != NULL ?
-	    X509_get_subject_name(issuer) : nm);
+	X509_set_issuer_name(
+	    x, issuer != NULL ? X509_get_subject_name(issuer) : nm);
 	X509_NAME_free(nm);
 	X509_gmtime_adj(X509_getm_notBefore(x), from);
 	X509_gmtime_adj(X509_getm_notAfter(x), to);
@@ -80,8 +80,8 @@ t_cert(EVP_PKEY *key, const char *cn, const char *san, X509 *issuer,
 		X509_add_ext(x, ext, -1);
 		X509_EXTENSION_free(ext);
 	}
-	if (X509_sign(x, issuer_key != NULL ? issuer_key : key,
-	    EVP_sha256()) <= 0)
+	if (X509_sign(x, issuer_key != NULL ? issuer_key : key, EVP_sha256()) <=
+	    0)
 		panic("t_cert: cannot sign");
 	return x;
 }
@@ -94,8 +94,8 @@ pki_make(void)
 	pki.ca_key = EVP_EC_gen("P-256");
 	pki.leaf_key = EVP_EC_gen("P-256");
 	ASSERT(pki.ca_key != NULL && pki.leaf_key != NULL);
-	pki.ca = t_cert(pki.ca_key, "Danerelay Test CA", NULL, NULL, NULL,
-	    true, -DAY, 30 * DAY);
+	pki.ca = t_cert(pki.ca_key, "Danerelay Test CA", NULL, NULL, NULL, true,
+	    -DAY, 30 * DAY);
 	pki.leaf[LEAF_GOOD] = t_cert(pki.leaf_key, "mx.example.com",
 	    "DNS:mx.example.com", pki.ca, pki.ca_key, false, -DAY, 30 * DAY);
 	pki.leaf[LEAF_EXPIRED] = t_cert(pki.leaf_key, "mx.example.com",
@@ -110,9 +110,9 @@ pki_make(void)
 	    "DNS:mx.example.com", pki.ca, pki.ca_key, false, DAY, 30 * DAY);
 	pki.old_ca = t_cert(pki.ca_key, "Danerelay Old CA", NULL, NULL, NULL,
 	    true, -30 * DAY, -DAY);
-	pki.leaf[LEAF_OLD_CA] = t_cert(pki.leaf_key, "mx.example.com",
-	    "DNS:mx.example.com", pki.old_ca, pki.ca_key, false, -DAY,
-	    30 * DAY);
+	pki.leaf[LEAF_OLD_CA] =
+	    t_cert(pki.leaf_key, "mx.example.com", "DNS:mx.example.com",
+	        pki.old_ca, pki.ca_key, false, -DAY, 30 * DAY);
 	for (i = 0; i < LEAF_MAX; i++)
 		pki.issuer[i] = i == LEAF_OLD_CA ? pki.old_ca : pki.ca;
 	snprintf(pki.dir, sizeof(pki.dir), "/tmp/test_tls.XXXXXX");
@@ -194,7 +194,7 @@ t_handshake(SSL *c, SSL *s)
 enum t_data {
 	DATA_LEAF,
 	DATA_CA,
-	DATA_WRONG,     /* the leaf's, one bit flipped */
+	DATA_WRONG, /* the leaf's, one bit flipped */
 };
 
 struct t_rec {
@@ -209,128 +209,264 @@ struct t_dane_case {
 	bool send_ca;
 	struct t_rec rec[2];
 	size_t nrec;
-	int nusable;             /* what tls_dane_setup should count */
+	int nusable; /* what tls_dane_setup should count */
 	const char *base;
 	char *names[3];
-	char *digests[3];        /* { NULL } = OpenSSL default order */
+	char *digests[3]; /* { NULL } = OpenSSL default order */
 	long want_err;
-	const char *want_peer;   /* NULL: no peer name expected */
-	int want_depth;          /* -1: none (verification failed) */
+	const char *want_peer; /* NULL: no peer name expected */
+	int want_depth;        /* -1: none (verification failed) */
 };
 
-#define EE(s, m, of) { 3, s, m, of }
-#define TA(s, m) { 2, s, m, DATA_CA }
+#define EE(s, m, of)        \
+	{                   \
+		3, s, m, of \
+	}
+#define TA(s, m)                 \
+	{                        \
+		2, s, m, DATA_CA \
+	}
 #define MX "mx.example.com"
 
 static const struct t_dane_case dane_cases[] = {
-	{ .name = "ee_311", .rec = { EE(1, 1, DATA_LEAF) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_OK },
-	{ .name = "ee_301", .rec = { EE(0, 1, DATA_LEAF) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_OK },
-	{ .name = "ee_312", .rec = { EE(1, 2, DATA_LEAF) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_OK },
-	{ .name = "ee_310", .rec = { EE(1, 0, DATA_LEAF) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_OK },
-	/* RFC 7672 §3.1.1: the leaf's dates are ignored under DANE-EE. */
-	{ .name = "ee_expired_leaf_ok", .leaf = LEAF_EXPIRED,
-	    .rec = { EE(1, 1, DATA_LEAF) }, .nrec = 1, .nusable = 1,
-	    .base = MX, .want_err = X509_V_OK },
-	/* §3.2.1: and so are its names. */
-	{ .name = "ee_other_name_ok", .rec = { EE(1, 1, DATA_LEAF) },
-	    .nrec = 1, .nusable = 1, .base = "mx.example.org",
+	{ .name = "ee_311",
+	    .rec = { EE(1, 1, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
 	    .want_err = X509_V_OK },
-	{ .name = "ee_wrong_digest", .rec = { EE(1, 1, DATA_WRONG) },
-	    .nrec = 1, .nusable = 1, .base = MX,
-	    .want_err = X509_V_ERR_DANE_NO_MATCH, .want_depth = -1 },
-	{ .name = "ta_201_ok", .send_ca = true, .rec = { TA(0, 1) },
-	    .nrec = 1, .nusable = 1, .base = MX, .want_err = X509_V_OK,
-	    .want_peer = MX, .want_depth = 1 },
-	{ .name = "ta_211_ok", .send_ca = true, .rec = { TA(1, 1) },
-	    .nrec = 1, .nusable = 1, .base = MX, .want_err = X509_V_OK,
-	    .want_peer = MX, .want_depth = 1 },
+	{ .name = "ee_301",
+	    .rec = { EE(0, 1, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK },
+	{ .name = "ee_312",
+	    .rec = { EE(1, 2, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK },
+	{ .name = "ee_310",
+	    .rec = { EE(1, 0, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK },
+	/* RFC 7672 §3.1.1: the leaf's dates are ignored under DANE-EE. */
+	{ .name = "ee_expired_leaf_ok",
+	    .leaf = LEAF_EXPIRED,
+	    .rec = { EE(1, 1, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK },
+	/* §3.2.1: and so are its names. */
+	{ .name = "ee_other_name_ok",
+	    .rec = { EE(1, 1, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = "mx.example.org",
+	    .want_err = X509_V_OK },
+	{ .name = "ee_wrong_digest",
+	    .rec = { EE(1, 1, DATA_WRONG) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_ERR_DANE_NO_MATCH,
+	    .want_depth = -1 },
+	{ .name = "ta_201_ok",
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK,
+	    .want_peer = MX,
+	    .want_depth = 1 },
+	{ .name = "ta_211_ok",
+	    .send_ca = true,
+	    .rec = { TA(1, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK,
+	    .want_peer = MX,
+	    .want_depth = 1 },
 	/* §3.2.2: the next-hop domain as a second reference identifier. */
-	{ .name = "ta_second_name_ok", .send_ca = true, .rec = { TA(0, 1) },
-	    .nrec = 1, .nusable = 1, .base = "relay.example.org",
-	    .names = { "mx.example.com.", NULL }, .want_err = X509_V_OK,
-	    .want_peer = MX, .want_depth = 1 },
-	{ .name = "ta_wrong_name", .send_ca = true, .rec = { TA(0, 1) },
-	    .nrec = 1, .nusable = 1, .base = "mx.example.org",
-	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH, .want_depth = -1 },
+	{ .name = "ta_second_name_ok",
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = "relay.example.org",
+	    .names = { "mx.example.com.", NULL },
+	    .want_err = X509_V_OK,
+	    .want_peer = MX,
+	    .want_depth = 1 },
+	{ .name = "ta_wrong_name",
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = "mx.example.org",
+	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH,
+	    .want_depth = -1 },
 	/* §3.2.3: the CN-ID counts when there is no DNS-ID. */
-	{ .name = "ta_cn_only_ok", .leaf = LEAF_CN_ONLY, .send_ca = true,
-	    .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1, .base = MX,
-	    .want_err = X509_V_OK, .want_peer = MX, .want_depth = 1 },
-	{ .name = "ta_wildcard_ok", .leaf = LEAF_WILD, .send_ca = true,
-	    .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1,
-	    .base = "mx1.example.com", .want_err = X509_V_OK,
-	    .want_peer = "*.example.com", .want_depth = 1 },
-	{ .name = "ta_wildcard_two_labels", .leaf = LEAF_WILD,
-	    .send_ca = true, .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1,
-	    .base = "a.mx1.example.com",
-	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH, .want_depth = -1 },
-	{ .name = "ta_partial_wildcard_refused", .leaf = LEAF_PARTIAL,
-	    .send_ca = true, .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1,
+	{ .name = "ta_cn_only_ok",
+	    .leaf = LEAF_CN_ONLY,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK,
+	    .want_peer = MX,
+	    .want_depth = 1 },
+	{ .name = "ta_wildcard_ok",
+	    .leaf = LEAF_WILD,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
 	    .base = "mx1.example.com",
-	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH, .want_depth = -1 },
+	    .want_err = X509_V_OK,
+	    .want_peer = "*.example.com",
+	    .want_depth = 1 },
+	{ .name = "ta_wildcard_two_labels",
+	    .leaf = LEAF_WILD,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = "a.mx1.example.com",
+	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH,
+	    .want_depth = -1 },
+	{ .name = "ta_partial_wildcard_refused",
+	    .leaf = LEAF_PARTIAL,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = "mx1.example.com",
+	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH,
+	    .want_depth = -1 },
 	/* §3.1.2: the server must send the TA certificate. */
-	{ .name = "ta_not_in_chain", .rec = { TA(0, 1) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_ERR_DANE_NO_MATCH,
+	{ .name = "ta_not_in_chain",
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_ERR_DANE_NO_MATCH,
 	    .want_depth = -1 },
 	/* The name check passed before the date check failed: peer set. */
-	{ .name = "ta_211_not_in_chain", .rec = { TA(1, 1) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_ERR_DANE_NO_MATCH,
+	{ .name = "ta_211_not_in_chain",
+	    .rec = { TA(1, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_ERR_DANE_NO_MATCH,
 	    .want_depth = -1 },
 	/*
 	 * A bare TA key (2 1 0) verifies the top certificate's signature, so
 	 * the TA may be absent; the match is reported at the depth of the
 	 * certificate it signed (here the leaf, 0).
 	 */
-	{ .name = "ta_210_not_in_chain_ok", .rec = { TA(1, 0) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_OK, .want_peer = MX,
+	{ .name = "ta_210_not_in_chain_ok",
+	    .rec = { TA(1, 0) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK,
+	    .want_peer = MX,
 	    .want_depth = 0 },
-	{ .name = "ta_expired_leaf", .leaf = LEAF_EXPIRED, .send_ca = true,
-	    .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1, .base = MX,
-	    .want_err = X509_V_ERR_CERT_HAS_EXPIRED, .want_peer = MX,
+	{ .name = "ta_expired_leaf",
+	    .leaf = LEAF_EXPIRED,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_ERR_CERT_HAS_EXPIRED,
+	    .want_peer = MX,
 	    .want_depth = -1 },
 	/* Names are checked before dates. */
-	{ .name = "ta_expired_and_misnamed", .leaf = LEAF_EXPIRED,
-	    .send_ca = true, .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1,
+	{ .name = "ta_expired_and_misnamed",
+	    .leaf = LEAF_EXPIRED,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
 	    .base = "mx.example.org",
-	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH, .want_depth = -1 },
-	{ .name = "ta_future_leaf", .leaf = LEAF_FUTURE, .send_ca = true,
-	    .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1, .base = MX,
-	    .want_err = X509_V_ERR_CERT_NOT_YET_VALID, .want_peer = MX,
+	    .want_err = X509_V_ERR_HOSTNAME_MISMATCH,
+	    .want_depth = -1 },
+	{ .name = "ta_future_leaf",
+	    .leaf = LEAF_FUTURE,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_ERR_CERT_NOT_YET_VALID,
+	    .want_peer = MX,
 	    .want_depth = -1 },
 	/* The TA's own dates count too (OpenSSL checks the anchor's time). */
-	{ .name = "ta_expired_ca", .leaf = LEAF_OLD_CA, .send_ca = true,
-	    .rec = { TA(0, 1) }, .nrec = 1, .nusable = 1, .base = MX,
-	    .want_err = X509_V_ERR_CERT_HAS_EXPIRED, .want_peer = MX,
+	{ .name = "ta_expired_ca",
+	    .leaf = LEAF_OLD_CA,
+	    .send_ca = true,
+	    .rec = { TA(0, 1) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_ERR_CERT_HAS_EXPIRED,
+	    .want_peer = MX,
 	    .want_depth = -1 },
-	{ .name = "ee_under_expired_ca_ok", .leaf = LEAF_OLD_CA,
-	    .send_ca = true, .rec = { EE(1, 1, DATA_LEAF) }, .nrec = 1,
-	    .nusable = 1, .base = MX, .want_err = X509_V_OK },
+	{ .name = "ee_under_expired_ca_ok",
+	    .leaf = LEAF_OLD_CA,
+	    .send_ca = true,
+	    .rec = { EE(1, 1, DATA_LEAF) },
+	    .nrec = 1,
+	    .nusable = 1,
+	    .base = MX,
+	    .want_err = X509_V_OK },
 	/* RFC 7671 §9: with sha512 preferred, the wrong 3 0 2 hides 3 0 1. */
 	{ .name = "agility_sha512_first",
-	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) }, .nrec = 2,
-	    .nusable = 2, .base = MX, .digests = { "sha512", "sha256", NULL },
-	    .want_err = X509_V_ERR_DANE_NO_MATCH, .want_depth = -1 },
+	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) },
+	    .nrec = 2,
+	    .nusable = 2,
+	    .base = MX,
+	    .digests = { "sha512", "sha256", NULL },
+	    .want_err = X509_V_ERR_DANE_NO_MATCH,
+	    .want_depth = -1 },
 	{ .name = "agility_default_order",
-	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) }, .nrec = 2,
-	    .nusable = 2, .base = MX, .want_err = X509_V_ERR_DANE_NO_MATCH,
+	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) },
+	    .nrec = 2,
+	    .nusable = 2,
+	    .base = MX,
+	    .want_err = X509_V_ERR_DANE_NO_MATCH,
 	    .want_depth = -1 },
 	{ .name = "agility_sha256_first",
-	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) }, .nrec = 2,
-	    .nusable = 2, .base = MX, .digests = { "sha256", "sha512", NULL },
+	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) },
+	    .nrec = 2,
+	    .nusable = 2,
+	    .base = MX,
+	    .digests = { "sha256", "sha512", NULL },
 	    .want_err = X509_V_OK },
 	/* A digest left out of the list is disabled: 3 0 2 is unusable. */
 	{ .name = "agility_sha256_only",
-	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) }, .nrec = 2,
-	    .nusable = 1, .base = MX, .digests = { "sha256", NULL },
+	    .rec = { EE(0, 1, DATA_LEAF), EE(0, 2, DATA_WRONG) },
+	    .nrec = 2,
+	    .nusable = 1,
+	    .base = MX,
+	    .digests = { "sha256", NULL },
 	    .want_err = X509_V_OK },
 	/* Full(0) records are never hidden by agility. */
 	{ .name = "agility_full_kept",
-	    .rec = { EE(1, 0, DATA_LEAF), EE(1, 2, DATA_WRONG) }, .nrec = 2,
-	    .nusable = 2, .base = MX, .digests = { "sha512", "sha256", NULL },
+	    .rec = { EE(1, 0, DATA_LEAF), EE(1, 2, DATA_WRONG) },
+	    .nrec = 2,
+	    .nusable = 2,
+	    .base = MX,
+	    .digests = { "sha512", "sha256", NULL },
 	    .want_err = X509_V_OK },
 };
 
@@ -365,8 +501,7 @@ t_dane_run(const struct t_dane_case *tc)
 	/* The API takes char **; the table is const. */
 	memcpy(names, tc->names, sizeof(names));
 	memcpy(digests, tc->digests, sizeof(digests));
-	cctx = tls_client_ctx_new(digests[0] != NULL ? digests : NULL,
-	    &errstr);
+	cctx = tls_client_ctx_new(digests[0] != NULL ? digests : NULL, &errstr);
 	T_CHECK(cctx != NULL);
 	if (cctx == NULL)
 		return;
@@ -380,8 +515,8 @@ t_dane_run(const struct t_dane_case *tc)
 		recs[i].mtype = tc->rec[i].mtype;
 		recs[i].data = data[i];
 	}
-	T_CHECK(tls_dane_setup(c, tc->base, names, recs, tc->nrec,
-	    &errstr) == tc->nusable);
+	T_CHECK(tls_dane_setup(c, tc->base, names, recs, tc->nrec, &errstr) ==
+	    tc->nusable);
 	T_CHECK(t_handshake(c, srv) == 0);
 	if (tls_verify_result(c) != tc->want_err)
 		printf("# %s: verify %ld (%s), want %ld\n", tc->name,
@@ -433,15 +568,15 @@ dane_unusable_only(void)
 {
 	static const uint8_t d32[32], d64[64], junk[5] = { 1, 2, 3, 4, 5 };
 	static const struct tls_tlsa recs[] = {
-		{ 0, 0, 1, d32, 32 },   /* PKIX-TA: §3.1.3 */
-		{ 1, 1, 1, d32, 32 },   /* PKIX-EE: §3.1.3 */
-		{ 4, 1, 1, d32, 32 },   /* unknown usage */
-		{ 3, 2, 1, d32, 32 },   /* unknown selector */
-		{ 3, 1, 3, d32, 32 },   /* unknown matching type */
-		{ 3, 1, 1, d64, 64 },   /* wrong digest length */
-		{ 3, 1, 2, d64, 64 },   /* sha512 disabled below */
-		{ 3, 1, 0, junk, 5 },   /* not an SPKI */
-		{ 2, 0, 0, junk, 5 },   /* not a certificate */
+		{ 0, 0, 1, d32, 32 }, /* PKIX-TA: §3.1.3 */
+		{ 1, 1, 1, d32, 32 }, /* PKIX-EE: §3.1.3 */
+		{ 4, 1, 1, d32, 32 }, /* unknown usage */
+		{ 3, 2, 1, d32, 32 }, /* unknown selector */
+		{ 3, 1, 3, d32, 32 }, /* unknown matching type */
+		{ 3, 1, 1, d64, 64 }, /* wrong digest length */
+		{ 3, 1, 2, d64, 64 }, /* sha512 disabled below */
+		{ 3, 1, 0, junk, 5 }, /* not an SPKI */
+		{ 2, 0, 0, junk, 5 }, /* not a certificate */
 	};
 	char *sha256_only[] = { "sha256", NULL };
 	const char *errstr = NULL;
@@ -452,7 +587,7 @@ dane_unusable_only(void)
 	T_CHECK(ctx != NULL);
 	ssl = SSL_new(ctx);
 	T_CHECK(tls_dane_setup(ssl, "mx.example.com", NULL, recs,
-	    sizeof(recs) / sizeof(recs[0]), &errstr) == 0);
+	            sizeof(recs) / sizeof(recs[0]), &errstr) == 0);
 	T_CHECK(ERR_peek_error() == 0);
 	SSL_free(ssl);
 	SSL_CTX_free(ctx);
@@ -557,7 +692,7 @@ error_text(void)
 	T_CHECK(strstr(tls_error_text(buf, sizeof(buf)), "digest") != NULL);
 	T_CHECK(ERR_peek_error() == 0);
 	T_CHECK(strstr(tls_verify_error_str(X509_V_ERR_DANE_NO_MATCH),
-	    "DANE") != NULL);
+	            "DANE") != NULL);
 }
 
 /* Made once with the openssl CLI; see the digests below. */
@@ -583,20 +718,20 @@ static const char known_key[] =
     "-----END PRIVATE KEY-----\n";
 
 #define KNOWN_CERT_SHA256 \
-    "20d8ca93f53e076c9e7d10d7e193cfe1a3743fe72a8cbef6451a8e358c912ea4"
-#define KNOWN_CERT_SHA512 \
-    "685f41303c67618b1b0f4bf77d103b05711515264658a37caff2afcdbec7c1a6" \
-    "c3240813048ce75162abac669fa402544c4d5033e3e2ac1c92495ba615e540da"
+	"20d8ca93f53e076c9e7d10d7e193cfe1a3743fe72a8cbef6451a8e358c912ea4"
+#define KNOWN_CERT_SHA512                                                  \
+	"685f41303c67618b1b0f4bf77d103b05711515264658a37caff2afcdbec7c1a6" \
+	"c3240813048ce75162abac669fa402544c4d5033e3e2ac1c92495ba615e540da"
 #define KNOWN_SPKI_SHA256 \
-    "61e6a9656eeff68ed51bfc11fdc8fac1c408cc59f0c5e992c3e3b03e92710db6"
-#define KNOWN_SPKI_SHA512 \
-    "ca0b45525c51fdc1537c08431b2cc7b8fd692af3904ed6eb58b7d090d113658f" \
-    "ef3792d3d04d616e2a162a8abb8632c63fcdfd686288693a27d5e2bc49cd2dac"
-#define NOT_AFTER_T ((time_t)2111277735)   /* 2036-11-26T02:02:15Z */
-#define KNOWN_SPKI \
-    "3059301306072a8648ce3d020106082a8648ce3d030107034200046c985cd591" \
-    "091e782973076a953e5ed6cedf0ee911e630c791fb4e3fd3a45719855957805f" \
-    "c4bb9b9c5b36eba578b37d0d8e32b422b9a8dff24126d85c7377ef"
+	"61e6a9656eeff68ed51bfc11fdc8fac1c408cc59f0c5e992c3e3b03e92710db6"
+#define KNOWN_SPKI_SHA512                                                  \
+	"ca0b45525c51fdc1537c08431b2cc7b8fd692af3904ed6eb58b7d090d113658f" \
+	"ef3792d3d04d616e2a162a8abb8632c63fcdfd686288693a27d5e2bc49cd2dac"
+#define NOT_AFTER_T ((time_t)2111277735) /* 2036-11-26T02:02:15Z */
+#define KNOWN_SPKI                                                         \
+	"3059301306072a8648ce3d020106082a8648ce3d030107034200046c985cd591" \
+	"091e782973076a953e5ed6cedf0ee911e630c791fb4e3fd3a45719855957805f" \
+	"c4bb9b9c5b36eba578b37d0d8e32b422b9a8dff24126d85c7377ef"
 
 /* Write n bytes to a new file in the test dir; returns its path (static). */
 static const char *
@@ -653,7 +788,7 @@ known_facts(void)
 	T_STREQ(f->issuer, "CN=mx.example.com,O=Danerelay Test");
 	T_STREQ(f->sans[0], "mx.example.com");
 	T_STREQ(f->sans[1], "*.example.net");
-	T_CHECK(f->sans[2] == NULL);  /* the IP SAN is not a DNS name */
+	T_CHECK(f->sans[2] == NULL); /* the IP SAN is not a DNS name */
 	T_STREQ(f->not_before, "2026-11-29T02:02:15Z");
 	T_STREQ(f->not_after, "2036-11-26T02:02:15Z");
 	T_CHECK(f->not_after_t == NOT_AFTER_T);
@@ -794,8 +929,8 @@ t_wr_priv(BIO *b, void *k)
 static int
 t_wr_enc(BIO *b, void *k)
 {
-	return PEM_write_bio_PKCS8PrivateKey(b, k, EVP_aes_128_cbc(), "pw", 2,
-	    NULL, NULL);
+	return PEM_write_bio_PKCS8PrivateKey(
+	    b, k, EVP_aes_128_cbc(), "pw", 2, NULL, NULL);
 }
 
 static void
@@ -808,14 +943,18 @@ load_certs_errors(void)
 		{ "blank", " \n\n", "file is empty" },
 		{ "garbage", "hello world\n",
 		    "not a certificate (neither PEM nor DER)" },
-		{ "badb64", "-----BEGIN CERTIFICATE-----\n!!!!\n"
-		    "-----END CERTIFICATE-----\n", "malformed PEM block" },
+		{ "badb64",
+		    "-----BEGIN CERTIFICATE-----\n!!!!\n"
+		    "-----END CERTIFICATE-----\n",
+		    "malformed PEM block" },
 		{ "noend", "-----BEGIN CERTIFICATE-----\nAAAA\n",
 		    "malformed PEM block" },
-		{ "notcert", "-----BEGIN CERTIFICATE-----\naGVsbG8=\n"
+		{ "notcert",
+		    "-----BEGIN CERTIFICATE-----\naGVsbG8=\n"
 		    "-----END CERTIFICATE-----\n",
 		    "malformed certificate in PEM block" },
-		{ "params", "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n"
+		{ "params",
+		    "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n"
 		    "-----END EC PARAMETERS-----\n",
 		    "no CERTIFICATE block in PEM file" },
 	};
@@ -825,13 +964,13 @@ load_certs_errors(void)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		errstr = NULL;
 		T_CHECK(tls_load_certs(t_text(cases[i].file, cases[i].content),
-		    &errstr) == NULL);
-		if (errstr == NULL || strncmp(errstr, cases[i].want,
-		    strlen(cases[i].want)) != 0)
+		            &errstr) == NULL);
+		if (errstr == NULL ||
+		    strncmp(errstr, cases[i].want, strlen(cases[i].want)) != 0)
 			printf("# %s: %s\n", cases[i].file,
 			    errstr != NULL ? errstr : "(null)");
-		T_CHECK(errstr != NULL && strncmp(errstr, cases[i].want,
-		    strlen(cases[i].want)) == 0);
+		T_CHECK(errstr != NULL &&
+		    strncmp(errstr, cases[i].want, strlen(cases[i].want)) == 0);
 		unlink(t_text(cases[i].file, ""));
 	}
 }
@@ -886,8 +1025,8 @@ load_certs_ok(void)
 	sk = tls_load_certs(path, &errstr);
 	T_CHECK(sk != NULL && sk_X509_num(sk) == 2);
 	if (sk != NULL && sk_X509_num(sk) == 2) {
-		T_CHECK(X509_cmp(sk_X509_value(sk, 0),
-		    pki.leaf[LEAF_GOOD]) == 0);
+		T_CHECK(
+		    X509_cmp(sk_X509_value(sk, 0), pki.leaf[LEAF_GOOD]) == 0);
 		T_CHECK(X509_cmp(sk_X509_value(sk, 1), pki.ca) == 0);
 	}
 	sk_X509_pop_free(sk, X509_free);
@@ -921,8 +1060,7 @@ load_certs_key_given(void)
 	free(pem);
 	n = i2d_PUBKEY(pki.leaf_key, &p);
 	errstr = NULL;
-	T_CHECK(tls_load_certs(t_file("k.der", p, (size_t)n), &errstr) ==
-	    NULL);
+	T_CHECK(tls_load_certs(t_file("k.der", p, (size_t)n), &errstr) == NULL);
 	T_STREQ(errstr, "file holds a key, not a certificate");
 	OPENSSL_free(p);
 	unlink(t_text("k.pem", ""));
@@ -986,9 +1124,11 @@ load_keys(void)
 	T_STREQ(errstr, "not a key (neither PEM nor DER)");
 	T_CHECK(tls_load_key(t_text("key", ""), &errstr) == NULL);
 	T_STREQ(errstr, "file is empty");
-	T_CHECK(tls_load_key(t_text("key", "-----BEGIN EC PARAMETERS-----\n"
-	    "BggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"), &errstr) ==
-	    NULL);
+	T_CHECK(
+	    tls_load_key(t_text("key",
+	                     "-----BEGIN EC PARAMETERS-----\n"
+	                     "BggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n"),
+	        &errstr) == NULL);
 	T_STREQ(errstr, "no key or certificate block in PEM file");
 	T_CHECK(tls_load_key("/nonexistent/key", &errstr) == NULL);
 	T_STREQ(errstr, "No such file or directory");

@@ -62,7 +62,7 @@ def make_ca(cn, key, issuer=None, path_len=None):
     return b.sign(issuer_key, hashes.SHA256())
 
 
-def make_leaf(names, key, issuer=None, expired=False):
+def make_leaf(names, key, issuer=None, expired=False, days=90):
     """A server certificate for DNS names; self-signed when issuer is None.
 
     An expired leaf ended 30 days ago: DANE-EE must ignore that (RFC 7672
@@ -72,7 +72,7 @@ def make_leaf(names, key, issuer=None, expired=False):
     issuer_cert, issuer_key = issuer or (None, key)
     issuer_name = issuer_cert.subject if issuer_cert else subject
     start, end = (now() - 60 * DAY, now() - 30 * DAY) if expired else \
-        (now() - DAY, now() + 90 * DAY)
+        (now() - DAY, now() + days * DAY)
     b = _builder(subject, issuer_name, key.public_key(), start, end)
     b = b.add_extension(x509.SubjectAlternativeName(
         [x509.DNSName(n) for n in names]), critical=False)
@@ -131,7 +131,8 @@ class Pki:
     def issue(self, host, spec):
         """Make host's key, leaf and served chain; return (chain, key) paths.
 
-        spec: issuer self|inter|root, names, key ec|rsa, expired, and
+        spec: issuer self|inter|root, names, key ec|rsa, expired,
+        expires_in_days (default 90), and
         chain leaf|inter|full (what the server sends after the leaf).
         """
         key = new_key(spec.get("key", "ec"))
@@ -139,7 +140,8 @@ class Pki:
         signer = None if issuer == "self" else \
             (getattr(self, issuer), self._keys[issuer])
         leaf = make_leaf(spec.get("names", [host]), key, signer,
-                         spec.get("expired", False))
+                         spec.get("expired", False),
+                         spec.get("expires_in_days", 90))
         self.leaves[host] = leaf
         chain = [leaf] + self._chain_tail(issuer, spec.get("chain"))
         chain_path = os.path.join(self.dir, host + ".chain.pem")
