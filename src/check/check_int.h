@@ -12,6 +12,7 @@
 
 #include "check/check.h"
 #include "core/outcome.h"
+#include "dns/dns.h"
 #include "smtp/smtp_session.h"
 
 struct dane_mx;
@@ -56,6 +57,16 @@ struct check_host {
 	struct outcome outcome;
 };
 
+/* The security state of one CNAME link, queried on its own (§2.1.3). */
+struct check_link {
+	char *owner;
+	bool done;
+	enum dns_status status;
+	enum dns_sec sec;
+};
+
+#define CHECK_MAX_LINKS 32
+
 struct check_warning {
 	char *code;
 	char *text;
@@ -77,6 +88,8 @@ struct check_domain {
 	struct check_host *deliver_to;
 	struct check_warning *warnings;
 	size_t nwarn;
+	struct check_link links[CHECK_MAX_LINKS];
+	size_t nlink;
 };
 
 /* check_verdict.c: verdict and warnings once all facts are in. */
@@ -84,7 +97,21 @@ void check_domain_judge(struct check_domain *d, const struct check_opts *o);
 void check_warn(struct check_domain *d, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* check_run.c accessors for the reports. */
+/* check_run.c: accessors, and counting what is in flight for d. */
 const struct check_opts *check_domain_opts(const struct check_domain *d);
+struct dns_resolver *check_domain_resolver(const struct check_domain *d);
+void check_domain_ref(struct check_domain *d);
+void check_domain_unref(struct check_domain *d);
+
+/*
+ * check_trace.c: query every CNAME owner of answer a (borrowed) with type
+ * CNAME, so that the report can show the state of each link of a chain,
+ * not only that of the whole answer.
+ */
+void check_trace_cnames(struct check_domain *d, const struct dns_answer *a);
+/* The link whose owner is name, or NULL if it was not traced. */
+const struct check_link *check_trace_link(
+    const struct check_domain *d, const char *owner);
+void check_trace_free(struct check_domain *d);
 
 #endif

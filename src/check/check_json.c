@@ -19,8 +19,25 @@ jstr(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
+/* One CNAME link with the state of its own RRset (check_trace.c). */
 static json_t *
-check_json_answer(const struct dns_answer *a)
+check_json_link(
+    const struct check_domain *d, const struct dns_answer *a, size_t i)
+{
+	const struct check_link *l;
+	const char *sec = NULL;
+
+	l = check_trace_link(d, dns_answer_cname_owner(a, i));
+	if (l != NULL && l->done)
+		sec = l->status == DNS_OK ? dns_sec_str(l->sec) :
+		                            dns_status_str(l->status);
+	return json_pack("{s:s, s:s, s:o}", "owner",
+	    dns_answer_cname_owner(a, i), "target",
+	    dns_answer_cname_target(a, i), "security", jstr(sec));
+}
+
+static json_t *
+check_json_answer(const struct check_domain *d, const struct dns_answer *a)
 {
 	json_t *o, *chain;
 	size_t i;
@@ -29,10 +46,7 @@ check_json_answer(const struct dns_answer *a)
 		return json_null();
 	chain = json_array();
 	for (i = 0; i < dns_answer_cname_count(a); i++)
-		json_array_append_new(chain,
-		    json_pack("{s:s, s:s}", "owner",
-		        dns_answer_cname_owner(a, i), "target",
-		        dns_answer_cname_target(a, i)));
+		json_array_append_new(chain, check_json_link(d, a, i));
 	o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:o, s:o, s:o}",
 	    "name", dns_answer_qname(a), "type",
 	    dns_type_str(dns_answer_qtype(a)), "status",
@@ -131,6 +145,7 @@ check_json_conn(const struct check_conn *c)
 static json_t *
 check_json_host_dns(const struct check_host *h)
 {
+	const struct check_domain *d = h->domain;
 	json_t *o, *cands = json_array(), *refs = json_array(), *addrs;
 	const struct dane_host *dh = h->dh;
 	char **names = dane_host_refnames(dh);
@@ -140,7 +155,7 @@ check_json_host_dns(const struct check_host *h)
 		json_array_append_new(cands,
 		    json_pack("{s:s, s:o}", "base",
 		        dane_host_tlsa_candidate(dh, i), "answer",
-		        check_json_answer(dane_host_tlsa_answer(dh, i))));
+		        check_json_answer(d, dane_host_tlsa_answer(dh, i))));
 	for (i = 0; names != NULL && names[i] != NULL; i++)
 		json_array_append_new(refs, json_string(names[i]));
 	addrs = json_array();
@@ -150,9 +165,9 @@ check_json_host_dns(const struct check_host *h)
 	o = json_pack("{s:o, s:b, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}",
 	    "addresses", addrs, "addresses_secure", dane_host_addr_secure(dh),
 	    "expanded", dane_host_expanded(dh), "a",
-	    check_json_answer(dane_host_answer_a(dh)), "aaaa",
-	    check_json_answer(dane_host_answer_aaaa(dh)), "cname",
-	    check_json_answer(dane_host_answer_cname(dh)), "tlsa_candidates",
+	    check_json_answer(d, dane_host_answer_a(dh)), "aaaa",
+	    check_json_answer(d, dane_host_answer_aaaa(dh)), "cname",
+	    check_json_answer(d, dane_host_answer_cname(dh)), "tlsa_candidates",
 	    cands, "tlsa_skipped", jstr(dane_host_tlsa_skipped(dh)),
 	    "tlsa_base", jstr(dane_host_base(dh)), "tlsa",
 	    check_json_tlsa(dane_host_tlsa(dh)), "reference_names", refs);
@@ -208,7 +223,7 @@ check_to_json(
 	        json_pack("{s:s, s:s, s:b, s:o}", "kind",
 	            dane_mx_kind_str(dane_mx_kind(d->mx)), "expanded",
 	            dane_mx_expanded(d->mx), "mx_secure", dane_mx_secure(d->mx),
-	            "answer", check_json_answer(dane_mx_answer(d->mx))));
+	            "answer", check_json_answer(d, dane_mx_answer(d->mx))));
 	json_object_set_new(o, "connect",
 	    json_boolean(d->run == NULL ? 1 : check_domain_opts(d)->connect));
 	return o;

@@ -29,6 +29,7 @@ struct check_run {
 };
 
 static void check_domain_settle(struct check_domain *d);
+static void check_host_trace(struct check_host *h);
 
 const char *
 check_verdict_str(enum check_verdict v)
@@ -85,6 +86,7 @@ check_domain_free(struct check_domain *d)
 		free(d->warnings[i].text);
 	}
 	free(d->warnings);
+	check_trace_free(d);
 	free(d->name);
 	free(d);
 }
@@ -146,8 +148,20 @@ check_run_add(struct check_run *run, const char *domain)
 	run->domains[run->n++] = d;
 }
 
+struct dns_resolver *
+check_domain_resolver(const struct check_domain *d)
+{
+	return d->run->resolver;
+}
+
 /* One more or one less thing in flight for d; judge d at zero. */
-static void
+void
+check_domain_ref(struct check_domain *d)
+{
+	d->pending++;
+}
+
+void
 check_domain_unref(struct check_domain *d)
 {
 	ASSERT(d->pending > 0);
@@ -272,12 +286,24 @@ check_host_connect(struct check_host *h)
 }
 
 static void
+check_host_trace(struct check_host *h)
+{
+	size_t i;
+
+	check_trace_cnames(h->domain, dane_host_answer_a(h->dh));
+	check_trace_cnames(h->domain, dane_host_answer_aaaa(h->dh));
+	for (i = 0; i < dane_host_tlsa_tried(h->dh); i++)
+		check_trace_cnames(h->domain, dane_host_tlsa_answer(h->dh, i));
+}
+
+static void
 check_host_resolved(struct dane_host *dh, void *arg)
 {
 	struct check_host *h = arg;
 
 	h->lookup = NULL;
 	h->dh = dh;
+	check_host_trace(h);
 	if (dane_host_level(dh) != DANE_LEVEL_UNUSABLE &&
 	    h->domain->run->opts->connect)
 		check_host_connect(h);
@@ -324,6 +350,7 @@ check_mx_resolved(struct dane_mx *mx, void *arg)
 
 	d->mx_lookup = NULL;
 	d->mx = mx;
+	check_trace_cnames(d, dane_mx_answer(mx));
 	n = dane_mx_count(mx);
 	for (i = 0; i < n && i < CHECK_MAX_HOSTS; i++)
 		check_host_start(d, dane_mx_host(mx, i), dane_mx_pref(mx, i));

@@ -16,6 +16,7 @@
 #include "tls/tls_cert.h"
 
 struct check_tty {
+	const struct check_domain *d;
 	FILE *fp;
 	bool colour;
 	bool verbose;
@@ -88,10 +89,20 @@ check_text_answer(
 		fprintf(t->fp, ", no records");
 	if (dns_answer_denial(a) != NULL)
 		fprintf(t->fp, " (denial: %s)", dns_answer_denial(a));
-	for (i = 0; i < dns_answer_cname_count(a); i++)
-		fprintf(t->fp, "%s%s -> %s", i == 0 ? ", CNAME " : ", ",
+	for (i = 0; i < dns_answer_cname_count(a); i++) {
+		const struct check_link *l =
+		    check_trace_link(t->d, dns_answer_cname_owner(a, i));
+
+		fprintf(t->fp, "%s%s -> %s",
+		    i == 0 ? "\n               CNAME " :
+		             "\n                     ",
 		    dns_answer_cname_owner(a, i),
 		    dns_answer_cname_target(a, i));
+		if (l != NULL && l->done)
+			fprintf(t->fp, " (%s)",
+			    l->status == DNS_OK ? dns_sec_str(l->sec) :
+			                          dns_status_str(l->status));
+	}
 	if (dns_answer_why_bogus(a) != NULL)
 		fprintf(
 		    t->fp, "\n               why: %s", dns_answer_why_bogus(a));
@@ -333,7 +344,7 @@ void
 check_print_text(FILE *fp, const struct check_domain *d,
     const struct check_resolver_info *ri, bool colour, bool verbose)
 {
-	struct check_tty t = { fp, colour, verbose };
+	struct check_tty t = { d, fp, colour, verbose };
 	size_t i;
 
 	check_text_header(&t, d, ri);
