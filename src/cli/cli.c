@@ -20,6 +20,17 @@ const struct cli_cmd cli_cmds[] = {
 	    "[--selector 1|0] [--mtype 1|2|0] [--next-key FILE]",
 	    "print TLSA records for a certificate (and the next key)",
 	    cmd_tlsa },
+	{ "serve", "", "run the relay: accept, queue and deliver mail",
+	    cmd_serve },
+	{ "queue", "list|show|retry|delete|bounce [--json] [ID]",
+	    "inspect and act on the queue (works while the relay runs)",
+	    cmd_queue },
+	{ "trace",
+	    "[--message-id ID] [--recipient ADDR] [--domain D] "
+	    "[--since 1h] [--json]",
+	    "the story of messages, newest last", cmd_trace },
+	{ "passwd", "[USER]", "hash a password for [server] auth_file",
+	    cmd_passwd },
 	{ "check-config", "",
 	    "validate the config file and print the "
 	    "effective configuration",

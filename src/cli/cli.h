@@ -41,5 +41,9 @@ int cmd_help(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_check_config(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_check(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsa(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_serve(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_queue(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_trace(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_passwd(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

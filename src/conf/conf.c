@@ -25,6 +25,9 @@ struct conf_val {
 
 struct conf {
 	struct conf_val v[CONF_KEY_COUNT];
+	struct conf_domain *domains;
+	size_t ndomain;
+	unsigned lineno; /* while parsing */
 };
 
 static const struct conf_key_def *
@@ -159,6 +162,92 @@ conf_defaults(void)
 	return c;
 }
 
+/* "[domain NAME]": start a per-destination section. */
+static const char *
+conf_domain_begin(struct conf *c, char *line, char *section, size_t seclen,
+    char *errbuf, size_t errlen)
+{
+	char *name = str_trim(line + 7);
+	size_t i;
+
+	str_lower(name);
+	if (*name == '\0' ||
+	    strspn(name,
+	        "abcdefghijklmnopqrstuvwxyz"
+	        "0123456789-.") != strlen(name) ||
+	    strlen(name) > 253)
+		return "expected [domain NAME] with a domain name";
+	for (i = 0; i < c->ndomain; i++) {
+		if (strcmp(c->domains[i].name, name) == 0) {
+			snprintf(errbuf, errlen,
+			    "duplicate section [domain %s] "
+			    "(first at line %u)",
+			    name, c->domains[i].line);
+			return errbuf;
+		}
+	}
+	c->domains =
+	    xreallocarray(c->domains, c->ndomain + 1, sizeof(*c->domains));
+	memset(&c->domains[c->ndomain], 0, sizeof(*c->domains));
+	c->domains[c->ndomain].name = xstrdup(name);
+	c->domains[c->ndomain].line = c->lineno;
+	c->ndomain++;
+	snprintf(section, seclen, "domain %s", name);
+	return NULL;
+}
+
+/* A key inside the current [domain NAME] section. */
+static const char *
+conf_domain_set(struct conf *c, const char *key, const char *value,
+    char *errbuf, size_t errlen)
+{
+	struct conf_domain *d = &c->domains[c->ndomain - 1];
+	const struct conf_domain_key_def *def = NULL;
+	const char *err;
+	char **slot;
+	size_t i;
+
+	for (i = 0; i < conf_domain_key_count; i++)
+		if (strcmp(conf_domain_keys[i].name, key) == 0)
+			def = &conf_domain_keys[i];
+	if (def == NULL) {
+		snprintf(errbuf, errlen,
+		    "unknown key '%s' in [domain %s] "
+		    "(security, mode, route, exception)",
+		    key, d->name);
+		return errbuf;
+	}
+	slot = (char **)(void *)((char *)d + def->offset);
+	if (*slot != NULL) {
+		snprintf(errbuf, errlen, "duplicate key '%s' in [domain %s]",
+		    key, d->name);
+		return errbuf;
+	}
+	err = *value == '\0'   ? "empty value" :
+	    def->check != NULL ? def->check(value) :
+	                         NULL;
+	if (err != NULL) {
+		snprintf(errbuf, errlen, "domain %s: %s = %s: %s", d->name, key,
+		    value, err);
+		return errbuf;
+	}
+	*slot = xstrdup(value);
+	return NULL;
+}
+
+size_t
+conf_domain_count(const struct conf *c)
+{
+	return c->ndomain;
+}
+
+const struct conf_domain *
+conf_domain_at(const struct conf *c, size_t i)
+{
+	ASSERT(i < c->ndomain);
+	return &c->domains[i];
+}
+
 /* Handle one line; NULL or an error text (static or in errbuf). */
 static const char *
 conf_line(struct conf *c, char *line, char *section, size_t seclen,
@@ -177,6 +266,9 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 			return "malformed section header (expected [name])";
 		*end = '\0';
 		line = str_trim(line + 1);
+		if (strncmp(line, "domain ", 7) == 0)
+			return conf_domain_begin(
+			    c, line, section, seclen, errbuf, errlen);
 		if (!conf_section_known(line)) {
 			snprintf(errbuf, errlen, "unknown section [%s]", line);
 			return errbuf;
@@ -192,6 +284,8 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 	value = str_trim(eq + 1);
 	if (*section == '\0')
 		return "key outside of a [section]";
+	if (strncmp(section, "domain ", 7) == 0)
+		return conf_domain_set(c, key, value, errbuf, errlen);
 	def = conf_find(section, key);
 	if (def == NULL) {
 		snprintf(
@@ -223,6 +317,7 @@ conf_parse(const char *text, size_t len, const char *name, char **errstr)
 
 	while (p < end) {
 		lineno++;
+		c->lineno = (unsigned)lineno;
 		nl = memchr(p, '\n', (size_t)(end - p));
 		n = (size_t)((nl != NULL ? nl : end) - p);
 		if (n > CONF_MAX_LINE)
@@ -294,6 +389,14 @@ conf_free(struct conf *c)
 		free(c->v[i].raw);
 		str_vec_free(c->v[i].list);
 	}
+	for (i = 0; i < c->ndomain; i++) {
+		free(c->domains[i].name);
+		free(c->domains[i].security);
+		free(c->domains[i].mode);
+		free(c->domains[i].route);
+		free(c->domains[i].exception);
+	}
+	free(c->domains);
 	free(c);
 }
 
@@ -329,6 +432,39 @@ conf_list(const struct conf *c, enum conf_key k)
 	return c->v[k].list != NULL ? c->v[k].list : empty;
 }
 
+static void
+conf_dump_domain(const struct conf_domain *d, FILE *fp)
+{
+	size_t i;
+
+	fprintf(fp, "\n[domain %s]\n", d->name);
+	for (i = 0; i < conf_domain_key_count; i++) {
+		char *const *slot =
+		    (char *const *)(const void *)((const char *)d +
+		        conf_domain_keys[i].offset);
+
+		if (*slot != NULL)
+			fprintf(
+			    fp, "%s = %s\n", conf_domain_keys[i].name, *slot);
+	}
+}
+
+long long *
+conf_durations(const struct conf *c, enum conf_key k, size_t *n)
+{
+	char **v = conf_list(c, k);
+	long long *out;
+	size_t i;
+
+	for (*n = 0; v[*n] != NULL; (*n)++)
+		;
+	out = xcalloc(*n + 1, sizeof(*out));
+	for (i = 0; i < *n; i++)
+		if (conf_parse_duration(v[i], &out[i]) != NULL)
+			out[i] = 300;
+	return out;
+}
+
 void
 conf_dump(const struct conf *c, FILE *fp)
 {
@@ -347,4 +483,6 @@ conf_dump(const struct conf *c, FILE *fp)
 			fprintf(fp, "%s = %s%s\n", conf_keys[i].name,
 			    c->v[i].raw, c->v[i].set ? "" : "    # default");
 	}
+	for (i = 0; i < c->ndomain; i++)
+		conf_dump_domain(&c->domains[i], fp);
 }

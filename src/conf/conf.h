@@ -27,8 +27,53 @@ enum conf_key {
 	CONF_DELIVERY_CONNECT_TIMEOUT,
 	CONF_DELIVERY_GREETING_TIMEOUT,
 	CONF_DELIVERY_COMMAND_TIMEOUT,
+	CONF_DELIVERY_DATA_TIMEOUT,
+	CONF_DELIVERY_RETRY_SCHEDULE,
+	CONF_DELIVERY_MAX_QUEUE_LIFETIME,
+	CONF_DELIVERY_DELAY_WARNING,
+	CONF_DELIVERY_CONCURRENCY,
+	CONF_DELIVERY_INITIAL_CONCURRENCY,
+	CONF_DELIVERY_DEAD_AFTER,
+	CONF_DELIVERY_DEAD_TIME,
+	CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION,
+	CONF_SERVER_LISTEN,
+	CONF_SERVER_RELAY_NETWORKS,
+	CONF_SERVER_HOSTNAME,
+	CONF_SERVER_TLS_CERT,
+	CONF_SERVER_TLS_KEY,
+	CONF_SERVER_AUTH_FILE,
+	CONF_SERVER_MAX_MESSAGE_SIZE,
+	CONF_SERVER_MAX_RECIPIENTS,
+	CONF_SERVER_MAX_CONNECTIONS,
+	CONF_SERVER_MAX_CONNECTIONS_PER_IP,
+	CONF_SERVER_COMMAND_TIMEOUT,
+	CONF_SERVER_DATA_TIMEOUT,
+	CONF_SERVER_USER,
+	CONF_SERVER_TLSA_GUARD,
+	CONF_QUEUE_DIRECTORY,
+	CONF_POLICY_MODE,
+	CONF_POLICY_SECURITY,
+	CONF_POLICY_LOG_ONLY_CLEARTEXT,
 	CONF_KEY_COUNT
 };
+
+/*
+ * Per-destination overrides: `[domain example.com]` sections with the keys
+ * of conf_domain_keys (security, mode, route, exception). Read-only.
+ */
+struct conf_domain {
+	char *name;     /* lowercase domain */
+	char *security; /* dane|dane-only|encrypt|may, or NULL = [policy] */
+	char *mode;     /* enforce|log-only, or NULL = [policy] */
+	char *route;    /* "[host]:port", "host:port", "[host]", or NULL */
+	char *
+	    exception; /* why this broken domain is delivered anyway, or NULL */
+	unsigned line; /* where the section starts, for messages */
+};
+
+/* The [domain NAME] sections, in file order. */
+size_t conf_domain_count(const struct conf *c);
+const struct conf_domain *conf_domain_at(const struct conf *c, size_t i);
 
 /*
  * Load path (NULL: defaults only). Returns new (conf_free), or NULL with
@@ -49,6 +94,12 @@ long long conf_int(
 bool conf_bool(const struct conf *c, enum conf_key k);
 char **conf_list(
     const struct conf *c, enum conf_key k); /* NULL-terminated, borrowed */
+
+/*
+ * A list of durations ("5m 10m 1h") as seconds: returns a new array (*n
+ * entries, caller frees) of a CONF_T_LIST key validated as durations.
+ */
+long long *conf_durations(const struct conf *c, enum conf_key k, size_t *n);
 
 /* Print the effective configuration, one `key = value` per line by section. */
 void conf_dump(const struct conf *c, FILE *fp);

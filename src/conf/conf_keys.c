@@ -4,6 +4,7 @@
  */
 #include "conf/conf_keys.h"
 
+#include <stddef.h>
 #include <string.h>
 
 #include "core/str.h"
@@ -66,6 +67,85 @@ check_digests(const char *value)
 	return err;
 }
 
+/* "ADDR:PORT" listeners; IPv6 as "[::1]:PORT". */
+static const char *
+check_listen(const char *value)
+{
+	char **v;
+	size_t n, i;
+	const char *err = NULL, *colon;
+	uint64_t port;
+
+	v = str_split_list(value, &n);
+	for (i = 0; i < n && err == NULL; i++) {
+		colon = strrchr(v[i], ':');
+		if (colon == NULL ||
+		    str_to_uint(colon + 1, 1, 65535, &port) == -1)
+			err = "expected ADDR:PORT (IPv6 as [ADDR]:PORT)";
+	}
+	str_vec_free(v);
+	return err;
+}
+
+/* CIDR networks: "ADDR/LEN" or a bare address. */
+static const char *
+check_cidrs(const char *value)
+{
+	char **v;
+	size_t n, i;
+	const char *err = NULL;
+
+	v = str_split_list(value, &n);
+	for (i = 0; i < n && err == NULL; i++)
+		if (strspn(v[i], "0123456789abcdefABCDEF.:/") != strlen(v[i]))
+			err = "expected networks as ADDR/LEN";
+	str_vec_free(v);
+	return err;
+}
+
+static const char *
+check_durations(const char *value)
+{
+	char **v;
+	size_t n, i;
+	const char *err = NULL, *p;
+	uint64_t num;
+
+	v = str_split_list(value, &n);
+	if (n == 0)
+		err = "at least one duration is needed";
+	for (i = 0; i < n && err == NULL; i++) {
+		p = v[i];
+		if (str_parse_uint(&p, 100000000, &num) == -1 || num == 0 ||
+		    (*p != '\0' &&
+		        (strchr("smhd", *p) == NULL || p[1] != '\0')))
+			err = "expected durations such as 5m 10m 20m 40m 1h";
+	}
+	str_vec_free(v);
+	return err;
+}
+
+static const char *
+check_mode(const char *value)
+{
+	if (strcmp(value, "enforce") != 0 && strcmp(value, "log-only") != 0)
+		return "expected enforce or log-only";
+	return NULL;
+}
+
+static const char *
+check_security(const char *value)
+{
+	static const char *const levels[] = { "dane", "dane-only", "encrypt",
+		"may", NULL };
+	size_t i;
+
+	for (i = 0; levels[i] != NULL; i++)
+		if (strcmp(value, levels[i]) == 0)
+			return NULL;
+	return "expected dane, dane-only, encrypt or may";
+}
+
 const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_DNS_TRUST_ANCHOR_FILE, "dns", "trust_anchor_file", CONF_T_PATH,
 	    NULL, 0, 0, NULL,
@@ -95,4 +175,123 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    CONF_T_DURATION, "5m", 1, 3600, NULL,
 	    "wait for a reply to EHLO, STARTTLS, MAIL, RCPT (RFC 5321 "
 	    "§4.5.3.2)" },
+	{ CONF_DELIVERY_DATA_TIMEOUT, "delivery", "data_timeout",
+	    CONF_T_DURATION, "10m", 1, 3600, NULL,
+	    "wait for the reply to the final dot (RFC 5321 §4.5.3.2.6)" },
+	{ CONF_DELIVERY_RETRY_SCHEDULE, "delivery", "retry_schedule",
+	    CONF_T_LIST, "5m 10m 20m 40m 1h", 0, 0, check_durations,
+	    "waits between attempts; the last one repeats" },
+	{ CONF_DELIVERY_MAX_QUEUE_LIFETIME, "delivery", "max_queue_lifetime",
+	    CONF_T_DURATION, "5d", 1, 100 * 86400, NULL,
+	    "after this, temporary failures become final (bounce)" },
+	{ CONF_DELIVERY_DELAY_WARNING, "delivery", "delay_warning",
+	    CONF_T_DURATION, "4h", 0, 100 * 86400, NULL,
+	    "send a delay DSN after this long in the queue; 0 = never" },
+	{ CONF_DELIVERY_CONCURRENCY, "delivery", "concurrency", CONF_T_INT,
+	    "20", 1, 1000, NULL, "most parallel connections per destination" },
+	{ CONF_DELIVERY_INITIAL_CONCURRENCY, "delivery", "initial_concurrency",
+	    CONF_T_INT, "2", 1, 1000, NULL,
+	    "connections per destination at first (slow start)" },
+	{ CONF_DELIVERY_DEAD_AFTER, "delivery", "dead_after", CONF_T_INT, "5",
+	    1, 1000, NULL,
+	    "connection failures in a row that mark a destination dead" },
+	{ CONF_DELIVERY_DEAD_TIME, "delivery", "dead_time", CONF_T_DURATION,
+	    "5m", 1, 86400, NULL, "how long a dead destination is left alone" },
+	{ CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION, "delivery",
+	    "max_messages_per_connection", CONF_T_INT, "100", 1, 100000, NULL,
+	    "messages sent over one reused connection" },
+	{ CONF_SERVER_LISTEN, "server", "listen", CONF_T_LIST, "127.0.0.1:2525",
+	    0, 0, check_listen, "addresses to accept mail on, ADDR:PORT" },
+	{ CONF_SERVER_RELAY_NETWORKS, "server", "relay_networks", CONF_T_LIST,
+	    "127.0.0.0/8 ::1/128", 0, 0, check_cidrs,
+	    "clients that may relay without AUTH" },
+	{ CONF_SERVER_HOSTNAME, "server", "hostname", CONF_T_STR, NULL, 0, 0,
+	    check_hostname, "our host name (default: the system's)" },
+	{ CONF_SERVER_TLS_CERT, "server", "tls_cert", CONF_T_PATH, NULL, 0, 0,
+	    NULL, "certificate chain (PEM) for STARTTLS" },
+	{ CONF_SERVER_TLS_KEY, "server", "tls_key", CONF_T_PATH, NULL, 0, 0,
+	    NULL, "private key (PEM) for STARTTLS" },
+	{ CONF_SERVER_AUTH_FILE, "server", "auth_file", CONF_T_PATH, NULL, 0, 0,
+	    NULL, "user:hash lines (danerelay passwd); AUTH only after TLS" },
+	{ CONF_SERVER_MAX_MESSAGE_SIZE, "server", "max_message_size",
+	    CONF_T_INT, "26214400", 1024, 2147483647LL, NULL,
+	    "largest message in octets (SIZE, RFC 1870)" },
+	{ CONF_SERVER_MAX_RECIPIENTS, "server", "max_recipients", CONF_T_INT,
+	    "1000", 1, 100000, NULL,
+	    "recipients per message (RFC 5321 §4.5.3.1.8 asks for >= 100)" },
+	{ CONF_SERVER_MAX_CONNECTIONS, "server", "max_connections", CONF_T_INT,
+	    "1000", 1, 1000000, NULL, "sessions at once" },
+	{ CONF_SERVER_MAX_CONNECTIONS_PER_IP, "server",
+	    "max_connections_per_ip", CONF_T_INT, "50", 1, 1000000, NULL,
+	    "sessions at once from one client address" },
+	{ CONF_SERVER_COMMAND_TIMEOUT, "server", "command_timeout",
+	    CONF_T_DURATION, "5m", 1, 3600, NULL,
+	    "wait for the next command (RFC 5321 §4.5.3.2.7)" },
+	{ CONF_SERVER_DATA_TIMEOUT, "server", "data_timeout", CONF_T_DURATION,
+	    "3m", 1, 3600, NULL,
+	    "wait for more message data (RFC 5321 §4.5.3.2.5)" },
+	{ CONF_SERVER_USER, "server", "user", CONF_T_STR, NULL, 0, 0, NULL,
+	    "when started as root: drop to this user after binding" },
+	{ CONF_SERVER_TLSA_GUARD, "server", "tlsa_guard", CONF_T_BOOL, "yes", 0,
+	    0, NULL,
+	    "refuse a certificate that matches none of our own secure TLSA "
+	    "records (no = serve it anyway)" },
+	{ CONF_QUEUE_DIRECTORY, "queue", "directory", CONF_T_PATH,
+	    "/var/spool/danerelay", 0, 0, NULL,
+	    "where the queue database lives" },
+	{ CONF_POLICY_MODE, "policy", "mode", CONF_T_STR, "enforce", 0, 0,
+	    check_mode,
+	    "enforce, or log-only: record would-be failures, deliver anyway" },
+	{ CONF_POLICY_SECURITY, "policy", "security", CONF_T_STR, "dane", 0, 0,
+	    check_security,
+	    "default security level: dane, dane-only, encrypt, "
+	    "may" },
+	{ CONF_POLICY_LOG_ONLY_CLEARTEXT, "policy", "log_only_cleartext",
+	    CONF_T_BOOL, "no", 0, 0, NULL,
+	    "in log-only mode, allow cleartext when STARTTLS is missing" },
 };
+
+/* "[host]:port", "host:port", "[host]" or "host" (RFC 7672 §2.2.2 routes). */
+static const char *
+check_route(const char *value)
+{
+	const char *p = value, *host, *colon;
+	size_t hostlen;
+	uint64_t port;
+
+	if (*p == '[') {
+		host = p + 1;
+		p = strchr(host, ']');
+		if (p == NULL)
+			return "missing ']' in route";
+		hostlen = (size_t)(p - host);
+		p++;
+	} else {
+		host = p;
+		colon = strchr(p, ':');
+		hostlen = colon != NULL ? (size_t)(colon - p) : strlen(p);
+		p += hostlen;
+	}
+	if (hostlen == 0 || hostlen > 253)
+		return "route needs a host name";
+	if (*p == ':' && str_to_uint(p + 1, 1, 65535, &port) == -1)
+		return "bad port in route";
+	if (*p != '\0' && *p != ':')
+		return "expected [host]:port or host:port";
+	return NULL;
+}
+
+const struct conf_domain_key_def conf_domain_keys[] = {
+	{ "security", offsetof(struct conf_domain, security), check_security,
+	    "dane, dane-only (mandatory DANE), encrypt, may" },
+	{ "mode", offsetof(struct conf_domain, mode), check_mode,
+	    "enforce or log-only for this destination" },
+	{ "route", offsetof(struct conf_domain, route), check_route,
+	    "next hop: [host]:port (no MX lookup) or host:port" },
+	{ "exception", offsetof(struct conf_domain, exception), NULL,
+	    "deliver to this broken domain anyway (security = may); the "
+	    "reason is logged with every delivery" },
+};
+
+const size_t conf_domain_key_count =
+    sizeof(conf_domain_keys) / sizeof(conf_domain_keys[0]);

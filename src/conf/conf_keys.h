@@ -29,4 +29,16 @@ struct conf_key_def {
 
 extern const struct conf_key_def conf_keys[CONF_KEY_COUNT];
 
+/* Keys of a [domain NAME] section; key is unused, the field offset says where.
+ */
+struct conf_domain_key_def {
+	const char *name;
+	size_t offset; /* of the char * in struct conf_domain */
+	const char *(*check)(const char *value);
+	const char *help;
+};
+
+extern const struct conf_domain_key_def conf_domain_keys[];
+extern const size_t conf_domain_key_count;
+
 #endif

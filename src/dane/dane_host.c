@@ -4,7 +4,10 @@
  */
 #include "dane/dane_host.h"
 
+#include <arpa/inet.h>
+#include <event2/event.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,6 +52,7 @@ struct dane_host {
 };
 
 struct dane_host_lookup {
+	struct event *literal_ev; /* address-literal hosts */
 	struct dns_resolver *r;
 	struct dane_host *h;
 	struct dns_query *qa, *qaaaa, *q;
@@ -126,6 +130,8 @@ dane_host_finish(struct dane_host_lookup *l)
 	void *arg = l->arg;
 
 	dane_host_make_refnames(h);
+	if (l->literal_ev != NULL)
+		event_free(l->literal_ev);
 	free(l);
 	cb(h, arg);
 }
@@ -312,6 +318,43 @@ dane_host_tlsa_next(struct dane_host_lookup *l)
 	free(qname);
 }
 
+/*
+ * A host given as an address literal ("192.0.2.1", "::1"): no DNS, and
+ * RFC 7672 §2.2: "When the original next-hop destination is an address
+ * literal, rather than a DNS domain, DANE TLS does not apply."
+ */
+static bool
+dane_host_literal(struct dane_host *h)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr[0];
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&h->addr[0];
+
+	memset(&h->addr[0], 0, sizeof(h->addr[0]));
+	if (inet_pton(AF_INET, h->name, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(h->port);
+		h->addrlen[0] = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, h->name, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(h->port);
+		h->addrlen[0] = sizeof(*sin6);
+	} else {
+		return false;
+	}
+	snprintf(h->addrstr[0], sizeof(h->addrstr[0]), "%s", h->name);
+	h->naddr = 1;
+	h->tlsa_skipped = "an address literal: DANE does not apply (RFC 7672 "
+	                  "§2.2)";
+	h->level = DANE_LEVEL_OPPORTUNISTIC;
+	return true;
+}
+
+static void
+dane_host_literal_done(evutil_socket_t fd, short ev, void *arg)
+{
+	dane_host_finish(arg);
+}
+
 struct dane_host_lookup *
 dane_host_resolve(struct dns_resolver *r, const struct dane_host_params *p,
     dane_host_cb *cb, void *arg)
@@ -333,6 +376,13 @@ dane_host_resolve(struct dns_resolver *r, const struct dane_host_params *p,
 	l->h = h;
 	l->cb = cb;
 	l->arg = arg;
+	if (dane_host_literal(h)) {
+		/* Finish from the loop, never from inside this call. */
+		l->literal_ev = evtimer_new(
+		    dns_resolver_base(r), dane_host_literal_done, l);
+		event_active(l->literal_ev, EV_TIMEOUT, 0);
+		return l;
+	}
 	l->pending = 2;
 	/* §2.2.2: address records first, TLSA only after them. */
 	l->qa = dns_query(r, h->name, DNS_TYPE_A, dane_host_a_done, l);
@@ -351,6 +401,8 @@ dane_host_cancel(struct dane_host_lookup *l)
 		dns_query_cancel(l->qaaaa);
 	if (l->q != NULL)
 		dns_query_cancel(l->q);
+	if (l->literal_ev != NULL)
+		event_free(l->literal_ev);
 	dane_host_free(l->h);
 	free(l);
 }

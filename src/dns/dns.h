@@ -79,6 +79,9 @@ struct dns_options {
 struct dns_resolver *dns_resolver_new(
     struct event_base *base, const struct dns_options *opt, char **errstr);
 
+/* The event loop the resolver runs on (borrowed). */
+struct event_base *dns_resolver_base(const struct dns_resolver *r);
+
 /*
  * Cancels pending queries without calling their callbacks. NULL is fine.
  * May be called from inside a dns_cb.

@@ -272,3 +272,9 @@ dns_resolver_free(struct dns_resolver *r)
 	ub_ctx_delete(r->ctx);
 	free(r);
 }
+
+struct event_base *
+dns_resolver_base(const struct dns_resolver *r)
+{
+	return r->base;
+}

@@ -11,9 +11,12 @@
  * the TLS mode (RFC 3207), EHLO again over TLS, READY, QUIT (§4.1.1.10).
  * The machine fills the struct smtp_result the session hands to on_done.
  *
- * A mail transaction is meant to be added as further phases (MAIL, RCPT,
- * DATA) entered from READY, with a queue of expected replies when
- * PIPELINING is used; the reply dispatch is per phase for that reason.
+ * A mail transaction (RFC 5321 §3.3) runs as further phases entered from
+ * READY: RSET (only when the previous transaction left the server with an
+ * open one), MAIL, RCPT, DATA, BODY (the I/O half sends the message, asking
+ * smtp_client_body() for dot-stuffed chunks), DOT, and back to READY. With
+ * PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out as one group and
+ * the replies are matched in order; without it one command at a time.
  */
 #ifndef DR_SMTP_CLIENT_H
 #define DR_SMTP_CLIENT_H
@@ -34,6 +37,8 @@ enum smtp_event_type {
 	SMTP_EV_TIMEOUT,      /* the deadline of the current action passed */
 	SMTP_EV_CLOSED,       /* the peer closed the connection */
 	SMTP_EV_ERROR,        /* I/O failure classified by the I/O layer */
+	SMTP_EV_TXN,          /* added: start transaction txn (from READY) */
+	SMTP_EV_BODY_DONE,    /* added: the whole body has been written */
 };
 
 struct smtp_event {
@@ -43,6 +48,8 @@ struct smtp_event {
 	enum smtp_error error; /* SMTP_EV_ERROR: CONNECT_REFUSED, PROTOCOL,
 	                          TLS_HANDSHAKE, ... */
 	const char *text;      /* optional detail for result.error_text */
+	struct smtp_txn *txn;  /* SMTP_EV_TXN: borrowed until the transaction
+	                          ends (SMTP_ACT_TXN_DONE or SMTP_ACT_CLOSE) */
 };
 
 enum smtp_action_type {
@@ -52,13 +59,19 @@ enum smtp_action_type {
 	SMTP_ACT_START_TLS, /* start the TLS handshake, arm the timer */
 	SMTP_ACT_READY,     /* hand the session to the caller, no timer */
 	SMTP_ACT_CLOSE,     /* close the connection; the result is final */
+	SMTP_ACT_BODY,      /* added: send smtp_client_body() until it returns
+	                       0, then feed SMTP_EV_BODY_DONE; the timer is
+	                       re-armed whenever the peer takes more data */
+	SMTP_ACT_TXN_DONE,  /* added: the transaction's outputs are final and
+	                       the machine is READY again; no timer */
 };
 
 /* Which deadline to arm (RFC 5321 §4.5.3.2). */
 enum smtp_timer {
 	SMTP_TIMER_NONE,
 	SMTP_TIMER_GREETING,
-	SMTP_TIMER_COMMAND,
+	SMTP_TIMER_COMMAND, /* also MAIL, RCPT, DATA and each data block */
+	SMTP_TIMER_DATA,    /* added: the reply to the final dot (10 min) */
 };
 
 struct smtp_action {
@@ -101,5 +114,15 @@ const struct smtp_result *smtp_client_result(const struct smtp_client *c);
  * step or free.
  */
 const struct smtp_ehlo *smtp_client_ehlo(const struct smtp_client *c);
+
+/*
+ * Added. In SMTP_PHASE_BODY: write the next bytes of the message into dst
+ * (cap >= 2 bytes): dot-stuffed (RFC 5321 §4.5.2), every line end sent as
+ * CRLF (a bare LF becomes CRLF, so no line can hide a dot behind it) and a
+ * CRLF added when the message does not end with one; not the final dot,
+ * which the machine sends on SMTP_EV_BODY_DONE. Returns the number of
+ * bytes written, 0 once everything has been produced (or outside BODY).
+ */
+size_t smtp_client_body(struct smtp_client *c, char *dst, size_t cap);
 
 #endif

@@ -12,7 +12,13 @@
  * smtp_session_free() inside a callback only marks the session dead; the
  * outermost callback frees it on the way out (nginx's c->destroyed).
  * on_done always comes from its own zero-delay event, at the top of the
- * loop, so the caller may free the session there.
+ * loop, so the caller may free the session there; so does a transaction's
+ * done(), and when both are due done() goes first.
+ *
+ * The message of a transaction is borrowed from the caller and never
+ * copied whole: the output is topped up with dot-stuffed chunks from the
+ * machine (smtp_client_body()) whenever the peer has taken enough of it,
+ * below a write watermark (also set on the socket under the TLS filter).
  */
 #include "smtp/smtp_session.h"
 
@@ -37,12 +43,23 @@
 #define SMTP_SESSION_CONNECT_MS  30000u
 #define SMTP_SESSION_GREETING_MS 300000u
 #define SMTP_SESSION_COMMAND_MS  300000u
+/* RFC 5321 §4.5.3.2.6: 10 minutes for the reply to the final dot. */
+#define SMTP_SESSION_DATA_MS 600000u
 
 /*
  * Stop reading from the socket while this much is buffered: more than a
  * line can ever need, so a line longer than the cap is always detected.
  */
 #define SMTP_SESSION_READ_HIGH (64 * 1024)
+
+/*
+ * The message goes out in chunks of SMTP_SESSION_CHUNK, topped up to
+ * SMTP_SESSION_WRITE_HIGH whenever the output has drained to
+ * SMTP_SESSION_WRITE_LOW: a 25 MB message costs a few hundred kilobytes.
+ */
+#define SMTP_SESSION_CHUNK      (64 * 1024)
+#define SMTP_SESSION_WRITE_LOW  (64 * 1024)
+#define SMTP_SESSION_WRITE_HIGH (256 * 1024)
 
 struct smtp_session {
 	struct event_base *base;
@@ -59,6 +76,14 @@ struct smtp_session {
 	int depth;             /* our callbacks on the stack */
 	bool dead;             /* freed while depth > 0 */
 	bool closed;           /* SMTP_ACT_CLOSE seen */
+
+	struct smtp_txn *txn; /* running, or ended with done() due */
+	smtp_txn_done *txn_done;
+	void *txn_arg;
+	bool txn_ended;       /* t's outputs are final; done() is due */
+	struct event *txn_ev; /* delivers done() from the top */
+	bool body;            /* sending the message */
+	bool body_flush;      /* all of it queued; waiting for it to drain */
 };
 
 static void smtp_session_act(struct smtp_session *, const struct smtp_action *);
@@ -113,10 +138,40 @@ smtp_phase_str(enum smtp_phase p)
 		return "ehlo-tls";
 	case SMTP_PHASE_READY:
 		return "ready";
+	case SMTP_PHASE_RSET:
+		return "rset";
+	case SMTP_PHASE_MAIL:
+		return "mail";
+	case SMTP_PHASE_RCPT:
+		return "rcpt";
+	case SMTP_PHASE_DATA:
+		return "data";
+	case SMTP_PHASE_BODY:
+		return "body";
+	case SMTP_PHASE_DOT:
+		return "dot";
 	case SMTP_PHASE_QUIT:
 		return "quit";
 	case SMTP_PHASE_DONE:
 		return "done";
+	}
+	return "unknown";
+}
+
+const char *
+smtp_txn_end_str(enum smtp_txn_end e)
+{
+	switch (e) {
+	case SMTP_TXN_OK:
+		return "ok";
+	case SMTP_TXN_MAIL_REJECTED:
+		return "mail-rejected";
+	case SMTP_TXN_NO_RCPT:
+		return "no-rcpt";
+	case SMTP_TXN_DATA_REJECTED:
+		return "data-rejected";
+	case SMTP_TXN_FAILED:
+		return "failed";
 	}
 	return "unknown";
 }
@@ -128,6 +183,7 @@ smtp_session_destroy(struct smtp_session *s)
 		bufferevent_free(s->bev); /* closes the socket, frees SSL */
 	event_free(s->timer);
 	event_free(s->done_ev);
+	event_free(s->txn_ev);
 	smtp_client_free(s->fsm);
 	free(s->helo);
 	free(s->id);
@@ -368,6 +424,34 @@ smtp_session_timer_cb(evutil_socket_t fd, short what, void *arg)
 	smtp_session_leave(s);
 }
 
+/* Hand an ended transaction back; the caller may start the next one. */
+static void
+smtp_session_txn_deliver(struct smtp_session *s)
+{
+	struct smtp_txn *t = s->txn;
+	smtp_txn_done *done = s->txn_done;
+	void *arg = s->txn_arg;
+
+	s->txn = NULL;
+	s->txn_done = NULL;
+	s->txn_arg = NULL;
+	s->txn_ended = false;
+	log_trace(LOG_CAT_SMTP, "%s: transaction done: %s", s->id,
+	    smtp_txn_end_str(t->end));
+	done(s, t, arg);
+}
+
+static void
+smtp_session_txn_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_session_enter(s);
+	if (s->txn != NULL && s->txn_ended)
+		smtp_session_txn_deliver(s);
+	smtp_session_leave(s);
+}
+
 static void
 smtp_session_done_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -375,18 +459,43 @@ smtp_session_done_cb(evutil_socket_t fd, short what, void *arg)
 	const struct smtp_result *res = smtp_client_result(s->fsm);
 
 	smtp_session_enter(s);
-	log_trace(LOG_CAT_SMTP, "%s: done: error=%s phase=%s", s->id,
-	    smtp_error_str(res->error), smtp_phase_str(res->phase));
-	if (s->p.on_done != NULL)
-		s->p.on_done(s, res, s->p.arg);
+	/*
+	 * done() of the transaction the failure cut short comes first, and
+	 * of any the caller starts from there on the closed session.
+	 */
+	while (!s->dead && s->txn != NULL && s->txn_ended)
+		smtp_session_txn_deliver(s);
+	if (!s->dead) {
+		log_trace(LOG_CAT_SMTP, "%s: done: error=%s phase=%s", s->id,
+		    smtp_error_str(res->error), smtp_phase_str(res->phase));
+		if (s->p.on_done != NULL)
+			s->p.on_done(s, res, s->p.arg);
+	}
+	smtp_session_leave(s);
+}
+
+static void smtp_session_pump(struct smtp_session *s);
+
+/* The peer took some of the message: a new data block deadline, more. */
+static void
+smtp_session_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_session_enter(s);
+	if (s->body && !s->dead && !s->closed) {
+		/* RFC 5321 §4.5.3.2.5: the deadline is per data block. */
+		smtp_session_arm(s, s->p.command_timeout_ms);
+		smtp_session_pump(s);
+	}
 	smtp_session_leave(s);
 }
 
 static void
 smtp_session_setup_bev(struct smtp_session *s)
 {
-	bufferevent_setcb(
-	    s->bev, smtp_session_read_cb, NULL, smtp_session_event_cb, s);
+	bufferevent_setcb(s->bev, smtp_session_read_cb, smtp_session_write_cb,
+	    smtp_session_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_SESSION_READ_HIGH);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
@@ -417,6 +526,12 @@ smtp_session_starttls(struct smtp_session *s)
 		    "no TLS context for STARTTLS");
 		return;
 	}
+	/*
+	 * The filter moves data down only while the socket's output is under
+	 * its high watermark; without one it would encrypt a whole message
+	 * into memory at once.
+	 */
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, SMTP_SESSION_WRITE_HIGH);
 	/* With CLOSE_ON_FREE the filter owns ssl and the socket bufferevent. */
 	tls = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
@@ -428,18 +543,93 @@ smtp_session_starttls(struct smtp_session *s)
 	smtp_session_setup_bev(s);
 }
 
+/* One trace line per command: a pipelined group holds several. */
+static void
+smtp_session_trace_cmds(struct smtp_session *s, const char *p, size_t len)
+{
+	const char *end = p + len, *eol;
+	size_t n;
+
+	if (!log_trace_on(LOG_CAT_SMTP))
+		return;
+	while (p < end) {
+		eol = memchr(p, '\n', (size_t)(end - p));
+		n = eol != NULL ? (size_t)(eol - p) : (size_t)(end - p);
+		log_trace(LOG_CAT_SMTP, "%s > %.*s", s->id,
+		    (int)(n > 0 && p[n - 1] == '\r' ? n - 1 : n), p);
+		p += n + 1;
+	}
+}
+
 static void
 smtp_session_send(struct smtp_session *s, const struct smtp_action *a)
 {
-	log_trace(LOG_CAT_SMTP, "%s > %.*s", s->id, (int)(a->len - 2), a->data);
+	smtp_session_trace_cmds(s, a->data, a->len);
 	bufferevent_write(s->bev, a->data, a->len);
 }
 
 static unsigned
 smtp_session_timer_ms(const struct smtp_session *s, enum smtp_timer t)
 {
-	return t == SMTP_TIMER_GREETING ? s->p.greeting_timeout_ms :
-	                                  s->p.command_timeout_ms;
+	switch (t) {
+	case SMTP_TIMER_GREETING:
+		return s->p.greeting_timeout_ms;
+	case SMTP_TIMER_DATA:
+		return s->p.data_timeout_ms;
+	default:
+		return s->p.command_timeout_ms;
+	}
+}
+
+/*
+ * Top the output up with the next dot-stuffed chunks of the message, up to
+ * the high watermark; the write callback brings us back once it has
+ * drained to the low one. When all of it is queued, wait until it has
+ * left too (low watermark 0), so that the final dot's deadline
+ * (SMTP_TIMER_DATA) covers the dot only.
+ */
+static void
+smtp_session_pump(struct smtp_session *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+	struct evbuffer_iovec v;
+	size_t n;
+
+	while (!s->body_flush &&
+	    evbuffer_get_length(out) < SMTP_SESSION_WRITE_HIGH) {
+		if (evbuffer_reserve_space(out, SMTP_SESSION_CHUNK, &v, 1) != 1)
+			panic("evbuffer_reserve_space: out of memory");
+		n = smtp_client_body(s->fsm, v.iov_base, v.iov_len);
+		v.iov_len = n;
+		if (evbuffer_commit_space(out, &v, 1) != 0)
+			panic("evbuffer_commit_space failed");
+		s->body_flush = n == 0;
+	}
+	if (s->body_flush && evbuffer_get_length(out) == 0) {
+		s->body = false;
+		bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
+		smtp_session_post(s, SMTP_EV_BODY_DONE, SMTP_ERR_NONE, NULL);
+	} else
+		bufferevent_setwatermark(s->bev, EV_WRITE,
+		    s->body_flush ? 0 : SMTP_SESSION_WRITE_LOW, 0);
+}
+
+static void
+smtp_session_body_start(struct smtp_session *s)
+{
+	log_trace(LOG_CAT_SMTP, "%s > (message: %zu octets, dot-stuffed)",
+	    s->id, s->txn->len);
+	s->body = true;
+	s->body_flush = false;
+	smtp_session_pump(s);
+}
+
+/* done() is due; it comes from the top of the loop. */
+static void
+smtp_session_txn_ended(struct smtp_session *s)
+{
+	s->txn_ended = true;
+	event_active(s->txn_ev, EV_TIMEOUT, 0);
 }
 
 /* Carry out what the machine decided. */
@@ -466,8 +656,19 @@ smtp_session_act(struct smtp_session *s, const struct smtp_action *a)
 	case SMTP_ACT_CLOSE:
 		evtimer_del(s->timer);
 		s->closed = true;
+		s->body = false;
+		/* FAILED by the machine: done() goes before on_done. */
+		if (s->txn != NULL)
+			s->txn_ended = true;
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		event_active(s->done_ev, EV_TIMEOUT, 0);
+		break;
+	case SMTP_ACT_BODY:
+		smtp_session_body_start(s);
+		break;
+	case SMTP_ACT_TXN_DONE:
+		evtimer_del(s->timer);
+		smtp_session_txn_ended(s);
 		break;
 	}
 }
@@ -505,6 +706,8 @@ smtp_session_copy_params(
 		s->p.greeting_timeout_ms = SMTP_SESSION_GREETING_MS;
 	if (s->p.command_timeout_ms == 0)
 		s->p.command_timeout_ms = SMTP_SESSION_COMMAND_MS;
+	if (s->p.data_timeout_ms == 0)
+		s->p.data_timeout_ms = SMTP_SESSION_DATA_MS;
 }
 
 struct smtp_session *
@@ -517,8 +720,10 @@ smtp_session_start(struct event_base *base, const struct smtp_session_params *p)
 	s->fsm = smtp_client_new(s->id, s->helo, p->tls_mode);
 	s->timer = evtimer_new(base, smtp_session_timer_cb, s);
 	s->done_ev = evtimer_new(base, smtp_session_done_cb, s);
+	s->txn_ev = evtimer_new(base, smtp_session_txn_cb, s);
 	s->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-	if (s->timer == NULL || s->done_ev == NULL || s->bev == NULL)
+	if (s->timer == NULL || s->done_ev == NULL || s->txn_ev == NULL ||
+	    s->bev == NULL)
 		panic("smtp_session_start: out of memory");
 	smtp_session_setup_bev(s);
 	smtp_session_arm(s, s->p.connect_timeout_ms);
@@ -553,6 +758,48 @@ smtp_session_quit(struct smtp_session *s)
 	smtp_session_enter(s);
 	smtp_session_post(s, SMTP_EV_QUIT, SMTP_ERR_NONE, NULL);
 	smtp_session_leave(s);
+}
+
+/* Outputs of a transaction that never reached the machine. */
+static void
+smtp_session_txn_void(struct smtp_txn *t)
+{
+	size_t i;
+
+	t->end = SMTP_TXN_FAILED;
+	memset(&t->mail_reply, 0, sizeof(t->mail_reply));
+	memset(&t->data_reply, 0, sizeof(t->data_reply));
+	for (i = 0; i < t->nrcpt; i++)
+		memset(&t->rcpt_reply[i], 0, sizeof(t->rcpt_reply[i]));
+}
+
+void
+smtp_session_transaction(
+    struct smtp_session *s, struct smtp_txn *t, smtp_txn_done *done, void *arg)
+{
+	struct smtp_event ev = { .type = SMTP_EV_TXN, .txn = t };
+
+	/* One at a time, on a live session: anything else is a bug. */
+	ASSERT(!s->dead && s->txn == NULL);
+	ASSERT(t != NULL && done != NULL);
+	s->txn = t;
+	s->txn_done = done;
+	s->txn_arg = arg;
+	if (s->closed) {
+		/* It ended before the caller heard: on_done is on its way. */
+		smtp_session_txn_void(t);
+		smtp_session_txn_ended(s);
+		return;
+	}
+	smtp_session_enter(s);
+	smtp_session_step(s, &ev);
+	smtp_session_leave(s);
+}
+
+bool
+smtp_session_offers(const struct smtp_session *s, const char *keyword)
+{
+	return smtp_ehlo_find(smtp_client_ehlo(s->fsm), keyword) != NULL;
 }
 
 const struct smtp_ehlo *
@@ -597,6 +844,7 @@ smtp_session_free(struct smtp_session *s)
 		s->dead = true;
 		evtimer_del(s->timer);
 		event_del(s->done_ev);
+		event_del(s->txn_ev);
 		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 		return;
 	}

@@ -11,6 +11,7 @@
 #include "tls/tls_client.h"
 
 #include <stdbool.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -203,8 +204,14 @@ fail:
 void
 tls_plain_setup(SSL *ssl, const char *sni)
 {
+	unsigned char bin[16];
 	char host[256];
 
+	/* RFC 6066 §3: no IP address literals in server_name. */
+	if (sni != NULL &&
+	    (inet_pton(AF_INET, sni, bin) == 1 ||
+	        inet_pton(AF_INET6, sni, bin) == 1))
+		sni = NULL;
 	if (sni != NULL && tls_host_copy(sni, host, sizeof(host)) == 0 &&
 	    SSL_set_tlsext_host_name(ssl, host) != 1)
 		ERR_clear_error();

@@ -79,7 +79,8 @@ class Session:
         await self.reply("220 2.0.0 ready to start TLS")
         await self.writer.start_tls(self.host["ssl"])
         obj = self.writer.get_extra_info("ssl_object")
-        self.tls = {"version": obj.version(), "cipher": obj.cipher()[0]}
+        self.tls = {"version": obj.version(), "cipher": obj.cipher()[0],
+                    "sni": getattr(obj, "sni_name", None)}
         self.helo = None                    # RFC 3207 §4.2: forget state
         self.reset()
 
@@ -145,6 +146,12 @@ class Session:
         return "quit"
 
 
+def remember_sni(obj, name, ctx):
+    """Keep the SNI the client sent, for the stored message's facts."""
+    obj.sni_name = name
+    return None
+
+
 async def endless_banner(reader, writer):
     """220- continuation lines forever: the client must bound the greeting."""
     n = 0
@@ -197,6 +204,7 @@ def ssl_context(host):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(host["chain"], host["key"])
+    ctx.sni_callback = remember_sni
     return ctx
 
 

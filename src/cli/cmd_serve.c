@@ -1,0 +1,85 @@
+/*
+ * cmd_serve: `danerelay serve`, the relay daemon, in the foreground with
+ * logs on stderr (systemd style). SIGHUP reloads the configuration and the
+ * certificates; SIGTERM and SIGINT stop accepting, let sessions and
+ * deliveries finish (each bounded by its timeouts) and exit with the queue
+ * intact.
+ */
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sysexits.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "relay/relay.h"
+
+struct serve {
+	struct event_base *base;
+	struct relay *relay;
+	int stopping;
+};
+
+static void
+serve_stopped(void *arg)
+{
+	struct serve *s = arg;
+
+	event_base_loopexit(s->base, NULL);
+}
+
+static void
+serve_signal(evutil_socket_t sig, short ev, void *arg)
+{
+	struct serve *s = arg;
+	char *err = NULL;
+
+	if (sig == SIGHUP) {
+		if (relay_reload(s->relay, &err) == -1) {
+			log_warnx("reload refused: %s", err);
+			free(err);
+		}
+		return;
+	}
+	if (s->stopping++ > 0) {
+		log_warnx("second stop signal: exiting now");
+		event_base_loopexit(s->base, NULL);
+		return;
+	}
+	relay_shutdown(s->relay, serve_stopped, s);
+}
+
+int
+cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
+	struct event *ev[3];
+	struct serve s = { 0 };
+	char *err = NULL;
+	int ex = 0;
+	size_t i;
+
+	if (argc != 1)
+		return cli_usage("serve");
+	if ((s.base = event_base_new()) == NULL)
+		fatalx(EX_OSERR, "cannot create the event loop");
+	if ((s.relay = relay_new(s.base, ctx->config_path, &err, &ex)) ==
+	    NULL) {
+		log_warnx("cannot start: %s", err);
+		free(err);
+		event_base_free(s.base);
+		return ex;
+	}
+	for (i = 0; i < 3; i++) {
+		ev[i] = evsignal_new(s.base, sigs[i], serve_signal, &s);
+		evsignal_add(ev[i], NULL);
+	}
+	event_base_dispatch(s.base);
+	for (i = 0; i < 3; i++)
+		event_free(ev[i]);
+	relay_free(s.relay);
+	event_base_free(s.base);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,121 @@
+/*
+ * cmd_trace: `danerelay trace [--message-id ID] [--recipient ADDR]
+ * [--domain D] [--since 1h] [--json]`, the story of each matching message
+ * from the queue's event log: received, queued, every attempt (MX, IP,
+ * TLS, TLSA match, reply), deferred, delivered or bounced, DSN sent.
+ *
+ * Filters combine (AND). --message-id takes the queue id or the
+ * Message-ID header (with or without <>). --since keeps the messages with
+ * any event that recent and shows their whole story. Like `queue`, it
+ * opens the daemon's database side by side and never creates one.
+ *
+ * Exit status: 0 something matched, 1 nothing did, EX_USAGE bad
+ * arguments, EX_CONFIG the config or queue cannot be opened, EX_SOFTWARE a
+ * database error.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sysexits.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "queue/queue.h"
+#include "queue/queue_trace.h"
+
+#define TRACE_EXIT_NOMATCH 1
+
+static int
+cmd_trace_parse(int argc, char **argv, struct queue_trace_filter *f, bool *json)
+{
+	static const struct option longopts[] = {
+		{ "message-id", required_argument, NULL, 'm' },
+		{ "recipient", required_argument, NULL, 'r' },
+		{ "domain", required_argument, NULL, 'd' },
+		{ "since", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *errstr;
+	time_t secs;
+	int ch;
+
+	while (
+	    (ch = getopt_long(argc, argv, "m:r:d:s:j", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'm':
+			f->message_id = optarg;
+			break;
+		case 'r':
+			f->recipient = optarg;
+			break;
+		case 'd':
+			f->domain = optarg;
+			break;
+		case 's':
+			if ((errstr = queue_trace_parse_since(optarg, &secs)) !=
+			    NULL) {
+				fprintf(stderr,
+				    "danerelay trace: --since %s: %s\n", optarg,
+				    errstr);
+				return -1;
+			}
+			f->since = time(NULL) - secs;
+			break;
+		case 'j':
+			*json = true;
+			break;
+		default:
+			return -1;
+		}
+	}
+	return optind == argc ? 0 : -1;
+}
+
+static int
+cmd_trace_print(json_t *tr, bool json)
+{
+	int rc = json_array_size(tr) > 0 ? 0 : TRACE_EXIT_NOMATCH;
+
+	if (json) {
+		json_dumpf(tr, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (rc == 0)
+		queue_trace_print(stdout, tr);
+	else
+		fprintf(stderr, "danerelay trace: no matching message\n");
+	return rc;
+}
+
+int
+cmd_trace(int argc, char **argv, struct cli_ctx *ctx)
+{
+	struct queue_trace_filter f = { 0 };
+	struct conf *c;
+	struct queue *q;
+	char *err = NULL;
+	bool json = false;
+	json_t *tr;
+	int rc;
+
+	if (cmd_trace_parse(argc, argv, &f, &json) == -1)
+		return cli_usage("trace");
+	c = cli_load_conf(ctx);
+	q = queue_open_existing(conf_str(c, CONF_QUEUE_DIRECTORY), &err);
+	conf_free(c);
+	if (q == NULL) {
+		fprintf(stderr, "danerelay trace: %s\n", err);
+		free(err);
+		return EX_CONFIG;
+	}
+	tr = queue_trace(q, &f);
+	if (tr == NULL) {
+		fprintf(stderr, "danerelay trace: %s\n", queue_error(q));
+		rc = EX_SOFTWARE;
+	} else
+		rc = cmd_trace_print(tr, json);
+	json_decref(tr);
+	queue_close(q);
+	return rc;
+}

@@ -1,0 +1,345 @@
+/*
+ * deliver: the scheduler. A timer (and deliver_wake) scans the queue for
+ * due recipients, files each under its destination domain, and starts jobs
+ * within the destination's concurrency limit, which starts small and grows
+ * with success (slow start). A destination whose connections keep failing
+ * is left alone for a while (dead-destination cache): its recipients are
+ * deferred with the last reason instead of hammering it.
+ */
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "deliver/deliver_int.h"
+
+#define DELIVER_SCAN_BATCH    2000
+#define DELIVER_SCAN_PAGE     500
+#define DELIVER_JOB_MAX_RCPTS 1000
+
+static void deliver_dest_kick(struct deliver *d, struct ddest *dest);
+
+/* --- the set of recipient ids in flight (open addressing, id > 0) --- */
+
+static size_t
+deliver_slot(const struct deliver *d, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> 32) & (d->inflight_cap - 1);
+}
+
+static bool
+deliver_inflight_has(const struct deliver *d, int64_t id)
+{
+	size_t i;
+
+	if (d->inflight_cap == 0)
+		return false;
+	for (i = deliver_slot(d, id); d->inflight[i] != 0;
+	     i = (i + 1) & (d->inflight_cap - 1))
+		if (d->inflight[i] == id)
+			return true;
+	return false;
+}
+
+static void
+deliver_inflight_put(struct deliver *d, int64_t id)
+{
+	size_t i, old = d->inflight_cap;
+	int64_t *tab = d->inflight;
+
+	if ((d->inflight_n + 1) * 2 > d->inflight_cap) {
+		d->inflight_cap = old == 0 ? 1024 : old * 2;
+		d->inflight = xcalloc(d->inflight_cap, sizeof(int64_t));
+		d->inflight_n = 0;
+		for (i = 0; i < old; i++)
+			if (tab[i] > 0)
+				deliver_inflight_put(d, tab[i]);
+		free(tab);
+	}
+	for (i = deliver_slot(d, id); d->inflight[i] > 0;
+	     i = (i + 1) & (d->inflight_cap - 1))
+		;
+	d->inflight[i] = id;
+	d->inflight_n++;
+}
+
+void
+deliver_inflight_del(struct deliver *d, int64_t id)
+{
+	size_t i, j;
+	int64_t moved;
+
+	if (d->inflight_cap == 0)
+		return;
+	for (i = deliver_slot(d, id); d->inflight[i] != 0;
+	     i = (i + 1) & (d->inflight_cap - 1)) {
+		if (d->inflight[i] != id)
+			continue;
+		/* Re-insert the rest of the cluster (no tombstones). */
+		d->inflight[i] = 0;
+		d->inflight_n--;
+		for (j = (i + 1) & (d->inflight_cap - 1); d->inflight[j] != 0;
+		     j = (j + 1) & (d->inflight_cap - 1)) {
+			moved = d->inflight[j];
+			d->inflight[j] = 0;
+			d->inflight_n--;
+			deliver_inflight_put(d, moved);
+		}
+		return;
+	}
+}
+
+/* --- destinations --- */
+
+static struct ddest *
+deliver_dest_get(struct deliver *d, const char *domain)
+{
+	struct ddest *dest;
+
+	TAILQ_FOREACH (dest, &d->dests, entry)
+		if (strcmp(dest->domain, domain) == 0)
+			return dest;
+	dest = xcalloc(1, sizeof(*dest));
+	dest->domain = xstrdup(domain);
+	dest->limit = d->cfg.initial_concurrency;
+	TAILQ_INIT(&dest->pending);
+	TAILQ_INSERT_TAIL(&d->dests, dest, entry);
+	return dest;
+}
+
+static void
+deliver_dest_free(struct deliver *d, struct ddest *dest)
+{
+	struct drcpt *r;
+
+	while ((r = TAILQ_FIRST(&dest->pending)) != NULL) {
+		TAILQ_REMOVE(&dest->pending, r, entry);
+		deliver_inflight_del(d, r->id);
+		drcpt_free(r);
+	}
+	TAILQ_REMOVE(&d->dests, dest, entry);
+	free(dest->domain);
+	free(dest);
+}
+
+void
+drcpt_free(struct drcpt *r)
+{
+	if (r == NULL)
+		return;
+	free(r->addr);
+	free(r->orcpt);
+	free(r);
+}
+
+/* Where a scan page ended, and how many new recipients it found. */
+struct deliver_page {
+	struct deliver *d;
+	time_t last_next;
+	int64_t last_id;
+	size_t added;
+};
+
+static void
+deliver_scan_one(const struct queue_rcpt *qr, void *arg)
+{
+	struct deliver_page *pg = arg;
+	struct deliver *d = pg->d;
+	struct ddest *dest;
+	struct drcpt *r;
+
+	pg->last_next = qr->next_attempt;
+	pg->last_id = qr->id;
+	if (deliver_inflight_has(d, qr->id))
+		return;
+	pg->added++;
+	r = xcalloc(1, sizeof(*r));
+	r->id = qr->id;
+	memcpy(r->msgid, qr->msgid, QUEUE_ID_LEN);
+	r->addr = xstrdup(qr->addr);
+	r->orcpt = qr->orcpt != NULL ? xstrdup(qr->orcpt) : NULL;
+	r->notify = qr->notify;
+	r->queued_at = qr->queued_at;
+	r->attempts = qr->attempts;
+	r->delay_warned = qr->delay_warned;
+	r->bounce_now = qr->bounce_requested;
+	outcome_ok(&r->o);
+	dest = deliver_dest_get(d, qr->domain);
+	TAILQ_INSERT_TAIL(&dest->pending, r, entry);
+	dest->npending++;
+	deliver_inflight_put(d, r->id);
+}
+
+/* Take up to max pending recipients, keeping each message's together. */
+static size_t
+deliver_take(
+    struct ddest *dest, struct drcpt **out, size_t max, unsigned max_msgs)
+{
+	struct drcpt *r, *next;
+	size_t n = 0, i;
+	unsigned msgs = 0;
+	bool seen;
+
+	for (r = TAILQ_FIRST(&dest->pending); r != NULL && n < max; r = next) {
+		next = TAILQ_NEXT(r, entry);
+		for (seen = false, i = 0; i < n && !seen; i++)
+			seen = strcmp(out[i]->msgid, r->msgid) == 0;
+		if (!seen && msgs == max_msgs)
+			continue;
+		msgs += seen ? 0 : 1;
+		TAILQ_REMOVE(&dest->pending, r, entry);
+		dest->npending--;
+		out[n++] = r;
+	}
+	return n;
+}
+
+static void
+deliver_dest_kick(struct deliver *d, struct ddest *dest)
+{
+	struct drcpt **batch;
+	size_t n;
+
+	while (
+	    !d->stopping && dest->npending > 0 && dest->active < dest->limit) {
+		batch = xcalloc(DELIVER_JOB_MAX_RCPTS, sizeof(*batch));
+		n = deliver_take(dest, batch, DELIVER_JOB_MAX_RCPTS,
+		    d->cfg.max_msgs_per_conn);
+		dest->active++;
+		d->jobs++;
+		/* A dead destination gets a job too: it defers at once. */
+		deliver_job_start(d, dest, batch, n);
+		free(batch);
+	}
+	if (dest->npending == 0 && dest->active == 0)
+		deliver_dest_free(d, dest);
+}
+
+void
+deliver_job_finished(struct deliver *d, struct ddest *dest, bool connected)
+{
+	dest->active--;
+	d->jobs--;
+	if (connected) {
+		dest->fails = 0;
+		if (dest->limit < d->cfg.concurrency)
+			dest->limit++;
+	} else if (++dest->fails >= d->cfg.dead_after) {
+		dest->dead_until = time(NULL) + d->cfg.dead_time;
+		dest->limit = d->cfg.initial_concurrency;
+	}
+	deliver_dest_kick(d, dest);
+	if (d->stopping && d->jobs == 0 && d->stopped != NULL) {
+		void (*cb)(void *) = d->stopped;
+
+		d->stopped = NULL;
+		cb(d->stopped_arg);
+	}
+}
+
+static void
+deliver_scan(struct deliver *d)
+{
+	struct deliver_page pg = { d, INT64_MIN, 0, 0 };
+	struct ddest *dest, *next;
+	time_t now = time(NULL);
+	int n;
+
+	if (d->stopping)
+		return;
+	/*
+	 * Recipients in flight stay due in the queue until their outcome is
+	 * written; page past them (O(in flight + new)) instead of rereading
+	 * the same first rows forever.
+	 */
+	do {
+		n = queue_due_after(d->cfg.queue, now, pg.last_next, pg.last_id,
+		    DELIVER_SCAN_PAGE, deliver_scan_one, &pg);
+		if (n == -1)
+			log_warnx(
+			    "queue scan failed: %s", queue_error(d->cfg.queue));
+	} while (n == DELIVER_SCAN_PAGE && pg.added < DELIVER_SCAN_BATCH);
+	for (dest = TAILQ_FIRST(&d->dests); dest != NULL; dest = next) {
+		next = TAILQ_NEXT(dest, entry);
+		deliver_dest_kick(d, dest);
+	}
+}
+
+static void
+deliver_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct deliver *d = arg;
+	struct timeval tv;
+
+	deliver_scan(d);
+	tv.tv_sec = d->cfg.scan_interval_ms / 1000;
+	tv.tv_usec = (suseconds_t)(d->cfg.scan_interval_ms % 1000) * 1000;
+	evtimer_add(d->timer, &tv);
+}
+
+struct deliver *
+deliver_new(const struct deliver_config *cfg)
+{
+	struct deliver *d = xcalloc(1, sizeof(*d));
+	struct timeval now = { 0, 0 };
+
+	d->cfg = *cfg;
+	if (d->cfg.scan_interval_ms == 0)
+		d->cfg.scan_interval_ms = 1000;
+	if (d->cfg.initial_concurrency == 0)
+		d->cfg.initial_concurrency = 1;
+	if (d->cfg.max_msgs_per_conn == 0)
+		d->cfg.max_msgs_per_conn = 100;
+	d->policy = cfg->policy;
+	TAILQ_INIT(&d->dests);
+	d->timer = evtimer_new(cfg->base, deliver_tick, d);
+	evtimer_add(d->timer, &now);
+	return d;
+}
+
+void
+deliver_wake(struct deliver *d)
+{
+	struct timeval now = { 0, 0 };
+
+	/* Coalesce: many messages queued in one loop turn, one scan. */
+	evtimer_add(d->timer, &now);
+}
+
+void
+deliver_set_policy(struct deliver *d, const struct policy *p)
+{
+	d->policy = p;
+}
+
+void
+deliver_shutdown(struct deliver *d, void (*done)(void *arg), void *arg)
+{
+	d->stopping = true;
+	evtimer_del(d->timer);
+	if (d->jobs == 0) {
+		done(arg);
+		return;
+	}
+	d->stopped = done;
+	d->stopped_arg = arg;
+}
+
+void
+deliver_free(struct deliver *d)
+{
+	struct ddest *dest;
+
+	if (d == NULL)
+		return;
+	while ((dest = TAILQ_FIRST(&d->dests)) != NULL)
+		deliver_dest_free(d, dest);
+	event_free(d->timer);
+	free(d->inflight);
+	free(d);
+}

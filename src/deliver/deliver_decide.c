@@ -1,0 +1,352 @@
+/*
+ * deliver_decide: the one place that turns the outcome of an attempt into
+ * what happens to a recipient: delivered, deferred until the next retry
+ * (backoff from [delivery] retry_schedule), or bounced (a permanent
+ * failure, or a temporary one that outlived max_queue_lifetime: 4.7.32x
+ * becomes 5.7.32x). It writes the queue state, the trace event and the one
+ * canonical log line, and sends the DSNs the sender is owed (RFC 3461):
+ * failures, delay warnings, and successes when NOTIFY=SUCCESS was asked.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "deliver/deliver_int.h"
+#include "report/dsn.h"
+
+static time_t
+decide_next(const struct deliver *d, const struct drcpt *r, time_t now)
+{
+	size_t i = (size_t)r->attempts;
+	time_t next, end = r->queued_at + d->cfg.max_lifetime;
+
+	if (d->cfg.nretry == 0)
+		return now + 300;
+	if (i >= d->cfg.nretry)
+		i = d->cfg.nretry - 1;
+	next = now + d->cfg.retry[i];
+	/* One last attempt when the lifetime ends, not long after it. */
+	return next > end && end > now ? end : next;
+}
+
+static void
+decide_mta(char *buf, size_t len, const struct dfacts *f)
+{
+	if (f == NULL || f->mx[0] == '\0')
+		snprintf(buf, len, "none");
+	else if (f->ip[0] == '\0')
+		snprintf(buf, len, "%s", f->mx);
+	else
+		snprintf(buf, len, "%s[%s]:%u", f->mx, f->ip, f->port);
+}
+
+static char *
+decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
+    const char *exception)
+{
+	json_t *o;
+	char *s;
+
+	o = json_pack("{s:s, s:s, s:s?, s:s}", "status", r->o.status, "text",
+	    r->remote[0] != '\0' ? r->remote : r->o.text, "result_type",
+	    result_type_str(r->o.rt), "relay", mta);
+	if (o == NULL) /* text that is not UTF-8: keep the rest */
+		o = json_pack("{s:s, s:s?, s:s}", "status", r->o.status,
+		    "result_type", result_type_str(r->o.rt), "text",
+		    "(reply not shown: not UTF-8)");
+	if (f != NULL) {
+		json_object_set_new(o, "mx", json_string(f->mx));
+		if (f->ip[0] != '\0') {
+			json_object_set_new(o, "ip", json_string(f->ip));
+			json_object_set_new(o, "port", json_integer(f->port));
+		}
+		json_object_set_new(
+		    o, "tls", json_string(f->tls != NULL ? f->tls : "none"));
+		if (f->tls_version[0] != '\0') {
+			json_object_set_new(
+			    o, "tls_version", json_string(f->tls_version));
+			json_object_set_new(
+			    o, "cipher", json_string(f->cipher));
+		}
+		if (f->tlsa[0] != '\0')
+			json_object_set_new(o, "tlsa", json_string(f->tlsa));
+		if (f->tlsa_base[0] != '\0')
+			json_object_set_new(
+			    o, "tlsa_base", json_string(f->tlsa_base));
+		if (f->would_fail) {
+			json_object_set_new(o, "would_fail",
+			    json_sprintf("%s (%s)",
+			        result_type_str(f->would.rt) != NULL ?
+			            result_type_str(f->would.rt) :
+			            f->would.text,
+			        f->would.status));
+			json_object_set_new(
+			    o, "would_fail_text", json_string(f->would.text));
+		}
+	}
+	if (exception != NULL)
+		json_object_set_new(o, "exception", json_string(exception));
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+static char *
+decide_result_fields(const struct drcpt *r, time_t now, const struct deliver *d)
+{
+	char when[QUEUE_TIME_LEN];
+	json_t *o;
+	char *s;
+
+	o = json_pack("{s:s, s:s?}", "status", r->o.status, "result_type",
+	    result_type_str(r->o.rt));
+
+	if (r->o.cls == OUTCOME_TEMP)
+		json_object_set_new(o, "next_attempt",
+		    json_string(queue_time_iso(decide_next(d, r, now), when)));
+	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	return s;
+}
+
+static void
+decide_log(const struct drcpt *r, const struct dfacts *f, const char *mta,
+    const char *word, time_t now)
+{
+	const char *rt = result_type_str(r->o.rt);
+
+	log_info("%s: to=<%s> relay=%s tls=%s%s%s delay=%lds attempts=%d "
+	         "dsn=%s status=%s result=%s%s%s%s text=\"%s\"",
+	    r->msgid, r->addr, mta,
+	    f != NULL && f->tls != NULL ? f->tls : "none",
+	    f != NULL && f->tlsa[0] != '\0' ? " tlsa=" : "",
+	    f != NULL ? f->tlsa : "", (long)(now - r->queued_at),
+	    r->attempts + 1, r->o.status, word, rt != NULL ? rt : "-",
+	    f != NULL && f->would_fail ? " would_fail=" : "",
+	    f != NULL && f->would_fail ? (result_type_str(f->would.rt) != NULL ?
+	                                         result_type_str(f->would.rt) :
+	                                         "yes") :
+	                                 "",
+	    f != NULL && f->would_fail ? "" : "",
+	    r->remote[0] != '\0' ? r->remote : r->o.text);
+}
+
+void
+deliver_decide(
+    struct deliver *d, struct dmsg *m, struct drcpt *r, const struct dfacts *f)
+{
+	struct policy_dest pol;
+	struct queue_attempt a;
+	const char *word, *domain;
+	time_t now = time(NULL);
+	char mta[400], *fields;
+
+	domain = strrchr(r->addr, '@') != NULL ? strrchr(r->addr, '@') + 1 : "";
+	policy_for(d->policy, domain, &pol);
+	if (r->o.cls == OUTCOME_TEMP &&
+	    now - r->queued_at >= d->cfg.max_lifetime) {
+		outcome_make_permanent(&r->o);
+		snprintf(r->o.text + strnlen(r->o.text, sizeof(r->o.text) - 60),
+		    60, " (gave up after %ld days in the queue)",
+		    (long)((now - r->queued_at) / 86400));
+	}
+	decide_mta(mta, sizeof(mta), f);
+	a.status = r->o.status;
+	a.result_type = result_type_str(r->o.rt);
+	a.text = r->remote[0] != '\0' ? r->remote : r->o.text;
+	a.mta = f != NULL ? mta : NULL;
+	fields = decide_fields(r, f, mta, pol.exception);
+	queue_event(d->cfg.queue, r->msgid, r->addr, "attempt", fields);
+	switch (r->o.cls) {
+	case OUTCOME_OK:
+		word = "sent";
+		r->decided = QUEUE_RCPT_DELIVERED;
+		queue_rcpt_delivered(d->cfg.queue, r->id, &a);
+		break;
+	case OUTCOME_PERM:
+		word = "bounced";
+		r->decided = QUEUE_RCPT_BOUNCED;
+		queue_rcpt_bounced(d->cfg.queue, r->id, &a);
+		break;
+	case OUTCOME_TEMP:
+	default:
+		word = "deferred";
+		r->decided = QUEUE_RCPT_QUEUED;
+		queue_rcpt_deferred(
+		    d->cfg.queue, r->id, decide_next(d, r, now), &a);
+		r->warn_now = !r->delay_warned && d->cfg.delay_warning > 0 &&
+		    now - r->queued_at >= d->cfg.delay_warning;
+		break;
+	}
+	free(fields);
+	/* The verdict event repeats only the result; the attempt has the rest.
+	 */
+	fields = decide_result_fields(r, now, d);
+	queue_event(d->cfg.queue, r->msgid, r->addr,
+	    r->o.cls == OUTCOME_OK       ? "delivered" :
+	        r->o.cls == OUTCOME_PERM ? "bounced" :
+	                                   "deferred",
+	    fields);
+	decide_log(r, f, mta, word, now);
+	free(fields);
+	(void)m;
+}
+
+/* RFC 3461 §4.1: NOTIFY absent means FAILURE (and DELAY at our option). */
+static bool
+decide_notify(const struct drcpt *r, enum dsn_action action)
+{
+	if (r->notify & QUEUE_NOTIFY_NEVER)
+		return false;
+	switch (action) {
+	case DSN_ACTION_FAILED:
+		return r->notify == 0 || (r->notify & QUEUE_NOTIFY_FAILURE);
+	case DSN_ACTION_DELAYED:
+		return r->notify == 0 || (r->notify & QUEUE_NOTIFY_DELAY);
+	default:
+		return (r->notify & QUEUE_NOTIFY_SUCCESS) != 0;
+	}
+}
+
+static bool
+decide_wants(const struct drcpt *r, enum dsn_action action)
+{
+	switch (action) {
+	case DSN_ACTION_FAILED:
+		return r->decided == QUEUE_RCPT_BOUNCED;
+	case DSN_ACTION_DELAYED:
+		return r->decided == QUEUE_RCPT_QUEUED && r->warn_now;
+	default:
+		return r->decided == QUEUE_RCPT_DELIVERED;
+	}
+}
+
+/* Whether data holds an octet above 127 (then BODY=8BITMIME). */
+static bool
+memchr8(const uint8_t *data, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (data[i] > 127)
+			return true;
+	return false;
+}
+
+/* Queue the report built from the recipients in rcpts of message q. */
+static void
+decide_send_dsn(struct deliver *d, const struct queue_msg *q,
+    struct dsn_rcpt *rcpts, size_t n, enum dsn_action action)
+{
+	struct queue_rcpt_in to = { q->sender, NULL, QUEUE_NOTIFY_NEVER };
+	struct queue_msg_in in;
+	struct dsn_msg m;
+	char id[QUEUE_ID_LEN], *err = NULL, *fields;
+	uint8_t *data;
+	size_t len;
+
+	memset(&m, 0, sizeof(m));
+	m.reporting_mta = d->cfg.hostname;
+	m.from = NULL;
+	m.to = q->sender;
+	m.envid = q->envid;
+	m.ret_full = q->ret == QUEUE_RET_FULL ||
+	    (q->ret == QUEUE_RET_UNSET && dsn_ret_default(q->len));
+	m.orig = q->data;
+	m.orig_len = q->len;
+	m.orig_message_id = q->message_id;
+	m.arrival = q->received_at;
+	m.now = time(NULL);
+	m.rcpts = rcpts;
+	m.nrcpt = n;
+	data = dsn_build(&m, &len);
+	memset(&in, 0, sizeof(in));
+	in.kind = QUEUE_KIND_DSN;
+	/* A report about UTF-8 mail is itself UTF-8 (RFC 6533). */
+	in.smtputf8 = dsn_is_global(&m);
+	in.body_8bit = memchr8(data, len);
+	in.sender = ""; /* RFC 3461 §6.2: a null reverse-path */
+	in.client = "danerelay";
+	in.data = data;
+	in.len = len;
+	in.rcpts = &to;
+	in.nrcpt = 1;
+	if (queue_add(d->cfg.queue, &in, id, &err) == -1) {
+		log_warnx("%s: cannot queue the DSN for <%s>: %s", q->id,
+		    q->sender, err);
+		free(err);
+	} else {
+		fields = xasprintf("{\"action\":\"%s\",\"dsn\":\"%s\",\"to\":"
+		                   "\"%s\"}",
+		    action == DSN_ACTION_FAILED      ? "failed" :
+		        action == DSN_ACTION_DELAYED ? "delayed" :
+		                                       "delivered",
+		    id, "sender");
+		queue_event(d->cfg.queue, q->id, NULL, "dsn-sent", fields);
+		log_info("%s: sender non-delivery notification: %s", q->id, id);
+		free(fields);
+		deliver_wake(d);
+	}
+	free(data);
+}
+
+static void
+decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
+    enum dsn_action action)
+{
+	struct dsn_rcpt *rcpts = xcalloc(m->n, sizeof(*rcpts));
+	size_t k, n = 0;
+
+	for (k = 0; k < m->n; k++) {
+		struct drcpt *r = m->rcpts[k];
+
+		if (!decide_wants(r, action) || !decide_notify(r, action))
+			continue;
+		rcpts[n].addr = r->addr;
+		rcpts[n].orcpt = r->orcpt;
+		rcpts[n].action = action;
+		rcpts[n].status = r->o.status;
+		rcpts[n].result_type = result_type_str(r->o.rt);
+		rcpts[n].remote_mta =
+		    f != NULL && f->mx[0] != '\0' ? f->mx : NULL;
+		rcpts[n].diagnostic =
+		    r->remote[0] != '\0' ? r->remote : r->o.text;
+		rcpts[n].last_attempt = time(NULL);
+		rcpts[n].will_retry_until = action == DSN_ACTION_DELAYED ?
+		    r->queued_at + d->cfg.max_lifetime :
+		    0;
+		n++;
+		if (action == DSN_ACTION_DELAYED)
+			queue_rcpt_set_warned(d->cfg.queue, r->id);
+	}
+	if (n > 0)
+		decide_send_dsn(d, m->msg, rcpts, n, action);
+	free(rcpts);
+}
+
+void
+deliver_decide_message(
+    struct deliver *d, struct dmsg *m, const struct dfacts *f)
+{
+	static const enum dsn_action actions[] = { DSN_ACTION_FAILED,
+		DSN_ACTION_DELAYED, DSN_ACTION_RELAYED };
+	size_t i, k;
+	bool any;
+
+	if (m->msg == NULL)
+		m->msg = queue_msg_get(d->cfg.queue, m->msgid);
+	/* No reports about reports, and none to a null sender (RFC 3461 §6.2).
+	 */
+	if (m->msg != NULL && m->msg->kind == QUEUE_KIND_MAIL &&
+	    m->msg->sender[0] != '\0') {
+		for (i = 0; i < sizeof(actions) / sizeof(actions[0]); i++) {
+			for (any = false, k = 0; k < m->n && !any; k++)
+				any = decide_wants(m->rcpts[k], actions[i]);
+			if (any)
+				decide_dsn(d, m, f, actions[i]);
+		}
+	}
+	queue_msg_gc(d->cfg.queue, m->msgid);
+}

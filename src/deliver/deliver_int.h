@@ -1,0 +1,124 @@
+/*
+ * deliver_int: the data shared by the files of src/deliver/ only:
+ * destinations (deliver.c), jobs = one connection's worth of work
+ * (deliver_job.c) and the decisions on their outcomes (deliver_decide.c).
+ */
+#ifndef DR_DELIVER_INT_H
+#define DR_DELIVER_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include "core/outcome.h"
+#include "deliver/deliver.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "smtp/smtp_session.h"
+
+struct dane_mx;
+struct dane_mx_lookup;
+struct dane_host;
+struct dane_host_lookup;
+struct event;
+
+/* One recipient waiting for, or going through, an attempt. */
+struct drcpt {
+	int64_t id;
+	char msgid[QUEUE_ID_LEN];
+	char *addr;
+	char *orcpt;
+	unsigned notify;
+	time_t queued_at;
+	int attempts;
+	bool delay_warned;
+	bool bounce_now; /* the operator asked to bounce it */
+	/* outcome of this attempt */
+	bool done;
+	struct outcome o;
+	char remote[512]; /* remote reply for Diagnostic-Code, or "" */
+	/* what deliver_decide did, for deliver_decide_message */
+	enum queue_rcpt_status decided;
+	bool warn_now; /* a delay DSN is due */
+	TAILQ_ENTRY(drcpt) entry;
+};
+TAILQ_HEAD(drcpt_list, drcpt);
+
+struct ddest {
+	char *domain;
+	struct drcpt_list pending;
+	size_t npending;
+	unsigned active; /* jobs running */
+	unsigned limit;  /* slow start: grows with success */
+	unsigned fails;  /* connection-level failures in a row */
+	time_t dead_until;
+	struct outcome dead_reason;
+	TAILQ_ENTRY(ddest) entry;
+};
+TAILQ_HEAD(ddest_list, ddest);
+
+struct deliver {
+	struct deliver_config cfg;
+	const struct policy *policy;
+	struct event *timer;
+	struct ddest_list dests;
+	int64_t *inflight; /* open-addressing set of recipient ids */
+	size_t inflight_cap;
+	size_t inflight_n;
+	unsigned jobs;
+	bool stopping;
+	void (*stopped)(void *arg);
+	void *stopped_arg;
+};
+
+/* The facts of one connection, for log lines and the trace. */
+struct dfacts {
+	char mx[256]; /* host name as in the MX RRset / route */
+	char ip[64];
+	unsigned port;
+	const char *tls; /* verified|trusted|encrypted|none */
+	char tls_version[32];
+	char cipher[64];
+	char tlsa[16];        /* "3-1-1" or "" */
+	char tlsa_base[256];  /* TLSA base domain = SNI under DANE, or "" */
+	struct outcome would; /* log-only: what would have failed */
+	bool would_fail;
+};
+
+/* One message of a job, with its recipients for this destination. */
+struct dmsg {
+	char msgid[QUEUE_ID_LEN];
+	struct queue_msg *msg; /* loaded when its turn comes */
+	struct drcpt **rcpts;
+	size_t n;
+	struct smtp_txn txn;
+	struct smtp_rcpt_reply *replies;
+	char **addrs;
+	char **params;
+	char *mail_params;
+};
+
+/* deliver.c */
+void deliver_inflight_del(struct deliver *d, int64_t id);
+void deliver_job_finished(
+    struct deliver *d, struct ddest *dest, bool connected);
+
+/* deliver_job.c: run one job for dest over the given recipients. */
+void deliver_job_start(
+    struct deliver *d, struct ddest *dest, struct drcpt **rcpts, size_t n);
+
+/*
+ * deliver_decide.c: record the outcome of r (r->o, r->remote) for message
+ * m after an attempt described by f (NULL: no connection was made);
+ * queue state, trace event, log line. Then, once per message,
+ * deliver_decide_message() sends the DSNs owed and collects garbage.
+ */
+void deliver_decide(
+    struct deliver *d, struct dmsg *m, struct drcpt *r, const struct dfacts *f);
+void deliver_decide_message(
+    struct deliver *d, struct dmsg *m, const struct dfacts *f);
+
+void drcpt_free(struct drcpt *r);
+
+#endif

@@ -1,0 +1,735 @@
+/*
+ * deliver_job: one attempt for a batch of recipients of one destination:
+ * MX resolution (or the configured route), then the MX hosts in preference
+ * order (RFC 7672 §2.2.1), each through dane_host (addresses, TLSA, level),
+ * the per-destination policy on top, and one SMTP session over which every
+ * message of the batch is sent in turn. The first session that reaches the
+ * READY state carries the mail; failures before it move on to the next
+ * address or host. All outcomes go to deliver_decide().
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "dane/dane_host.h"
+#include "dane/dane_mx.h"
+#include "dane/dane_outcome.h"
+#include "dane/dane_tlsa.h"
+#include "deliver/deliver_int.h"
+#include "dns/dns.h"
+#include "tls/tls_client.h"
+
+#define JOB_MAX_ADDRS 4
+
+struct job {
+	struct deliver *d;
+	struct ddest *dest;
+	struct policy_dest pol;
+	struct dmsg *msgs;
+	size_t nmsg;
+	size_t cur; /* message in transaction */
+
+	struct dane_mx_lookup *mxl;
+	struct dane_mx *mx;
+	char **hosts; /* route host or MX hosts in order */
+	size_t nhost, hi;
+	bool mx_secure;
+	enum dane_via via;
+	struct dane_host_lookup *hl;
+	struct dane_host *host;
+	size_t ai; /* address index within host */
+
+	struct smtp_session *sess;
+	bool verify; /* check the DANE result in on_tls */
+	bool tls_required;
+	struct dfacts facts;
+	bool connected; /* some session reached READY */
+	bool have_fail;
+	struct outcome fail;      /* most preferred host's failure */
+	struct dfacts fail_facts; /* where it happened */
+	struct outcome sess_fail; /* set by on_tls when DANE rejects the peer */
+	bool sess_rejected;
+	struct event *finish_ev;
+};
+
+static void job_next_host(struct job *j);
+static void job_next_addr(struct job *j);
+static void job_send_next(struct job *j);
+
+/* --- finishing --- */
+
+static void
+job_free(struct job *j)
+{
+	size_t i, k;
+
+	for (i = 0; i < j->nmsg; i++) {
+		struct dmsg *m = &j->msgs[i];
+
+		for (k = 0; k < m->n; k++)
+			drcpt_free(m->rcpts[k]);
+		free(m->rcpts);
+		free(m->replies);
+		free(m->addrs); /* the strings belong to the drcpts */
+		for (k = 0; m->params != NULL && k < m->n; k++)
+			free(m->params[k]); /* may hold NULLs: not a vector */
+		free(m->params);
+		free(m->mail_params);
+		queue_msg_free(m->msg);
+	}
+	free(j->msgs);
+	dane_mx_cancel(j->mxl);
+	dane_mx_free(j->mx);
+	dane_host_cancel(j->hl);
+	dane_host_free(j->host);
+	str_vec_free(j->hosts);
+	smtp_session_free(j->sess);
+	if (j->finish_ev != NULL)
+		event_free(j->finish_ev);
+	free(j);
+}
+
+/* Runs at the top of the loop: decide everything, free, tell deliver.c. */
+static void
+job_finish_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct job *j = arg;
+	struct deliver *d = j->d;
+	struct ddest *dest = j->dest;
+	bool connected = j->connected;
+	size_t i, k;
+
+	const struct dfacts *f = j->connected ? &j->facts :
+	    j->have_fail                      ? &j->fail_facts :
+	                                        NULL;
+
+	if (!connected && j->have_fail)
+		dest->dead_reason = j->fail;
+	for (i = 0; i < j->nmsg; i++) {
+		struct dmsg *m = &j->msgs[i];
+
+		for (k = 0; k < m->n; k++) {
+			struct drcpt *r = m->rcpts[k];
+
+			if (!r->done) {
+				r->o = j->have_fail ? j->fail : r->o;
+				if (outcome_is_ok(&r->o))
+					outcome_set(&r->o, OUTCOME_TEMP,
+					    "4.4.7", RT_NONE,
+					    "no attempt could be made");
+			}
+			deliver_decide(d, m, r, f);
+			deliver_inflight_del(d, r->id);
+		}
+		deliver_decide_message(d, m, f);
+	}
+	job_free(j);
+	deliver_job_finished(d, dest, connected);
+}
+
+static void
+job_finish(struct job *j)
+{
+	j->finish_ev = evtimer_new(j->d->cfg.base, job_finish_cb, j);
+	event_active(j->finish_ev, EV_TIMEOUT, 0);
+}
+
+/* Remember the failure of the most preferred host (what must be fixed). */
+static void
+job_fail(struct job *j, const struct outcome *o)
+{
+	if (!j->have_fail) {
+		j->fail = *o;
+		j->fail_facts = j->facts;
+		j->have_fail = true;
+	}
+}
+
+/* Every recipient of the job gets o now (final for this attempt). */
+static void
+job_fail_all(struct job *j, const struct outcome *o)
+{
+	size_t i, k;
+
+	for (i = 0; i < j->nmsg; i++)
+		for (k = 0; k < j->msgs[i].n; k++)
+			if (!j->msgs[i].rcpts[k]->done) {
+				j->msgs[i].rcpts[k]->o = *o;
+				j->msgs[i].rcpts[k]->done = true;
+			}
+	job_finish(j);
+}
+
+/* --- policy per host --- */
+
+/* Log-only: remember the first thing that would have failed. */
+static void
+job_would(struct job *j, const struct outcome *o)
+{
+	if (!j->facts.would_fail) {
+		j->facts.would = *o;
+		j->facts.would_fail = true;
+	}
+}
+
+/*
+ * How to connect to this host under the destination's policy. Returns
+ * false with *o when the host must not be used (in enforce mode).
+ */
+static bool
+job_host_policy(struct job *j, struct outcome *o)
+{
+	const struct dane_host *h = j->host;
+	enum dane_level level = dane_host_level(h);
+	bool log_only = j->pol.log_only;
+
+	j->verify = false;
+	j->tls_required = false;
+	if (dane_host_addr_count(h) == 0) {
+		*o = *dane_host_outcome(h);
+		return false;
+	}
+	switch (j->pol.security) {
+	case POLICY_MAY:
+		return true;
+	case POLICY_ENCRYPT:
+		j->tls_required = true;
+		return true;
+	case POLICY_DANE_ONLY:
+		/* RFC 7672 §6: a secure MX RRset and usable secure TLSA. */
+		if (!j->mx_secure || level != DANE_LEVEL_AUTH) {
+			outcome_set(o, OUTCOME_TEMP, "4.7.323",
+			    RT_DANE_REQUIRED,
+			    "DANE is mandatory for %s, but %s", j->dest->domain,
+			    !j->mx_secure ?
+			        "its MX RRset is not DNSSEC-signed" :
+			        "the MX host has no usable secure "
+			        "TLSA records");
+			if (!log_only)
+				return false;
+			job_would(j, o);
+		}
+		break;
+	case POLICY_DANE:
+		break;
+	}
+	switch (level) {
+	case DANE_LEVEL_AUTH:
+		j->verify = true;
+		j->tls_required = true;
+		break;
+	case DANE_LEVEL_ENCRYPT:
+		j->tls_required = true;
+		break;
+	case DANE_LEVEL_OPPORTUNISTIC:
+		break;
+	case DANE_LEVEL_UNUSABLE:
+		*o = *dane_host_outcome(h);
+		if (!log_only)
+			return false;
+		job_would(j, o);
+		break;
+	}
+	return true;
+}
+
+/* --- session callbacks --- */
+
+static SSL *
+job_tls_new(void *arg)
+{
+	struct job *j = arg;
+	const char *err = NULL;
+	SSL *ssl;
+
+	if (dane_host_level(j->host) == DANE_LEVEL_AUTH)
+		return dane_host_ssl_new(j->host, j->d->cfg.tls, &err);
+	if ((ssl = SSL_new(j->d->cfg.tls)) != NULL)
+		tls_plain_setup(ssl, dane_host_name(j->host));
+	return ssl;
+}
+
+static bool
+job_on_tls(struct smtp_session *s, SSL *ssl, void *arg)
+{
+	struct job *j = arg;
+	uint8_t u, sel, m;
+	struct outcome o;
+
+	snprintf(j->facts.tls_version, sizeof(j->facts.tls_version), "%s",
+	    tls_version_str(ssl));
+	snprintf(j->facts.cipher, sizeof(j->facts.cipher), "%s",
+	    tls_cipher_str(ssl));
+	j->facts.tls = "encrypted";
+	if (!j->verify)
+		return true;
+	if (dane_host_verify(j->host, ssl, &o)) {
+		j->facts.tls =
+		    dane_host_verified_path(j->host) ? "verified" : "trusted";
+		if (tls_dane_matched(ssl, &u, &sel, &m) >= 0)
+			snprintf(j->facts.tlsa, sizeof(j->facts.tlsa),
+			    "%u-%u-%u", u, sel, m);
+		snprintf(j->facts.tlsa_base, sizeof(j->facts.tlsa_base), "%s",
+		    dane_host_base(j->host));
+		return true;
+	}
+	if (j->pol.log_only) {
+		job_would(j, &o);
+		return true;
+	}
+	/* RFC 7672 §3.2: authentication failed: not this server. */
+	j->sess_fail = o;
+	j->sess_rejected = true;
+	return false;
+}
+
+static void
+job_on_ready(struct smtp_session *s, void *arg)
+{
+	struct job *j = arg;
+	struct outcome o;
+
+	j->connected = true;
+	if (j->tls_required && smtp_session_ssl(s) == NULL) {
+		/* Only in log-only mode with log_only_cleartext. */
+		outcome_set(&o, OUTCOME_TEMP, "4.7.321",
+		    RT_STARTTLS_NOT_SUPPORTED,
+		    "%s does not offer STARTTLS "
+		    "although TLS is required",
+		    dane_host_name(j->host));
+		job_would(j, &o);
+	}
+	if (j->facts.tls == NULL)
+		j->facts.tls = "none";
+	job_send_next(j);
+}
+
+static void
+job_on_done(struct smtp_session *s, const struct smtp_result *res, void *arg)
+{
+	struct job *j = arg;
+	struct outcome o;
+
+	smtp_session_free(s);
+	j->sess = NULL;
+	if (j->connected) {
+		/* Died during the transactions: the rest waits for a retry. */
+		dane_outcome_smtp(
+		    &o, res, dane_host_level(j->host), dane_host_name(j->host));
+		if (outcome_is_ok(&o))
+			outcome_set(&o, OUTCOME_TEMP, "4.4.2", RT_NONE,
+			    "connection to %s ended early",
+			    dane_host_name(j->host));
+		job_fail_all(j, &o);
+		return;
+	}
+	if (j->sess_rejected)
+		o = j->sess_fail;
+	else
+		dane_outcome_smtp(
+		    &o, res, dane_host_level(j->host), dane_host_name(j->host));
+	job_fail(j, &o);
+	j->ai++;
+	job_next_addr(j);
+}
+
+static void
+job_next_addr(struct job *j)
+{
+	const struct deliver_config *c = &j->d->cfg;
+	struct smtp_session_params p;
+	size_t n = dane_host_addr_count(j->host);
+
+	if (j->ai >= n || j->ai >= JOB_MAX_ADDRS) {
+		dane_host_free(j->host);
+		j->host = NULL;
+		j->hi++;
+		job_next_host(j);
+		return;
+	}
+	memset(&p, 0, sizeof(p));
+	p.addr = dane_host_addr(j->host, j->ai, &p.addrlen);
+	p.helo_name = c->hostname;
+	p.connect_timeout_ms = c->connect_timeout_ms;
+	p.greeting_timeout_ms = c->greeting_timeout_ms;
+	p.command_timeout_ms = c->command_timeout_ms;
+	p.data_timeout_ms = c->data_timeout_ms;
+	p.tls_mode = !j->tls_required ? SMTP_TLS_OPPORTUNISTIC :
+	    j->pol.log_only && j->pol.log_only_cleartext ?
+	                                SMTP_TLS_OPPORTUNISTIC :
+	                                SMTP_TLS_REQUIRED;
+	p.tls_new = job_tls_new;
+	p.on_tls = job_on_tls;
+	p.on_ready = job_on_ready;
+	p.on_done = job_on_done;
+	p.arg = j;
+	snprintf(j->facts.ip, sizeof(j->facts.ip), "%s",
+	    dane_host_addr_str(j->host, j->ai));
+	j->facts.port = j->pol.port;
+	j->facts.tls = NULL;
+	j->facts.tlsa[0] = '\0';
+	j->facts.tlsa_base[0] = '\0';
+	j->sess_rejected = false;
+	j->sess = smtp_session_start(c->base, &p);
+}
+
+static void
+job_host_resolved(struct dane_host *h, void *arg)
+{
+	struct job *j = arg;
+	struct outcome o;
+
+	j->hl = NULL;
+	j->host = h;
+	j->ai = 0;
+	snprintf(j->facts.mx, sizeof(j->facts.mx), "%s", dane_host_name(h));
+	j->facts.ip[0] = '\0';
+	j->facts.would_fail = false;
+	if (!job_host_policy(j, &o)) {
+		job_fail(j, &o);
+		dane_host_free(h);
+		j->host = NULL;
+		j->hi++;
+		job_next_host(j);
+		return;
+	}
+	job_next_addr(j);
+}
+
+static void
+job_next_host(struct job *j)
+{
+	struct dane_host_params p;
+	struct outcome o;
+
+	if (j->hi >= j->nhost) {
+		if (!j->have_fail)
+			outcome_set(&o, OUTCOME_TEMP, "4.4.4", RT_NONE,
+			    "no usable MX host for %s", j->dest->domain);
+		job_fail_all(j, j->have_fail ? &j->fail : &o);
+		return;
+	}
+	memset(&p, 0, sizeof(p));
+	p.host = j->hosts[j->hi];
+	p.port = j->pol.port;
+	p.via = j->via;
+	p.nexthop =
+	    j->pol.route_host != NULL ? j->pol.route_host : j->dest->domain;
+	p.nexthop_expanded = j->mx != NULL ? dane_mx_expanded(j->mx) : NULL;
+	p.nexthop_secure = j->mx_secure;
+	p.digests = j->d->cfg.digests;
+	j->hl = dane_host_resolve(j->d->cfg.resolver, &p, job_host_resolved, j);
+}
+
+static void
+job_mx_resolved(struct dane_mx *mx, void *arg)
+{
+	struct job *j = arg;
+	size_t i;
+
+	j->mxl = NULL;
+	j->mx = mx;
+	switch (dane_mx_kind(mx)) {
+	case DANE_MX_NULL:
+	case DANE_MX_NXDOMAIN:
+	case DANE_MX_ERROR:
+		/* RFC 7672 §2.1.2: an MX lookup error defers the domain. */
+		job_fail_all(j, dane_mx_outcome(mx));
+		return;
+	case DANE_MX_LIST:
+	case DANE_MX_IMPLICIT:
+		break;
+	}
+	j->mx_secure = dane_mx_secure(mx);
+	j->via = dane_mx_kind(mx) == DANE_MX_IMPLICIT ? DANE_VIA_IMPLICIT :
+	    j->mx_secure                              ? DANE_VIA_MX_SECURE :
+	                                                DANE_VIA_MX_INSECURE;
+	j->nhost = dane_mx_count(mx);
+	j->hosts = xcalloc(j->nhost + 1, sizeof(char *));
+	for (i = 0; i < j->nhost; i++)
+		j->hosts[i] = xstrdup(dane_mx_host(mx, i));
+	job_next_host(j);
+}
+
+/* --- transactions --- */
+
+/* RFC 3461 §4: xtext for ENVID and ORCPT. Returns new. */
+static char *
+job_xtext(const char *s)
+{
+	struct buf b;
+	const unsigned char *p;
+
+	buf_init(&b, 4096);
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 33 || *p > 126 || *p == '+' || *p == '=')
+			buf_printf(&b, "+%02X", *p);
+		else
+			buf_addc(&b, (char)*p);
+	}
+	return buf_steal(&b);
+}
+
+static char *
+job_rcpt_params(const struct drcpt *r)
+{
+	struct buf b;
+	char *x;
+
+	buf_init(&b, 4096);
+	if (r->notify & QUEUE_NOTIFY_NEVER)
+		buf_adds(&b, "NOTIFY=NEVER");
+	else if (r->notify != 0)
+		buf_printf(&b, "NOTIFY=%s%s%s",
+		    r->notify & QUEUE_NOTIFY_SUCCESS ? "SUCCESS," : "",
+		    r->notify & QUEUE_NOTIFY_FAILURE ? "FAILURE," : "",
+		    r->notify & QUEUE_NOTIFY_DELAY ? "DELAY," : "");
+	if (b.len > 0 && b.data[b.len - 1] == ',')
+		b.data[--b.len] = '\0';
+	if (r->orcpt != NULL) {
+		x = job_xtext(r->orcpt);
+		buf_printf(&b, "%sORCPT=%s", b.len > 0 ? " " : "", x);
+		free(x);
+	}
+	if (b.len == 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+static char *
+job_mail_params(const struct queue_msg *q)
+{
+	struct buf b;
+	char *x;
+
+	buf_init(&b, 4096);
+	if (q->ret == QUEUE_RET_FULL)
+		buf_adds(&b, "RET=FULL");
+	else if (q->ret == QUEUE_RET_HDRS)
+		buf_adds(&b, "RET=HDRS");
+	if (q->envid != NULL) {
+		x = job_xtext(q->envid);
+		buf_printf(&b, "%sENVID=%s", b.len > 0 ? " " : "", x);
+		free(x);
+	}
+	if (b.len == 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+/* Outcome of a remote reply (RFC 3463 code taken when it fits the class). */
+static void
+job_reply_outcome(struct outcome *o, const struct smtp_rcpt_reply *rep)
+{
+	int cls = rep->code / 100;
+	const char *st = rep->status;
+
+	if (cls != 2 && cls != 4 && cls != 5) {
+		outcome_set(o, OUTCOME_TEMP, "4.4.2", RT_NONE,
+		    "no valid reply: %s", rep->text);
+		return;
+	}
+	if (st[0] != (char)('0' + cls))
+		st = cls == 2 ? "2.0.0" : cls == 4 ? "4.0.0" : "5.0.0";
+	outcome_set(o,
+	    cls == 2     ? OUTCOME_OK :
+	        cls == 4 ? OUTCOME_TEMP :
+	                   OUTCOME_PERM,
+	    st, RT_NONE, "%s", rep->text);
+}
+
+static void
+job_rcpt_result(struct drcpt *r, const struct smtp_rcpt_reply *rep)
+{
+	job_reply_outcome(&r->o, rep);
+	snprintf(r->remote, sizeof(r->remote), "%s", rep->text);
+	r->done = true;
+}
+
+static void
+job_txn_done(struct smtp_session *s, struct smtp_txn *t, void *arg)
+{
+	struct job *j = arg;
+	struct dmsg *m = &j->msgs[j->cur];
+	size_t k;
+
+	for (k = 0; k < m->n; k++) {
+		struct drcpt *r = m->rcpts[k];
+
+		switch (t->end) {
+		case SMTP_TXN_OK:
+			/* Accepted recipients share the reply to the dot. */
+			job_rcpt_result(r,
+			    m->replies[k].code / 100 == 2 ? &t->data_reply :
+			                                    &m->replies[k]);
+			break;
+		case SMTP_TXN_MAIL_REJECTED:
+			job_rcpt_result(r, &t->mail_reply);
+			break;
+		case SMTP_TXN_NO_RCPT:
+			job_rcpt_result(r, &m->replies[k]);
+			break;
+		case SMTP_TXN_DATA_REJECTED:
+			job_rcpt_result(r,
+			    m->replies[k].code / 100 == 2 ? &t->data_reply :
+			                                    &m->replies[k]);
+			break;
+		case SMTP_TXN_FAILED:
+			/* on_done follows with the reason. */
+			return;
+		}
+	}
+	j->cur++;
+	job_send_next(j);
+}
+
+/* Prepare message m for its transaction; false if it vanished. */
+static bool
+job_prepare(struct job *j, struct dmsg *m)
+{
+	size_t k;
+
+	m->msg = queue_msg_get(j->d->cfg.queue, m->msgid);
+	if (m->msg == NULL)
+		return false;
+	m->replies = xcalloc(m->n, sizeof(*m->replies));
+	m->addrs = xcalloc(m->n + 1, sizeof(char *));
+	m->params = xcalloc(m->n + 1, sizeof(char *));
+	for (k = 0; k < m->n; k++) {
+		m->addrs[k] = m->rcpts[k]->addr;
+		m->params[k] = job_rcpt_params(m->rcpts[k]);
+	}
+	m->mail_params = job_mail_params(m->msg);
+	memset(&m->txn, 0, sizeof(m->txn));
+	m->txn.mail_from = m->msg->sender;
+	m->txn.mail_params = m->mail_params;
+	m->txn.body_8bit = m->msg->body_8bit;
+	m->txn.smtputf8 = m->msg->smtputf8;
+	m->txn.rcpts = m->addrs;
+	m->txn.rcpt_params = m->params;
+	m->txn.nrcpt = m->n;
+	m->txn.data = m->msg->data;
+	m->txn.len = m->msg->len;
+	m->txn.rcpt_reply = m->replies;
+	return true;
+}
+
+static void
+job_send_next(struct job *j)
+{
+	struct outcome o;
+	struct dmsg *m;
+	size_t k;
+
+	while (j->cur < j->nmsg) {
+		m = &j->msgs[j->cur];
+		if (job_prepare(j, m)) {
+			smtp_session_transaction(
+			    j->sess, &m->txn, job_txn_done, j);
+			return;
+		}
+		/* Deleted by an operator meanwhile: nothing to send. */
+		outcome_set(&o, OUTCOME_TEMP, "4.3.0", RT_NONE,
+		    "message %s is no longer in the queue", m->msgid);
+		for (k = 0; k < m->n; k++) {
+			m->rcpts[k]->o = o;
+			m->rcpts[k]->done = true;
+		}
+		j->cur++;
+	}
+	smtp_session_quit(j->sess);
+}
+
+/* --- start --- */
+
+static void
+job_group(struct job *j, struct drcpt **rcpts, size_t n)
+{
+	size_t i, k;
+
+	j->msgs = xcalloc(n, sizeof(*j->msgs));
+	for (i = 0; i < n; i++) {
+		for (k = 0; k < j->nmsg; k++)
+			if (strcmp(j->msgs[k].msgid, rcpts[i]->msgid) == 0)
+				break;
+		if (k == j->nmsg)
+			memcpy(j->msgs[j->nmsg++].msgid, rcpts[i]->msgid,
+			    QUEUE_ID_LEN);
+		j->msgs[k].rcpts = xreallocarray(
+		    j->msgs[k].rcpts, j->msgs[k].n + 1, sizeof(struct drcpt *));
+		j->msgs[k].rcpts[j->msgs[k].n++] = rcpts[i];
+	}
+}
+
+/* `danerelay queue bounce`: fail those recipients without an attempt. */
+static bool
+job_operator_bounces(struct job *j)
+{
+	size_t i, k, left = 0;
+
+	for (i = 0; i < j->nmsg; i++) {
+		for (k = 0; k < j->msgs[i].n; k++) {
+			struct drcpt *r = j->msgs[i].rcpts[k];
+
+			if (!r->bounce_now) {
+				left++;
+				continue;
+			}
+			outcome_set(&r->o, OUTCOME_PERM, "5.0.0", RT_NONE,
+			    "returned to the sender by the administrator");
+			r->done = true;
+		}
+	}
+	return left == 0;
+}
+
+void
+deliver_job_start(
+    struct deliver *d, struct ddest *dest, struct drcpt **rcpts, size_t n)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	struct outcome o;
+
+	j->d = d;
+	j->dest = dest;
+	policy_for(d->policy, dest->domain, &j->pol);
+	job_group(j, rcpts, n);
+	if (job_operator_bounces(j)) {
+		job_finish(j);
+		return;
+	}
+	if (dest->dead_until > time(NULL)) {
+		outcome_set(&o, OUTCOME_TEMP,
+		    dest->dead_reason.cls == OUTCOME_TEMP ?
+		        dest->dead_reason.status :
+		        "4.4.1",
+		    dest->dead_reason.rt,
+		    "%s (destination not tried again "
+		    "before %lds: connections keep failing)",
+		    dest->dead_reason.text,
+		    (long)(dest->dead_until - time(NULL)));
+		job_fail_all(j, &o);
+		return;
+	}
+	if (j->pol.route_host != NULL && !j->pol.route_mx) {
+		/* RFC 7672 §2.2.2: a configured next hop, no MX lookup. */
+		j->hosts = xcalloc(2, sizeof(char *));
+		j->hosts[0] = xstrdup(j->pol.route_host);
+		j->nhost = 1;
+		j->via = DANE_VIA_ROUTE;
+		j->mx_secure = true;
+		job_next_host(j);
+		return;
+	}
+	j->mxl = dane_mx_resolve(d->cfg.resolver,
+	    j->pol.route_host != NULL ? j->pol.route_host : dest->domain,
+	    job_mx_resolved, j);
+}

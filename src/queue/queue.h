@@ -1,0 +1,263 @@
+/*
+ * queue: the durable store of the relay (SQLite, WAL, synchronous=FULL).
+ *
+ * A message is committed, body and recipients, in one transaction before
+ * queue_add() returns 0; only then may the server answer 250 to the final
+ * dot, so an acknowledged message survives kill -9 and power loss (the
+ * fsync of the WAL commit is the durability point). Recipients move from
+ * queued to delivered, bounced or deleted; the body is removed once no
+ * recipient is queued and no report about it is pending. Every event of a
+ * message's life is appended to an event log for `danerelay trace`.
+ *
+ * Several processes may open the same queue: the daemon and the `queue` /
+ * `trace` commands. SQLite's locking serialises writers; the daemon picks
+ * up changes made by the commands on its next scan (queue_due()).
+ */
+#ifndef DR_QUEUE_H
+#define DR_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct queue;
+
+#define QUEUE_ID_LEN 17 /* 16 hex characters + NUL */
+
+/* RFC 3461 §4.1 NOTIFY bits; 0 = not given (default: FAILURE). */
+#define QUEUE_NOTIFY_NEVER   0x1
+#define QUEUE_NOTIFY_SUCCESS 0x2
+#define QUEUE_NOTIFY_FAILURE 0x4
+#define QUEUE_NOTIFY_DELAY   0x8
+
+/* RFC 3461 §4.3 RET. */
+enum queue_ret {
+	QUEUE_RET_UNSET,
+	QUEUE_RET_FULL,
+	QUEUE_RET_HDRS,
+};
+
+enum queue_rcpt_status {
+	QUEUE_RCPT_QUEUED,
+	QUEUE_RCPT_DELIVERED,
+	QUEUE_RCPT_BOUNCED,
+	QUEUE_RCPT_DELETED,
+};
+
+/* Kinds of message: what the relay accepted, or what it generated. */
+enum queue_kind {
+	QUEUE_KIND_MAIL,   /* accepted from a client */
+	QUEUE_KIND_DSN,    /* a delivery status notification we generated */
+	QUEUE_KIND_REPORT, /* a TLS-RPT report (later milestone) */
+};
+
+struct queue_rcpt_in {
+	const char *addr;  /* local@domain, no angle brackets */
+	const char *orcpt; /* RFC 3461 ORCPT as given ("rfc822;x@y"), or NULL */
+	unsigned notify;   /* QUEUE_NOTIFY_* bits, 0 = not given */
+};
+
+struct queue_msg_in {
+	enum queue_kind kind;
+	const char *sender; /* reverse-path; "" = null sender <> */
+	const char *envid;  /* RFC 3461 ENVID (decoded), or NULL */
+	enum queue_ret ret;
+	bool body_8bit;         /* BODY=8BITMIME was given */
+	bool smtputf8;          /* SMTPUTF8 was given */
+	const char *client;     /* "name [ip]:port" of the submitting client */
+	const char *helo;       /* its EHLO/HELO argument, or NULL */
+	const char *auth_user;  /* authenticated user, or NULL */
+	const char *message_id; /* Message-ID header value, or NULL */
+	const uint8_t *data;    /* message as it will be sent: CRLF line ends,
+	                         * not dot-stuffed, Received header included */
+	size_t len;
+	const struct queue_rcpt_in *rcpts;
+	size_t nrcpt;
+};
+
+/* A queued recipient, as the scheduler and the queue command see it. */
+struct queue_rcpt {
+	int64_t id; /* row id, stable */
+	char msgid[QUEUE_ID_LEN];
+	const char *addr;
+	const char *domain; /* lowercase part after the last '@' */
+	const char *orcpt;  /* or NULL */
+	unsigned notify;
+	enum queue_rcpt_status status;
+	int attempts;
+	time_t queued_at; /* when the message was accepted */
+	time_t next_attempt;
+	time_t last_attempt;          /* 0 = never */
+	const char *last_status;      /* "4.7.323" or "" */
+	const char *last_result_type; /* RFC 8460 name or "" */
+	const char *last_text;        /* or "" */
+	const char *last_mta;         /* "mx.example.com[192.0.2.1]:25" or "" */
+	bool delay_warned;
+	bool bounce_requested; /* the operator ran `queue bounce` */
+};
+
+/* A message's envelope and body (from queue_msg_get). */
+struct queue_msg {
+	char id[QUEUE_ID_LEN];
+	enum queue_kind kind;
+	const char *sender;
+	const char *envid; /* or NULL */
+	enum queue_ret ret;
+	bool body_8bit;
+	bool smtputf8;
+	const char *client;
+	const char *message_id; /* or NULL */
+	time_t received_at;
+	const uint8_t *data; /* NULL once dropped (queue_msg_find only) */
+	size_t len;
+	const char *helo;      /* or NULL */
+	const char *auth_user; /* or NULL */
+	size_t size;           /* octets as accepted; kept after the body
+	                        * is dropped */
+};
+
+/*
+ * Open (creating if needed) the queue in directory dir (created 0700 if
+ * missing). Returns new (queue_close), or NULL with *errstr (new string).
+ */
+struct queue *queue_open(const char *dir, char **errstr);
+
+/*
+ * Like queue_open, but fail if the database does not exist yet instead of
+ * creating it: for the commands, so that an operator running them first
+ * (e.g. as root) does not create a queue the relay cannot write.
+ */
+struct queue *queue_open_existing(const char *dir, char **errstr);
+
+/* Close q (NULL allowed). Nothing is lost: every change is committed. */
+void queue_close(struct queue *q);
+
+/*
+ * Store a message with its recipients durably. On success returns 0, fills
+ * id with the new queue id and logs "received" and "queued" events; on
+ * failure returns -1 with *errstr (new string) and stores nothing.
+ */
+int queue_add(struct queue *q, const struct queue_msg_in *m,
+    char id[QUEUE_ID_LEN], char **errstr);
+
+/*
+ * Call cb for up to max queued recipients whose next_attempt <= now, in
+ * order of next_attempt (an index makes this O(log n + max)). The record
+ * is borrowed for the call. Returns how many were passed, or -1.
+ */
+typedef void queue_rcpt_cb(const struct queue_rcpt *r, void *arg);
+int queue_due(
+    struct queue *q, time_t now, size_t max, queue_rcpt_cb *cb, void *arg);
+
+/*
+ * queue_due() continued after the row (after_next, after_id) in the same
+ * order (keyset paging): lets the scheduler look past recipients it already
+ * has in flight without changing their rows.
+ */
+int queue_due_after(struct queue *q, time_t now, time_t after_next,
+    int64_t after_id, size_t max, queue_rcpt_cb *cb, void *arg);
+
+/* The earliest next_attempt of a queued recipient, or 0 if none. */
+time_t queue_next_due(struct queue *q);
+
+/* Returns new (queue_msg_free) or NULL if there is no such message. */
+struct queue_msg *queue_msg_get(struct queue *q, const char *msgid);
+void queue_msg_free(struct queue_msg *m);
+
+/* The outcome of one delivery attempt for one recipient. */
+struct queue_attempt {
+	const char *status;      /* "2.0.0", "4.7.323", "5.1.1" */
+	const char *result_type; /* RFC 8460 name or NULL */
+	const char *text;        /* human text / remote reply */
+	const char *mta;         /* "host[ip]:port" or NULL */
+};
+
+/*
+ * Mark delivered / bounced (final), or deferred until next_attempt; each
+ * counts an attempt and records a (status, result type, text, mta) as the
+ * recipient's last result. They write no trace event: the caller logs
+ * "attempt" and "delivered" / "bounced" / "deferred" with queue_event(),
+ * with the details it has. Deferring a recipient that is no longer queued
+ * (deleted by the operator meanwhile) changes nothing and returns 0.
+ * Return 0, or -1 (queue_error; also for an unknown rcpt).
+ */
+int queue_rcpt_delivered(
+    struct queue *q, int64_t rcpt, const struct queue_attempt *a);
+int queue_rcpt_bounced(
+    struct queue *q, int64_t rcpt, const struct queue_attempt *a);
+int queue_rcpt_deferred(struct queue *q, int64_t rcpt, time_t next_attempt,
+    const struct queue_attempt *a);
+/* Remember that a delay warning was sent for rcpt. */
+int queue_rcpt_set_warned(struct queue *q, int64_t rcpt);
+
+/*
+ * Append an event to the trace of message msgid (and recipient addr, or
+ * NULL for the message). type is one word ("received", "queued",
+ * "attempt", "deferred", "delivered", "bounced", "dsn-sent", "deleted",
+ * "retry", "would-fail"); fields is a JSON object text with the details
+ * (e.g. {"mx":..,"ip":..,"tls":..,"status":..}) or NULL.
+ */
+int queue_event(struct queue *q, const char *msgid, const char *addr,
+    const char *type, const char *fields);
+
+/*
+ * Drop the body of msgid if no recipient is queued any more. The envelope,
+ * the recipient rows and the events stay for `queue show` and `trace`
+ * until queue_purge(). Returns 0 (dropped or not) or -1.
+ */
+int queue_msg_gc(struct queue *q, const char *msgid);
+
+/*
+ * Remove every trace of finished messages (body dropped, nothing queued)
+ * that had no event since before: message, recipients, events. Returns the
+ * number of messages removed, or -1.
+ */
+int queue_purge(struct queue *q, time_t before);
+
+/*
+ * The message named by key: a queue id, or a recipient row id (decimal),
+ * whose message is returned. Unlike queue_msg_get, a message whose body
+ * was dropped is returned too, with data NULL. Returns new
+ * (queue_msg_free), or NULL if nothing matches or on error (queue_error()
+ * is then non-empty).
+ */
+struct queue_msg *queue_msg_find(struct queue *q, const char *key);
+
+/* Call cb on every recipient of msgid, any status, in row id order.
+ * Returns how many, or -1. */
+int queue_msg_rcpts(
+    struct queue *q, const char *msgid, queue_rcpt_cb *cb, void *arg);
+
+/* Call cb on every queued recipient, oldest first. Returns how many or -1. */
+int queue_list(struct queue *q, queue_rcpt_cb *cb, void *arg);
+
+/*
+ * Operator actions (the `queue` command) on the queued recipients of a
+ * message (queue id) or on one recipient (row id, decimal); each logs a
+ * "retry" / "deleted" / "bounce-requested" event per recipient, and delete
+ * drops the body once nothing is left queued. Return rows affected (0:
+ * nothing queued matched) or -1.
+ */
+int queue_retry(
+    struct queue *q, const char *msgid_or_rcpt_id); /* next_attempt = now */
+int queue_delete(struct queue *q, const char *msgid_or_rcpt_id);
+/* Make queued recipients due now with a "bounce requested" mark. */
+int queue_bounce(struct queue *q, const char *msgid_or_rcpt_id);
+/* Whether the operator asked to bounce rcpt (consumed by the daemon). */
+bool queue_rcpt_bounce_requested(struct queue *q, int64_t rcpt);
+
+/* Last SQLite error text of q (borrowed); "" when none. */
+const char *queue_error(const struct queue *q);
+
+/* Names for logs and the commands: "queued", "delivered", ...; "mail",
+ * "dsn", "report"; "unset", "full", "hdrs". */
+const char *queue_rcpt_status_str(enum queue_rcpt_status s);
+const char *queue_kind_str(enum queue_kind k);
+const char *queue_ret_str(enum queue_ret r);
+
+/* t as ISO 8601 UTC ("2024-05-01T12:00:00Z") in buf; returns buf. */
+#define QUEUE_TIME_LEN 21
+const char *queue_time_iso(time_t t, char buf[QUEUE_TIME_LEN]);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * queue_trace: the story of messages, read back from the queue's event log
+ * for `danerelay trace`, as JSON or as human text.
+ *
+ * Events are stored with their details as a JSON object; the printer shows
+ * any field generically as key=value, so a new field written by the
+ * delivery code needs no change here. docs/QUEUE.md lists the event types.
+ */
+#ifndef DR_QUEUE_TRACE_H
+#define DR_QUEUE_TRACE_H
+
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <time.h>
+
+struct queue;
+
+struct queue_trace_filter {
+	const char *message_id; /* queue id or Message-ID (with or without
+	                         * <>), or NULL */
+	const char *recipient;  /* address, case-insensitive, or NULL */
+	const char *domain;     /* recipient domain, or NULL */
+	time_t since;           /* messages with an event at or after this;
+	                         * 0 = any */
+};
+
+/*
+ * The matching messages, oldest first, as a JSON array of {id, message_id,
+ * sender, kind, received_at, size, events: [{at, type, recipient,
+ * fields...}]}, events in the order they happened. With a recipient or
+ * domain filter, only message-level events and those of the matching
+ * recipients are shown. Returns new (json_decref), or NULL on error
+ * (queue_error()).
+ */
+json_t *queue_trace(struct queue *q, const struct queue_trace_filter *f);
+
+/*
+ * One stored event as trace shows it: {at (ISO 8601), type, recipient (or
+ * null), then the fields of fields_text}. fields_text may be NULL, or not
+ * a JSON object (damaged row): it is then kept as the string "fields_raw".
+ * Returns new.
+ */
+json_t *queue_trace_event(
+    int64_t at, const char *type, const char *addr, const char *fields_text);
+
+/*
+ * Human form: one block per message, one line per event, fields as
+ * key=value (values quoted and escaped when they hold spaces, quotes or
+ * control characters, so one event is always one line).
+ */
+void queue_trace_print(FILE *fp, const json_t *trace);
+
+/*
+ * Parse a --since duration: a number with s, m, h, d or w ("90", "30m",
+ * "1h", "2d"). Returns NULL and *secs (>= 1), or a static error text.
+ */
+const char *queue_trace_parse_since(const char *s, time_t *secs);
+
+/* Print v to fp as a trace value (the key=value printer's right side). */
+void queue_trace_print_value(FILE *fp, const json_t *v);
+
+#endif

@@ -1,0 +1,426 @@
+/*
+ * relay: assembling and running the daemon.
+ */
+#include "relay/relay.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "conf/conf.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/xmalloc.h"
+#include "deliver/deliver.h"
+#include "dns/dns.h"
+#include "policy/policy.h"
+#include "queue/queue.h"
+#include "relay/relay_guard.h"
+#include "server/server.h"
+#include "tls/tls_client.h"
+#include "tls/tls_server.h"
+
+struct relay {
+	struct event_base *base;
+	char *config_path;
+	struct conf *conf;
+	struct dns_resolver *resolver;
+	struct queue *queue;
+	SSL_CTX *client_tls;
+	SSL_CTX *server_tls;
+	struct server_auth *auth;
+	struct policy *policy;
+	struct server *server;
+	struct deliver *deliver;
+	time_t *retry;
+	char hostname[256];
+	int stopping;
+	void (*done)(void *);
+	void *done_arg;
+};
+
+struct relay_wait {
+	const char *err;
+	bool done;
+};
+
+static void
+relay_selftest_cb(struct dns_answer *a, void *arg)
+{
+	struct relay_wait *w = arg;
+
+	w->err = dns_selftest_explain(a);
+	w->done = true;
+	dns_answer_free(a);
+}
+
+static struct dns_resolver *
+relay_resolver(struct relay *r, char **errstr)
+{
+	struct dns_options o = { 0 };
+	struct relay_wait w = { NULL, false };
+	struct dns_resolver *res;
+
+	o.trust_anchor_file = conf_str(r->conf, CONF_DNS_TRUST_ANCHOR_FILE);
+	o.root_servers = conf_list(r->conf, CONF_DNS_ROOT_SERVERS);
+	o.forwarders = conf_list(r->conf, CONF_DNS_FORWARDERS);
+	o.timeout_ms = (unsigned)conf_int(r->conf, CONF_DNS_TIMEOUT) * 1000;
+	if (o.root_servers[0] == NULL)
+		o.root_servers = NULL;
+	if (o.forwarders[0] == NULL)
+		o.forwarders = NULL;
+	if ((res = dns_resolver_new(r->base, &o, errstr)) == NULL)
+		return NULL;
+	/* Without DNSSEC validation every DANE domain would look bogus. */
+	dns_selftest(res, relay_selftest_cb, &w);
+	while (!w.done)
+		event_base_loop(r->base, EVLOOP_ONCE);
+	if (w.err != NULL) {
+		*errstr = xasprintf("resolver self-test failed: %s", w.err);
+		dns_resolver_free(res);
+		return NULL;
+	}
+	return res;
+}
+
+/* The distinct ports of [server] listen, for the DANE guard. */
+static size_t
+relay_listen_ports(const struct conf *c, uint16_t *ports, size_t max)
+{
+	char **l = conf_list(c, CONF_SERVER_LISTEN);
+	size_t i, k, n = 0;
+	uint64_t p;
+
+	for (i = 0; l[i] != NULL && n < max; i++) {
+		const char *colon = strrchr(l[i], ':');
+
+		if (colon == NULL || str_to_uint(colon + 1, 1, 65535, &p) == -1)
+			continue;
+		for (k = 0; k < n && ports[k] != p; k++)
+			;
+		if (k == n)
+			ports[n++] = (uint16_t)p;
+	}
+	return n;
+}
+
+/* TLS for the inbound side, checked against our own TLSA records. */
+static SSL_CTX *
+relay_server_tls(struct relay *r, const struct conf *c, char **errstr)
+{
+	const char *cert = conf_str(c, CONF_SERVER_TLS_CERT);
+	const char *key = conf_str(c, CONF_SERVER_TLS_KEY);
+	uint16_t ports[16];
+	size_t nports;
+	char *msg = NULL;
+	int rc;
+
+	if (cert == NULL && key == NULL)
+		return NULL;
+	if (cert == NULL || key == NULL) {
+		*errstr = xstrdup("[server] tls_cert and tls_key go together");
+		return NULL;
+	}
+	if (conf_bool(c, CONF_SERVER_TLSA_GUARD)) {
+		nports = relay_listen_ports(c, ports, 16);
+		rc = relay_guard_check(r->base, r->resolver, r->hostname, ports,
+		    nports, cert, conf_list(c, CONF_DANE_DIGESTS), &msg);
+		if (rc == -1) {
+			*errstr =
+			    xasprintf("DANE guard: %s (set [server] "
+			              "tlsa_guard = no to serve it anyway)",
+			        msg);
+			free(msg);
+			return NULL;
+		}
+		if (msg != NULL)
+			log_info("DANE guard: %s", msg);
+		free(msg);
+	}
+	return tls_server_ctx_new(cert, key, errstr);
+}
+
+static void
+relay_on_queued(const char *msgid, void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->deliver != NULL)
+		deliver_wake(r->deliver);
+}
+
+static void
+relay_server_config(struct relay *r, const struct conf *c, SSL_CTX *tls,
+    struct server_auth *auth, struct server_config *sc)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->listen = conf_list(c, CONF_SERVER_LISTEN);
+	sc->relay_networks = conf_list(c, CONF_SERVER_RELAY_NETWORKS);
+	sc->hostname = r->hostname;
+	sc->tls = tls;
+	sc->auth = auth;
+	sc->max_message_size =
+	    (size_t)conf_int(c, CONF_SERVER_MAX_MESSAGE_SIZE);
+	sc->max_recipients = (size_t)conf_int(c, CONF_SERVER_MAX_RECIPIENTS);
+	sc->max_connections =
+	    (unsigned)conf_int(c, CONF_SERVER_MAX_CONNECTIONS);
+	sc->max_connections_per_ip =
+	    (unsigned)conf_int(c, CONF_SERVER_MAX_CONNECTIONS_PER_IP);
+	sc->command_timeout_ms =
+	    (unsigned)conf_int(c, CONF_SERVER_COMMAND_TIMEOUT) * 1000;
+	sc->data_timeout_ms =
+	    (unsigned)conf_int(c, CONF_SERVER_DATA_TIMEOUT) * 1000;
+	sc->queue = r->queue;
+	sc->on_queued = relay_on_queued;
+	sc->arg = r;
+}
+
+static void
+relay_deliver_config(struct relay *r, struct deliver_config *dc)
+{
+	const struct conf *c = r->conf;
+	long long *sched;
+	size_t i, n;
+	const char *helo = conf_str(c, CONF_DELIVERY_HELO_NAME);
+
+	memset(dc, 0, sizeof(*dc));
+	dc->base = r->base;
+	dc->resolver = r->resolver;
+	dc->tls = r->client_tls;
+	dc->queue = r->queue;
+	dc->policy = r->policy;
+	dc->digests = conf_list(c, CONF_DANE_DIGESTS);
+	dc->hostname = helo != NULL ? helo : r->hostname;
+	dc->connect_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_CONNECT_TIMEOUT) * 1000;
+	dc->greeting_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_GREETING_TIMEOUT) * 1000;
+	dc->command_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_COMMAND_TIMEOUT) * 1000;
+	dc->data_timeout_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_DATA_TIMEOUT) * 1000;
+	sched = conf_durations(c, CONF_DELIVERY_RETRY_SCHEDULE, &n);
+	free(r->retry);
+	r->retry = xcalloc(n + 1, sizeof(time_t));
+	for (i = 0; i < n; i++)
+		r->retry[i] = (time_t)sched[i];
+	free(sched);
+	dc->retry = r->retry;
+	dc->nretry = n;
+	dc->max_lifetime =
+	    (time_t)conf_int(c, CONF_DELIVERY_MAX_QUEUE_LIFETIME);
+	dc->delay_warning = (time_t)conf_int(c, CONF_DELIVERY_DELAY_WARNING);
+	dc->concurrency = (unsigned)conf_int(c, CONF_DELIVERY_CONCURRENCY);
+	dc->initial_concurrency =
+	    (unsigned)conf_int(c, CONF_DELIVERY_INITIAL_CONCURRENCY);
+	dc->dead_after = (unsigned)conf_int(c, CONF_DELIVERY_DEAD_AFTER);
+	dc->dead_time = (time_t)conf_int(c, CONF_DELIVERY_DEAD_TIME);
+	dc->max_msgs_per_conn =
+	    (unsigned)conf_int(c, CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION);
+}
+
+/* Started as root: hand the queue to the user, then become that user. */
+static int
+relay_drop_privileges(struct relay *r, char **errstr)
+{
+	const char *user = conf_str(r->conf, CONF_SERVER_USER);
+	const char *dir = conf_str(r->conf, CONF_QUEUE_DIRECTORY);
+	struct passwd *pw;
+	char path[4096];
+	static const char *const files[] = { "", "/queue.db", "/queue.db-wal",
+		"/queue.db-shm" };
+	size_t i;
+
+	if (geteuid() != 0 || user == NULL)
+		return 0;
+	if ((pw = getpwnam(user)) == NULL) {
+		*errstr = xasprintf("[server] user %s: no such user", user);
+		return -1;
+	}
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", dir, files[i]);
+		if (chown(path, pw->pw_uid, pw->pw_gid) == -1 &&
+		    errno != ENOENT)
+			log_warn("chown %s", path);
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1 || setuid(0) != -1) {
+		*errstr = xasprintf(
+		    "cannot become user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	log_info("running as user %s", user);
+	return 0;
+}
+
+static void
+relay_hostname(struct relay *r)
+{
+	const char *h = conf_str(r->conf, CONF_SERVER_HOSTNAME);
+
+	if (h != NULL)
+		snprintf(r->hostname, sizeof(r->hostname), "%s", h);
+	else if (gethostname(r->hostname, sizeof(r->hostname)) == -1 ||
+	    r->hostname[0] == '\0')
+		snprintf(r->hostname, sizeof(r->hostname), "localhost");
+	r->hostname[sizeof(r->hostname) - 1] = '\0';
+}
+
+static int
+relay_fail(struct relay *r, char **errstr, int *ex, int code, char *msg)
+{
+	*errstr = msg;
+	*ex = code;
+	relay_free(r);
+	return -1;
+}
+
+/* Everything that may fail before we serve, in order. */
+static int
+relay_build(struct relay *r, char **errstr, int *ex)
+{
+	struct server_config sc;
+	struct deliver_config dc;
+	const char *authf, *terr;
+	char *err = NULL;
+
+	if ((r->conf = conf_load(r->config_path, &err)) == NULL)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	relay_hostname(r);
+	if ((r->resolver = relay_resolver(r, &err)) == NULL)
+		return relay_fail(r, errstr, ex, EX_UNAVAILABLE, err);
+	r->client_tls =
+	    tls_client_ctx_new(conf_list(r->conf, CONF_DANE_DIGESTS), &terr);
+	if (r->client_tls == NULL)
+		return relay_fail(r, errstr, ex, EX_SOFTWARE,
+		    xasprintf("client TLS: %s", terr));
+	r->queue = queue_open(conf_str(r->conf, CONF_QUEUE_DIRECTORY), &err);
+	if (r->queue == NULL)
+		return relay_fail(r, errstr, ex, EX_CANTCREAT, err);
+	err = NULL;
+	r->server_tls = relay_server_tls(r, r->conf, &err);
+	if (r->server_tls == NULL && err != NULL)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	authf = conf_str(r->conf, CONF_SERVER_AUTH_FILE);
+	if (authf != NULL && (r->auth = server_auth_load(authf, &err)) == NULL)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	r->policy = policy_new(r->conf);
+	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
+	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
+		return relay_fail(r, errstr, ex, EX_OSERR, err);
+	if (relay_drop_privileges(r, &err) == -1)
+		return relay_fail(r, errstr, ex, EX_NOPERM, err);
+	relay_deliver_config(r, &dc);
+	r->deliver = deliver_new(&dc);
+	return 0;
+}
+
+struct relay *
+relay_new(
+    struct event_base *base, const char *config_path, char **errstr, int *ex)
+{
+	struct relay *r = xcalloc(1, sizeof(*r));
+
+	r->base = base;
+	r->config_path = config_path != NULL ? xstrdup(config_path) : NULL;
+	if (relay_build(r, errstr, ex) == -1)
+		return NULL;
+	log_info("started: %s, queue %s, policy %s (%s)", r->hostname,
+	    conf_str(r->conf, CONF_QUEUE_DIRECTORY),
+	    conf_str(r->conf, CONF_POLICY_SECURITY),
+	    conf_str(r->conf, CONF_POLICY_MODE));
+	return r;
+}
+
+int
+relay_reload(struct relay *r, char **errstr)
+{
+	struct server_config sc;
+	struct server_auth *auth = NULL;
+	struct conf *c;
+	SSL_CTX *tls;
+	char *err = NULL;
+	const char *authf;
+
+	if ((c = conf_load(r->config_path, errstr)) == NULL)
+		return -1;
+	tls = relay_server_tls(r, c, &err);
+	if (tls == NULL && err != NULL) {
+		*errstr =
+		    xasprintf("%s; the old certificate stays in service", err);
+		free(err);
+		conf_free(c);
+		return -1;
+	}
+	authf = conf_str(c, CONF_SERVER_AUTH_FILE);
+	if (authf != NULL && (auth = server_auth_load(authf, errstr)) == NULL) {
+		SSL_CTX_free(tls);
+		conf_free(c);
+		return -1;
+	}
+	relay_server_config(r, c, tls, auth, &sc);
+	if (server_reload(r->server, &sc, errstr) == -1) {
+		SSL_CTX_free(tls);
+		server_auth_free(auth);
+		conf_free(c);
+		return -1;
+	}
+	/* Sessions hold their own references; the old objects can go. */
+	SSL_CTX_free(r->server_tls);
+	server_auth_free(r->auth);
+	r->server_tls = tls;
+	r->auth = auth;
+	policy_free(r->policy);
+	conf_free(r->conf);
+	r->conf = c;
+	r->policy = policy_new(c);
+	deliver_set_policy(r->deliver, r->policy);
+	log_info("configuration reloaded");
+	return 0;
+}
+
+static void
+relay_part_done(void *arg)
+{
+	struct relay *r = arg;
+
+	if (--r->stopping == 0 && r->done != NULL)
+		r->done(r->done_arg);
+}
+
+void
+relay_shutdown(struct relay *r, void (*done)(void *arg), void *arg)
+{
+	r->done = done;
+	r->done_arg = arg;
+	r->stopping = 2;
+	log_info("stopping: no new connections; finishing sessions and "
+	         "deliveries in progress");
+	server_shutdown(r->server, relay_part_done, r);
+	deliver_shutdown(r->deliver, relay_part_done, r);
+}
+
+void
+relay_free(struct relay *r)
+{
+	if (r == NULL)
+		return;
+	deliver_free(r->deliver);
+	server_free(r->server);
+	policy_free(r->policy);
+	server_auth_free(r->auth);
+	SSL_CTX_free(r->server_tls);
+	SSL_CTX_free(r->client_tls);
+	queue_close(r->queue);
+	dns_resolver_free(r->resolver);
+	conf_free(r->conf);
+	free(r->retry);
+	free(r->config_path);
+	free(r);
+}
