@@ -19,6 +19,7 @@ struct serve {
 	struct event_base *base;
 	struct relay *relay;
 	int stopping;
+	int reload;
 };
 
 static void
@@ -33,13 +34,14 @@ static void
 serve_signal(evutil_socket_t sig, short ev, void *arg)
 {
 	struct serve *s = arg;
-	char *err = NULL;
 
 	if (sig == SIGHUP) {
-		if (relay_reload(s->relay, &err) == -1) {
-			log_warnx("reload refused: %s", err);
-			free(err);
-		}
+		/*
+		 * The reload runs the DANE guard, which waits for DNS on this
+		 * loop: do it after the loop returns, not inside a callback.
+		 */
+		s->reload = 1;
+		event_base_loopbreak(s->base);
 		return;
 	}
 	if (s->stopping++ > 0) {
@@ -75,7 +77,17 @@ cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 		ev[i] = evsignal_new(s.base, sigs[i], serve_signal, &s);
 		evsignal_add(ev[i], NULL);
 	}
-	event_base_dispatch(s.base);
+	for (;;) {
+		event_base_dispatch(s.base);
+		if (!s.reload || s.stopping)
+			break;
+		s.reload = 0;
+		if (relay_reload(s.relay, &err) == -1) {
+			log_warnx("reload refused: %s", err);
+			free(err);
+			err = NULL;
+		}
+	}
 	for (i = 0; i < 3; i++)
 		event_free(ev[i]);
 	relay_free(s.relay);

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/xmalloc.h"
@@ -41,6 +42,21 @@ relay_guard_lookup(
 	return w.a;
 }
 
+static void
+relay_guard_oneline(char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return;
+	n = strlen(s);
+	while (n > 0 && s[n - 1] == '\n')
+		s[--n] = '\0';
+	for (; *s != '\0'; s++)
+		if (*s == '\n')
+			*s = ';';
+}
+
 /* One port: 1 = matches, 0 = nothing to match, -1 = mismatch. */
 static int
 relay_guard_port(struct event_base *base, struct dns_resolver *r,
@@ -71,8 +87,12 @@ relay_guard_port(struct event_base *base, struct dns_resolver *r,
 			buf_printf(msg, "%s: no usable TLSA record. ", qname);
 		} else if (tls_guard_match(chain, recs, n, qname, &suggest) ==
 		    1) {
+			buf_printf(msg, "%s: the certificate matches the "
+			    "published TLSA records. ", qname);
 			rc = 1;
 		} else {
+			/* One line in the log: records separated by "; ". */
+			relay_guard_oneline(suggest);
 			buf_printf(msg,
 			    "the certificate matches none of the "
 			    "%zu TLSA records at %s; serving it would make "

@@ -138,6 +138,9 @@ class Postfix:
             "smtp_connect_timeout": "5s",
             # Receiving side: any address at virtual_mailbox_domains goes
             # to one Maildir under DIR/mail, owned by the postfix user.
+            # Empty unless given: its default is $virtual_mailbox_maps,
+            # and a static: map matches every domain.
+            "virtual_mailbox_domains": "",
             "virtual_mailbox_base": self.maildir,
             "virtual_mailbox_maps": "static:Maildir/",
             "virtual_uid_maps": f"static:{pw.pw_uid}",
