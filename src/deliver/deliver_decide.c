@@ -243,7 +243,7 @@ decide_send_dsn(struct deliver *d, const struct queue_msg *q,
 	struct queue_rcpt_in to = { q->sender, NULL, QUEUE_NOTIFY_NEVER };
 	struct queue_msg_in in;
 	struct dsn_msg m;
-	char id[QUEUE_ID_LEN], *err = NULL, *fields;
+	char id[QUEUE_ID_LEN] = "", *err = NULL, *fields;
 	uint8_t *data;
 	size_t len;
 

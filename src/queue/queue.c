@@ -449,9 +449,17 @@ queue_add(struct queue *q, const struct queue_msg_in *m, char id[QUEUE_ID_LEN],
 		*errstr = xstrdup("queue_add: no recipients or no data");
 		return -1;
 	}
-	/* A colliding random id is astronomically rare; just draw again. */
+	/*
+	 * The server names the id in its Received header before the commit:
+	 * use a well-formed id given by the caller first. A colliding random
+	 * id is astronomically rare; just draw again.
+	 */
 	for (tries = 0; tries < 3; tries++) {
-		if (queue_new_id(id) == -1) {
+		if (tries == 0 &&
+		    strnlen(id, QUEUE_ID_LEN) == QUEUE_ID_LEN - 1 &&
+		    strspn(id, "0123456789abcdef") == QUEUE_ID_LEN - 1) {
+			/* keep it */
+		} else if (queue_new_id(id) == -1) {
 			*errstr = xstrdup("queue_add: RAND_bytes failed");
 			return -1;
 		}

@@ -134,8 +134,11 @@ struct queue *queue_open_existing(const char *dir, char **errstr);
 void queue_close(struct queue *q);
 
 /*
- * Store a message with its recipients durably. On success returns 0, fills
- * id with the new queue id and logs "received" and "queued" events; on
+ * Store a message with its recipients durably. If id holds a well-formed
+ * id (16 lowercase hex digits) on entry, that id is used when it is free
+ * (the server names it in the Received header before committing);
+ * otherwise, or on a collision, a new random one is drawn. On success returns
+ * 0, fills id with the new queue id and logs "received" and "queued" events; on
  * failure returns -1 with *errstr (new string) and stores nothing.
  */
 int queue_add(struct queue *q, const struct queue_msg_in *m,

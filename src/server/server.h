@@ -53,6 +53,8 @@ struct server_config {
  * Bind the listeners and start accepting. The config is copied (the SSL_CTX
  * is up-referenced, the auth table and queue stay borrowed). Returns new,
  * or NULL with *errstr (new string) when a listener cannot be bound.
+ * Added: the process must ignore SIGPIPE (main.c does); relay_networks
+ * with host bits set ("127.0.0.1/8") are an error too.
  */
 struct server *server_new(
     struct event_base *base, const struct server_config *cfg, char **errstr);

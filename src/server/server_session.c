@@ -185,6 +185,7 @@ server_session_close(struct server_session *s)
 	s->closing = true;
 	/* Whatever the client sends now is read and dropped (no RST). */
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 0);
+	bufferevent_enable(s->bev, EV_READ);
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	s->drain = evbuffer_add_cb(
 	    bufferevent_get_output(s->sock), server_session_drain_cb, s);
@@ -207,8 +208,12 @@ server_session_flush(struct server_session *s)
 	smtp_server_output_clear(s->fsm);
 	if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
 	    SESSION_OUT_HIGH) {
+		/*
+		 * Stop reading too: libevent re-runs the read callback
+		 * while the input sits at its high-water mark.
+		 */
 		s->blocked = true;
-		fprintf(stderr, "DBG blocked out=%zu\n", evbuffer_get_length(bufferevent_get_output(s->bev)));
+		bufferevent_disable(s->bev, EV_READ);
 		bufferevent_setwatermark(s->bev, EV_WRITE, SESSION_OUT_LOW, 0);
 	}
 }
@@ -488,7 +493,6 @@ server_session_read_cb(struct bufferevent *bev, void *arg)
 	}
 	s->fresh = true;
 	server_session_pump(s);
-	fprintf(stderr, "DBG readcb done reading=%d fresh=%d blocked=%d in=%zu out=%zu\n", s->reading, s->fresh, s->blocked, evbuffer_get_length(bufferevent_get_input(bev)), evbuffer_get_length(bufferevent_get_output(bev)));
 }
 
 static void
@@ -502,12 +506,12 @@ server_session_write_cb(struct bufferevent *bev, void *arg)
 		server_session_check_drained(s);
 		return;
 	}
-	fprintf(stderr, "DBG writecb blocked=%d out=%zu in=%zu\n", s->blocked, evbuffer_get_length(bufferevent_get_output(bev)), evbuffer_get_length(bufferevent_get_input(bev)));
 	if (s->blocked &&
 	    evbuffer_get_length(bufferevent_get_output(bev)) <=
 	        SESSION_OUT_LOW) {
 		s->blocked = false;
 		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+		bufferevent_enable(bev, EV_READ);
 		server_session_pump(s);
 	}
 }

@@ -271,6 +271,8 @@ smtp_cmd_mailbox_ok(const char *p, const char *end, bool utf8)
 {
 	size_t n;
 
+	if (p >= end)
+		return false;
 	n = *p == '"' ? smtp_cmd_quoted(p, end, utf8) :
 	                smtp_cmd_dot_string(p, end, utf8);
 	if (n == 0 || p + n >= end || p[n] != '@')
@@ -282,8 +284,9 @@ smtp_cmd_mailbox_ok(const char *p, const char *end, bool utf8)
 }
 
 /*
- * A-d-l ":" (RFC 5321 §4.1.2 source route, accepted and ignored as §C
- * asks): returns how far to skip, 0 if there is none, -1 if malformed.
+ * A-d-l ":" (RFC 5321 §4.1.2 source route, accepted and ignored as
+ * Appendix C asks): returns how far to skip, 0 if there is none, -1 if
+ * malformed.
  */
 static int
 smtp_cmd_source_route(const char *p, const char *end, size_t *skip)

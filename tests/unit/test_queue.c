@@ -167,6 +167,7 @@ add_spec(struct queue *q, const struct msg_spec *s, char id[QUEUE_ID_LEN])
 	m.len = s->data != NULL ? s->len : SIMPLE_LEN;
 	m.rcpts = r;
 	m.nrcpt = n;
+	id[0] = '\0'; /* let the queue draw the id */
 	rc = queue_add(q, &m, id, &err);
 	if (rc == -1)
 		printf("queue_add: %s\n", err);
@@ -266,7 +267,7 @@ roundtrip_envelope(void)
 	struct queue_msg_in in = { QUEUE_KIND_DSN, "alice@example.org", "env-1",
 		QUEUE_RET_HDRS, true, true, "c [192.0.2.9]:1", "helo.example",
 		"alice", "<x@y>", (const uint8_t *)"hi", 2, r, 2 };
-	char *dir = tmp_new(), id[QUEUE_ID_LEN], *err = NULL;
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", *err = NULL;
 	struct queue *q = open_ok(dir);
 	struct queue_msg *m;
 	struct seen s = { 0 };
@@ -303,7 +304,7 @@ static void
 add_refuses_bad_input(void)
 {
 	struct queue_msg_in in = { 0 };
-	char *dir = tmp_new(), id[QUEUE_ID_LEN], *err = NULL;
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", *err = NULL;
 	struct queue *q = open_ok(dir);
 	struct seen s = { 0 };
 
@@ -700,7 +701,7 @@ operator_actions(void)
 {
 	struct msg_spec spec = { "a@example.org", NULL,
 		{ "bob@example.com", "carol@example.net", NULL }, NULL, 0 };
-	char *dir = tmp_new(), id[QUEUE_ID_LEN], rid[32];
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", rid[32];
 	struct queue *q = open_ok(dir);
 	struct queue_trace_filter f = { 0 };
 	struct queue_msg *m;
@@ -780,7 +781,7 @@ list_and_purge(void)
 static void
 find_by_rcpt_id(void)
 {
-	char *dir = tmp_new(), id[QUEUE_ID_LEN], rid[32];
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", rid[32];
 	struct queue *q = open_ok(dir);
 	struct queue_msg *m;
 
@@ -842,7 +843,7 @@ now_s(void)
 static void
 two_connections(void)
 {
-	char *dir = tmp_new(), id[QUEUE_ID_LEN], c;
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", c;
 	struct queue *daemon = open_ok(dir), *cli = open_ok(dir);
 	struct seen s = { 0 };
 	struct holder h;
@@ -1025,7 +1026,7 @@ open_existing_needs_db(void)
 static void
 crash_child(const char *dir, int fd)
 {
-	char *err = NULL, id[QUEUE_ID_LEN], line[QUEUE_ID_LEN + 1];
+	char *err = NULL, id[QUEUE_ID_LEN] = "", line[QUEUE_ID_LEN + 1];
 	struct queue *q = queue_open(dir, &err);
 
 	if (q == NULL)
