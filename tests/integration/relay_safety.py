@@ -151,6 +151,33 @@ def test_hostile(args):
         report("hostile.clean-stop", rc == 0, relay.tail())
 
 
+def test_privdrop(args):
+    """Started as root with [server] user: binds, then runs as that user
+    and still writes its queue and delivers."""
+    if os.geteuid() != 0:
+        report("privdrop.runs-as-user", False, "needs root to test dropping "
+               "privileges")
+        return
+    extra = "[server]\nuser = nobody\n"
+    relay = Relay(args.binary, args.world, extra, name="privdrop")
+    os.chmod(relay.dir, 0o755)
+    relay.start()
+    try:
+        uid = None
+        for line in open(f"/proc/{relay.proc.pid}/status"):
+            if line.startswith("Uid:"):
+                uid = [int(x) for x in line.split()[1:]]
+        import pwd
+        nobody = pwd.getpwnam("nobody").pw_uid
+        report("privdrop.runs-as-user", uid == [nobody] * 4, f"uid {uid}")
+        code, qid, msgid = relay.submit(SENDER, [DEST])
+        ok = code == 250 and wait_until(lambda: world_mail(args.world, msgid),
+                                        20)
+        report("privdrop.queues-and-delivers", bool(ok), relay.tail())
+    finally:
+        relay.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -160,6 +187,7 @@ def main():
     test_kill9(args, "receiving")
     test_kill9(args, "delivering")
     test_hostile(args)
+    test_privdrop(args)
     return 0
 
 
