@@ -16,9 +16,10 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
 
-#define DELIVER_SCAN_BATCH    2000
-#define DELIVER_SCAN_PAGE     500
-#define DELIVER_JOB_MAX_RCPTS 1000
+#define DELIVER_SCAN_BATCH     2000
+#define DELIVER_SCAN_PAGE      500
+#define DELIVER_SHUTDOWN_GRACE 10 /* seconds */
+#define DELIVER_JOB_MAX_RCPTS  1000
 
 static void deliver_dest_kick(struct deliver *d, struct ddest *dest);
 
@@ -297,6 +298,7 @@ deliver_new(const struct deliver_config *cfg)
 		d->cfg.max_msgs_per_conn = 100;
 	d->policy = cfg->policy;
 	TAILQ_INIT(&d->dests);
+	TAILQ_INIT(&d->joblist);
 	d->timer = evtimer_new(cfg->base, deliver_tick, d);
 	evtimer_add(d->timer, &now);
 	return d;
@@ -317,9 +319,27 @@ deliver_set_policy(struct deliver *d, const struct policy *p)
 	d->policy = p;
 }
 
+/* The grace period is over: end the attempts still running. */
+static void
+deliver_grace_over(evutil_socket_t fd, short ev, void *arg)
+{
+	struct deliver *d = arg;
+	struct job *j, *next;
+
+	log_info("delivery: %u attempts still running at shutdown; deferring "
+	         "them",
+	    d->jobs);
+	for (j = TAILQ_FIRST(&d->joblist); j != NULL; j = next) {
+		next = deliver_job_next(j);
+		deliver_job_abort(j);
+	}
+}
+
 void
 deliver_shutdown(struct deliver *d, void (*done)(void *arg), void *arg)
 {
+	struct timeval tv = { DELIVER_SHUTDOWN_GRACE, 0 };
+
 	d->stopping = true;
 	evtimer_del(d->timer);
 	if (d->jobs == 0) {
@@ -328,6 +348,9 @@ deliver_shutdown(struct deliver *d, void (*done)(void *arg), void *arg)
 	}
 	d->stopped = done;
 	d->stopped_arg = arg;
+	/* Attempts in progress get a moment to finish, not their timeouts. */
+	d->grace = evtimer_new(d->cfg.base, deliver_grace_over, d);
+	evtimer_add(d->grace, &tv);
 }
 
 void
@@ -340,6 +363,8 @@ deliver_free(struct deliver *d)
 	while ((dest = TAILQ_FIRST(&d->dests)) != NULL)
 		deliver_dest_free(d, dest);
 	event_free(d->timer);
+	if (d->grace != NULL)
+		event_free(d->grace);
 	free(d->inflight);
 	free(d);
 }

@@ -111,25 +111,33 @@ decide_result_fields(const struct drcpt *r, time_t now, const struct deliver *d)
 	return s;
 }
 
+/*
+ * The one canonical line per recipient and attempt, key=value:
+ *   ID: to=<rcpt> relay=host[ip]:port tls=verified tlsa=3-1-1 delay=0s
+ *   attempts=1 dsn=2.0.0 status=sent result=- text="250 ok"
+ * plus would_fail=TYPE(STATUS) in log-only mode.
+ */
 static void
 decide_log(const struct drcpt *r, const struct dfacts *f, const char *mta,
     const char *word, time_t now)
 {
 	const char *rt = result_type_str(r->o.rt);
+	char tlsa[32] = "", would[64] = "";
 
-	log_info("%s: to=<%s> relay=%s tls=%s%s%s delay=%lds attempts=%d "
-	         "dsn=%s status=%s result=%s%s%s%s text=\"%s\"",
+	if (f != NULL && f->tlsa[0] != '\0')
+		snprintf(tlsa, sizeof(tlsa), " tlsa=%s", f->tlsa);
+	if (f != NULL && f->would_fail)
+		snprintf(would, sizeof(would), " would_fail=%s(%s)",
+		    result_type_str(f->would.rt) != NULL ?
+		        result_type_str(f->would.rt) :
+		        "error",
+		    f->would.status);
+	log_info("%s: to=<%s> relay=%s tls=%s%s delay=%lds attempts=%d "
+	         "dsn=%s status=%s result=%s%s text=\"%s\"",
 	    r->msgid, r->addr, mta,
-	    f != NULL && f->tls != NULL ? f->tls : "none",
-	    f != NULL && f->tlsa[0] != '\0' ? " tlsa=" : "",
-	    f != NULL ? f->tlsa : "", (long)(now - r->queued_at),
-	    r->attempts + 1, r->o.status, word, rt != NULL ? rt : "-",
-	    f != NULL && f->would_fail ? " would_fail=" : "",
-	    f != NULL && f->would_fail ? (result_type_str(f->would.rt) != NULL ?
-	                                         result_type_str(f->would.rt) :
-	                                         "yes") :
-	                                 "",
-	    f != NULL && f->would_fail ? "" : "",
+	    f != NULL && f->tls != NULL ? f->tls : "none", tlsa,
+	    (long)(now - r->queued_at), r->attempts + 1, r->o.status, word,
+	    rt != NULL ? rt : "-", would,
 	    r->remote[0] != '\0' ? r->remote : r->o.text);
 }
 
@@ -174,8 +182,9 @@ deliver_decide(
 	default:
 		word = "deferred";
 		r->decided = QUEUE_RCPT_QUEUED;
-		queue_rcpt_deferred(
-		    d->cfg.queue, r->id, decide_next(d, r, now), &a);
+		/* Cut short by a shutdown: due again as soon as we are back. */
+		queue_rcpt_deferred(d->cfg.queue, r->id,
+		    d->stopping ? now : decide_next(d, r, now), &a);
 		r->warn_now = !r->delay_warned && d->cfg.delay_warning > 0 &&
 		    now - r->queued_at >= d->cfg.delay_warning;
 		break;

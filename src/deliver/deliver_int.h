@@ -58,6 +58,9 @@ struct ddest {
 };
 TAILQ_HEAD(ddest_list, ddest);
 
+struct job;
+TAILQ_HEAD(job_list, job);
+
 struct deliver {
 	struct deliver_config cfg;
 	const struct policy *policy;
@@ -67,6 +70,8 @@ struct deliver {
 	size_t inflight_cap;
 	size_t inflight_n;
 	unsigned jobs;
+	struct job_list joblist;
+	struct event *grace; /* shutdown: abort what is still running */
 	bool stopping;
 	void (*stopped)(void *arg);
 	void *stopped_arg;
@@ -107,6 +112,15 @@ void deliver_job_finished(
 /* deliver_job.c: run one job for dest over the given recipients. */
 void deliver_job_start(
     struct deliver *d, struct ddest *dest, struct drcpt **rcpts, size_t n);
+
+/*
+ * Shutdown grace period over: end the job's connection now; its
+ * recipients not yet done are deferred (4.3.2) and the job finishes from
+ * the loop as usual.
+ */
+void deliver_job_abort(struct job *j);
+/* The job after j in deliver's list (struct job is private to its file). */
+struct job *deliver_job_next(struct job *j);
 
 /*
  * deliver_decide.c: record the outcome of r (r->o, r->remote) for message

@@ -26,6 +26,7 @@
 #define JOB_MAX_ADDRS 4
 
 struct job {
+	TAILQ_ENTRY(job) entry; /* in deliver's list, for shutdown */
 	struct deliver *d;
 	struct ddest *dest;
 	struct policy_dest pol;
@@ -127,6 +128,7 @@ job_finish_cb(evutil_socket_t fd, short ev, void *arg)
 		}
 		deliver_decide_message(d, m, f);
 	}
+	TAILQ_REMOVE(&d->joblist, j, entry);
 	job_free(j);
 	deliver_job_finished(d, dest, connected);
 }
@@ -134,6 +136,8 @@ job_finish_cb(evutil_socket_t fd, short ev, void *arg)
 static void
 job_finish(struct job *j)
 {
+	if (j->finish_ev != NULL)
+		return; /* already on its way out */
 	j->finish_ev = evtimer_new(j->d->cfg.base, job_finish_cb, j);
 	event_active(j->finish_ev, EV_TIMEOUT, 0);
 }
@@ -700,6 +704,7 @@ deliver_job_start(
 
 	j->d = d;
 	j->dest = dest;
+	TAILQ_INSERT_TAIL(&d->joblist, j, entry);
 	policy_for(d->policy, dest->domain, &j->pol);
 	job_group(j, rcpts, n);
 	if (job_operator_bounces(j)) {
@@ -732,4 +737,29 @@ deliver_job_start(
 	j->mxl = dane_mx_resolve(d->cfg.resolver,
 	    j->pol.route_host != NULL ? j->pol.route_host : dest->domain,
 	    job_mx_resolved, j);
+}
+
+void
+deliver_job_abort(struct job *j)
+{
+	struct outcome o;
+
+	if (j->finish_ev != NULL)
+		return;
+	/* No callback follows a free: the lookups and the session just stop. */
+	dane_mx_cancel(j->mxl);
+	j->mxl = NULL;
+	dane_host_cancel(j->hl);
+	j->hl = NULL;
+	smtp_session_free(j->sess);
+	j->sess = NULL;
+	outcome_set(&o, OUTCOME_TEMP, "4.3.2", RT_NONE,
+	    "the relay is shutting down; will retry");
+	job_fail_all(j, &o);
+}
+
+struct job *
+deliver_job_next(struct job *j)
+{
+	return TAILQ_NEXT(j, entry);
 }
