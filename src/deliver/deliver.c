@@ -200,6 +200,21 @@ deliver_take(
 	return n;
 }
 
+/*
+ * Nothing to do for dest, and nothing to remember: a destination with
+ * recent connection failures is kept, or the dead-destination cache would
+ * forget it between two messages.
+ */
+static bool
+deliver_dest_idle(const struct deliver *d, const struct ddest *dest)
+{
+	time_t now = time(NULL);
+
+	return dest->npending == 0 && dest->active == 0 &&
+	    now >= dest->dead_until &&
+	    (dest->fails == 0 || now - dest->last_fail >= d->cfg.dead_time);
+}
+
 static void
 deliver_dest_kick(struct deliver *d, struct ddest *dest)
 {
@@ -217,7 +232,7 @@ deliver_dest_kick(struct deliver *d, struct ddest *dest)
 		deliver_job_start(d, dest, batch, n);
 		free(batch);
 	}
-	if (dest->npending == 0 && dest->active == 0)
+	if (deliver_dest_idle(d, dest))
 		deliver_dest_free(d, dest);
 }
 
@@ -230,7 +245,8 @@ deliver_job_finished(struct deliver *d, struct ddest *dest, bool connected)
 		dest->fails = 0;
 		if (dest->limit < d->cfg.concurrency)
 			dest->limit++;
-	} else if (++dest->fails >= d->cfg.dead_after) {
+	} else if (dest->last_fail = time(NULL),
+	    ++dest->fails >= d->cfg.dead_after) {
 		dest->dead_until = time(NULL) + d->cfg.dead_time;
 		dest->limit = d->cfg.initial_concurrency;
 	}

@@ -287,14 +287,17 @@ decide_send_dsn(struct deliver *d, const struct queue_msg *q,
 		    q->sender, err);
 		free(err);
 	} else {
-		fields = xasprintf("{\"action\":\"%s\",\"dsn\":\"%s\",\"to\":"
-		                   "\"%s\"}",
-		    action == DSN_ACTION_FAILED      ? "failed" :
-		        action == DSN_ACTION_DELAYED ? "delayed" :
-		                                       "delivered",
-		    id, "sender");
+		const char *what = dsn_action_str(action);
+		json_t *o = json_pack("{s:s, s:s, s:s}", "action", what, "dsn",
+		    id, "to", q->sender);
+
+		/* The sender address came through our parser: UTF-8 or ASCII.
+		 */
+		fields = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
 		queue_event(d->cfg.queue, q->id, NULL, "dsn-sent", fields);
-		log_info("%s: sender non-delivery notification: %s", q->id, id);
+		log_info("%s: sender notified (%s): report %s to <%s>", q->id,
+		    what, id, q->sender);
 		free(fields);
 		deliver_wake(d);
 	}

@@ -53,6 +53,7 @@ struct ddest {
 	unsigned limit;  /* slow start: grows with success */
 	unsigned fails;  /* connection-level failures in a row */
 	time_t dead_until;
+	time_t last_fail; /* kept while recent: failures must add up */
 	struct outcome dead_reason;
 	TAILQ_ENTRY(ddest) entry;
 };

@@ -87,8 +87,10 @@ relay_guard_port(struct event_base *base, struct dns_resolver *r,
 			buf_printf(msg, "%s: no usable TLSA record. ", qname);
 		} else if (tls_guard_match(chain, recs, n, qname, &suggest) ==
 		    1) {
-			buf_printf(msg, "%s: the certificate matches the "
-			    "published TLSA records. ", qname);
+			buf_printf(msg,
+			    "%s: the certificate matches the "
+			    "published TLSA records. ",
+			    qname);
 			rc = 1;
 		} else {
 			/* One line in the log: records separated by "; ". */
