@@ -18,6 +18,7 @@ struct event_base;
 struct dns_resolver;
 struct check_run;
 struct check_domain;
+struct sts;
 
 struct check_opts {
 	bool connect;      /* false: --no-connect, DNS only */
@@ -28,6 +29,7 @@ struct check_opts {
 	unsigned connect_timeout_ms;
 	unsigned greeting_timeout_ms;
 	unsigned command_timeout_ms;
+	struct sts *sts; /* MTA-STS engine, or NULL when disabled */
 };
 
 enum check_verdict {

@@ -13,6 +13,8 @@
 #include "check/check.h"
 #include "core/outcome.h"
 #include "dns/dns.h"
+#include "policy/policy_sts.h"
+#include "sts/sts.h"
 #include "smtp/smtp_session.h"
 
 struct dane_mx;
@@ -41,8 +43,9 @@ struct check_conn {
 	int matched_depth;  /* -1: none */
 	uint8_t mu, ms, mm; /* the matched record's parameters */
 	char *peername;
-	struct outcome outcome; /* ok, or why this address fails */
-	const char *ssl_error;  /* dane_host_ssl_new failure */
+	struct outcome outcome;  /* ok, or why this address fails */
+	struct outcome sts_warn; /* MTA-STS testing: what failed, or ok */
+	const char *ssl_error;   /* dane_host_ssl_new failure */
 };
 
 struct check_host {
@@ -55,6 +58,9 @@ struct check_host {
 	size_t nconn;
 	bool pass;
 	struct outcome outcome;
+	bool wait_sts;               /* resolved, waiting for the STS lookup */
+	enum policy_sts_use sts_use; /* MTA-STS applies to this host */
+	bool sts_refused;            /* enforce: not in the policy's mx list */
 };
 
 /* The security state of one CNAME link, queried on its own (§2.1.3). */
@@ -90,6 +96,15 @@ struct check_domain {
 	size_t nwarn;
 	struct check_link links[CHECK_MAX_LINKS];
 	size_t nlink;
+	/* MTA-STS (RFC 8461), looked up beside the MX RRset */
+	struct sts_lookup *sts_l;
+	bool sts_pending;
+	bool sts_looked;
+	enum sts_state sts_state;
+	struct sts_policy *sts_policy;
+	char *sts_error;
+	char *sts_txt_id;
+	bool sts_from_cache;
 };
 
 /* check_verdict.c: verdict and warnings once all facts are in. */

@@ -193,6 +193,50 @@ check_json_host(const struct check_host *h)
 	return check_json_outcome(o, &h->outcome);
 }
 
+/* Which policy governs delivery: that of the host the mail goes to. */
+static const char *
+check_policy_name(const struct check_domain *d)
+{
+	const struct check_host *h = d->deliver_to != NULL ? d->deliver_to :
+	    d->nhost > 0                                   ? &d->hosts[0] :
+	                                                     NULL;
+
+	if (h == NULL || h->dh == NULL)
+		return "none";
+	if (dane_host_level(h->dh) == DANE_LEVEL_AUTH ||
+	    dane_host_level(h->dh) == DANE_LEVEL_ENCRYPT)
+		return "dane";
+	return h->sts_use != POLICY_STS_OFF ? "mta-sts" : "none";
+}
+
+static json_t *
+check_json_sts(const struct check_domain *d)
+{
+	static const char *const states[] = { "none", "policy", "fetch-error",
+		"invalid" };
+	json_t *o, *mx = json_array();
+	size_t i;
+
+	if (!d->sts_looked)
+		return json_null();
+	for (i = 0;
+	     d->sts_policy != NULL && i < sts_policy_mx_count(d->sts_policy);
+	     i++)
+		json_array_append_new(
+		    mx, json_string(sts_policy_mx(d->sts_policy, i)));
+	o = json_pack("{s:s, s:o, s:o, s:o, s:b, s:o}", "state",
+	    states[d->sts_state], "mode",
+	    d->sts_policy != NULL ?
+	        json_string(sts_mode_str(sts_policy_mode(d->sts_policy))) :
+	        json_null(),
+	    "txt_id", jstr(d->sts_txt_id), "error", jstr(d->sts_error),
+	    "from_cache", d->sts_from_cache, "mx", mx);
+	if (d->sts_policy != NULL)
+		json_object_set_new(o, "max_age",
+		    json_integer(sts_policy_max_age(d->sts_policy)));
+	return o;
+}
+
 void *
 check_to_json(
     const struct check_domain *d, const struct check_resolver_info *ri)
@@ -224,6 +268,8 @@ check_to_json(
 	            dane_mx_kind_str(dane_mx_kind(d->mx)), "expanded",
 	            dane_mx_expanded(d->mx), "mx_secure", dane_mx_secure(d->mx),
 	            "answer", check_json_answer(d, dane_mx_answer(d->mx))));
+	json_object_set_new(o, "policy", json_string(check_policy_name(d)));
+	json_object_set_new(o, "mta_sts", check_json_sts(d));
 	json_object_set_new(o, "connect",
 	    json_boolean(d->run == NULL ? 1 : check_domain_opts(d)->connect));
 	return o;

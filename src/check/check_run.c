@@ -87,6 +87,12 @@ check_domain_free(struct check_domain *d)
 	}
 	free(d->warnings);
 	check_trace_free(d);
+	if (d->sts_l != NULL)
+		sts_lookup_cancel(d->sts_l);
+	if (d->sts_policy != NULL)
+		sts_policy_free(d->sts_policy);
+	free(d->sts_error);
+	free(d->sts_txt_id);
 	free(d->name);
 	free(d);
 }
@@ -186,8 +192,14 @@ check_conn_tls_new(void *arg)
 	struct check_conn *c = arg;
 	SSL *ssl;
 
-	ssl = dane_host_ssl_new(
-	    c->host->dh, c->host->domain->run->ctx, &c->ssl_error);
+	if (c->host->sts_use != POLICY_STS_OFF) {
+		/* RFC 8461 §4.2: PKIX validation for the MX name. */
+		if ((ssl = SSL_new(c->host->domain->run->ctx)) != NULL)
+			policy_sts_ssl(ssl, c->host->name);
+	} else {
+		ssl = dane_host_ssl_new(
+		    c->host->dh, c->host->domain->run->ctx, &c->ssl_error);
+	}
 	if (ssl != NULL) {
 		const char *sni =
 		    SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
@@ -212,6 +224,13 @@ check_conn_on_tls(struct smtp_session *s, SSL *ssl, void *arg)
 	c->matched_depth = tls_dane_matched(ssl, &c->mu, &c->ms, &c->mm);
 	peer = tls_peername(ssl);
 	c->peername = peer != NULL ? xstrdup(peer) : NULL;
+	if (c->host->sts_use == POLICY_STS_ENFORCE)
+		return policy_sts_verify(ssl, c->host->name, &c->outcome);
+	if (c->host->sts_use == POLICY_STS_TESTING) {
+		/* RFC 8461 §5: testing mode reports and delivers anyway. */
+		policy_sts_verify(ssl, c->host->name, &c->sts_warn);
+		return true;
+	}
 	/* A failed DANE check ends the session, exactly like delivery. */
 	return dane_host_verify(c->host->dh, ssl, &c->outcome);
 }
@@ -241,7 +260,9 @@ check_conn_on_done(
 		snprintf(c->res.error_text, sizeof(c->res.error_text), "%s",
 		    c->ssl_error);
 	/* The DANE verdict (on_tls) wins over what followed it. */
-	if (outcome_is_ok(&c->outcome))
+	if (outcome_is_ok(&c->outcome) && h->sts_use == POLICY_STS_ENFORCE)
+		policy_sts_session(&c->outcome, res, h->name);
+	else if (outcome_is_ok(&c->outcome))
 		dane_outcome_smtp(
 		    &c->outcome, res, dane_host_level(h->dh), h->name);
 	smtp_session_free(s);
@@ -257,12 +278,19 @@ check_host_connect(struct check_host *h)
 	size_t i, n = dane_host_addr_count(h->dh);
 	enum dane_level level = dane_host_level(h->dh);
 
+	h->sts_use = policy_sts_use(h->domain->sts_policy, level);
+	if (h->sts_use == POLICY_STS_ENFORCE &&
+	    !policy_sts_mx_ok(h->domain->sts_policy, h->name, &h->outcome)) {
+		h->sts_refused = true; /* §4.1: not a host of the policy */
+		return;
+	}
 	for (i = 0; i < n && i < CHECK_MAX_CONNS; i++) {
 		struct check_conn *c = &h->conns[h->nconn++];
 
 		c->host = h;
 		c->matched_depth = -1;
 		outcome_ok(&c->outcome);
+		outcome_ok(&c->sts_warn);
 		snprintf(c->addr, sizeof(c->addr), "%s",
 		    dane_host_addr_str(h->dh, i));
 		memset(&p, 0, sizeof(p));
@@ -272,7 +300,8 @@ check_host_connect(struct check_host *h)
 		p.greeting_timeout_ms = o->greeting_timeout_ms;
 		p.command_timeout_ms = o->command_timeout_ms;
 		/* RFC 7672 §2.2: any secure TLSA RRset makes TLS mandatory. */
-		p.tls_mode = level == DANE_LEVEL_OPPORTUNISTIC ?
+		p.tls_mode = level == DANE_LEVEL_OPPORTUNISTIC &&
+		        h->sts_use != POLICY_STS_ENFORCE ?
 		    SMTP_TLS_OPPORTUNISTIC :
 		    SMTP_TLS_REQUIRED;
 		p.tls_new = check_conn_tls_new;
@@ -305,8 +334,13 @@ check_host_resolved(struct dane_host *dh, void *arg)
 	h->dh = dh;
 	check_host_trace(h);
 	if (dane_host_level(dh) != DANE_LEVEL_UNUSABLE &&
-	    h->domain->run->opts->connect)
-		check_host_connect(h);
+	    h->domain->run->opts->connect) {
+		if (h->domain->sts_pending)
+			h->wait_sts =
+			    true; /* connect once the policy is known */
+		else
+			check_host_connect(h);
+	}
 	check_domain_unref(h->domain);
 }
 
@@ -358,6 +392,43 @@ check_mx_resolved(struct dane_mx *mx, void *arg)
 	check_domain_unref(d);
 }
 
+static void
+check_sts_done(const struct sts_result *res, void *arg)
+{
+	struct check_domain *d = arg;
+	size_t i;
+
+	d->sts_l = NULL;
+	d->sts_pending = false;
+	d->sts_looked = true;
+	d->sts_state = res->state;
+	d->sts_policy =
+	    res->policy != NULL ? sts_policy_dup(res->policy) : NULL;
+	d->sts_error = res->error != NULL ? xstrdup(res->error) : NULL;
+	d->sts_txt_id = res->txt_id != NULL ? xstrdup(res->txt_id) : NULL;
+	d->sts_from_cache = res->from_cache;
+	for (i = 0; i < d->nhost; i++) {
+		if (d->hosts[i].wait_sts) {
+			d->hosts[i].wait_sts = false;
+			check_host_connect(&d->hosts[i]);
+		}
+	}
+	check_domain_unref(d);
+}
+
+/* RFC 8461 §3: the policy is looked up beside the MX RRset. */
+static void
+check_sts_start(struct check_domain *d)
+{
+	struct sts *sts = d->run->opts->sts;
+
+	if (sts == NULL || d->route)
+		return;
+	d->sts_pending = true;
+	d->pending++;
+	d->sts_l = sts_get(sts, d->name, false, check_sts_done, d);
+}
+
 void
 check_run_go(struct check_run *run)
 {
@@ -379,6 +450,7 @@ check_run_go(struct check_run *run)
 			check_host_start(d, run->opts->route, 0);
 			check_domain_unref(d);
 		} else {
+			check_sts_start(d);
 			d->mx_lookup = dane_mx_resolve(
 			    run->resolver, d->name, check_mx_resolved, d);
 		}

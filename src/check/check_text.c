@@ -340,6 +340,48 @@ check_text_header(const struct check_tty *t, const struct check_domain *d,
 	    ri->trust_anchor, ri->upstream);
 }
 
+static void
+check_text_sts(const struct check_tty *t, const struct check_domain *d)
+{
+	size_t i;
+
+	if (!d->sts_looked)
+		return;
+	switch (d->sts_state) {
+	case STS_STATE_NONE:
+		fprintf(
+		    t->fp, "  MTA-STS: no policy (no _mta-sts TXT record)\n");
+		return;
+	case STS_STATE_FETCH_ERROR:
+		fprintf(t->fp,
+		    "  MTA-STS: TXT id %s, but the policy fetch "
+		    "failed: %s\n",
+		    d->sts_txt_id != NULL ? d->sts_txt_id : "?",
+		    d->sts_error != NULL ? d->sts_error : "?");
+		return;
+	case STS_STATE_INVALID:
+		fprintf(t->fp, "  MTA-STS: TXT id %s, invalid policy: %s\n",
+		    d->sts_txt_id != NULL ? d->sts_txt_id : "?",
+		    d->sts_error != NULL ? d->sts_error : "?");
+		return;
+	case STS_STATE_POLICY:
+		break;
+	}
+	fprintf(t->fp, "  MTA-STS: mode %s, max_age %ld, id %s%s; mx:",
+	    sts_mode_str(sts_policy_mode(d->sts_policy)),
+	    sts_policy_max_age(d->sts_policy),
+	    d->sts_txt_id != NULL ? d->sts_txt_id : "?",
+	    d->sts_from_cache ? " (cached)" : "");
+	for (i = 0; i < sts_policy_mx_count(d->sts_policy); i++)
+		fprintf(t->fp, " %s", sts_policy_mx(d->sts_policy, i));
+	fprintf(t->fp, "%s\n",
+	    d->nhost > 0 && d->hosts[0].dh != NULL &&
+	            dane_host_level(d->hosts[0].dh) !=
+	                DANE_LEVEL_OPPORTUNISTIC ?
+	        " (DANE takes precedence, RFC 8461 §2)" :
+	        "");
+}
+
 void
 check_print_text(FILE *fp, const struct check_domain *d,
     const struct check_resolver_info *ri, bool colour, bool verbose)
@@ -356,6 +398,7 @@ check_print_text(FILE *fp, const struct check_domain *d,
 		                                                    "");
 		check_text_answer(&t, "MX", dane_mx_answer(d->mx));
 	}
+	check_text_sts(&t, d);
 	for (i = 0; i < d->nhost; i++)
 		check_text_host(&t, &d->hosts[i], i);
 	for (i = 0; i < d->nwarn; i++)

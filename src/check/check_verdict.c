@@ -51,6 +51,8 @@ check_host_judge(struct check_host *h, bool connect)
 		h->outcome = *dane_host_outcome(h->dh);
 		return;
 	}
+	if (h->sts_refused)
+		return; /* h->outcome says why (MTA-STS §4.1) */
 	if (!connect) {
 		h->pass = true;
 		return;
@@ -76,7 +78,9 @@ check_pass_verdict(const struct check_host *h)
 	case DANE_LEVEL_ENCRYPT:
 		return CHECK_ENCRYPTED;
 	default:
-		return CHECK_OPPORTUNISTIC;
+		/* MTA-STS enforce: TLS with a PKIX-valid MX certificate. */
+		return h->sts_use == POLICY_STS_ENFORCE ? CHECK_VERIFIED :
+		                                          CHECK_OPPORTUNISTIC;
 	}
 }
 
@@ -299,6 +303,43 @@ check_warn_coverage(struct check_domain *d)
 		    d->ignored_hosts, CHECK_MAX_HOSTS);
 }
 
+/* What MTA-STS had to say, as warnings (RFC 8461 §5, RFC 8460 types). */
+static void
+check_warn_sts(struct check_domain *d)
+{
+	size_t i, j;
+
+	if (d->sts_state == STS_STATE_FETCH_ERROR)
+		check_warn(d, "sts-policy-fetch-error",
+		    "%s publishes an "
+		    "_mta-sts record, but its policy could not be fetched: %s; "
+		    "mail flows as without MTA-STS",
+		    d->name, d->sts_error != NULL ? d->sts_error : "?");
+	else if (d->sts_state == STS_STATE_INVALID)
+		check_warn(d, "sts-policy-invalid",
+		    "%s publishes an invalid "
+		    "MTA-STS policy: %s; mail flows as without MTA-STS",
+		    d->name, d->sts_error != NULL ? d->sts_error : "?");
+	for (i = 0; i < d->nhost; i++) {
+		const struct check_host *h = &d->hosts[i];
+
+		if (h->sts_use != POLICY_STS_TESTING)
+			continue;
+		if (!sts_policy_mx_match(d->sts_policy, h->name))
+			check_warn(d, "sts-testing-failure",
+			    "MTA-STS (testing): "
+			    "%s is not in the policy's mx list; in enforce mode "
+			    "it would not be used",
+			    h->name);
+		for (j = 0; j < h->nconn; j++)
+			if (!outcome_is_ok(&h->conns[j].sts_warn))
+				check_warn(d, "sts-testing-failure",
+				    "MTA-STS (testing): %s; in enforce mode "
+				    "delivery would fail",
+				    h->conns[j].sts_warn.text);
+	}
+}
+
 void
 check_domain_judge(struct check_domain *d, const struct check_opts *o)
 {
@@ -329,4 +370,5 @@ check_domain_judge(struct check_domain *d, const struct check_opts *o)
 		}
 	}
 	check_warn_coverage(d);
+	check_warn_sts(d);
 }

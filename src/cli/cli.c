@@ -35,6 +35,9 @@ const struct cli_cmd cli_cmds[] = {
 	    "validate the config file and print the "
 	    "effective configuration",
 	    cmd_check_config },
+	{ "tlsrpt", "parse [--json] FILE... | list | show | send",
+	    "TLS-RPT reports (RFC 8460): read received reports; list, show and send ours",
+	    cmd_tlsrpt },
 	{ "help", "[COMMAND]", "show this help", cmd_help },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -21,6 +21,7 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "dns/dns.h"
+#include "sts/sts.h"
 #include "tls/tls_client.h"
 
 #define CHECK_EXIT_FAIL  1
@@ -223,6 +224,39 @@ cmd_check_report(struct check_run *run, const struct cmd_check_args *a,
 	return rc;
 }
 
+/*
+ * MTA-STS for domains without DANE: PKIX trust anchors for the MX
+ * certificates, and an engine whose cache lives only as long as this run.
+ */
+static int
+cmd_check_sts(struct cmd_check_args *a, const struct conf *c,
+    struct event_base *base, struct dns_resolver *r, SSL_CTX *ctx)
+{
+	struct sts_options so = { 0 };
+	const char *terr;
+	char *err = NULL;
+
+	if (!conf_bool(c, CONF_MTA_STS_ENABLED))
+		return 0;
+	if (tls_client_ctx_load_ca(
+	        ctx, conf_str(c, CONF_MTA_STS_CA_FILE), &terr) == -1) {
+		fprintf(
+		    stderr, "danerelay check: [mta_sts] ca_file: %s\n", terr);
+		return -1;
+	}
+	so.cache_path = ":memory:";
+	so.ca_file = conf_str(c, CONF_MTA_STS_CA_FILE);
+	so.https_port = (unsigned)conf_int(c, CONF_MTA_STS_HTTPS_PORT);
+	so.fetch_timeout_ms =
+	    (unsigned)conf_int(c, CONF_MTA_STS_FETCH_TIMEOUT) * 1000;
+	if ((a->opts.sts = sts_new(base, r, &so, &err)) == NULL) {
+		fprintf(stderr, "danerelay check: MTA-STS: %s\n", err);
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
     int ndomains)
@@ -244,6 +278,12 @@ cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
 	}
 	if ((ctx = tls_client_ctx_new(a->opts.digests, &err)) == NULL) {
 		fprintf(stderr, "danerelay check: TLS: %s\n", err);
+		dns_resolver_free(r);
+		event_base_free(base);
+		return CHECK_EXIT_ERROR;
+	}
+	if (cmd_check_sts(a, c, base, r, ctx) == -1) {
+		SSL_CTX_free(ctx);
 		dns_resolver_free(r);
 		event_base_free(base);
 		return CHECK_EXIT_ERROR;
@@ -271,6 +311,7 @@ cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
 		check_run_free(run);
 	}
 	free(upstream);
+	sts_free(a->opts.sts);
 	SSL_CTX_free(ctx);
 	dns_resolver_free(r);
 	event_base_free(base);

@@ -252,10 +252,12 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_MTA_STS_ENABLED, "mta_sts", "enabled", CONF_T_BOOL, "yes", 0, 0,
 	    NULL, "apply MTA-STS (RFC 8461) to domains without DANE" },
 	{ CONF_MTA_STS_CA_FILE, "mta_sts", "ca_file", CONF_T_PATH, NULL, 0, 0,
-	    NULL, "CA bundle (PEM) for MTA-STS: the policy fetch and the MX "
+	    NULL,
+	    "CA bundle (PEM) for MTA-STS: the policy fetch and the MX "
 	    "certificates (default: the system store)" },
 	{ CONF_MTA_STS_HTTPS_PORT, "mta_sts", "https_port", CONF_T_INT, "443",
-	    1, 65535, NULL, "port of https://mta-sts.DOMAIN/ (only private test "
+	    1, 65535, NULL,
+	    "port of https://mta-sts.DOMAIN/ (only private test "
 	    "worlds change it)" },
 	{ CONF_MTA_STS_FETCH_TIMEOUT, "mta_sts", "fetch_timeout",
 	    CONF_T_DURATION, "60s", 1, 600, NULL,

@@ -21,6 +21,7 @@ struct event_base;
 struct dns_resolver;
 struct queue;
 struct policy;
+struct sts;
 struct deliver;
 
 struct deliver_config {
@@ -29,6 +30,7 @@ struct deliver_config {
 	SSL_CTX *tls; /* client context with DANE enabled */
 	struct queue *queue;
 	const struct policy *policy;
+	struct sts *sts;      /* MTA-STS engine, or NULL when disabled */
 	char **digests;       /* [dane] digests */
 	const char *hostname; /* EHLO name and Reporting-MTA */
 	unsigned connect_timeout_ms;

@@ -70,6 +70,9 @@ decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
 			json_object_set_new(
 			    o, "cipher", json_string(f->cipher));
 		}
+		if (f->policy != NULL)
+			json_object_set_new(
+			    o, "policy", json_string(f->policy));
 		if (f->tlsa[0] != '\0')
 			json_object_set_new(o, "tlsa", json_string(f->tlsa));
 		if (f->tlsa_base[0] != '\0')

@@ -88,6 +88,7 @@ struct dfacts {
 	char cipher[64];
 	char tlsa[16];        /* "3-1-1" or "" */
 	char tlsa_base[256];  /* TLSA base domain = SNI under DANE, or "" */
+	const char *policy;   /* "dane", "mta-sts" or "none" */
 	struct outcome would; /* log-only: what would have failed */
 	bool would_fail;
 };

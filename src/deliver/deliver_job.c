@@ -21,6 +21,8 @@
 #include "dane/dane_tlsa.h"
 #include "deliver/deliver_int.h"
 #include "dns/dns.h"
+#include "policy/policy_sts.h"
+#include "sts/sts.h"
 #include "tls/tls_client.h"
 
 #define JOB_MAX_ADDRS 4
@@ -46,6 +48,12 @@ struct job {
 
 	struct smtp_session *sess;
 	bool verify; /* check the DANE result in on_tls */
+	/* MTA-STS (RFC 8461), looked up beside the MX RRset */
+	struct sts_lookup *stsl;
+	bool sts_pending;
+	bool mx_ready; /* MX known, waiting for the STS lookup */
+	struct sts_policy *sts_policy;
+	enum policy_sts_use sts_use; /* for the current host */
 	bool tls_required;
 	struct dfacts facts;
 	bool connected; /* some session reached READY */
@@ -85,6 +93,10 @@ job_free(struct job *j)
 	free(j->msgs);
 	dane_mx_cancel(j->mxl);
 	dane_mx_free(j->mx);
+	if (j->stsl != NULL)
+		sts_lookup_cancel(j->stsl);
+	if (j->sts_policy != NULL)
+		sts_policy_free(j->sts_policy);
 	dane_host_cancel(j->hl);
 	dane_host_free(j->host);
 	str_vec_free(j->hosts);
@@ -181,6 +193,30 @@ job_would(struct job *j, const struct outcome *o)
 }
 
 /*
+ * RFC 8461 for a host without DANE: enforce keeps MX hosts outside the
+ * policy away (§4.1) and requires TLS with PKIX (§4.2); testing only
+ * reports. Returns false with *o when the host must not be used.
+ */
+static bool
+job_host_sts(struct job *j, struct outcome *o)
+{
+	j->sts_use = j->pol.security == POLICY_DANE ?
+	    policy_sts_use(j->sts_policy, DANE_LEVEL_OPPORTUNISTIC) :
+	    POLICY_STS_OFF;
+	if (j->sts_use == POLICY_STS_OFF)
+		return true;
+	j->facts.policy = "mta-sts";
+	if (!policy_sts_mx_ok(j->sts_policy, dane_host_name(j->host), o)) {
+		if (j->sts_use == POLICY_STS_ENFORCE && !j->pol.log_only)
+			return false;
+		job_would(j, o);
+	}
+	if (j->sts_use == POLICY_STS_ENFORCE)
+		j->tls_required = true;
+	return true;
+}
+
+/*
  * How to connect to this host under the destination's policy. Returns
  * false with *o when the host must not be used (in enforce mode).
  */
@@ -193,6 +229,11 @@ job_host_policy(struct job *j, struct outcome *o)
 
 	j->verify = false;
 	j->tls_required = false;
+	j->sts_use = POLICY_STS_OFF;
+	j->facts.policy = dane_host_level(h) == DANE_LEVEL_AUTH ||
+	        dane_host_level(h) == DANE_LEVEL_ENCRYPT ?
+	    "dane" :
+	    "none";
 	if (dane_host_addr_count(h) == 0) {
 		*o = *dane_host_outcome(h);
 		return false;
@@ -230,7 +271,7 @@ job_host_policy(struct job *j, struct outcome *o)
 		j->tls_required = true;
 		break;
 	case DANE_LEVEL_OPPORTUNISTIC:
-		break;
+		return job_host_sts(j, o);
 	case DANE_LEVEL_UNUSABLE:
 		*o = *dane_host_outcome(h);
 		if (!log_only)
@@ -250,11 +291,35 @@ job_tls_new(void *arg)
 	const char *err = NULL;
 	SSL *ssl;
 
+	if (j->sts_use != POLICY_STS_OFF) {
+		if ((ssl = SSL_new(j->d->cfg.tls)) != NULL)
+			policy_sts_ssl(ssl, dane_host_name(j->host));
+		return ssl;
+	}
 	if (dane_host_level(j->host) == DANE_LEVEL_AUTH)
 		return dane_host_ssl_new(j->host, j->d->cfg.tls, &err);
 	if ((ssl = SSL_new(j->d->cfg.tls)) != NULL)
 		tls_plain_setup(ssl, dane_host_name(j->host));
 	return ssl;
+}
+
+/* RFC 8461 §4.2: PKIX for the MX name; testing mode only reports. */
+static bool
+job_on_tls_sts(struct job *j, SSL *ssl)
+{
+	struct outcome o;
+
+	if (policy_sts_verify(ssl, dane_host_name(j->host), &o)) {
+		j->facts.tls = "verified";
+		return true;
+	}
+	if (j->sts_use == POLICY_STS_TESTING || j->pol.log_only) {
+		job_would(j, &o);
+		return true;
+	}
+	j->sess_fail = o;
+	j->sess_rejected = true;
+	return false;
 }
 
 static bool
@@ -269,6 +334,8 @@ job_on_tls(struct smtp_session *s, SSL *ssl, void *arg)
 	snprintf(j->facts.cipher, sizeof(j->facts.cipher), "%s",
 	    tls_cipher_str(ssl));
 	j->facts.tls = "encrypted";
+	if (j->sts_use != POLICY_STS_OFF)
+		return job_on_tls_sts(j, ssl);
 	if (!j->verify)
 		return true;
 	if (dane_host_verify(j->host, ssl, &o)) {
@@ -333,6 +400,8 @@ job_on_done(struct smtp_session *s, const struct smtp_result *res, void *arg)
 	}
 	if (j->sess_rejected)
 		o = j->sess_fail;
+	else if (j->sts_use == POLICY_STS_ENFORCE)
+		policy_sts_session(&o, res, dane_host_name(j->host));
 	else
 		dane_outcome_smtp(
 		    &o, res, dane_host_level(j->host), dane_host_name(j->host));
@@ -456,7 +525,24 @@ job_mx_resolved(struct dane_mx *mx, void *arg)
 	j->hosts = xcalloc(j->nhost + 1, sizeof(char *));
 	for (i = 0; i < j->nhost; i++)
 		j->hosts[i] = xstrdup(dane_mx_host(mx, i));
+	if (j->sts_pending) {
+		j->mx_ready = true; /* hosts start once the policy is known */
+		return;
+	}
 	job_next_host(j);
+}
+
+static void
+job_sts_done(const struct sts_result *res, void *arg)
+{
+	struct job *j = arg;
+
+	j->stsl = NULL;
+	j->sts_pending = false;
+	if (res->state == STS_STATE_POLICY && res->policy != NULL)
+		j->sts_policy = sts_policy_dup(res->policy);
+	if (j->mx_ready)
+		job_next_host(j);
 }
 
 /* --- transactions --- */
@@ -734,6 +820,13 @@ deliver_job_start(
 		job_next_host(j);
 		return;
 	}
+	/* RFC 8461: the policy of the recipient domain, beside its MX. */
+	if (d->cfg.sts != NULL && j->pol.security == POLICY_DANE &&
+	    j->pol.route_host == NULL) {
+		j->sts_pending = true;
+		j->stsl =
+		    sts_get(d->cfg.sts, dest->domain, false, job_sts_done, j);
+	}
 	j->mxl = dane_mx_resolve(d->cfg.resolver,
 	    j->pol.route_host != NULL ? j->pol.route_host : dest->domain,
 	    job_mx_resolved, j);
@@ -751,6 +844,9 @@ deliver_job_abort(struct job *j)
 	j->mxl = NULL;
 	dane_host_cancel(j->hl);
 	j->hl = NULL;
+	if (j->stsl != NULL)
+		sts_lookup_cancel(j->stsl);
+	j->stsl = NULL;
 	smtp_session_free(j->sess);
 	j->sess = NULL;
 	outcome_set(&o, OUTCOME_TEMP, "4.3.2", RT_NONE,

@@ -23,6 +23,7 @@
 #include "queue/queue.h"
 #include "relay/relay_guard.h"
 #include "server/server.h"
+#include "sts/sts.h"
 #include "tls/tls_client.h"
 #include "tls/tls_server.h"
 
@@ -38,6 +39,8 @@ struct relay {
 	struct policy *policy;
 	struct server *server;
 	struct deliver *deliver;
+	struct sts *sts;
+	struct event *sts_timer;
 	time_t *retry;
 	char hostname[256];
 	int stopping;
@@ -195,6 +198,7 @@ relay_deliver_config(struct relay *r, struct deliver_config *dc)
 	dc->tls = r->client_tls;
 	dc->queue = r->queue;
 	dc->policy = r->policy;
+	dc->sts = r->sts;
 	dc->digests = conf_list(c, CONF_DANE_DIGESTS);
 	dc->hostname = helo != NULL ? helo : r->hostname;
 	dc->connect_timeout_ms =
@@ -234,7 +238,8 @@ relay_drop_privileges(struct relay *r, char **errstr)
 	struct passwd *pw;
 	char path[4096];
 	static const char *const files[] = { "", "/queue.db", "/queue.db-wal",
-		"/queue.db-shm" };
+		"/queue.db-shm", "/mta-sts.db", "/mta-sts.db-wal",
+		"/mta-sts.db-shm" };
 	size_t i;
 
 	if (geteuid() != 0 || user == NULL)
@@ -270,6 +275,49 @@ relay_hostname(struct relay *r)
 	    r->hostname[0] == '\0')
 		snprintf(r->hostname, sizeof(r->hostname), "localhost");
 	r->hostname[sizeof(r->hostname) - 1] = '\0';
+}
+
+/* RFC 8461 §5.1: refresh cached policies before they expire. */
+static void
+relay_sts_refresh(evutil_socket_t fd, short ev, void *arg)
+{
+	struct relay *r = arg;
+	struct timeval tv = { 3600, 0 };
+
+	/* Policies that end within two hours, so a day-long one is
+	 * refreshed about once a day, not every hour. */
+	sts_refresh(r->sts, 7200);
+	evtimer_add(r->sts_timer, &tv);
+}
+
+/* MTA-STS: a persistent policy cache beside the queue, PKIX anchors. */
+static int
+relay_sts(struct relay *r, char **errstr)
+{
+	struct sts_options so = { 0 };
+	struct timeval tv = { 60, 0 };
+	const char *terr;
+	char path[4096];
+
+	if (!conf_bool(r->conf, CONF_MTA_STS_ENABLED))
+		return 0;
+	if (tls_client_ctx_load_ca(r->client_tls,
+	        conf_str(r->conf, CONF_MTA_STS_CA_FILE), &terr) == -1) {
+		*errstr = xasprintf("[mta_sts] ca_file: %s", terr);
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/mta-sts.db",
+	    conf_str(r->conf, CONF_QUEUE_DIRECTORY));
+	so.cache_path = path;
+	so.ca_file = conf_str(r->conf, CONF_MTA_STS_CA_FILE);
+	so.https_port = (unsigned)conf_int(r->conf, CONF_MTA_STS_HTTPS_PORT);
+	so.fetch_timeout_ms =
+	    (unsigned)conf_int(r->conf, CONF_MTA_STS_FETCH_TIMEOUT) * 1000;
+	if ((r->sts = sts_new(r->base, r->resolver, &so, errstr)) == NULL)
+		return -1;
+	r->sts_timer = evtimer_new(r->base, relay_sts_refresh, r);
+	evtimer_add(r->sts_timer, &tv);
+	return 0;
 }
 
 static int
@@ -311,6 +359,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	if (authf != NULL && (r->auth = server_auth_load(authf, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	r->policy = policy_new(r->conf);
+	if (relay_sts(r, &err) == -1)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
 	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_OSERR, err);
@@ -413,6 +463,9 @@ relay_free(struct relay *r)
 		return;
 	deliver_free(r->deliver);
 	server_free(r->server);
+	if (r->sts_timer != NULL)
+		event_free(r->sts_timer);
+	sts_free(r->sts);
 	policy_free(r->policy);
 	server_auth_free(r->auth);
 	SSL_CTX_free(r->server_tls);

@@ -272,3 +272,28 @@ tls_error_text(char *buf, size_t len)
 	ERR_clear_error();
 	return buf;
 }
+
+int
+tls_client_ctx_load_ca(SSL_CTX *ctx, const char *ca_file, const char **errstr)
+{
+	int ok = ca_file != NULL ?
+	    SSL_CTX_load_verify_locations(ctx, ca_file, NULL) :
+	    SSL_CTX_set_default_verify_paths(ctx);
+
+	if (ok != 1) {
+		ERR_clear_error();
+		*errstr = ca_file != NULL ? "cannot load the CA file" :
+		                            "cannot load the system CA store";
+		return -1;
+	}
+	return 0;
+}
+
+void
+tls_pkix_setup(SSL *ssl, const char *host)
+{
+	tls_plain_setup(ssl, host);
+	SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (SSL_set1_host(ssl, host) != 1)
+		ERR_clear_error();
+}

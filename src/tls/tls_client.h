@@ -64,6 +64,21 @@ int tls_dane_setup(SSL *ssl, const char *base_domain, char **names,
 void tls_plain_setup(SSL *ssl, const char *sni);
 
 /*
+ * Trust anchors for PKIX validation (MTA-STS, RFC 8461 §4.2): ca_file (PEM
+ * bundle) or, when NULL, the system's default store. Returns 0, or -1
+ * with *errstr (static).
+ */
+int tls_client_ctx_load_ca(
+    SSL_CTX *ctx, const char *ca_file, const char **errstr);
+
+/*
+ * Prepare ssl for PKIX validation of host (RFC 8461 §4.2, RFC 6125 name
+ * checks, no partial wildcards): SNI = host, reference name = host. As with
+ * DANE, verification does not abort the handshake: read tls_verify_result().
+ */
+void tls_pkix_setup(SSL *ssl, const char *host);
+
+/*
  * After the handshake: X509_V_OK or the X509 verification error; also an
  * error (X509_V_ERR_UNSPECIFIED) when no peer certificate was seen, so
  * "nothing verified" never reads as success. With DANE records loaded,

@@ -24,7 +24,8 @@ PASSING = ("verified", "trusted", "encrypted", "opportunistic")
 # Failures that log-only mode delivers anyway: the DANE check ran and
 # failed, but a TLS session was there to carry the mail.
 LOG_ONLY_DELIVERS = ("tlsa-invalid", "certificate-host-mismatch",
-                     "certificate-expired", "validation-failure")
+                     "certificate-expired", "certificate-not-trusted",
+                     "validation-failure")
 SENDER = "postmaster@ee-311.test"   # a mailbox the world accepts: NDRs land there
 
 
@@ -77,9 +78,10 @@ def check_outcome(relay, world, s, sent, log_only):
             last = attempts[-1] if attempts else {}
             ok = bool(tls.get("version")) and \
                 last.get("tls") == e["verdict"]
-            # RFC 7672 §8.1: the SNI is the TLSA base domain.
+            # RFC 7672 §8.1: the SNI is the TLSA base domain; under
+            # MTA-STS (RFC 8461 §7.1) it is the MX host name.
             if ok and tls.get("sni") is not None:
-                ok = tls["sni"] == last.get("tlsa_base")
+                ok = tls["sni"] == (last.get("tlsa_base") or last.get("mx"))
         if ok and log_only and e["verdict"] == "defer":
             ok = any("would_fail" in a for a in attempts)
         return report(tag, ok, f"arrived at {hosts}, queued={qid in q}, "

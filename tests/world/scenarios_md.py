@@ -22,7 +22,12 @@ def row(s):
         extra.append("to `%s`" % e["deliver_to"])
     if e.get("warnings_include"):
         extra.append("warns " + ", ".join(e["warnings_include"]))
-    about = s["about"].replace("|", "\\|")
+    if "expect_sts" in s:
+        sts = s["expect_sts"]
+        extra.append("policy %s, STS %s%s" % (
+            e.get("policy"), sts["state"],
+            "/" + sts["mode"] if sts.get("mode") else ""))
+    about = s["about"].replace("|", "\\|").replace("*", "\\*")
     return "| `%s` | `%s` | %s | %s | %s |" % (
         s["name"], s["domain"], outcome, "; ".join(extra), about)
 

@@ -12,6 +12,14 @@ SMTP: every receiver is probed with Python's smtplib/ssl (banner, EHLO,
 STARTTLS, the leaf it presents, a delivery that must be stored) and with
 openssl s_client (how many certificates it sends); hostile receivers must
 misbehave as designed.
+HTTPS (MTA-STS): every policy host is probed with Python's ssl against the
+test root CA (the certificate verifies, or fails the way its spec says) and
+a raw HTTP/1.1 client (status, Content-Type, Location, body octets,
+framing; stalls really stall).  Per MTA-STS scenario, dig must see the
+declared _mta-sts TXT and mta-sts A records, a strict reference client
+(stsref.py) must reach the expected `expect_sts` state and mode, and the
+expected verdict must follow from the policy, the MX names and the MX
+certificates as verified with the test CA (RFC 8461 §4, §5).
 
 Prints `PASS <scenario>` or `FAIL <scenario>: <why>` per scenario and a
 summary; exits 1 if anything failed.
@@ -35,10 +43,18 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+import stsref
 import ubprobe
+from httpsd import WELL_KNOWN, pad_body
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDER = "selftest@world.invalid"
+USER_AGENT = "danerelay-world-selftest"   # check_sts.py skips these requests
+# OpenSSL verify codes, as RFC 8460 result types
+VERIFY_CLASS = {2: "certificate-not-trusted", 18: "certificate-not-trusted",
+                19: "certificate-not-trusted", 20: "certificate-not-trusted",
+                21: "certificate-not-trusted", 10: "certificate-expired",
+                62: "certificate-host-mismatch"}
 
 
 def load(path):
@@ -259,11 +275,355 @@ def check_host(world, host):
         return "%s: %s: %s" % (host["name"], type(e).__name__, e)
 
 
+# ---------------------------------------------------------------- HTTPS
+
+def ca_context(world):
+    """Trusts the test root CA only, checks host names (RFC 6125)."""
+    return ssl.create_default_context(
+        cafile=os.path.join(world["dir"], "certs", "ca-root.pem"))
+
+
+def any_context():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def cert_expectation(spec, name):
+    """How PKIX validation of a leaf made from spec, for name, fails (as an
+    RFC 8460 result type), or None when it must pass."""
+    if spec.get("issuer") == "self":
+        return "certificate-not-trusted"
+    if spec.get("expired"):
+        return "certificate-expired"
+    if not stsref.mx_match(spec.get("names", [name]), name):
+        return "certificate-host-mismatch"
+    return None
+
+
+def verify_class(err):
+    return VERIFY_CLASS.get(err.verify_code, "verify error %d (%s)" % (
+        err.verify_code, err.verify_message))
+
+
+def http_get(world, host, path, verify=False, seconds=3.0):
+    """GET path from an HTTPS host, reading for at most `seconds` in all.
+    Returns {"raw", "status", "headers", "body", "complete", "framing"}
+    (status None when no complete head arrived).  Raises OSError/SSLError
+    when connecting or the handshake fails (socket.timeout included)."""
+    deadline = time.monotonic() + seconds
+    ctx = ca_context(world) if verify else any_context()
+    raw = socket.create_connection((host["ip"], world["https_port"]),
+                                   min(2.0, seconds))
+    data, eof = b"", False
+    try:
+        raw.settimeout(max(0.01, deadline - time.monotonic()))
+        with ctx.wrap_socket(raw, server_hostname=host["name"]) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUser-Agent: %s\r\n"
+                       "Accept: */*\r\nConnection: close\r\n\r\n" % (
+                           path, host["name"], world["https_port"],
+                           USER_AGENT)).encode())
+            while len(data) < (1 << 20):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                s.settimeout(left)
+                try:
+                    chunk = s.recv(65536)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    eof = True
+                    break
+                data += chunk
+    finally:
+        raw.close()
+    return parse_response(data, eof)
+
+
+def parse_response(data, eof):
+    out = {"raw": len(data), "status": None, "headers": {}, "body": b"",
+           "complete": False, "framing": None}
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    if not sep:
+        return out
+    lines = head.decode("latin-1").split("\r\n")
+    out["status"] = int(lines[0].split()[1])
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        out["headers"][name.strip().lower()] = value.strip()
+    h = out["headers"]
+    if h.get("transfer-encoding", "").lower() == "chunked":
+        out["framing"] = "chunked"
+        out["body"], out["complete"] = dechunk(rest)
+    elif "content-length" in h:
+        out["framing"] = "length"
+        n = int(h["content-length"])
+        out["body"], out["complete"] = rest[:n], len(rest) >= n
+    else:
+        out["framing"] = "close"
+        out["body"], out["complete"] = rest, eof
+    return out
+
+
+def dechunk(data):
+    body = b""
+    while True:
+        line, sep, data = data.partition(b"\r\n")
+        if not sep:
+            return body, False
+        size = int(line.split(b";")[0], 16)
+        if size == 0:
+            return body, True
+        if len(data) < size + 2:
+            return body + data[:size], False
+        body, data = body + data[:size], data[size + 2:]
+
+
+def check_https(world, host):
+    """The policy host behaves as its spec declares."""
+    try:
+        if host.get("refuse"):
+            try:
+                socket.create_connection(
+                    (host["ip"], world["https_port"]), 2).close()
+            except ConnectionRefusedError:
+                return None
+            return "%s: connection was not refused" % host["name"]
+        if host.get("stall") == "accept":
+            return check_tls_stall(world, host)
+        return check_https_cert(world, host) or \
+            check_https_answer(world, host)
+    except (OSError, ssl.SSLError, ValueError) as e:
+        return "%s: %s: %s" % (host["name"], type(e).__name__, e)
+
+
+def check_tls_stall(world, host):
+    with socket.create_connection((host["ip"], world["https_port"]), 2) as raw:
+        raw.settimeout(1.5)
+        try:
+            any_context().wrap_socket(raw, server_hostname=host["name"])
+        except socket.timeout:
+            return None
+    return "%s: TLS handshake completed, want a stall" % host["name"]
+
+
+def check_https_cert(world, host):
+    """Verified with the test root CA: passes, or fails as the spec says;
+    and the leaf is the host's own."""
+    want = cert_expectation(host["cert"], host["name"])
+    with socket.create_connection((host["ip"], world["https_port"]), 3) as raw:
+        try:
+            with ca_context(world).wrap_socket(
+                    raw, server_hostname=host["name"]) as s:
+                der = s.getpeercert(binary_form=True)
+                got = None
+        except ssl.SSLCertVerificationError as e:
+            got, der = verify_class(e), None
+    if got != want:
+        return "%s: PKIX validation gave %s, want %s" % (host["name"], got,
+                                                          want)
+    if der is None:
+        with socket.create_connection((host["ip"], world["https_port"]),
+                                      3) as raw:
+            with any_context().wrap_socket(
+                    raw, server_hostname=host["name"]) as s:
+                der = s.getpeercert(binary_form=True)
+    if hashlib.sha256(der).hexdigest() != host["leaf_sha256"]:
+        return "%s: presented leaf is not the host's certificate" % host["name"]
+    return None
+
+
+def check_https_answer(world, host):
+    name, stall = host["name"], host.get("stall")
+    policy = pad_body(host.get("policy", ""), host.get("body_size"))
+    redirect = host.get("redirect")
+    status = host.get("status", 301 if redirect else 200)
+    if stall == "request":
+        r = http_get(world, host, WELL_KNOWN, seconds=1.5)
+        return "%s: stalling host sent %d octets" % (name, r["raw"]) \
+            if r["raw"] else None
+    if stall == "body":
+        r = http_get(world, host, WELL_KNOWN, seconds=2.5)
+        if r["status"] != status or r["complete"] or len(r["body"]) > 4 or \
+                not policy.startswith(r["body"]):
+            return "%s: dripping host gave status %s, %d body octets, " \
+                "complete=%s" % (name, r["status"], len(r["body"]),
+                                 r["complete"])
+        return None
+    r = http_get(world, host, WELL_KNOWN)
+    want = {"status": status, "framing": host.get("framing", "length"),
+            "complete": True, "body": policy,
+            "content-type": host.get("content_type", "text/plain"),
+            "location": "https://%s:%d%s" % (name, world["https_port"],
+                                             redirect) if redirect else None}
+    got = dict(r, **{k: r["headers"].get(k)
+                     for k in ("content-type", "location")})
+    wrong = ["body differs (%d octets, want %d)" % (len(got[k]), len(v))
+             if k == "body" else "%s %r, want %r" % (k, got[k], v)
+             for k, v in want.items() if got[k] != v]
+    if not wrong and redirect:
+        r = http_get(world, host, redirect)
+        if r["status"] != 200 or r["body"] != policy:
+            wrong.append("redirect target gave %s" % r["status"])
+    return "%s: %s" % (name, "; ".join(wrong)) if wrong else None
+
+
+# ---------------------------------------------------------------- MTA-STS
+
+def dig(world, rtype, name):
+    out = subprocess.run(["dig", "@127.53.0.1", "-p", str(world["dns_port"]),
+                          "+short", "+norec", rtype, name],
+                         capture_output=True, text=True, timeout=20)
+    return sorted(ln for ln in out.stdout.splitlines() if ln.strip())
+
+
+def declared(scenario, owner, rtype):
+    """RDATA of the scenario's zone records at owner (relative) / rtype."""
+    zone = scenario["zones"][scenario["domain"]]
+    out = []
+    for line in zone["records"]:
+        o, t, rdata = line.split(None, 2)
+        if o == owner and t.upper() == rtype:
+            out.append(rdata)
+    return out
+
+
+def mx_hosts(scenario):
+    """MX host names of the domain, in preference order."""
+    mxs = []
+    for rdata in declared(scenario, "@", "MX"):
+        pref, target = rdata.split()
+        target = target.rstrip(".") if target.endswith(".") else \
+            target + "." + scenario["domain"]
+        mxs.append((int(pref), target))
+    return [t for _, t in sorted(mxs)]
+
+
+def reference_state(world, scenario, https):
+    """(state, mode, detail) that a strict RFC 8461 client reaches."""
+    txts = [stsref.txt_strings(r) for r in
+            dig(world, "TXT", "_mta-sts." + scenario["domain"])]
+    if stsref.parse_txt(txts) is None:
+        return "none", None, "no usable TXT in %s" % txts
+    host = https.get("mta-sts." + scenario["domain"])
+    if host is None:
+        return "fetch-error", None, "no policy host"
+    try:
+        r = http_get(world, host, WELL_KNOWN, verify=True, seconds=3.0)
+    except (OSError, ssl.SSLError) as e:
+        return "fetch-error", None, "%s: %s" % (type(e).__name__, e)
+    problem = stsref.fetch_problem(r["status"] or 0, r["headers"], r["body"],
+                                   r["complete"])
+    if problem:
+        return "fetch-error", None, problem
+    try:
+        policy = stsref.parse_policy(r["body"])
+    except ValueError as e:
+        return "invalid", None, str(e)
+    return "policy", policy["mode"], policy
+
+
+def mx_tls_class(world, host):
+    """PKIX validation of an MX's STARTTLS certificate against the test
+    root and the MX name, as an RFC 8460 result type, or None."""
+    if host["starttls"] is not True:
+        return "starttls-not-supported"
+    with smtplib.SMTP(host["ip"], world["smtp_port"], timeout=5) as smtp:
+        smtp.ehlo("selftest.invalid")
+        smtp._host = host["name"]           # the name to verify and send
+        try:
+            smtp.starttls(context=ca_context(world))
+        except ssl.SSLCertVerificationError as e:
+            return verify_class(e)
+        smtp.docmd("QUIT")
+    return None
+
+
+def predict(world, scenario, state, mode, policy, smtp):
+    """The expectation RFC 8461 §4-§5 implies for a domain without DANE:
+    (verdict, status, result_type, deliver_to, policy, sts warnings)."""
+    mxs = mx_hosts(scenario)
+    if state != "policy" or mode == "none":
+        warn = {"fetch-error": ["sts-policy-fetch-error"],
+                "invalid": ["sts-policy-invalid"]}.get(state, [])
+        return "opportunistic", "2.0.0", None, mxs[0], "none", warn
+    fails = []
+    for mx in mxs:
+        cls = mx_tls_class(world, smtp[mx])
+        if cls != cert_expectation(smtp[mx].get("cert", {}), mx) and \
+                cls != "starttls-not-supported":
+            return "MX %s validates as %s, its spec says %s" % (
+                mx, cls, cert_expectation(smtp[mx]["cert"], mx))
+        if not stsref.mx_match(policy["mx"], mx):
+            cls = "validation-failure"
+        fails.append(cls)
+    if mode == "testing":
+        return "opportunistic", "2.0.0", None, mxs[0], "mta-sts", \
+            ["sts-testing-failure"] if fails[0] else []
+    for mx, cls in zip(mxs, fails):
+        if cls is None:
+            return "verified", "2.0.0", None, mx, "mta-sts", []
+    return "defer", "4.7.5", fails[0], None, "mta-sts", []
+
+
+def check_sts_scenario(world, scenario):
+    """DNS records as declared, the reference client's state, and the
+    expectation implied by policy, MX names and MX certificates."""
+    d = scenario["domain"]
+    https = {h["name"]: h for h in world["https_hosts"]}
+    smtp = {h["name"]: h for h in world["smtp_hosts"]}
+    problems = []
+    want_txt = sorted(declared(scenario, "_mta-sts", "TXT"))
+    got_txt = dig(world, "TXT", "_mta-sts." + d)
+    if [stsref.txt_strings(t) for t in got_txt] != \
+            sorted(stsref.txt_strings(t) for t in want_txt):
+        problems.append("TXT _mta-sts.%s is %s, want %s" % (d, got_txt,
+                                                            want_txt))
+    host = https.get("mta-sts." + d)
+    if host and dig(world, "A", host["name"]) != [host["ip"]]:
+        problems.append("A %s is %s, want %s" % (
+            host["name"], dig(world, "A", host["name"]), host["ip"]))
+    state, mode, detail = reference_state(world, scenario, https)
+    want = scenario["expect_sts"]
+    if (state, mode) != (want["state"], want["mode"]):
+        problems.append("reference client gets state %s mode %s (%s), "
+                        "want %s %s" % (state, mode, detail, want["state"],
+                                        want["mode"]))
+        return problems
+    e = scenario["expect"]
+    if e.get("policy") == "dane":
+        return problems                     # DANE applies; checked by DNS
+    got = predict(world, scenario, state, mode, detail, smtp)
+    if isinstance(got, str):
+        return problems + [got]
+    sts_warn = [w for w in e.get("warnings_include", [])
+                if w.startswith("sts-")]
+    exp = (e["verdict"], e["status"], e["result_type"], e["deliver_to"],
+           e.get("policy"), sts_warn)
+    if got != exp:
+        problems.append("RFC 8461 implies %s, expect says %s" % (got, exp))
+    return problems
+
+
+def check_sts(world, scenario):
+    try:
+        return "; ".join(check_sts_scenario(world, scenario)) or None
+    except (OSError, smtplib.SMTPException, ssl.SSLError,
+            subprocess.SubprocessError) as e:
+        return "MTA-STS: %s: %s" % (type(e).__name__, e)
+
+
 # ---------------------------------------------------------------- driver
 
 def jobs_for(world, scenario, hosts):
     jobs = [(check_dns, key, want) for key, want in scenario["dns"].items()]
     jobs += [(check_host, h) for h in hosts if h["scenario"] == scenario["name"]]
+    jobs += [(check_https, h) for h in world["https_hosts"]
+             if h["scenario"] == scenario["name"]]
+    if "expect_sts" in scenario:
+        jobs.append((check_sts, scenario))
     return jobs
 
 
@@ -288,6 +648,10 @@ def main(argv=None):
     if not world["validator"]:
         print("note: libunbound not found, DNS checked with delv only")
     hosts = load(os.path.join(world_dir, "hosts.json"))["hosts"]
+    world["smtp_hosts"] = hosts
+    https_json = os.path.join(world_dir, "https.json")
+    world["https_hosts"] = load(https_json)["hosts"] \
+        if os.path.exists(https_json) else []
     scenarios = [s for s in load(os.path.join(HERE, "scenarios.json"))
                  if not args.only or s["name"] == args.only]
     results = run_jobs(world, scenarios, hosts)

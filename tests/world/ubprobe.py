@@ -16,7 +16,8 @@ import os
 import tempfile
 import threading
 
-RRTYPES = {"A": 1, "MX": 15, "TLSA": 52, "AAAA": 28, "CNAME": 5, "DS": 43}
+RRTYPES = {"A": 1, "MX": 15, "TLSA": 52, "AAAA": 28, "CNAME": 5, "DS": 43,
+           "TXT": 16}
 
 
 class UbResult(ctypes.Structure):

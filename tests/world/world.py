@@ -1,10 +1,13 @@
 #!/usr/bin/python3
-"""The local test world of danerelay: a private DNSSEC tree served by NSD and
-a set of SMTP receivers, all on 127.0.0.0/8 high ports, built from
-scenarios.json.
+"""The local test world of danerelay: a private DNSSEC tree served by NSD, a
+set of SMTP receivers and the HTTPS hosts of MTA-STS policies, all on
+127.0.0.0/8 high ports, built from scenarios.json.
 
-  /usr/bin/python3 tests/world/world.py up DIR [--dns-port 15353] [--smtp-port 12525]
+  /usr/bin/python3 tests/world/world.py up DIR [--dns-port 15353] [--smtp-port 12525] [--https-port PORT]
   /usr/bin/python3 tests/world/world.py down DIR
+
+The HTTPS port defaults to the SMTP port + 1918 (12525 -> 14443), so
+worlds started with distinct SMTP ports get distinct HTTPS ports too.
 
 See docs/TEST-WORLD.md.
 """
@@ -41,6 +44,12 @@ STATIC_ZONES = {
     "example": {"alg": 8, "split_keys": True, "records": []},
 }
 PLACEHOLDER = re.compile(r"\{(\w+)(?::([^}]*))?\}")
+HTTPS_PORT_OFFSET = 1918
+# What an "https" entry of a scenario may say (see httpsd.py, TEST-WORLD.md).
+HTTPS_KEYS = {"policy", "status", "content_type", "redirect", "body_size",
+              "framing", "stall", "cert", "refuse"}
+HTTPS_FRAMING = {"length", "chunked", "close"}
+HTTPS_STALL = {"accept", "request", "body"}
 
 
 def load_scenarios(path=SCENARIOS):
@@ -58,13 +67,17 @@ def load_scenarios(path=SCENARIOS):
 class Plan:
     """Hosts with their addresses, and zones with placeholders expanded."""
 
-    def __init__(self, scenarios, smtp_port, pki):
+    def __init__(self, scenarios, smtp_port, pki, https_port=None):
         self.smtp_port = smtp_port
+        self.https_port = https_port
         self.pki = pki
         self.hosts = {}
+        self.https = {}
         for s in scenarios:
             for name, spec in s.get("hosts", {}).items():
                 self._add_host(s["name"], name, spec)
+            for name, spec in s.get("https", {}).items():
+                self._add_https(s["name"], name, spec)
         self.zones = [self._zone(n, spec) for n, spec in self._zone_specs(scenarios)]
         dnszones.link_parents(self.zones)
 
@@ -84,6 +97,27 @@ class Plan:
             host["leaf_sha256"] = association(self.pki.leaves[name], 0, 1)
             host["cert"] = cert
         self.hosts[name] = host
+
+    def _add_https(self, scenario, name, spec):
+        """An HTTPS policy host (mta-sts.DOMAIN) at 127.20.x.y."""
+        if name in self.https or name in self.hosts:
+            raise WorldError("host %s declared twice" % name)
+        bad = set(spec) - HTTPS_KEYS
+        if bad or spec.get("framing", "length") not in HTTPS_FRAMING or \
+                spec.get("stall", "accept") not in HTTPS_STALL:
+            raise WorldError("https %s: bad spec %s" % (name, spec))
+        n = len(self.https)
+        host = dict(spec, name=name, scenario=scenario,
+                    ip="127.20.%d.%d" % (n // 250, n % 250 + 1))
+        cert = dict(spec.get("cert", {}))
+        host["chain"], host["key"], host["chain_len"] = \
+            self.pki.issue(name, cert)
+        host["leaf_sha256"] = association(self.pki.leaves[name], 0, 1)
+        host["cert"] = cert
+        self.https[name] = host
+
+    def address(self, name):
+        return (self.hosts.get(name) or self.https[name])["ip"]
 
     def _zone_specs(self, scenarios):
         specs = list(STATIC_ZONES.items())
@@ -116,7 +150,7 @@ class Plan:
             if what == "port":
                 return str(self.smtp_port)
             if what == "ip":
-                return self.hosts[self.host_ref(arg, origin)]["ip"]
+                return self.address(self.host_ref(arg, origin))
             if what == "assoc":
                 sm, ref = arg.split(":")
                 sel, mtype = (int(x) for x in sm.split())
@@ -130,7 +164,7 @@ class Plan:
     def host_ref(self, ref, origin):
         """A host named absolutely, or relative to the zone's origin."""
         for cand in (ref.rstrip("."), ref + "." + origin.rstrip(".")):
-            if cand in self.hosts:
+            if cand in self.hosts or cand in self.https:
                 return cand
         raise WorldError("unknown host %r in zone %s" % (ref, origin))
 
@@ -277,7 +311,10 @@ def write_anchors(world_dir, root):
           "trust-anchors {\n%s};\n" % body)
 
 
-def write_conf(world_dir, dns_port, smtp_port):
+def write_conf(world_dir, dns_port, smtp_port, https_port):
+    """The binary's config.  [mta_sts] trusts only the world's test root CA
+    (for policy fetches and MX certificates) and uses the world's HTTPS
+    port; a 5 s fetch deadline keeps the stalling hosts' cases short."""
     write(os.path.join(world_dir, "danerelay.conf"), (
         "[dns]\n"
         "root_servers = %s@%d\n"
@@ -287,12 +324,24 @@ def write_conf(world_dir, dns_port, smtp_port):
         "port = %d\n"
         "connect_timeout = 3\n"
         "greeting_timeout = 5\n"
-        "command_timeout = 5\n") % (NS_ADDR, dns_port, world_dir, smtp_port))
+        "command_timeout = 5\n"
+        "\n"
+        "[mta_sts]\n"
+        "ca_file = %s/certs/ca-root.pem\n"
+        "https_port = %d\n"
+        "fetch_timeout = 5s\n") % (NS_ADDR, dns_port, world_dir, smtp_port,
+                                   world_dir, https_port))
 
 
 def write_hosts(world_dir, plan):
     write(os.path.join(world_dir, "hosts.json"), json.dumps(
         {"smtp_port": plan.smtp_port, "hosts": list(plan.hosts.values())},
+        indent=1))
+
+
+def write_https(world_dir, plan):
+    write(os.path.join(world_dir, "https.json"), json.dumps(
+        {"https_port": plan.https_port, "hosts": list(plan.https.values())},
         indent=1))
 
 
@@ -332,28 +381,45 @@ def start_receivers(world_dir):
     wait_until(proc, "receivers", world_dir, lambda: os.path.exists(ready))
 
 
-def up(world_dir, dns_port, smtp_port):
+def start_httpsd(world_dir):
+    ready = os.path.join(world_dir, "run", "httpsd.ready")
+    proc = spawn("httpsd", [sys.executable, os.path.join(HERE, "httpsd.py"),
+                            world_dir], world_dir)
+    wait_until(proc, "httpsd", world_dir, lambda: os.path.exists(ready))
+
+
+def up(world_dir, dns_port, smtp_port, https_port=None):
     started = time.monotonic()
+    if https_port is None:
+        https_port = smtp_port + HTTPS_PORT_OFFSET
+    if not 0 < https_port < 65536:
+        raise WorldError("HTTPS port %d out of range (use --https-port)"
+                         % https_port)
     fresh_dir(world_dir)
     pki = Pki(os.path.join(world_dir, "certs"))
-    plan = Plan(load_scenarios(), smtp_port, pki)
+    plan = Plan(load_scenarios(), smtp_port, pki, https_port)
     dnszones.build_tree(plan.zones, os.path.join(world_dir, "zones"),
                         os.path.join(world_dir, "keys"))
     write_anchors(world_dir, plan.zones[0])
-    write_conf(world_dir, dns_port, smtp_port)
+    write_conf(world_dir, dns_port, smtp_port, https_port)
     write_hosts(world_dir, plan)
+    write_https(world_dir, plan)
     write(os.path.join(world_dir, "world.json"), json.dumps(
         {"dir": world_dir, "dns": "%s@%d" % (NS_ADDR, dns_port),
-         "dns_port": dns_port, "smtp_port": smtp_port}, indent=1))
+         "dns_port": dns_port, "smtp_port": smtp_port,
+         "https_port": https_port}, indent=1))
     try:
         start_nsd(world_dir, plan, dns_port)
         start_receivers(world_dir)
+        start_httpsd(world_dir)
     except WorldError:
         down(world_dir)
         raise
-    print("world up in %s: dns %s@%d, %d zones, %d hosts, smtp port %d (%.1fs)"
+    print("world up in %s: dns %s@%d, %d zones, %d hosts, smtp port %d, "
+          "%d https hosts at port %d (%.1fs)"
           % (world_dir, NS_ADDR, dns_port, len(plan.zones), len(plan.hosts),
-             smtp_port, time.monotonic() - started))
+             smtp_port, len(plan.https), https_port,
+             time.monotonic() - started))
 
 
 @contextlib.contextmanager
@@ -374,13 +440,16 @@ def main(argv=None):
     ap.add_argument("dir")
     ap.add_argument("--dns-port", type=int, default=15353)
     ap.add_argument("--smtp-port", type=int, default=12525)
+    ap.add_argument("--https-port", type=int, default=None,
+                    help="MTA-STS policy hosts (default: SMTP port + %d)"
+                    % HTTPS_PORT_OFFSET)
     args = ap.parse_args(argv)
     world_dir = os.path.abspath(args.dir)
     try:
         os.makedirs(world_dir, exist_ok=True)
         with locked(world_dir):
             if args.action == "up":
-                up(world_dir, args.dns_port, args.smtp_port)
+                up(world_dir, args.dns_port, args.smtp_port, args.https_port)
             else:
                 down(world_dir)
     except WorldError as e:

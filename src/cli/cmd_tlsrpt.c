@@ -1,0 +1,173 @@
+/*
+ * cmd_tlsrpt: `danerelay tlsrpt parse [--json] FILE... | list | show |
+ * send`, TLS reports (RFC 8460). One row per subcommand in the table
+ * below.
+ *
+ * parse reads the reports other MTAs sent about our MX hosts: JSON, gzip
+ * or the whole report email, one per FILE ("-" is standard input), and
+ * prints a summary per policy domain and result type, or with --json the
+ * normalized form (docs/TLSRPT.md). Exit status: 0 when every file was a
+ * report; 65 (EX_DATAERR) when one was not; 66 (EX_NOINPUT) when one could
+ * not be read, which wins over 65. The other files are still read.
+ *
+ * list, show and send belong to the sending side, which is not built yet:
+ * they exit 69 (EX_UNAVAILABLE).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "cli/cli.h"
+#include "core/buf.h"
+#include "core/xmalloc.h"
+#include "report/tlsrpt_parse.h"
+
+struct cmd_tlsrpt_sub {
+	const char *name;
+	int (*run)(int argc, char **argv, struct cli_ctx *ctx);
+};
+
+/* Read all of path ("-": stdin) into b, capped. NULL, or a static error
+ * text (with errno for a failed open or read). */
+static const char *
+cmd_tlsrpt_read(const char *path, struct buf *b)
+{
+	FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+	char chunk[65536];
+	const char *err = NULL;
+	size_t n;
+
+	if (fp == NULL)
+		return strerror(errno);
+	while (err == NULL && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		if (buf_add(b, chunk, n) == -1)
+			err = "larger than the input limit (20 MiB)";
+	if (err == NULL && ferror(fp))
+		err = strerror(errno);
+	if (fp != stdin)
+		fclose(fp);
+	return err;
+}
+
+/* One file: the report printed or added to out (--json). Returns 0 or
+ * the exit status it calls for. */
+static int
+cmd_tlsrpt_one(const char *path, json_t *out)
+{
+	static const char *const keys[] = { "format", "email", "warnings",
+		"report", "summary", NULL };
+	struct tlsrpt_report *r = NULL;
+	const char *ioerr;
+	char *err = NULL;
+	struct buf b;
+	json_t *o;
+	size_t i;
+	int rc = 0;
+
+	buf_init(&b, TLSRPT_INPUT_MAX);
+	if ((ioerr = cmd_tlsrpt_read(path, &b)) != NULL) {
+		err = xstrdup(ioerr);
+		rc = EX_NOINPUT;
+	} else if ((r = tlsrpt_parse(
+	                (const uint8_t *)buf_cstr(&b), b.len, &err)) == NULL) {
+		rc = EX_DATAERR;
+	}
+	buf_free(&b);
+	if (err != NULL)
+		fprintf(stderr, "danerelay tlsrpt parse: %s: %s\n", path, err);
+	if (out != NULL) {
+		o = json_pack("{s:s}", "file", path);
+		if (o == NULL) /* a file name that is not UTF-8 */
+			o = json_pack("{s:s}", "file", "(not UTF-8)");
+		for (i = 0; r != NULL && keys[i] != NULL; i++)
+			if (json_object_get(tlsrpt_report_json(r), keys[i]))
+				json_object_set(o, keys[i],
+				    json_object_get(
+				        tlsrpt_report_json(r), keys[i]));
+		if (err != NULL)
+			json_object_set_new(o, "error", json_string(err));
+		json_array_append_new(out, o);
+	} else if (r != NULL) {
+		printf("%s:\n", path);
+		tlsrpt_report_print(stdout, r);
+		printf("\n");
+	}
+	free(err);
+	tlsrpt_report_free(r);
+	return rc;
+}
+
+static int
+cmd_tlsrpt_parse(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_t *out = NULL;
+	bool json = false;
+	int ch, i, rc = 0, r;
+
+	/* 0 re-initialises GNU getopt: --json may follow the files. */
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "j", longopts, NULL)) != -1) {
+		if (ch != 'j')
+			return cli_usage("tlsrpt");
+		json = true;
+	}
+	if (optind >= argc)
+		return cli_usage("tlsrpt");
+	if (json)
+		out = json_array();
+	for (i = optind; i < argc; i++) {
+		r = cmd_tlsrpt_one(argv[i], out);
+		if (r == EX_NOINPUT || (r != 0 && rc == 0))
+			rc = r;
+	}
+	if (json) {
+		/* One file: one document; several: an array in order. */
+		json_dumpf(argc - optind == 1 ? json_array_get(out, 0) : out,
+		    stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		json_decref(out);
+	}
+	fflush(stdout);
+	return rc;
+}
+
+static int
+cmd_tlsrpt_unavailable(int argc, char **argv, struct cli_ctx *ctx)
+{
+	fprintf(stderr,
+	    "danerelay tlsrpt %s: not available yet: the sending side "
+	    "of TLS-RPT is not built\n",
+	    argv[0]);
+	return EX_UNAVAILABLE;
+}
+
+static const struct cmd_tlsrpt_sub cmd_tlsrpt_subs[] = {
+	{ "parse", cmd_tlsrpt_parse },
+	{ "list", cmd_tlsrpt_unavailable },
+	{ "show", cmd_tlsrpt_unavailable },
+	{ "send", cmd_tlsrpt_unavailable },
+	{ NULL, NULL },
+};
+
+int
+cmd_tlsrpt(int argc, char **argv, struct cli_ctx *ctx)
+{
+	const struct cmd_tlsrpt_sub *sub;
+
+	if (argc < 2)
+		return cli_usage("tlsrpt");
+	for (sub = cmd_tlsrpt_subs; sub->name != NULL; sub++)
+		if (strcmp(sub->name, argv[1]) == 0)
+			return sub->run(argc - 1, argv + 1, ctx);
+	fprintf(stderr, "danerelay tlsrpt: unknown subcommand '%s'\n", argv[1]);
+	return cli_usage("tlsrpt");
+}

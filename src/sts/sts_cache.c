@@ -1,0 +1,347 @@
+/*
+ * sts_cache: the policy cache in SQLite (the table is in docs/MTA-STS.md).
+ *
+ * Like the queue, the file carries an application id ("DRST") and a schema
+ * version, so a queue or a foreign database given as the cache path is
+ * refused instead of being written into. Unlike the queue, a lost last
+ * write costs only a refetch, so the WAL is not synced on every commit.
+ */
+#include "sts/sts_cache.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/str.h"
+#include "core/xmalloc.h"
+
+#define STS_CACHE_APP_ID  0x44525354 /* "DRST" */
+#define STS_CACHE_VERSION 1
+#define STS_CACHE_BUSY_MS 5000
+
+enum sts_cache_st {
+	STS_CACHE_GET,
+	STS_CACHE_PUT,
+	STS_CACHE_DELETE,
+	STS_CACHE_PURGE,
+	STS_CACHE_EXPIRING,
+	STS_CACHE_ST_COUNT
+};
+
+struct sts_cache {
+	sqlite3 *db;
+	char *path;
+	sqlite3_stmt *st[STS_CACHE_ST_COUNT];
+	char err[512];
+};
+
+static const char sts_cache_schema[] =
+    "CREATE TABLE policies ("
+    " domain TEXT PRIMARY KEY NOT NULL,"
+    " id TEXT NOT NULL,"
+    " policy TEXT NOT NULL,"
+    " fetched_at INTEGER NOT NULL,"
+    " expires_at INTEGER NOT NULL);"
+    "CREATE INDEX policies_expires ON policies(expires_at);";
+
+static const char *const sts_cache_sql[STS_CACHE_ST_COUNT] = {
+	[STS_CACHE_GET] = "SELECT id, policy, fetched_at, expires_at "
+	                  "FROM policies WHERE domain = ?",
+	[STS_CACHE_PUT] = "INSERT OR REPLACE INTO policies (domain, id, "
+	                  "policy, fetched_at, expires_at) VALUES (?,?,?,?,?)",
+	[STS_CACHE_DELETE] = "DELETE FROM policies WHERE domain = ?",
+	[STS_CACHE_PURGE] = "DELETE FROM policies WHERE expires_at < ?",
+	[STS_CACHE_EXPIRING] = "SELECT domain FROM policies WHERE "
+	                       "expires_at >= ?1 AND expires_at <= ?2 "
+	                       "ORDER BY expires_at LIMIT ?3",
+};
+
+static int
+sts_cache_fail(struct sts_cache *c, const char *what)
+{
+	snprintf(c->err, sizeof(c->err), "%s: %s: %s", c->path, what,
+	    c->db != NULL ? sqlite3_errmsg(c->db) : "out of memory");
+	return -1;
+}
+
+/* One integer from a PRAGMA or query. */
+static int
+sts_cache_int(struct sts_cache *c, const char *sql, sqlite3_int64 *out)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return sts_cache_fail(c, "not a danerelay MTA-STS cache");
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sts_cache_fail(c, "not a danerelay MTA-STS cache");
+	return 0;
+}
+
+static int
+sts_cache_exec(struct sts_cache *c, const char *sql, const char *what)
+{
+	if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		return sts_cache_fail(c, what);
+	return 0;
+}
+
+/* An empty database gets the schema, inside one transaction. */
+static int
+sts_cache_create(struct sts_cache *c)
+{
+	sqlite3_int64 version = 0, ntables = 0;
+	char pragmas[128];
+
+	if (sts_cache_exec(c, "BEGIN IMMEDIATE", "begin") == -1)
+		return -1;
+	if (sts_cache_int(c, "PRAGMA user_version", &version) == -1 ||
+	    sts_cache_int(c, "SELECT count(*) FROM sqlite_master", &ntables) ==
+	        -1)
+		goto fail;
+	if (version == 0 && ntables > 0) {
+		snprintf(c->err, sizeof(c->err),
+		    "%s: a SQLite database of another program, not a "
+		    "danerelay MTA-STS cache",
+		    c->path);
+		goto fail;
+	}
+	snprintf(pragmas, sizeof(pragmas),
+	    "PRAGMA application_id = %d; PRAGMA user_version = %d;",
+	    STS_CACHE_APP_ID, STS_CACHE_VERSION);
+	if (version == 0 &&
+	    (sts_cache_exec(c, sts_cache_schema, "create schema") == -1 ||
+	        sts_cache_exec(c, pragmas, "create schema") == -1))
+		goto fail;
+	if (sts_cache_exec(c, "COMMIT", "commit schema") == -1)
+		goto fail;
+	return 0;
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+static int
+sts_cache_check(struct sts_cache *c)
+{
+	sqlite3_int64 version = 0, appid = 0;
+
+	if (sts_cache_int(c, "PRAGMA user_version", &version) == -1 ||
+	    sts_cache_int(c, "PRAGMA application_id", &appid) == -1)
+		return -1;
+	if (appid != STS_CACHE_APP_ID) {
+		snprintf(c->err, sizeof(c->err),
+		    "%s: a SQLite database of another program (application "
+		    "id %lld), not a danerelay MTA-STS cache",
+		    c->path, (long long)appid);
+		return -1;
+	}
+	if (version > STS_CACHE_VERSION) {
+		snprintf(c->err, sizeof(c->err),
+		    "%s: cache schema version %lld is newer than this "
+		    "danerelay supports (%d)",
+		    c->path, (long long)version, STS_CACHE_VERSION);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+sts_cache_init(struct sts_cache *c)
+{
+	sqlite3_int64 version = 0;
+	bool mem = strcmp(c->path, ":memory:") == 0;
+
+	sqlite3_extended_result_codes(c->db, 1);
+	sqlite3_busy_timeout(c->db, STS_CACHE_BUSY_MS);
+	if (sts_cache_int(c, "PRAGMA user_version", &version) == -1)
+		return -1;
+	if (version != 0 && sts_cache_check(c) == -1)
+		return -1;
+	if (!mem &&
+	    (sts_cache_exec(c, "PRAGMA journal_mode = WAL", "WAL") == -1 ||
+	        sts_cache_exec(
+	            c, "PRAGMA synchronous = NORMAL", "synchronous") == -1))
+		return -1;
+	if (version == 0 && sts_cache_create(c) == -1)
+		return -1;
+	return sts_cache_check(c);
+}
+
+static int
+sts_cache_prepare(struct sts_cache *c)
+{
+	size_t i;
+
+	for (i = 0; i < STS_CACHE_ST_COUNT; i++)
+		if (sqlite3_prepare_v3(c->db, sts_cache_sql[i], -1,
+		        SQLITE_PREPARE_PERSISTENT, &c->st[i],
+		        NULL) != SQLITE_OK)
+			return sts_cache_fail(c, "damaged cache schema");
+	return 0;
+}
+
+struct sts_cache *
+sts_cache_open(const char *path, char **errstr)
+{
+	struct sts_cache *c = xcalloc(1, sizeof(*c));
+	int flags =
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+
+	c->path = xstrdup(path);
+	if (sqlite3_open_v2(path, &c->db, flags, NULL) != SQLITE_OK)
+		sts_cache_fail(c, "cannot open");
+	else if (sts_cache_init(c) == 0 && sts_cache_prepare(c) == 0)
+		return c;
+	*errstr = xstrdup(c->err);
+	sts_cache_close(c);
+	return NULL;
+}
+
+void
+sts_cache_close(struct sts_cache *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < STS_CACHE_ST_COUNT; i++)
+		sqlite3_finalize(c->st[i]);
+	sqlite3_close(c->db);
+	free(c->path);
+	free(c);
+}
+
+static sqlite3_stmt *
+sts_cache_stmt(struct sts_cache *c, enum sts_cache_st which)
+{
+	sqlite3_stmt *st = c->st[which];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+/* Copy a row; a row that does not fit our types is treated as absent. */
+static int
+sts_cache_row(sqlite3_stmt *st, struct sts_cache_entry *e)
+{
+	const unsigned char *id = sqlite3_column_text(st, 0);
+	const unsigned char *pol = sqlite3_column_text(st, 1);
+	int idlen = sqlite3_column_bytes(st, 0);
+
+	if (id == NULL || pol == NULL || idlen <= 0 || idlen > STS_ID_MAX)
+		return 0;
+	memcpy(e->id, id, (size_t)idlen);
+	e->id[idlen] = '\0';
+	e->len = (size_t)sqlite3_column_bytes(st, 1);
+	e->policy = xmemdup(pol, e->len + 1);
+	e->fetched_at = (time_t)sqlite3_column_int64(st, 2);
+	e->expires_at = (time_t)sqlite3_column_int64(st, 3);
+	return 1;
+}
+
+int
+sts_cache_get(
+    struct sts_cache *c, const char *domain, struct sts_cache_entry *e)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_GET);
+	int rc, found = 0;
+
+	memset(e, 0, sizeof(*e));
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		found = sts_cache_row(st, e);
+	else if (rc != SQLITE_DONE)
+		found = sts_cache_fail(c, "read");
+	sqlite3_reset(st);
+	return found;
+}
+
+void
+sts_cache_entry_clear(struct sts_cache_entry *e)
+{
+	free(e->policy);
+	memset(e, 0, sizeof(*e));
+}
+
+static int
+sts_cache_run(struct sts_cache *c, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? 0 : sts_cache_fail(c, what);
+}
+
+int
+sts_cache_put(struct sts_cache *c, const char *domain, const char *id,
+    const char *policy, size_t len, time_t fetched_at, time_t expires_at)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_PUT);
+
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, policy, (int)len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)fetched_at);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)expires_at);
+	return sts_cache_run(c, st, "write");
+}
+
+int
+sts_cache_delete(struct sts_cache *c, const char *domain)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_DELETE);
+
+	sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+	return sts_cache_run(c, st, "delete");
+}
+
+int
+sts_cache_purge(struct sts_cache *c, time_t now)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_PURGE);
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	return sts_cache_run(c, st, "purge");
+}
+
+char **
+sts_cache_expiring(struct sts_cache *c, time_t now, time_t before, size_t max)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_EXPIRING);
+	char **v = xcalloc(1, sizeof(*v));
+	size_t n = 0;
+	int rc;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)before);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const unsigned char *d = sqlite3_column_text(st, 0);
+
+		if (d == NULL)
+			continue;
+		v = xreallocarray(v, n + 2, sizeof(*v));
+		v[n++] = xstrdup((const char *)d);
+		v[n] = NULL;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		sts_cache_fail(c, "read");
+		str_vec_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+const char *
+sts_cache_error(const struct sts_cache *c)
+{
+	return c->err;
+}
