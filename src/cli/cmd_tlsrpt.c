@@ -15,6 +15,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <unistd.h>
+#include <time.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +25,8 @@
 #include <sysexits.h>
 
 #include "cli/cli.h"
+#include "report/tlsrpt.h"
+#include "conf/conf.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
 #include "report/tlsrpt_parse.h"
@@ -144,16 +148,168 @@ static int
 cmd_tlsrpt_unavailable(int argc, char **argv, struct cli_ctx *ctx)
 {
 	fprintf(stderr,
-	    "danerelay tlsrpt %s: not available yet: the sending side "
-	    "of TLS-RPT is not built\n",
+	    "danerelay tlsrpt %s: not available yet: reports are recorded "
+	    "(see 'tlsrpt list'), but sending them is not built yet\n",
 	    argv[0]);
 	return EX_UNAVAILABLE;
 }
 
+/* The relay's store (tlsrpt.db beside the queue), or NULL with a message. */
+static struct tlsrpt_store *
+cmd_tlsrpt_store(const struct cli_ctx *ctx, struct conf **cp)
+{
+	struct tlsrpt_store *s;
+	char path[4096], *err = NULL;
+
+	*cp = cli_load_conf(ctx);
+	snprintf(path, sizeof(path), "%s/tlsrpt.db",
+	    conf_str(*cp, CONF_QUEUE_DIRECTORY));
+	if (access(path, R_OK) == -1) {
+		fprintf(stderr,
+		    "danerelay tlsrpt: %s: no TLS-RPT data yet (%s)\n", path,
+		    strerror(errno));
+		return NULL;
+	}
+	if ((s = tlsrpt_store_open(path, &err)) == NULL) {
+		fprintf(stderr, "danerelay tlsrpt: %s\n", err);
+		free(err);
+	}
+	return s;
+}
+
+/* A report built the way it will be sent. New string or NULL. */
+static char *
+cmd_tlsrpt_build(struct tlsrpt_store *s, const struct conf *c,
+    const char *domain, const char *day)
+{
+	const char *org = conf_str(c, CONF_TLSRPT_ORGANIZATION);
+	const char *contact = conf_str(c, CONF_TLSRPT_CONTACT);
+	char id[300];
+
+	snprintf(id, sizeof(id), "%s_%s@%s", day, domain,
+	    org != NULL ? org : "danerelay");
+	return tlsrpt_report_build(s, domain, day,
+	    org != NULL ? org : "danerelay", contact != NULL ? contact : "",
+	    id);
+}
+
+static long long
+cmd_tlsrpt_total(json_t *report, const char *key)
+{
+	json_t *p;
+	size_t i;
+	long long n = 0;
+
+	json_array_foreach(json_object_get(report, "policies"), i, p) n +=
+	    json_integer_value(
+	        json_object_get(json_object_get(p, "summary"), key));
+	return n;
+}
+
+/* `tlsrpt list [--day D] [--json]`: what will be reported for a day. */
+static int
+cmd_tlsrpt_list(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "day", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char day[TLSRPT_DAY_LEN], **doms, *text;
+	struct tlsrpt_store *s;
+	json_t *out = json_array(), *rep;
+	struct conf *c = NULL;
+	bool json = false;
+	size_t i, n;
+	int ch;
+
+	tlsrpt_day(time(NULL), day);
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "jd:", longopts, NULL)) != -1) {
+		if (ch == 'j')
+			json = true;
+		else if (ch == 'd' && strlen(optarg) == TLSRPT_DAY_LEN - 1)
+			memcpy(day, optarg, TLSRPT_DAY_LEN);
+		else
+			return cli_usage("tlsrpt");
+	}
+	if ((s = cmd_tlsrpt_store(ctx, &c)) == NULL) {
+		json_decref(out);
+		conf_free(c);
+		return EX_NOINPUT;
+	}
+	doms = tlsrpt_store_domains(s, day, &n);
+	for (i = 0; doms != NULL && i < n; i++) {
+		text = cmd_tlsrpt_build(s, c, doms[i], day);
+		rep = text != NULL ? json_loads(text, 0, NULL) : NULL;
+		json_array_append_new(out,
+		    json_pack("{s:s, s:s, s:I, s:I, s:b}", "domain", doms[i],
+		        "day", day, "successful",
+		        (json_int_t)cmd_tlsrpt_total(
+		            rep, "total-successful-session-count"),
+		        "failed",
+		        (json_int_t)cmd_tlsrpt_total(
+		            rep, "total-failure-session-count"),
+		        "sent", tlsrpt_store_sent(s, doms[i], day)));
+		json_decref(rep);
+		free(text);
+	}
+	if (json) {
+		json_dumpf(out, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	} else {
+		json_t *e;
+
+		printf("%-40s %-10s %10s %10s\n", "POLICY DOMAIN", "DAY",
+		    "SUCCESS", "FAILURE");
+		json_array_foreach(out, i, e)
+		    printf("%-40s %-10s %10lld %10lld\n",
+		        json_string_value(json_object_get(e, "domain")), day,
+		        json_integer_value(json_object_get(e, "successful")),
+		        json_integer_value(json_object_get(e, "failed")));
+	}
+	json_decref(out);
+	tlsrpt_strv_free(doms);
+	tlsrpt_store_close(s);
+	conf_free(c);
+	return n > 0 ? 0 : 1;
+}
+
+/* `tlsrpt show DOMAIN DAY`: the RFC 8460 JSON report. */
+static int
+cmd_tlsrpt_show(int argc, char **argv, struct cli_ctx *ctx)
+{
+	struct tlsrpt_store *s;
+	struct conf *c = NULL;
+	char *text;
+	json_t *rep;
+
+	if (argc != 3)
+		return cli_usage("tlsrpt");
+	if ((s = cmd_tlsrpt_store(ctx, &c)) == NULL) {
+		conf_free(c);
+		return EX_NOINPUT;
+	}
+	text = cmd_tlsrpt_build(s, c, argv[1], argv[2]);
+	if (text == NULL) {
+		fprintf(stderr, "danerelay tlsrpt: no data for %s on %s\n",
+		    argv[1], argv[2]);
+	} else {
+		rep = json_loads(text, 0, NULL);
+		json_dumpf(rep, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		json_decref(rep);
+	}
+	free(text);
+	tlsrpt_store_close(s);
+	conf_free(c);
+	return text != NULL ? 0 : 1;
+}
+
 static const struct cmd_tlsrpt_sub cmd_tlsrpt_subs[] = {
 	{ "parse", cmd_tlsrpt_parse },
-	{ "list", cmd_tlsrpt_unavailable },
-	{ "show", cmd_tlsrpt_unavailable },
+	{ "list", cmd_tlsrpt_list },
+	{ "show", cmd_tlsrpt_show },
 	{ "send", cmd_tlsrpt_unavailable },
 	{ NULL, NULL },
 };

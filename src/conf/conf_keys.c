@@ -262,6 +262,16 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_MTA_STS_FETCH_TIMEOUT, "mta_sts", "fetch_timeout",
 	    CONF_T_DURATION, "60s", 1, 600, NULL,
 	    "deadline of one policy fetch (RFC 8461 §3.3)" },
+	{ CONF_TLSRPT_ENABLED, "tlsrpt", "enabled", CONF_T_BOOL, "yes", 0, 0,
+	    NULL,
+	    "record the outcome of every TLS negotiation for SMTP TLS "
+	    "reports (RFC 8460)" },
+	{ CONF_TLSRPT_ORGANIZATION, "tlsrpt", "organization", CONF_T_STR, NULL,
+	    0, 0, NULL, "organization-name of our reports" },
+	{ CONF_TLSRPT_CONTACT, "tlsrpt", "contact", CONF_T_STR, NULL, 0, 0,
+	    NULL, "contact-info of our reports" },
+	{ CONF_TLSRPT_SENDER_ADDRESS, "tlsrpt", "sender_address", CONF_T_STR,
+	    NULL, 0, 0, NULL, "From: of report mail" },
 };
 
 /* "[host]:port", "host:port", "[host]" or "host" (RFC 7672 §2.2.2 routes). */

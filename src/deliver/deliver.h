@@ -22,6 +22,7 @@ struct dns_resolver;
 struct queue;
 struct policy;
 struct sts;
+struct tlsrpt_store;
 struct deliver;
 
 struct deliver_config {
@@ -30,9 +31,10 @@ struct deliver_config {
 	SSL_CTX *tls; /* client context with DANE enabled */
 	struct queue *queue;
 	const struct policy *policy;
-	struct sts *sts;      /* MTA-STS engine, or NULL when disabled */
-	char **digests;       /* [dane] digests */
-	const char *hostname; /* EHLO name and Reporting-MTA */
+	struct sts *sts;             /* MTA-STS engine, or NULL when disabled */
+	struct tlsrpt_store *tlsrpt; /* TLS-RPT counters, or NULL */
+	char **digests;              /* [dane] digests */
+	const char *hostname;        /* EHLO name and Reporting-MTA */
 	unsigned connect_timeout_ms;
 	unsigned greeting_timeout_ms;
 	unsigned command_timeout_ms;

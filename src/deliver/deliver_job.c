@@ -22,6 +22,7 @@
 #include "deliver/deliver_int.h"
 #include "dns/dns.h"
 #include "policy/policy_sts.h"
+#include "report/tlsrpt.h"
 #include "sts/sts.h"
 #include "tls/tls_client.h"
 
@@ -282,6 +283,67 @@ job_host_policy(struct job *j, struct outcome *o)
 	return true;
 }
 
+/* --- TLS-RPT (RFC 8460 §4): one record per TLS negotiation --- */
+
+#define JOB_TLSRPT_MAX 64
+
+/* Which policy governed the current host, with its strings. */
+static enum tlsrpt_policy_type
+job_tlsrpt_policy(struct job *j, char **owned, const char **strs, size_t *ns,
+    const char **mx, size_t *nmx)
+{
+	const struct dane_tlsa *t = dane_host_tlsa(j->host);
+	size_t i;
+
+	*ns = *nmx = 0;
+	if (t != NULL) {
+		for (i = 0; i < dane_tlsa_count(t) && i < JOB_TLSRPT_MAX; i++)
+			strs[(*ns)++] = owned[i] = dane_tlsa_str(t, i);
+		return TLSRPT_TLSA;
+	}
+	if (j->sts_use == POLICY_STS_OFF)
+		return TLSRPT_NO_POLICY;
+	for (i = 0;
+	     i < sts_policy_line_count(j->sts_policy) && i < JOB_TLSRPT_MAX;
+	     i++)
+		strs[(*ns)++] = sts_policy_line(j->sts_policy, i);
+	for (i = 0;
+	     i < sts_policy_mx_count(j->sts_policy) && i < JOB_TLSRPT_MAX; i++)
+		mx[(*nmx)++] = sts_policy_mx(j->sts_policy, i);
+	return TLSRPT_STS;
+}
+
+/* Count one session to the current host: success, or failure of rt. */
+static void
+job_tlsrpt(struct job *j, bool success, enum result_type rt)
+{
+	const char *strs[JOB_TLSRPT_MAX], *mx[JOB_TLSRPT_MAX];
+	char *owned[JOB_TLSRPT_MAX] = { NULL };
+	struct tlsrpt_session t;
+	size_t i;
+
+	if (j->d->cfg.tlsrpt == NULL || j->host == NULL)
+		return;
+	memset(&t, 0, sizeof(t));
+	t.when = time(NULL);
+	t.policy_domain = j->dest->domain;
+	t.type = job_tlsrpt_policy(
+	    j, owned, strs, &t.npolicy_strings, mx, &t.nmx_hosts);
+	t.policy_strings = strs;
+	t.mx_hosts = mx;
+	t.success = success;
+	t.result_type = success         ? NULL :
+	    result_type_str(rt) != NULL ? result_type_str(rt) :
+	                                  "validation-failure";
+	t.receiving_mx_hostname = dane_host_name(j->host);
+	t.receiving_ip = j->facts.ip[0] != '\0' ? j->facts.ip : NULL;
+	if (tlsrpt_store_record(j->d->cfg.tlsrpt, &t) == -1)
+		log_warnx("TLS-RPT: cannot record a session: %s",
+		    tlsrpt_store_error(j->d->cfg.tlsrpt));
+	for (i = 0; i < JOB_TLSRPT_MAX; i++)
+		free(owned[i]);
+}
+
 /* --- session callbacks --- */
 
 static SSL *
@@ -376,6 +438,12 @@ job_on_ready(struct smtp_session *s, void *arg)
 	}
 	if (j->facts.tls == NULL)
 		j->facts.tls = "none";
+	/* A TLS negotiation happened (or was required and missing). */
+	if (smtp_session_ssl(s) != NULL || j->tls_required)
+		job_tlsrpt(j,
+		    smtp_session_ssl(s) != NULL && !j->facts.would_fail,
+		    j->facts.would_fail ? j->facts.would.rt :
+		                          RT_STARTTLS_NOT_SUPPORTED);
 	job_send_next(j);
 }
 
@@ -405,6 +473,8 @@ job_on_done(struct smtp_session *s, const struct smtp_result *res, void *arg)
 	else
 		dane_outcome_smtp(
 		    &o, res, dane_host_level(j->host), dane_host_name(j->host));
+	if (o.rt != RT_NONE)
+		job_tlsrpt(j, false, o.rt);
 	job_fail(j, &o);
 	j->ai++;
 	job_next_addr(j);
@@ -463,6 +533,8 @@ job_host_resolved(struct dane_host *h, void *arg)
 	j->facts.ip[0] = '\0';
 	j->facts.would_fail = false;
 	if (!job_host_policy(j, &o)) {
+		if (o.rt != RT_NONE)
+			job_tlsrpt(j, false, o.rt);
 		job_fail(j, &o);
 		dane_host_free(h);
 		j->host = NULL;

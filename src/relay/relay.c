@@ -23,6 +23,7 @@
 #include "queue/queue.h"
 #include "relay/relay_guard.h"
 #include "server/server.h"
+#include "report/tlsrpt.h"
 #include "sts/sts.h"
 #include "tls/tls_client.h"
 #include "tls/tls_server.h"
@@ -41,6 +42,7 @@ struct relay {
 	struct deliver *deliver;
 	struct sts *sts;
 	struct event *sts_timer;
+	struct tlsrpt_store *tlsrpt;
 	time_t *retry;
 	char hostname[256];
 	int stopping;
@@ -199,6 +201,7 @@ relay_deliver_config(struct relay *r, struct deliver_config *dc)
 	dc->queue = r->queue;
 	dc->policy = r->policy;
 	dc->sts = r->sts;
+	dc->tlsrpt = r->tlsrpt;
 	dc->digests = conf_list(c, CONF_DANE_DIGESTS);
 	dc->hostname = helo != NULL ? helo : r->hostname;
 	dc->connect_timeout_ms =
@@ -239,7 +242,8 @@ relay_drop_privileges(struct relay *r, char **errstr)
 	char path[4096];
 	static const char *const files[] = { "", "/queue.db", "/queue.db-wal",
 		"/queue.db-shm", "/mta-sts.db", "/mta-sts.db-wal",
-		"/mta-sts.db-shm" };
+		"/mta-sts.db-shm", "/tlsrpt.db", "/tlsrpt.db-wal",
+		"/tlsrpt.db-shm" };
 	size_t i;
 
 	if (geteuid() != 0 || user == NULL)
@@ -320,6 +324,20 @@ relay_sts(struct relay *r, char **errstr)
 	return 0;
 }
 
+/* RFC 8460: count every TLS negotiation, in a store beside the queue. */
+static int
+relay_tlsrpt(struct relay *r, char **errstr)
+{
+	char path[4096];
+
+	if (!conf_bool(r->conf, CONF_TLSRPT_ENABLED))
+		return 0;
+	snprintf(path, sizeof(path), "%s/tlsrpt.db",
+	    conf_str(r->conf, CONF_QUEUE_DIRECTORY));
+	r->tlsrpt = tlsrpt_store_open(path, errstr);
+	return r->tlsrpt != NULL ? 0 : -1;
+}
+
 static int
 relay_fail(struct relay *r, char **errstr, int *ex, int code, char *msg)
 {
@@ -361,6 +379,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	r->policy = policy_new(r->conf);
 	if (relay_sts(r, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	if (relay_tlsrpt(r, &err) == -1)
+		return relay_fail(r, errstr, ex, EX_CANTCREAT, err);
 	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
 	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_OSERR, err);
@@ -466,6 +486,7 @@ relay_free(struct relay *r)
 	if (r->sts_timer != NULL)
 		event_free(r->sts_timer);
 	sts_free(r->sts);
+	tlsrpt_store_close(r->tlsrpt);
 	policy_free(r->policy);
 	server_auth_free(r->auth);
 	SSL_CTX_free(r->server_tls);
