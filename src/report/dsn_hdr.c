@@ -116,9 +116,11 @@ hdr_copy_line(struct buf *b, const uint8_t *p, size_t n)
 
 	for (i = 0; i < n; i++) {
 		if (n > LINE_MAX_OCTETS && col >= LINE_SPLIT &&
-		    (p[i] & 0xc0) != 0x80) {
+		    ((p[i] & 0xc0) != 0x80 || col >= LINE_MAX_OCTETS - 2)) {
 			/* A continuation keeps the field one field; whole
-			 * UTF-8 characters stay on one line. */
+			 * UTF-8 characters stay on one line, unless a run of
+			 * stray continuation bytes would break the 998 limit
+			 * (found by fuzz_dsn). */
 			buf_adds(b, "\r\n ");
 			col = 1;
 		}
