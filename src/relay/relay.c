@@ -43,6 +43,7 @@ struct relay {
 	struct sts *sts;
 	struct event *sts_timer;
 	struct tlsrpt_store *tlsrpt;
+	struct event *purge_timer;
 	time_t *retry;
 	char hostname[256];
 	int stopping;
@@ -324,6 +325,24 @@ relay_sts(struct relay *r, char **errstr)
 	return 0;
 }
 
+/* The trace of finished messages is kept this long, then purged. */
+#define RELAY_TRACE_DAYS 30
+
+static void
+relay_purge(evutil_socket_t fd, short ev, void *arg)
+{
+	struct relay *r = arg;
+	struct timeval tv = { 3600, 0 };
+	int n;
+
+	n = queue_purge(r->queue, time(NULL) - RELAY_TRACE_DAYS * 86400);
+	if (n > 0)
+		log_info("purged the trace of %d messages finished more than "
+		         "%d days ago",
+		    n, RELAY_TRACE_DAYS);
+	evtimer_add(r->purge_timer, &tv);
+}
+
 /* RFC 8460: count every TLS negotiation, in a store beside the queue. */
 static int
 relay_tlsrpt(struct relay *r, char **errstr)
@@ -388,6 +407,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_NOPERM, err);
 	relay_deliver_config(r, &dc);
 	r->deliver = deliver_new(&dc);
+	r->purge_timer = evtimer_new(r->base, relay_purge, r);
+	event_active(r->purge_timer, EV_TIMEOUT, 0); /* first purge at start */
 	return 0;
 }
 
@@ -485,6 +506,8 @@ relay_free(struct relay *r)
 	server_free(r->server);
 	if (r->sts_timer != NULL)
 		event_free(r->sts_timer);
+	if (r->purge_timer != NULL)
+		event_free(r->purge_timer);
 	sts_free(r->sts);
 	tlsrpt_store_close(r->tlsrpt);
 	policy_free(r->policy);
