@@ -57,30 +57,11 @@ conf_section_known(const char *section)
 static const char *
 conf_parse_duration(const char *s, long long *out)
 {
-	const char *p = s;
-	uint64_t v, mult = 1;
+	uint64_t v;
 
-	if (str_parse_uint(&p, 1000000000, &v) == -1)
+	if (str_parse_duration(s, &v) == -1)
 		return "expected a duration such as 30s, 5m, 1h or 2d";
-	switch (*p) {
-	case '\0':
-	case 's':
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = 86400;
-		break;
-	default:
-		return "expected a duration such as 30s, 5m, 1h or 2d";
-	}
-	if (*p != '\0' && p[1] != '\0')
-		return "expected a duration such as 30s, 5m, 1h or 2d";
-	*out = (long long)(v * mult);
+	*out = (long long)v;
 	return NULL;
 }
 

@@ -108,19 +108,15 @@ check_durations(const char *value)
 {
 	char **v;
 	size_t n, i;
-	const char *err = NULL, *p;
+	const char *err = NULL;
 	uint64_t num;
 
 	v = str_split_list(value, &n);
 	if (n == 0)
 		err = "at least one duration is needed";
-	for (i = 0; i < n && err == NULL; i++) {
-		p = v[i];
-		if (str_parse_uint(&p, 100000000, &num) == -1 || num == 0 ||
-		    (*p != '\0' &&
-		        (strchr("smhd", *p) == NULL || p[1] != '\0')))
+	for (i = 0; i < n && err == NULL; i++)
+		if (str_parse_duration(v[i], &num) == -1 || num == 0)
 			err = "expected durations such as 5m 10m 20m 40m 1h";
-	}
 	str_vec_free(v);
 	return err;
 }

@@ -136,8 +136,8 @@ str_hex(const uint8_t *p, size_t n)
 	return s;
 }
 
-static int
-str_hexval(char c)
+int
+str_hex_value(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -158,7 +158,8 @@ str_unhex(const char *s, size_t *n)
 		return NULL;
 	out = xmalloc(len / 2 + 1);
 	for (i = 0; i < len / 2; i++) {
-		int hi = str_hexval(s[2 * i]), lo = str_hexval(s[2 * i + 1]);
+		int hi = str_hex_value(s[2 * i]),
+		    lo = str_hex_value(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0) {
 			free(out);
@@ -168,4 +169,45 @@ str_unhex(const char *s, size_t *n)
 	}
 	*n = len / 2;
 	return out;
+}
+
+int
+str_b64_value(int c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int
+str_parse_duration(const char *s, uint64_t *secs)
+{
+	static const struct {
+		char unit;
+		uint64_t mult;
+	} units[] = { { '\0', 1 }, { 's', 1 }, { 'm', 60 }, { 'h', 3600 },
+		{ 'd', 86400 }, { 'w', 7 * 86400 } };
+	const char *p = s;
+	uint64_t v;
+	size_t i;
+
+	if (str_parse_uint(&p, 1000000000, &v) == -1)
+		return -1;
+	if (*p != '\0' && p[1] != '\0')
+		return -1;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (units[i].unit == *p) {
+			*secs = v * units[i].mult;
+			return 0;
+		}
+	}
+	return -1;
 }

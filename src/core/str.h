@@ -25,6 +25,17 @@ void str_skip_ws(const char **cp);
  * handling. */
 int str_parse_uint(const char **cp, uint64_t max, uint64_t *out);
 
+/*
+ * Parse a whole string as a duration: a number of units up to 10^9 with an
+ * optional suffix s, m, h, d or w (none = seconds). 0 with *secs, or -1.
+ */
+int str_parse_duration(const char *s, uint64_t *secs);
+
+/* Value of a hex digit (either case) or of a base64 character (RFC 4648
+ * §4), or -1. */
+int str_hex_value(int c);
+int str_b64_value(int c);
+
 /* Parse a whole string as a decimal number in [min, max]. 0 or -1. */
 int str_to_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
 

@@ -18,35 +18,11 @@
 const char *
 queue_trace_parse_since(const char *s, time_t *secs)
 {
-	static const char *const err = "expected a duration such as 90, 30m, "
-	                               "1h, 2d or 1w";
-	const char *p = s;
-	uint64_t v, mult = 1;
+	uint64_t v;
 
-	if (str_parse_uint(&p, 1000000000, &v) == -1 || v == 0)
-		return err;
-	switch (*p) {
-	case '\0':
-	case 's':
-		break;
-	case 'm':
-		mult = 60;
-		break;
-	case 'h':
-		mult = 3600;
-		break;
-	case 'd':
-		mult = 86400;
-		break;
-	case 'w':
-		mult = 7 * 86400;
-		break;
-	default:
-		return err;
-	}
-	if (*p != '\0' && p[1] != '\0')
-		return err;
-	*secs = (time_t)(v * mult);
+	if (str_parse_duration(s, &v) == -1 || v == 0)
+		return "expected a duration such as 90, 30m, 1h, 2d or 1w";
+	*secs = (time_t)v;
 	return NULL;
 }
 

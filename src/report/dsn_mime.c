@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "core/str.h"
 #include "core/xmalloc.h"
 #include "report/dsn_int.h"
 
@@ -271,18 +272,6 @@ dsn_mime_field_2047(
 	buf_free(&v);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Q text of an encoded-word into out; -1 on a bad escape. */
 static int
 ew_q(struct buf *out, const char *s, size_t n)
@@ -295,30 +284,14 @@ ew_q(struct buf *out, const char *s, size_t n)
 			buf_addc(out, ' ');
 		else if (s[i] != '=')
 			buf_addc(out, s[i]);
-		else if (i + 2 < n && (hi = hexval(s[i + 1])) >= 0 &&
-		    (lo = hexval(s[i + 2])) >= 0) {
+		else if (i + 2 < n && (hi = str_hex_value(s[i + 1])) >= 0 &&
+		    (lo = str_hex_value(s[i + 2])) >= 0) {
 			buf_addc(out, (char)(hi << 4 | lo));
 			i += 2;
 		} else
 			return -1;
 	}
 	return 0;
-}
-
-static int
-b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
 }
 
 /* B text of an encoded-word into out; -1 on a character outside base64. */
@@ -330,7 +303,7 @@ ew_b(struct buf *out, const char *s, size_t n)
 	size_t i;
 
 	for (i = 0; i < n && s[i] != '='; i++) {
-		if ((v = b64val(s[i])) < 0)
+		if ((v = str_b64_value(s[i])) < 0)
 			return -1;
 		acc = (acc << 6 | (unsigned)v) & 0xffffff;
 		if ((bits += 6) >= 8) {

@@ -586,22 +586,6 @@ tr_summary(const json_t *report)
 
 /* ---- finding the report: transfer encodings, gzip, MIME ------------------ */
 
-static int
-tr_b64_value(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Base64 (RFC 2045 §6.8): line breaks and other junk skipped, stop at
  * '='. -1 when the output passes the cap. */
 static int
@@ -613,7 +597,7 @@ tr_b64_decode(const uint8_t *p, size_t n, struct buf *out)
 	int v;
 
 	for (i = 0; i < n && p[i] != '='; i++) {
-		if ((v = tr_b64_value(p[i])) < 0)
+		if ((v = str_b64_value(p[i])) < 0)
 			continue;
 		acc = ((acc << 6) | (uint32_t)v) & 0xffffff;
 		bits += 6;
@@ -624,18 +608,6 @@ tr_b64_decode(const uint8_t *p, size_t n, struct buf *out)
 		}
 	}
 	return 0;
-}
-
-static int
-tr_hex(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
 }
 
 /* Quoted-printable (RFC 2045 §6.7); a malformed '=' is kept as it is. */
@@ -652,8 +624,8 @@ tr_qp_decode(const uint8_t *p, size_t n, struct buf *out)
 			i++;
 		} else if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n') {
 			i += 2;
-		} else if (i + 2 < n && (hi = tr_hex(p[i + 1])) >= 0 &&
-		    (lo = tr_hex(p[i + 2])) >= 0) {
+		} else if (i + 2 < n && (hi = str_hex_value(p[i + 1])) >= 0 &&
+		    (lo = str_hex_value(p[i + 2])) >= 0) {
 			rc = buf_addc(out, (char)(hi * 16 + lo));
 			i += 2;
 		} else {

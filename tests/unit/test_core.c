@@ -108,6 +108,51 @@ str_hex_roundtrip(void)
 }
 
 static void
+str_duration_table(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		uint64_t secs;
+	} cases[] = {
+		{ "90", 0, 90 },
+		{ "30s", 0, 30 },
+		{ "5m", 0, 300 },
+		{ "1h", 0, 3600 },
+		{ "2d", 0, 172800 },
+		{ "1w", 0, 604800 },
+		{ "0", 0, 0 },
+		{ "", -1, 0 },
+		{ "m", -1, 0 },
+		{ "5x", -1, 0 },
+		{ "5mm", -1, 0 },
+		{ "-5m", -1, 0 },
+		{ "5 m", -1, 0 },
+		{ "1000000001", -1, 0 },
+	};
+	size_t i;
+	uint64_t v;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = 12345;
+		T_CHECK(str_parse_duration(cases[i].in, &v) == cases[i].rc);
+		if (cases[i].rc == 0)
+			T_CHECK(v == cases[i].secs);
+	}
+}
+
+static void
+str_digit_values(void)
+{
+	T_CHECK(str_hex_value('0') == 0 && str_hex_value('f') == 15);
+	T_CHECK(str_hex_value('F') == 15 && str_hex_value('g') == -1);
+	T_CHECK(str_hex_value(-61) == -1);
+	T_CHECK(str_b64_value('A') == 0 && str_b64_value('z') == 51);
+	T_CHECK(str_b64_value('9') == 61 && str_b64_value('/') == 63);
+	T_CHECK(str_b64_value('=') == -1 && str_b64_value('-') == -1);
+}
+
+static void
 outcome_classes(void)
 {
 	struct outcome o;
@@ -135,6 +180,8 @@ main(void)
 	T_RUN(str_uint_table);
 	T_RUN(str_list_split);
 	T_RUN(str_hex_roundtrip);
+	T_RUN(str_duration_table);
+	T_RUN(str_digit_values);
 	T_RUN(outcome_classes);
 	T_EXIT();
 }
