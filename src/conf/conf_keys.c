@@ -196,6 +196,8 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION, "delivery",
 	    "max_messages_per_connection", CONF_T_INT, "100", 1, 100000, NULL,
 	    "messages sent over one reused connection" },
+	{ CONF_DELIVERY_HOLD, "delivery", "hold", CONF_T_BOOL, "no", 0, 0, NULL,
+	    "accept and queue mail but start no delivery (maintenance)" },
 	{ CONF_SERVER_LISTEN, "server", "listen", CONF_T_LIST, "127.0.0.1:2525",
 	    0, 0, check_listen, "addresses to accept mail on, ADDR:PORT" },
 	{ CONF_SERVER_RELAY_NETWORKS, "server", "relay_networks", CONF_T_LIST,

@@ -267,7 +267,7 @@ deliver_scan(struct deliver *d)
 	time_t now = time(NULL);
 	int n;
 
-	if (d->stopping)
+	if (d->stopping || d->cfg.hold)
 		return;
 	/*
 	 * Recipients in flight stay due in the queue until their outcome is
@@ -333,6 +333,14 @@ void
 deliver_set_policy(struct deliver *d, const struct policy *p)
 {
 	d->policy = p;
+}
+
+void
+deliver_set_hold(struct deliver *d, bool hold)
+{
+	d->cfg.hold = hold;
+	if (!hold)
+		deliver_wake(d);
 }
 
 /* The grace period is over: end the attempts still running. */

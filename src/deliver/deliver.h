@@ -12,6 +12,7 @@
 #ifndef DR_DELIVER_H
 #define DR_DELIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -49,6 +50,7 @@ struct deliver_config {
 	time_t dead_time;
 	unsigned max_msgs_per_conn;
 	unsigned scan_interval_ms; /* queue poll period; 0 = 1000 */
+	bool hold;                 /* [delivery] hold: start no attempt */
 };
 
 /* Start delivering (all pointers borrowed for the object's life). */
@@ -59,6 +61,9 @@ void deliver_wake(struct deliver *d);
 
 /* New policy after a reload (borrowed). */
 void deliver_set_policy(struct deliver *d, const struct policy *p);
+
+/* [delivery] hold changed by a reload: false starts delivering again. */
+void deliver_set_hold(struct deliver *d, bool hold);
 
 /*
  * Start no new attempts; done is called (from the event loop) once the

@@ -32,6 +32,12 @@ struct relay {
 	struct event_base *base;
 	char *config_path;
 	struct conf *conf;
+	/*
+	 * The configuration read at start. What was set up from it once
+	 * (delivery settings, resolver, MTA-STS) borrows its strings, so it
+	 * lives as long as the relay; a reload replaces conf only.
+	 */
+	struct conf *boot_conf;
 	struct dns_resolver *resolver;
 	struct queue *queue;
 	SSL_CTX *client_tls;
@@ -231,6 +237,7 @@ relay_deliver_config(struct relay *r, struct deliver_config *dc)
 	dc->dead_time = (time_t)conf_int(c, CONF_DELIVERY_DEAD_TIME);
 	dc->max_msgs_per_conn =
 	    (unsigned)conf_int(c, CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION);
+	dc->hold = conf_bool(c, CONF_DELIVERY_HOLD);
 }
 
 /* Started as root: hand the queue to the user, then become that user. */
@@ -377,6 +384,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 
 	if ((r->conf = conf_load(r->config_path, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	r->boot_conf = r->conf;
 	relay_hostname(r);
 	if ((r->resolver = relay_resolver(r, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_UNAVAILABLE, err);
@@ -468,10 +476,12 @@ relay_reload(struct relay *r, char **errstr)
 	r->server_tls = tls;
 	r->auth = auth;
 	policy_free(r->policy);
-	conf_free(r->conf);
+	if (r->conf != r->boot_conf)
+		conf_free(r->conf);
 	r->conf = c;
 	r->policy = policy_new(c);
 	deliver_set_policy(r->deliver, r->policy);
+	deliver_set_hold(r->deliver, conf_bool(c, CONF_DELIVERY_HOLD));
 	log_info("configuration reloaded");
 	return 0;
 }
@@ -516,7 +526,9 @@ relay_free(struct relay *r)
 	SSL_CTX_free(r->client_tls);
 	queue_close(r->queue);
 	dns_resolver_free(r->resolver);
-	conf_free(r->conf);
+	if (r->conf != r->boot_conf)
+		conf_free(r->conf);
+	conf_free(r->boot_conf);
 	free(r->retry);
 	free(r->config_path);
 	free(r);

@@ -25,6 +25,7 @@ import email.utils
 import json
 import os
 import shutil
+import signal
 import smtplib
 import socket
 import sys
@@ -707,6 +708,28 @@ route = [127.0.0.1]:{counter.port}
         counter.close()
 
 
+def test_hold(args):
+    """[delivery] hold = yes: mail is accepted and queued but no attempt
+    starts; after hold = no and SIGHUP it goes out at once."""
+    relay = start(args, "[delivery]\nhold = yes\n", "policy-hold")
+    try:
+        code, qid, msgid = submit(relay, SENDER, ["held@ee-311.test"],
+                                  subject="held")
+        time.sleep(2.5)             # more than two scan periods
+        q = relay.queue()
+        report("hold.accepted-not-attempted",
+               code == 250 and len(q) == 1 and q[0]["attempts"] == 0
+               and not world_mail(args.world, msgid), short(q))
+        rewrite_conf(relay, ("delivery", "hold"))
+        relay.proc.send_signal(signal.SIGHUP)
+        ok = wait_until(lambda: not relay.queue(), 20)
+        report("hold.released-by-reload",
+               ok and len(world_mail(args.world, msgid)) == 1,
+               relay.tail(6))
+    finally:
+        relay.stop()
+
+
 HOSTS = {}
 
 
@@ -726,7 +749,8 @@ def main():
                      ("dead", lambda: test_dead(args)),
                      ("route-literal", lambda: test_route_literal(args, port)),
                      ("group", lambda: test_grouping(args)),
-                     ("reuse", lambda: test_reuse(args, port))):
+                     ("reuse", lambda: test_reuse(args, port)),
+                     ("hold", lambda: test_hold(args))):
         try:
             fn()
         except Exception as e:          # one broken case must not hide the rest
