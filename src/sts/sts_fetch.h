@@ -1,7 +1,6 @@
 /*
  * sts_fetch: the HTTPS GET of https://mta-sts.DOMAIN/.well-known/mta-sts.txt
- * (RFC 8461 §3.3) with libcurl's multi interface driven by the process's
- * libevent loop: no thread, no blocking call.
+ * (RFC 8461 §3.3), on the event loop through the http module.
  *
  * The caller resolves mta-sts.DOMAIN itself (through the project's resolver,
  * so private DNS trees work and nothing blocks in getaddrinfo) and hands
