@@ -35,7 +35,8 @@ const struct cli_cmd cli_cmds[] = {
 	    "validate the config file and print the "
 	    "effective configuration",
 	    cmd_check_config },
-	{ "tlsrpt", "parse [--json] FILE... | list | show | send",
+	{ "tlsrpt",
+	    "parse [--json] FILE... | list [--day D] [--json] | show DOMAIN DAY | send [--day D]",
 	    "TLS-RPT reports (RFC 8460): read received reports; list, show and send ours",
 	    cmd_tlsrpt },
 	{ "help", "[COMMAND]", "show this help", cmd_help },

@@ -10,8 +10,9 @@
  * report; 65 (EX_DATAERR) when one was not; 66 (EX_NOINPUT) when one could
  * not be read, which wins over 65. The other files are still read.
  *
- * list, show and send belong to the sending side, which is not built yet:
- * they exit 69 (EX_UNAVAILABLE).
+ * list shows what was recorded for a day and, once sent, where each
+ * report went; show prints the report of one domain and day as it would
+ * be sent; send (cmd_tlsrpt_send.c) sends a day's reports now.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -30,6 +31,9 @@
 #include "core/buf.h"
 #include "core/xmalloc.h"
 #include "report/tlsrpt_parse.h"
+#include "report/tlsrpt_send.h"
+#include "relay/relay.h"
+#include "relay/relay_tlsrpt.h"
 
 struct cmd_tlsrpt_sub {
 	const char *name;
@@ -144,16 +148,6 @@ cmd_tlsrpt_parse(int argc, char **argv, struct cli_ctx *ctx)
 	return rc;
 }
 
-static int
-cmd_tlsrpt_unavailable(int argc, char **argv, struct cli_ctx *ctx)
-{
-	fprintf(stderr,
-	    "danerelay tlsrpt %s: not available yet: reports are recorded "
-	    "(see 'tlsrpt list'), but sending them is not built yet\n",
-	    argv[0]);
-	return EX_UNAVAILABLE;
-}
-
 /* The relay's store (tlsrpt.db beside the queue), or NULL with a message. */
 static struct tlsrpt_store *
 cmd_tlsrpt_store(const struct cli_ctx *ctx, struct conf **cp)
@@ -182,15 +176,17 @@ static char *
 cmd_tlsrpt_build(struct tlsrpt_store *s, const struct conf *c,
     const char *domain, const char *day)
 {
-	const char *org = conf_str(c, CONF_TLSRPT_ORGANIZATION);
-	const char *contact = conf_str(c, CONF_TLSRPT_CONTACT);
-	char id[300];
+	struct relay_tlsrpt_ident ident;
+	char host[256], *id, *rep;
 
-	snprintf(id, sizeof(id), "%s_%s@%s", day, domain,
-	    org != NULL ? org : "danerelay");
-	return tlsrpt_report_build(s, domain, day,
-	    org != NULL ? org : "danerelay", contact != NULL ? contact : "",
-	    id);
+	relay_hostname_of(c, host, sizeof(host));
+	relay_tlsrpt_ident(c, host, &ident);
+	id = tlsrpt_send_report_id(day, domain, ident.submitter);
+	rep = tlsrpt_report_build(
+	    s, domain, day, ident.organization, ident.contact, id);
+	free(id);
+	relay_tlsrpt_ident_free(&ident);
+	return rep;
 }
 
 static long long
@@ -310,7 +306,7 @@ static const struct cmd_tlsrpt_sub cmd_tlsrpt_subs[] = {
 	{ "parse", cmd_tlsrpt_parse },
 	{ "list", cmd_tlsrpt_list },
 	{ "show", cmd_tlsrpt_show },
-	{ "send", cmd_tlsrpt_unavailable },
+	{ "send", cmd_tlsrpt_send },
 	{ NULL, NULL },
 };
 

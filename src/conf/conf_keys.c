@@ -32,6 +32,25 @@ check_addr_list(const char *value)
 	return err;
 }
 
+/* A mail address local@domain, printable ASCII, no spaces. */
+static const char *
+check_address(const char *value)
+{
+	const char *at = strrchr(value, '@');
+	size_t i;
+
+	if (at == NULL || at == value || at[1] == '\0')
+		return "expected an address local@domain";
+	for (i = 0; value[i] != '\0'; i++)
+		if ((unsigned char)value[i] <= 0x20 ||
+		    (unsigned char)value[i] >= 0x7f ||
+		    strchr("<>()[]\\,;:\"", value[i]) != NULL)
+			return "the address holds a character that needs "
+			       "quoting";
+	return strlen(value) > 254 ? "address longer than 254 characters" :
+	                             NULL;
+}
+
 /* A host name for EHLO: letters, digits, '-', '.', at most 255 octets. */
 static const char *
 check_hostname(const char *value)
@@ -269,7 +288,31 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_TLSRPT_CONTACT, "tlsrpt", "contact", CONF_T_STR, NULL, 0, 0,
 	    NULL, "contact-info of our reports" },
 	{ CONF_TLSRPT_SENDER_ADDRESS, "tlsrpt", "sender_address", CONF_T_STR,
-	    NULL, 0, 0, NULL, "From: of report mail" },
+	    NULL, 0, 0, check_address,
+	    "From: and envelope sender of report mail (default: "
+	    "noreply-tlsrpt@ the [dkim] domain, else the host name)" },
+	{ CONF_TLSRPT_SEND, "tlsrpt", "send", CONF_T_BOOL, "yes", 0, 0, NULL,
+	    "send the daily reports to the domains that ask for them" },
+	{ CONF_TLSRPT_MAX_DELAY, "tlsrpt", "max_delay", CONF_T_DURATION, "4h",
+	    0, 86400, NULL,
+	    "reports go out at a random time up to this long after the UTC "
+	    "day ends (RFC 8460 §4.1)" },
+	{ CONF_TLSRPT_CA_FILE, "tlsrpt", "ca_file", CONF_T_PATH, NULL, 0, 0,
+	    NULL,
+	    "CA bundle (PEM) for https: report destinations (default: the "
+	    "system store)" },
+	{ CONF_TLSRPT_POST_TIMEOUT, "tlsrpt", "post_timeout", CONF_T_DURATION,
+	    "60s", 1, 600, NULL, "deadline of one https report POST" },
+	{ CONF_DKIM_DOMAIN, "dkim", "domain", CONF_T_STR, NULL, 0, 0,
+	    check_hostname, "d= of our DKIM signatures (RFC 6376)" },
+	{ CONF_DKIM_SELECTOR, "dkim", "selector", CONF_T_STR, NULL, 0, 0,
+	    check_hostname, "s=: the key is at SELECTOR._domainkey.DOMAIN" },
+	{ CONF_DKIM_KEY_FILE, "dkim", "key_file", CONF_T_PATH, NULL, 0, 0, NULL,
+	    "private key (PEM): RSA of 1024 bits or more, or Ed25519" },
+	{ CONF_DKIM_SIGN_OUTBOUND, "dkim", "sign_outbound", CONF_T_BOOL, "no",
+	    0, 0, NULL,
+	    "also sign accepted mail whose From: is in the [dkim] domain or "
+	    "below it" },
 };
 
 /* "[host]:port", "host:port", "[host]" or "host" (RFC 7672 §2.2.2 routes). */

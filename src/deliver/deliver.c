@@ -98,15 +98,16 @@ deliver_inflight_del(struct deliver *d, int64_t id)
 /* --- destinations --- */
 
 static struct ddest *
-deliver_dest_get(struct deliver *d, const char *domain)
+deliver_dest_get(struct deliver *d, const char *domain, bool report)
 {
 	struct ddest *dest;
 
 	TAILQ_FOREACH (dest, &d->dests, entry)
-		if (strcmp(dest->domain, domain) == 0)
+		if (dest->report == report && strcmp(dest->domain, domain) == 0)
 			return dest;
 	dest = xcalloc(1, sizeof(*dest));
 	dest->domain = xstrdup(domain);
+	dest->report = report;
 	dest->limit = d->cfg.initial_concurrency;
 	TAILQ_INIT(&dest->pending);
 	TAILQ_INSERT_TAIL(&d->dests, dest, entry);
@@ -169,8 +170,9 @@ deliver_scan_one(const struct queue_rcpt *qr, void *arg)
 	r->attempts = qr->attempts;
 	r->delay_warned = qr->delay_warned;
 	r->bounce_now = qr->bounce_requested;
+	r->report = qr->kind == QUEUE_KIND_REPORT;
 	outcome_ok(&r->o);
-	dest = deliver_dest_get(d, qr->domain);
+	dest = deliver_dest_get(d, qr->domain, qr->kind == QUEUE_KIND_REPORT);
 	TAILQ_INSERT_TAIL(&dest->pending, r, entry);
 	dest->npending++;
 	deliver_inflight_put(d, r->id);

@@ -16,11 +16,22 @@
 #include "deliver/deliver_int.h"
 #include "report/dsn.h"
 
+#define DECIDE_REPORT_LIFETIME 86400 /* RFC 8460 §5.5 */
+
+/* How long r may stay queued. */
+static time_t
+decide_lifetime(const struct deliver *d, const struct drcpt *r)
+{
+	return r->report && d->cfg.max_lifetime > DECIDE_REPORT_LIFETIME ?
+	    DECIDE_REPORT_LIFETIME :
+	    d->cfg.max_lifetime;
+}
+
 static time_t
 decide_next(const struct deliver *d, const struct drcpt *r, time_t now)
 {
 	size_t i = (size_t)r->attempts;
-	time_t next, end = r->queued_at + d->cfg.max_lifetime;
+	time_t next, end = r->queued_at + decide_lifetime(d, r);
 
 	if (d->cfg.nretry == 0)
 		return now + 300;
@@ -157,7 +168,7 @@ deliver_decide(
 	domain = strrchr(r->addr, '@') != NULL ? strrchr(r->addr, '@') + 1 : "";
 	policy_for(d->policy, domain, &pol);
 	if (r->o.cls == OUTCOME_TEMP &&
-	    now - r->queued_at >= d->cfg.max_lifetime) {
+	    now - r->queued_at >= decide_lifetime(d, r)) {
 		outcome_make_permanent(&r->o);
 		snprintf(r->o.text + strnlen(r->o.text, sizeof(r->o.text) - 60),
 		    60, " (gave up after %ld days in the queue)",
@@ -330,7 +341,7 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
 		    r->remote[0] != '\0' ? r->remote : r->o.text;
 		rcpts[n].last_attempt = time(NULL);
 		rcpts[n].will_retry_until = action == DSN_ACTION_DELAYED ?
-		    r->queued_at + d->cfg.max_lifetime :
+		    r->queued_at + decide_lifetime(d, r) :
 		    0;
 		n++;
 		if (action == DSN_ACTION_DELAYED)

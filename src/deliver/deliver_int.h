@@ -34,6 +34,7 @@ struct drcpt {
 	int attempts;
 	bool delay_warned;
 	bool bounce_now; /* the operator asked to bounce it */
+	bool report; /* a TLS report: given up after 24 h (RFC 8460 §5.5) */
 	/* outcome of this attempt */
 	bool done;
 	struct outcome o;
@@ -47,6 +48,12 @@ TAILQ_HEAD(drcpt_list, drcpt);
 
 struct ddest {
 	char *domain;
+	/*
+	 * TLS reports (QUEUE_KIND_REPORT) travel apart from other mail to
+	 * the same domain: RFC 8460 §3 wants them delivered despite the
+	 * TLS failures they may report, so they get a relaxed policy.
+	 */
+	bool report;
 	struct drcpt_list pending;
 	size_t npending;
 	unsigned active; /* jobs running */

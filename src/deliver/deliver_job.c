@@ -52,7 +52,10 @@ struct job {
 	/* MTA-STS (RFC 8461), looked up beside the MX RRset */
 	struct sts_lookup *stsl;
 	bool sts_pending;
-	bool mx_ready; /* MX known, waiting for the STS lookup */
+	bool plain; /* a TLS report's cleartext retry (RFC 8460 §3) */
+	char sts_txt_id[STS_ID_MAX + 1]; /* id of the policy in use */
+	bool sts_rechecked; /* RFC 8461 §5 re-check before a bounce */
+	bool mx_ready;      /* MX known, waiting for the STS lookup */
 	struct sts_policy *sts_policy;
 	enum policy_sts_use sts_use; /* for the current host */
 	bool tls_required;
@@ -322,7 +325,8 @@ job_tlsrpt(struct job *j, bool success, enum result_type rt)
 	struct tlsrpt_session t;
 	size_t i;
 
-	if (j->d->cfg.tlsrpt == NULL || j->host == NULL)
+	/* RFC 8460 §3: report mail is not counted in the next report. */
+	if (j->d->cfg.tlsrpt == NULL || j->host == NULL || j->dest->report)
 		return;
 	memset(&t, 0, sizeof(t));
 	t.when = time(NULL);
@@ -358,7 +362,7 @@ job_tls_new(void *arg)
 			policy_sts_ssl(ssl, dane_host_name(j->host));
 		return ssl;
 	}
-	if (dane_host_level(j->host) == DANE_LEVEL_AUTH)
+	if (dane_host_level(j->host) == DANE_LEVEL_AUTH && !j->dest->report)
 		return dane_host_ssl_new(j->host, j->d->cfg.tls, &err);
 	if ((ssl = SSL_new(j->d->cfg.tls)) != NULL)
 		tls_plain_setup(ssl, dane_host_name(j->host));
@@ -447,6 +451,28 @@ job_on_ready(struct smtp_session *s, void *arg)
 	job_send_next(j);
 }
 
+/*
+ * RFC 8460 §3: report mail MUST be delivered despite TLS failures, "this
+ * may mean that the reports are delivered unencrypted": when STARTTLS or
+ * the handshake failed, try the same server once more in cleartext.
+ */
+static bool
+job_report_plain(struct job *j, const struct smtp_result *res)
+{
+	if (!j->dest->report || j->plain)
+		return false;
+	if (res->error != SMTP_ERR_STARTTLS_REFUSED &&
+	    res->error != SMTP_ERR_TLS_HANDSHAKE &&
+	    res->phase != SMTP_PHASE_TLS_HANDSHAKE &&
+	    res->phase != SMTP_PHASE_EHLO_TLS)
+		return false;
+	log_info("TLS report to %s: TLS with %s failed, sending it in "
+	         "cleartext (RFC 8460 §3)",
+	    j->dest->domain, dane_host_addr_str(j->host, j->ai));
+	j->plain = true;
+	return true;
+}
+
 static void
 job_on_done(struct smtp_session *s, const struct smtp_result *res, void *arg)
 {
@@ -475,8 +501,13 @@ job_on_done(struct smtp_session *s, const struct smtp_result *res, void *arg)
 		    &o, res, dane_host_level(j->host), dane_host_name(j->host));
 	if (o.rt != RT_NONE)
 		job_tlsrpt(j, false, o.rt);
+	if (job_report_plain(j, res)) {
+		job_next_addr(j); /* the same address, without STARTTLS */
+		return;
+	}
 	job_fail(j, &o);
 	j->ai++;
+	j->plain = false;
 	job_next_addr(j);
 }
 
@@ -501,10 +532,11 @@ job_next_addr(struct job *j)
 	p.greeting_timeout_ms = c->greeting_timeout_ms;
 	p.command_timeout_ms = c->command_timeout_ms;
 	p.data_timeout_ms = c->data_timeout_ms;
-	p.tls_mode = !j->tls_required ? SMTP_TLS_OPPORTUNISTIC :
+	p.tls_mode = j->plain ? SMTP_TLS_NONE :
+	    !j->tls_required  ? SMTP_TLS_OPPORTUNISTIC :
 	    j->pol.log_only && j->pol.log_only_cleartext ?
-	                                SMTP_TLS_OPPORTUNISTIC :
-	                                SMTP_TLS_REQUIRED;
+	                       SMTP_TLS_OPPORTUNISTIC :
+	                       SMTP_TLS_REQUIRED;
 	p.tls_new = job_tls_new;
 	p.on_tls = job_on_tls;
 	p.on_ready = job_on_ready;
@@ -545,6 +577,74 @@ job_host_resolved(struct dane_host *h, void *arg)
 	job_next_addr(j);
 }
 
+/* Whether a recipient still open would be bounced by this failure. */
+static bool
+job_would_bounce(const struct job *j, time_t now)
+{
+	size_t i, k;
+
+	for (i = 0; i < j->nmsg; i++)
+		for (k = 0; k < j->msgs[i].n; k++) {
+			const struct drcpt *r = j->msgs[i].rcpts[k];
+
+			if (!r->done &&
+			    now - r->queued_at >= j->d->cfg.max_lifetime)
+				return true;
+		}
+	return false;
+}
+
+static void
+job_sts_rechecked(const struct sts_result *res, void *arg)
+{
+	struct job *j = arg;
+
+	j->stsl = NULL;
+	if (res->state == STS_STATE_POLICY && res->policy != NULL &&
+	    res->txt_id != NULL && strcmp(res->txt_id, j->sts_txt_id) != 0) {
+		log_info("MTA-STS %s: the policy id changed (%s -> %s) before "
+		         "a bounce; trying again under the new policy (RFC "
+		         "8461 §5)",
+		    j->dest->domain, j->sts_txt_id, res->txt_id);
+		sts_policy_free(j->sts_policy);
+		j->sts_policy = sts_policy_dup(res->policy);
+		snprintf(
+		    j->sts_txt_id, sizeof(j->sts_txt_id), "%s", res->txt_id);
+		j->hi = 0;
+		j->have_fail = false;
+		job_next_host(j);
+		return;
+	}
+	log_info("MTA-STS %s: policy id re-checked before the bounce: %s",
+	    j->dest->domain,
+	    res->txt_id != NULL ? res->txt_id : "no policy record");
+	job_fail_all(j, &j->fail);
+}
+
+/*
+ * RFC 8461 §5: "a compliant MTA MUST NOT permanently fail to deliver
+ * messages before checking, via DNS, for the presence of an updated
+ * policy". Before an enforce failure turns into a bounce, the TXT id is
+ * looked up once more (sts_get with force_txt); a changed id means a new
+ * policy (fetched by sts), and the hosts are tried again under it.
+ * Returns true when the re-check was started.
+ */
+static bool
+job_sts_recheck(struct job *j)
+{
+	if (j->sts_rechecked || j->d->cfg.sts == NULL ||
+	    j->sts_policy == NULL || !j->have_fail ||
+	    j->fail.cls != OUTCOME_TEMP || j->fail_facts.policy == NULL ||
+	    strcmp(j->fail_facts.policy, "mta-sts") != 0 ||
+	    sts_policy_mode(j->sts_policy) != STS_MODE_ENFORCE ||
+	    !job_would_bounce(j, time(NULL)))
+		return false;
+	j->sts_rechecked = true;
+	j->stsl =
+	    sts_get(j->d->cfg.sts, j->dest->domain, true, job_sts_rechecked, j);
+	return true;
+}
+
 static void
 job_next_host(struct job *j)
 {
@@ -552,6 +652,8 @@ job_next_host(struct job *j)
 	struct outcome o;
 
 	if (j->hi >= j->nhost) {
+		if (job_sts_recheck(j))
+			return;
 		if (!j->have_fail)
 			outcome_set(&o, OUTCOME_TEMP, "4.4.4", RT_NONE,
 			    "no usable MX host for %s", j->dest->domain);
@@ -613,6 +715,8 @@ job_sts_done(const struct sts_result *res, void *arg)
 	j->sts_pending = false;
 	if (res->state == STS_STATE_POLICY && res->policy != NULL)
 		j->sts_policy = sts_policy_dup(res->policy);
+	snprintf(j->sts_txt_id, sizeof(j->sts_txt_id), "%s",
+	    res->txt_id != NULL ? res->txt_id : "");
 	if (j->mx_ready)
 		job_next_host(j);
 }
@@ -864,6 +968,15 @@ deliver_job_start(
 	j->dest = dest;
 	TAILQ_INSERT_TAIL(&d->joblist, j, entry);
 	policy_for(d->policy, dest->domain, &j->pol);
+	if (dest->report) {
+		/*
+		 * RFC 8460 §5.3: "Sending MTAs MUST NOT honor MTA-STS or DANE
+		 * TLSA failures" for reports: opportunistic TLS, no STS, no
+		 * TLSA check, and cleartext if TLS fails (job_report_plain).
+		 */
+		j->pol.security = POLICY_MAY;
+		j->pol.log_only = false;
+	}
 	job_group(j, rcpts, n);
 	if (job_operator_bounces(j)) {
 		job_finish(j);

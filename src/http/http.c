@@ -119,8 +119,7 @@ http_sock_free(struct http_sock *k)
 
 /* CURLMOPT_SOCKETFUNCTION: watch s for what curl wants, or stop. */
 static int
-http_sock_set(
-    CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
+http_sock_set(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 {
 	struct http_client *f = arg;
 	struct http_sock *k = sockp;
@@ -392,16 +391,15 @@ http_url_host(const char *url, char *host, size_t hostlen, unsigned *port)
 
 /* "+HOST:PORT:ADDR,[ADDR6]": a pinned, expiring DNS entry for curl. */
 static struct curl_slist *
-http_resolve(const char *host, unsigned port, char *const *addrs,
-    size_t naddrs)
+http_resolve(const char *host, unsigned port, char *const *addrs, size_t naddrs)
 {
 	struct buf b;
 	struct curl_slist *l;
 	size_t i;
 
 	buf_init(&b, 4096);
-	buf_printf(&b, strchr(host, ':') != NULL ? "+[%s]:%u:" : "+%s:%u:",
-	    host, port);
+	buf_printf(&b,
+	    strchr(host, ':') != NULL ? "+[%s]:%u:" : "+%s:%u:", host, port);
 	for (i = 0; i < naddrs && i < HTTP_ADDRS_MAX; i++)
 		buf_printf(&b,
 		    strchr(addrs[i], ':') != NULL ? "%s[%s]" : "%s%s",
@@ -438,8 +436,8 @@ http_post_opts(struct http_request *x, const struct http_request_params *p)
 	x->headers = curl_slist_append(x->headers, "Expect:");
 	curl_easy_setopt(e, CURLOPT_POST, 1L);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->post);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE,
-	    (curl_off_t)p->post_len);
+	curl_easy_setopt(
+	    e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->post_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 }
 

@@ -24,14 +24,14 @@ struct http_client;
 struct http_request;
 
 struct http_request_params {
-	const char *url;          /* https://HOST[:PORT]/PATH */
-	char *const *addrs;       /* numeric IPv4/IPv6 of HOST, at least one */
+	const char *url;    /* https://HOST[:PORT]/PATH */
+	char *const *addrs; /* numeric IPv4/IPv6 of HOST, at least one */
 	size_t naddrs;
-	const char *post_type;    /* NULL: GET; else POST with this type */
-	const void *post;         /* POST body */
+	const char *post_type; /* NULL: GET; else POST with this type */
+	const void *post;      /* POST body */
 	size_t post_len;
-	unsigned timeout_ms;      /* whole request, > 0 */
-	size_t max_body;          /* octets of the response body, > 0 */
+	unsigned timeout_ms; /* whole request, > 0 */
+	size_t max_body;     /* octets of the response body, > 0 */
 	const char *user_agent;
 };
 
@@ -41,8 +41,8 @@ struct http_result {
 	const char *content_type; /* or NULL */
 	const char *body;         /* when ok: borrowed until cb returns */
 	size_t len;
-	const char *error;        /* when not ok: "HTTP 404", "timeout..." */
-	bool webpki;              /* the failure is the server's certificate */
+	const char *error; /* when not ok: "HTTP 404", "timeout..." */
+	bool webpki;       /* the failure is the server's certificate */
 };
 
 /* Called once per request, from the top of the event loop. */
@@ -76,7 +76,6 @@ void http_request_cancel(struct http_request *x);
  * (443 when not given). Returns 0, or -1 when url is not a well-formed
  * https URL with a host.
  */
-int http_url_host(const char *url, char *host, size_t hostlen,
-    unsigned *port);
+int http_url_host(const char *url, char *host, size_t hostlen, unsigned *port);
 
 #endif

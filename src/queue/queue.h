@@ -49,7 +49,7 @@ enum queue_rcpt_status {
 enum queue_kind {
 	QUEUE_KIND_MAIL,   /* accepted from a client */
 	QUEUE_KIND_DSN,    /* a delivery status notification we generated */
-	QUEUE_KIND_REPORT, /* a TLS-RPT report (later milestone) */
+	QUEUE_KIND_REPORT, /* a TLS-RPT report (RFC 8460 §5.3) */
 };
 
 struct queue_rcpt_in {
@@ -95,6 +95,7 @@ struct queue_rcpt {
 	const char *last_mta;         /* "mx.example.com[192.0.2.1]:25" or "" */
 	bool delay_warned;
 	bool bounce_requested; /* the operator ran `queue bounce` */
+	enum queue_kind kind;  /* of its message */
 };
 
 /* A message's envelope and body (from queue_msg_get). */

@@ -52,7 +52,8 @@ struct queue {
 	"id, msgid, addr, domain, orcpt, notify, status, attempts, " \
 	"queued_at, next_attempt, last_attempt, last_status, "       \
 	"last_result_type, last_text, last_mta, delay_warned, "      \
-	"bounce_requested"
+	"bounce_requested, (SELECT kind FROM messages m WHERE "      \
+	"m.id = recipients.msgid)"
 
 /* Create or check the schema of a freshly opened database. 0 or -1. */
 int queue_schema_init(struct queue *q);

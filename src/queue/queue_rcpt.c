@@ -49,6 +49,7 @@ queue_rcpt_read(sqlite3_stmt *st, struct queue_rcpt_row *row)
 	r->last_mta = queue_rcpt_text(st, 14, row, 6, false);
 	r->delay_warned = sqlite3_column_int(st, 15) != 0;
 	r->bounce_requested = sqlite3_column_int(st, 16) != 0;
+	r->kind = (enum queue_kind)sqlite3_column_int(st, 17);
 }
 
 void

@@ -23,7 +23,9 @@
 #include "queue/queue.h"
 #include "relay/relay_guard.h"
 #include "server/server.h"
+#include "report/dkim.h"
 #include "report/tlsrpt.h"
+#include "relay/relay_tlsrpt.h"
 #include "sts/sts.h"
 #include "tls/tls_client.h"
 #include "tls/tls_server.h"
@@ -49,6 +51,8 @@ struct relay {
 	struct sts *sts;
 	struct event *sts_timer;
 	struct tlsrpt_store *tlsrpt;
+	struct dkim_signer *dkim;      /* [dkim], or NULL */
+	struct relay_tlsrpt *reporter; /* sends the reports, or NULL */
 	struct event *purge_timer;
 	time_t *retry;
 	char hostname[256];
@@ -72,27 +76,27 @@ relay_selftest_cb(struct dns_answer *a, void *arg)
 	dns_answer_free(a);
 }
 
-static struct dns_resolver *
-relay_resolver(struct relay *r, char **errstr)
+struct dns_resolver *
+relay_resolver_new(const struct conf *c, struct event_base *base, char **errstr)
 {
 	struct dns_options o = { 0 };
 	struct relay_wait w = { NULL, false };
 	struct dns_resolver *res;
 
-	o.trust_anchor_file = conf_str(r->conf, CONF_DNS_TRUST_ANCHOR_FILE);
-	o.root_servers = conf_list(r->conf, CONF_DNS_ROOT_SERVERS);
-	o.forwarders = conf_list(r->conf, CONF_DNS_FORWARDERS);
-	o.timeout_ms = (unsigned)conf_int(r->conf, CONF_DNS_TIMEOUT) * 1000;
+	o.trust_anchor_file = conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE);
+	o.root_servers = conf_list(c, CONF_DNS_ROOT_SERVERS);
+	o.forwarders = conf_list(c, CONF_DNS_FORWARDERS);
+	o.timeout_ms = (unsigned)conf_int(c, CONF_DNS_TIMEOUT) * 1000;
 	if (o.root_servers[0] == NULL)
 		o.root_servers = NULL;
 	if (o.forwarders[0] == NULL)
 		o.forwarders = NULL;
-	if ((res = dns_resolver_new(r->base, &o, errstr)) == NULL)
+	if ((res = dns_resolver_new(base, &o, errstr)) == NULL)
 		return NULL;
 	/* Without DNSSEC validation every DANE domain would look bogus. */
 	dns_selftest(res, relay_selftest_cb, &w);
 	while (!w.done)
-		event_base_loop(r->base, EVLOOP_ONCE);
+		event_base_loop(base, EVLOOP_ONCE);
 	if (w.err != NULL) {
 		*errstr = xasprintf("resolver self-test failed: %s", w.err);
 		dns_resolver_free(res);
@@ -165,6 +169,12 @@ relay_on_queued(const char *msgid, void *arg)
 
 	if (r->deliver != NULL)
 		deliver_wake(r->deliver);
+}
+
+static void
+relay_wake(void *arg)
+{
+	relay_on_queued(NULL, arg);
 }
 
 static void
@@ -276,17 +286,22 @@ relay_drop_privileges(struct relay *r, char **errstr)
 	return 0;
 }
 
+void
+relay_hostname_of(const struct conf *c, char *out, size_t len)
+{
+	const char *h = conf_str(c, CONF_SERVER_HOSTNAME);
+
+	if (h != NULL)
+		snprintf(out, len, "%s", h);
+	else if (gethostname(out, len) == -1 || out[0] == '\0')
+		snprintf(out, len, "localhost");
+	out[len - 1] = '\0';
+}
+
 static void
 relay_hostname(struct relay *r)
 {
-	const char *h = conf_str(r->conf, CONF_SERVER_HOSTNAME);
-
-	if (h != NULL)
-		snprintf(r->hostname, sizeof(r->hostname), "%s", h);
-	else if (gethostname(r->hostname, sizeof(r->hostname)) == -1 ||
-	    r->hostname[0] == '\0')
-		snprintf(r->hostname, sizeof(r->hostname), "localhost");
-	r->hostname[sizeof(r->hostname) - 1] = '\0';
+	relay_hostname_of(r->conf, r->hostname, sizeof(r->hostname));
 }
 
 /* RFC 8461 §5.1: refresh cached policies before they expire. */
@@ -364,6 +379,29 @@ relay_tlsrpt(struct relay *r, char **errstr)
 	return r->tlsrpt != NULL ? 0 : -1;
 }
 
+/* RFC 8460 §4.1, §5: the daily reports, when there is a store. */
+static int
+relay_reporter(struct relay *r, char **errstr)
+{
+	struct relay_tlsrpt_deps d;
+
+	if (r->tlsrpt == NULL || !conf_bool(r->conf, CONF_TLSRPT_SEND))
+		return 0;
+	memset(&d, 0, sizeof(d));
+	d.base = r->base;
+	d.resolver = r->resolver;
+	d.queue = r->queue;
+	d.store = r->tlsrpt;
+	d.dkim = r->dkim;
+	d.hostname = r->hostname;
+	d.on_queued = relay_wake;
+	d.arg = r;
+	if ((r->reporter = relay_tlsrpt_new(r->conf, &d, errstr)) == NULL)
+		return -1;
+	relay_tlsrpt_schedule(r->reporter);
+	return 0;
+}
+
 static int
 relay_fail(struct relay *r, char **errstr, int *ex, int code, char *msg)
 {
@@ -386,7 +424,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	r->boot_conf = r->conf;
 	relay_hostname(r);
-	if ((r->resolver = relay_resolver(r, &err)) == NULL)
+	if ((r->resolver = relay_resolver_new(r->conf, r->base, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_UNAVAILABLE, err);
 	r->client_tls =
 	    tls_client_ctx_new(conf_list(r->conf, CONF_DANE_DIGESTS), &terr);
@@ -404,6 +442,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	if (authf != NULL && (r->auth = server_auth_load(authf, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	r->policy = policy_new(r->conf);
+	if ((r->dkim = relay_dkim_signer(r->conf, &err)) == NULL && err != NULL)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	if (relay_sts(r, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	if (relay_tlsrpt(r, &err) == -1)
@@ -415,6 +455,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_NOPERM, err);
 	relay_deliver_config(r, &dc);
 	r->deliver = deliver_new(&dc);
+	if (relay_reporter(r, &err) == -1)
+		return relay_fail(r, errstr, ex, EX_SOFTWARE, err);
 	r->purge_timer = evtimer_new(r->base, relay_purge, r);
 	event_active(r->purge_timer, EV_TIMEOUT, 0); /* first purge at start */
 	return 0;
@@ -512,6 +554,7 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
+	relay_tlsrpt_free(r->reporter);
 	deliver_free(r->deliver);
 	server_free(r->server);
 	if (r->sts_timer != NULL)
@@ -520,6 +563,7 @@ relay_free(struct relay *r)
 		event_free(r->purge_timer);
 	sts_free(r->sts);
 	tlsrpt_store_close(r->tlsrpt);
+	dkim_signer_free(r->dkim);
 	policy_free(r->policy);
 	server_auth_free(r->auth);
 	SSL_CTX_free(r->server_tls);

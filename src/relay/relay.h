@@ -9,8 +9,23 @@
 #ifndef DR_RELAY_H
 #define DR_RELAY_H
 
+#include <stddef.h>
+
+struct conf;
+struct dns_resolver;
 struct event_base;
 struct relay;
+
+/*
+ * The resolver of [dns] on base, self-tested: the root DNSKEY RRset must
+ * validate, or every DANE domain would look bogus. Returns new, or NULL
+ * with *errstr (new). Also for commands that need the relay's DNS view.
+ */
+struct dns_resolver *relay_resolver_new(
+    const struct conf *c, struct event_base *base, char **errstr);
+
+/* Our host name: [server] hostname, else the system's, into out. */
+void relay_hostname_of(const struct conf *c, char *out, size_t len);
 
 /*
  * Load config_path (NULL: defaults), check the resolver (root DNSKEY must

@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "core/xmalloc.h"
+#include "report/tlsrpt_int.h"
 
 #define TLSRPT_SCHEMA_VERSION 1
 #define TLSRPT_APP_ID         0x44525452 /* "DRTR" in the database header */
@@ -140,6 +141,18 @@ tlsrpt_fail(struct tlsrpt_store *s, const char *what)
 	    s, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
 }
 
+sqlite3 *
+tlsrpt_store_db(struct tlsrpt_store *s)
+{
+	return s->db;
+}
+
+int
+tlsrpt_store_fail(struct tlsrpt_store *s, const char *what)
+{
+	return tlsrpt_fail(s, what);
+}
+
 const char *
 tlsrpt_store_error(const struct tlsrpt_store *s)
 {
@@ -195,6 +208,20 @@ tlsrpt_day_valid(const char *day)
 	tm.tm_mday = d;
 	/* 2026-02-30 normalizes to another day and is refused. */
 	return tlsrpt_day(timegm(&tm), again) == 0 && strcmp(again, day) == 0;
+}
+
+time_t
+tlsrpt_day_start(const char *day)
+{
+	struct tm tm;
+
+	if (!tlsrpt_day_valid(day))
+		return (time_t)-1;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = tlsrpt_digits(day, 4) - 1900;
+	tm.tm_mon = tlsrpt_digits(day + 5, 2) - 1;
+	tm.tm_mday = tlsrpt_digits(day + 8, 2);
+	return timegm(&tm);
 }
 
 /* The policy domain as stored: lower case, no trailing dot. */
@@ -334,7 +361,7 @@ tlsrpt_init(struct tlsrpt_store *s)
 		        NULL) != SQLITE_OK)
 			return tlsrpt_fail(s, "damaged TLS-RPT store schema");
 	}
-	return 0;
+	return tlsrpt_outbox_init(s);
 }
 
 struct tlsrpt_store *

@@ -129,4 +129,63 @@ bool tlsrpt_store_sent(
  */
 int tlsrpt_day(time_t t, char out[TLSRPT_DAY_LEN]);
 
+/* 00:00:00Z of day ("YYYY-MM-DD"), or (time_t)-1 when day is not a real
+ * calendar day in that form. */
+time_t tlsrpt_day_start(const char *day);
+
+/* --- the outbox: delivery state of each report to each rua --- */
+
+enum tlsrpt_out_state {
+	TLSRPT_OUT_PENDING, /* to be (re)tried at next_attempt */
+	TLSRPT_OUT_DONE,    /* accepted (https 2xx) or queued (mailto) */
+	TLSRPT_OUT_FAILED,  /* given up (RFC 8460 §5.5: after 24 hours) */
+};
+
+/* One report for one destination (rua URI). Strings borrowed. */
+struct tlsrpt_out {
+	char day[TLSRPT_DAY_LEN];
+	const char *domain;
+	const char *uri; /* "mailto:ADDR" or the https URL */
+	const char *report_id;
+	const uint8_t *gz; /* the gzipped report */
+	size_t gzlen;
+	enum tlsrpt_out_state state;
+	int attempts;
+	time_t first_attempt; /* 0 = not tried yet */
+	const char *note;     /* last error or where it went, or "" */
+};
+
+/*
+ * Remember a report for a destination (state, note as given; the first
+ * attempt is due at once). A second add of the same (day, domain, uri)
+ * changes nothing. Returns 0 or -1.
+ */
+int tlsrpt_outbox_add(struct tlsrpt_store *s, const struct tlsrpt_out *o);
+
+/*
+ * After an attempt: new state and note; attempts counted, first_attempt
+ * set on the first one, next_attempt for a PENDING state. 0 or -1.
+ */
+int tlsrpt_outbox_update(struct tlsrpt_store *s, const char *day,
+    const char *domain, const char *uri, enum tlsrpt_out_state state,
+    const char *note, time_t now, time_t next_attempt);
+
+/* Call cb on up to max PENDING entries due at now (the record is
+ * borrowed for the call). Returns how many, or -1. */
+typedef void tlsrpt_out_cb(const struct tlsrpt_out *o, void *arg);
+int tlsrpt_outbox_due(struct tlsrpt_store *s, time_t now, size_t max,
+    tlsrpt_out_cb *cb, void *arg);
+
+/* Every entry of day (any state), for `tlsrpt list`. Returns n or -1. */
+int tlsrpt_outbox_list(
+    struct tlsrpt_store *s, const char *day, tlsrpt_out_cb *cb, void *arg);
+
+/* How many entries (day, domain) has: *pending of them still PENDING.
+ * Returns the total, or -1. */
+int tlsrpt_outbox_count(
+    struct tlsrpt_store *s, const char *day, const char *domain, int *pending);
+
+/* "pending", "done", "failed". */
+const char *tlsrpt_out_state_str(enum tlsrpt_out_state st);
+
 #endif

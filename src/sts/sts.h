@@ -135,7 +135,7 @@ void sts_free(struct sts *s);
  * resolver's cache keeps that cheap and honours the record's TTL, §8.1);
  * concurrent calls for one domain share one TXT query and one fetch.
  * force_txt: ignore a fresh cache and look at the TXT id again (RFC 8461
- * §5.1: before bouncing for an enforce failure, re-check once); such a call
+ * §5: before bouncing for an enforce failure, re-check once); such a call
  * never joins a lookup whose TXT answer has already arrived.
  * The callback may call sts_get, sts_lookup_cancel on other lookups and
  * sts_free.

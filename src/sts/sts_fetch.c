@@ -92,8 +92,8 @@ sts_fetch_done(const struct http_result *hr, void *arg)
 	} else if (hr->content_type == NULL) {
 		r.error = "no content type";
 	} else if (!sts_fetch_ctype_ok(hr->content_type)) {
-		snprintf(err, sizeof(err), "content type %.64s",
-		    hr->content_type);
+		snprintf(
+		    err, sizeof(err), "content type %.64s", hr->content_type);
 		r.error = err;
 	} else {
 		r.ok = true;

@@ -730,6 +730,29 @@ def test_hold(args):
         relay.stop()
 
 
+def test_sts_recheck(args):
+    """RFC 8461 §5: before an MTA-STS enforce failure becomes a bounce,
+    the policy id is looked up again once (here it did not change, so the
+    message bounces after the re-check, with the 5.7.5 of its failure)."""
+    extra = "[delivery]\nretry_schedule = 1s\nmax_queue_lifetime = 2s\n" \
+            "delay_warning = 0\n"
+    relay = start(args, extra, "policy-sts-recheck")
+    try:
+        code, qid, msgid = submit(relay, SENDER,
+                                  ["user@sts-enforce-mx-mismatch.test"],
+                                  subject="sts recheck")
+        ok = wait_until(lambda: log_has(relay, qid, "status=bounced"), 30)
+        lines = open(relay.log, errors="replace").read()
+        rechecks = lines.count("MTA-STS sts-enforce-mx-mismatch.test: "
+                               "policy id re-checked before the bounce: "
+                               "202411290001")
+        report("sts-recheck.before-bounce",
+               ok and rechecks == 1 and log_has(relay, qid, "dsn=5.7.5"),
+               relay.tail(8))
+    finally:
+        relay.stop()
+
+
 HOSTS = {}
 
 
@@ -750,7 +773,8 @@ def main():
                      ("route-literal", lambda: test_route_literal(args, port)),
                      ("group", lambda: test_grouping(args)),
                      ("reuse", lambda: test_reuse(args, port)),
-                     ("hold", lambda: test_hold(args))):
+                     ("hold", lambda: test_hold(args)),
+                     ("sts-recheck", lambda: test_sts_recheck(args))):
         try:
             fn()
         except Exception as e:          # one broken case must not hide the rest

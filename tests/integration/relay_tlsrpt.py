@@ -1,16 +1,43 @@
 #!/usr/bin/python3
-"""TLS-RPT recording in the relay (RFC 8460 §4): every TLS negotiation of a
-delivery attempt is counted under its policy (tlsa, sts, no-policy-found),
-and `danerelay tlsrpt list` / `show` print what would be reported. The
-report shown must follow the RFC 8460 schema (checked with
-python3-jsonschema) and count the right sessions.
+"""TLS-RPT in the relay (RFC 8460).
+
+Recording (§4): every TLS negotiation of a delivery attempt is counted
+under its policy (tlsa, sts, no-policy-found), and `danerelay tlsrpt list`
+/ `show` print what would be reported. The report shown must follow the
+RFC 8460 schema (checked with python3-jsonschema) and count the right
+sessions.
+
+Sending (§3, §5): `danerelay tlsrpt send --day TODAY` looks up each
+domain's _smtp._tls record in the world and
+  - mails the report (multipart/report, §5.3) to mailto: destinations,
+    DKIM-signed as reporter.test (verified by python3-dkim against the key
+    the world publishes, in its tlsrpt mode: s=tlsrpt, no l=), also to
+    domains whose DANE or MTA-STS policy fails (ee-wrong-digest.test,
+    sts-enforce-self-signed.test) and over cleartext where STARTTLS is
+    refused (starttls-454.test): report mail is not blocked by the
+    failures it reports;
+  - POSTs it as application/tlsrpt+gzip to https: destinations (the
+    world's collector at reports.ee-311.test), and keeps a refused POST
+    (HTTP 404) pending for a retry;
+  - skips domains without exactly one v=TLSRPTv1 record;
+  - does not count the report deliveries in the next report;
+  - sends nothing twice when run again.
+The daily schedule (§4.1): a relay with yesterday's counters in its store
+and max_delay = 0 sends yesterday's report by itself within seconds.
 
 Usage: relay_tlsrpt.py --binary PATH --world DIR   (prints PASS/FAIL lines)
 """
 import argparse
 import datetime
+import email
+import email.policy
+import glob
+import gzip
 import json
 import os
+import re
+import sqlite3
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -20,6 +47,10 @@ try:
     import jsonschema
 except ImportError:  # scripts/deps installs python3-jsonschema
     jsonschema = None
+try:
+    import dkim
+except ImportError:  # scripts/deps installs python3-dkim
+    dkim = None
 
 SENDER = "postmaster@ee-311.test"
 SCHEMA = {
@@ -54,56 +85,240 @@ EXPECT = {
 }
 
 
+def valid_report(doc):
+    if jsonschema is None:
+        return False, "python3-jsonschema missing"
+    try:
+        jsonschema.validate(doc, SCHEMA)
+        return True, ""
+    except jsonschema.ValidationError as ex:
+        return False, ex.message
+
+
+def check_recording(relay, day):
+    rc, out, err = relay.cli("tlsrpt", "list", "--json", "--day", day)
+    try:
+        listed = {e["domain"]: e for e in json.loads(out)}
+    except ValueError:
+        listed = {}
+    for dom, (ptype, ok, bad, rt) in EXPECT.items():
+        e = listed.get(dom, {})
+        report(f"list.{dom}", e.get("successful") == ok and
+               e.get("failed") == bad, f"{e} rc={rc} {err[:200]}")
+        rc, out, err = relay.cli("tlsrpt", "show", dom, day)
+        try:
+            doc = json.loads(out)
+        except ValueError:
+            report(f"show.{dom}", False, f"rc={rc} {err[:200]}")
+            continue
+        valid, why = valid_report(doc)
+        pol = doc["policies"][0] if doc.get("policies") else {}
+        types = [f.get("result-type") for f in pol.get("failure-details", [])]
+        report(f"show.{dom}", valid and
+               pol.get("policy", {}).get("policy-type") == ptype and
+               pol.get("policy", {}).get("policy-domain") == dom and
+               (rt is None or rt in types), why or json.dumps(pol)[:300])
+    rc, out, err = relay.cli("tlsrpt", "show", "nothing.test", day)
+    report("show.no-data", rc == 1 and "no data" in err, f"rc={rc}")
+    return listed
+
+
+def world_dns(world):
+    port = json.load(open(os.path.join(world, "world.json")))["dns_port"]
+
+    def dnsfunc(name, timeout=5):
+        out = subprocess.run(
+            ["dig", "+short", "-p", str(port), "@127.53.0.1", "TXT",
+             name.decode().rstrip(".")], capture_output=True, text=True,
+            timeout=10).stdout
+        return "".join(out.strip().split('"')[1::2]).encode()
+    return dnsfunc
+
+
+def report_mails(world, domain, ymd):
+    """Report mails in the world about domain for day YYYYMMDD."""
+    out = []
+    for path in glob.glob(os.path.join(world, "mail", "*", "*.eml")):
+        raw = open(path, "rb").read()
+        if (b"TLS-Report-Domain: %s\r\n" % domain.encode()) in raw and \
+                (b"<%s.%s." % (ymd.encode(), domain.encode())) in raw:
+            meta = json.load(open(path[:-4] + ".json"))
+            out.append((meta, raw))
+    return out
+
+
+def check_mail(world, dom, ymd, dnsfunc, want_tls):
+    """One report mail for dom arrived, shaped as RFC 8460 §5.3 says,
+    DKIM-signed, carrying a schema-valid report of that domain."""
+    mails = report_mails(world, dom, ymd)
+    name = f"send.mail.{dom}"
+    if len(mails) != 1:
+        report(name, False, f"{len(mails)} report mails")
+        return
+    meta, raw = mails[0]
+    m = email.message_from_bytes(raw, policy=email.policy.compat32)
+    subj = " ".join(m["Subject"].split())
+    sm = re.fullmatch(r"Report Domain: (\S+) Submitter: (\S+) "
+                      r"Report-ID: <(\S+@\S+)>", subj)
+    parts = [p for p in m.walk()]
+    gz = [p for p in parts if p.get_content_type() == "application/tlsrpt+gzip"]
+    why = []
+    if m.get_content_type() != "multipart/report" or \
+            m.get_param("report-type") != "tlsrpt":
+        why.append("content type " + str(m["Content-Type"]))
+    if m["TLS-Report-Domain"] != dom or \
+            m["TLS-Report-Submitter"] != "reporter.test":
+        why.append("TLS-Report-* headers")
+    if not sm or sm.group(1) != dom or sm.group(2) != "reporter.test":
+        why.append("subject " + subj)
+    if len(parts) != 3 or parts[1].get_content_type() != "text/plain" or \
+            len(gz) != 1:
+        why.append("parts %s" % [p.get_content_type() for p in parts])
+    doc = {}
+    if gz:
+        fname = gz[0].get_filename() or ""
+        if not re.fullmatch(r"reporter\.test!%s!\d+!\d+!\w+\.json\.gz"
+                            % re.escape(dom), fname):
+            why.append("filename " + fname)
+        doc = json.loads(gzip.decompress(gz[0].get_payload(decode=True)))
+        valid, vwhy = valid_report(doc)
+        if not valid:
+            why.append(vwhy)
+        if sm and doc.get("report-id") != sm.group(3):
+            why.append("report-id differs from the subject's")
+        if doc["policies"][0]["policy"]["policy-domain"] != dom or \
+                doc.get("contact-info") != "tlsrpt@reporter.test":
+            why.append("report body")
+    if dkim is None or not dkim.verify(raw, dnsfunc=dnsfunc,
+                                       tlsrpt="strict"):
+        why.append("DKIM signature does not verify")
+    if b"; l=" in raw.split(b"\r\n\r\n")[0]:
+        why.append("l= tag")
+    if want_tls is not None and bool(meta.get("tls")) != want_tls:
+        why.append(f"tls={meta.get('tls')}")
+    report(name, not why, "; ".join(why))
+
+
+def collected(world, domain, ymd):
+    out = []
+    for path in glob.glob(os.path.join(world, "reports", "*.json")):
+        meta = json.load(open(path))
+        body = open(path[:-5] + ".bin", "rb").read()
+        try:
+            doc = json.loads(gzip.decompress(body))
+        except (OSError, ValueError):
+            continue
+        if doc.get("report-id", "").startswith(f"{ymd}.{domain}."):
+            out.append((meta, doc))
+    return out
+
+
+def check_send(args, relay, day, before):
+    """tlsrpt send for today, then what arrived where."""
+    ymd = day.replace("-", "")
+    rc, out, err = relay.cli("tlsrpt", "send", "--day", day)
+    lines = {tuple(ln.split()[:2]): ln for ln in out.splitlines()[1:]}
+    report("send.exit-75-while-a-post-waits-for-retry", rc == 75,
+           f"rc={rc} {out} {err[-300:]}")
+    want = {("ee-311.test", "done"): "accepted (HTTP 200)",
+            ("ee-wrong-digest.test", "done"): "queued as",
+            ("sts-enforce-self-signed.test", "done"): "queued as",
+            ("starttls-454.test", "done"): "queued as",
+            ("sts-enforce.test", "pending"): "HTTP 404"}
+    for key, text in want.items():
+        report(f"send.outbox.{key[0]}.{key[1]}",
+               any(k == key and text in ln for k, ln in
+                   [(tuple(x.split()[:2]), x) for x in out.splitlines()]),
+               out)
+    report("send.no-policy-domains-skipped",
+           "2 without a TLSRPT policy" in out and
+           not any(k[0] in ("no-tlsa.test", "unsigned.test") for k in lines),
+           out)
+    wait_until(lambda: not [e for e in relay.queue()
+                            if e["recipient"].startswith("tlsrpt@")], 30)
+    dnsfunc = world_dns(args.world)
+    check_mail(args.world, "ee-311.test", ymd, dnsfunc, True)
+    # §3: delivered despite the DANE / MTA-STS failure being reported
+    check_mail(args.world, "ee-wrong-digest.test", ymd, dnsfunc, True)
+    check_mail(args.world, "sts-enforce-self-signed.test", ymd, dnsfunc,
+               True)
+    # §3: "This may mean that the reports are delivered unencrypted."
+    check_mail(args.world, "starttls-454.test", ymd, dnsfunc, False)
+    posts = collected(args.world, "ee-311.test", ymd)
+    meta = posts[0][0] if posts else {}
+    report("send.https-post", len(posts) == 1 and
+           meta.get("content_type") == "application/tlsrpt+gzip" and
+           meta.get("path") == "/v1/tlsrpt" and
+           valid_report(posts[0][1])[0], f"{len(posts)} posts {meta}")
+    # §3: report sessions are not counted in the next report
+    rc, out2, err = relay.cli("tlsrpt", "list", "--json", "--day", day)
+    after = {e["domain"]: e for e in json.loads(out2)} if rc == 0 else {}
+    same = all(after.get(d, {}).get(k) == before.get(d, {}).get(k)
+               for d in before for k in ("successful", "failed"))
+    report("send.report-mail-not-counted", same and bool(after),
+           f"before={before} after={after}")
+    rc, out3, err = relay.cli("tlsrpt", "send", "--day", day)
+    report("send.second-run-sends-nothing",
+           out3.startswith(f"{day}: 0 domains prepared") and
+           " 0 mails queued, 0 posted" in out3 and
+           len(report_mails(args.world, "ee-311.test", ymd)) == 1, out3)
+
+
+def check_schedule(args, first):
+    """Yesterday's counters in the store: the relay reports them alone."""
+    yday = (datetime.datetime.now(datetime.timezone.utc) -
+            datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    qdir = os.path.join(first.dir, "queue")
+    db = sqlite3.connect(os.path.join(qdir, "tlsrpt.db"))
+    db.execute("INSERT INTO policies (day, domain, type, strings, mx, "
+               "successes, failures) VALUES (?, 'ee-311.test', 0, '[]', "
+               "'[]', 7, 0)", (yday,))
+    db.commit()
+    db.close()
+    extra = f"[queue]\ndirectory = {qdir}\n[tlsrpt]\nmax_delay = 0\n" \
+            "contact = tlsrpt@reporter.test\n"
+    relay = Relay(args.binary, args.world, extra, name="tlsrpt-daily").start()
+    ymd = yday.replace("-", "")
+    try:
+        ok = wait_until(lambda: report_mails(args.world, "ee-311.test", ymd)
+                        and collected(args.world, "ee-311.test", ymd), 30)
+        posts = collected(args.world, "ee-311.test", ymd)
+        doc = posts[0][1] if posts else {}
+        report("daily.yesterday-sent-by-the-relay",
+               ok and doc.get("date-range", {}).get("start-datetime", "")
+               .startswith(yday) and doc["policies"][0]["summary"]
+               ["total-successful-session-count"] == 7, relay.tail(8))
+        rc, out, err = relay.cli("tlsrpt", "list", "--json", "--day", yday)
+        listed = json.loads(out) if rc == 0 else []
+        report("daily.marked-sent", listed and listed[0].get("sent"), out)
+    finally:
+        relay.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
     ap.add_argument("--world", required=True)
     args = ap.parse_args()
     extra = "[delivery]\nretry_schedule = 1h\ndelay_warning = 0\n" \
-            "[tlsrpt]\norganization = relay.test\ncontact = postmaster@relay.test\n"
+            "[tlsrpt]\norganization = relay.test\n" \
+            "contact = tlsrpt@reporter.test\n"
     relay = Relay(args.binary, args.world, extra, name="tlsrpt").start()
     day = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     try:
-        sent = {d: relay.submit(SENDER, [f"user@{d}"])[1] for d in EXPECT}
+        sent = {d: relay.submit(SENDER, [f"user@{d}"])[1]
+                for d in list(EXPECT) + ["starttls-454.test", "unsigned.test"]}
 
         def tried():
             q = {e["msgid"]: e for e in relay.queue()}
             return all(qid not in q or q[qid]["attempts"] >= 1
                        for qid in sent.values())
         wait_until(tried, 60)
-        rc, out, err = relay.cli("tlsrpt", "list", "--json", "--day", day)
-        try:
-            listed = {e["domain"]: e for e in json.loads(out)}
-        except ValueError:
-            listed = {}
-        for dom, (ptype, ok, bad, rt) in EXPECT.items():
-            e = listed.get(dom, {})
-            report(f"list.{dom}", e.get("successful") == ok and
-                   e.get("failed") == bad, f"{e} rc={rc} {err[:200]}")
-            rc, out, err = relay.cli("tlsrpt", "show", dom, day)
-            try:
-                doc = json.loads(out)
-            except ValueError:
-                report(f"show.{dom}", False, f"rc={rc} {err[:200]}")
-                continue
-            if jsonschema is not None:
-                try:
-                    jsonschema.validate(doc, SCHEMA)
-                    valid, why = True, ""
-                except jsonschema.ValidationError as ex:
-                    valid, why = False, ex.message
-            else:
-                valid, why = False, "python3-jsonschema missing"
-            pol = doc["policies"][0] if doc.get("policies") else {}
-            types = [f.get("result-type") for f in pol.get("failure-details", [])]
-            report(f"show.{dom}", valid and
-                   pol.get("policy", {}).get("policy-type") == ptype and
-                   pol.get("policy", {}).get("policy-domain") == dom and
-                   (rt is None or rt in types), why or json.dumps(pol)[:300])
-        rc, out, err = relay.cli("tlsrpt", "show", "nothing.test", day)
-        report("show.no-data", rc == 1 and "no data" in err, f"rc={rc}")
+        before = check_recording(relay, day)
+        check_send(args, relay, day, before)
     finally:
         relay.stop()
+    check_schedule(args, relay)
     return 0
 
 

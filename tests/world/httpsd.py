@@ -9,6 +9,11 @@ oversized or chunked body, a stall at some stage, or a certificate the test
 CA does not vouch for (that part is only the certificate world.py made).
 Every request is appended to DIR/run/httpsd.requests.jsonl (host, SNI,
 path, Host header, User-Agent) so tests can see what a client asked for.
+
+A host with "collector": true is a TLS-RPT report collector (RFC 8460
+§5.4) instead: it takes a POST to any path, stores the body as
+DIR/reports/N.bin with N.json beside it (host, path, content type, length,
+user agent) and answers "status" (default 200; e.g. 503 to test retries).
 """
 
 import asyncio
@@ -26,6 +31,7 @@ HEAD_TIMEOUT = 30       # a client that never finishes its request
 HOSTILE_LIMIT = 300     # stalling hosts give up eventually, for tidiness
 DRIP_INTERVAL = 1.0     # "stall": "body" sends one octet per second
 CHUNK = 4096
+COLLECT_LIMIT = 10 * 1024 * 1024   # RFC 8460 §5.2: a common receiver limit
 REASONS = {200: "OK", 204: "No Content", 301: "Moved Permanently",
            302: "Found", 307: "Temporary Redirect",
            308: "Permanent Redirect", 403: "Forbidden", 404: "Not Found",
@@ -87,6 +93,7 @@ def head_bytes(status, headers):
 class Server:
     def __init__(self, world_dir, config):
         self.port = config["https_port"]
+        self.world_dir = world_dir
         self.logpath = os.path.join(world_dir, "run",
                                     "httpsd.requests.jsonl")
 
@@ -132,6 +139,9 @@ class Server:
                   "tls": obj.version(), "method": method, "path": path,
                   "http_host": fields.get("host"),
                   "user_agent": fields.get("user-agent")})
+        if host.get("collector"):
+            await self.collect(host, method, path, fields, reader, writer)
+            return
         if stall == "request":          # request read, never an answer
             await asyncio.wait_for(until_eof(reader), HOSTILE_LIMIT)
             return
@@ -165,6 +175,34 @@ class Server:
         await writer.drain()
         # let the client read to the end before the close
         await asyncio.wait_for(until_eof(reader), 10)
+
+    async def collect(self, host, method, path, fields, reader, writer):
+        """A report POST: store it, answer the host's status."""
+        if method != "POST":
+            writer.write(head_bytes(405, [("Content-Length", "0")]))
+            await writer.drain()
+            return
+        length = int(fields.get("content-length", "0"))
+        if length > COLLECT_LIMIT:
+            raise ValueError("report too large")
+        body = await asyncio.wait_for(reader.readexactly(length),
+                                      HEAD_TIMEOUT)
+        status = host.get("status", 200)
+        if 200 <= status < 300:
+            outdir = os.path.join(self.world_dir, "reports")
+            os.makedirs(outdir, exist_ok=True)
+            n = len([f for f in os.listdir(outdir) if f.endswith(".bin")])
+            base = os.path.join(outdir, "%d" % (n + 1))
+            with open(base + ".bin", "wb") as f:
+                f.write(body)
+            with open(base + ".json", "w") as f:
+                json.dump({"host": host["name"], "path": path,
+                           "content_type": fields.get("content-type"),
+                           "length": length,
+                           "user_agent": fields.get("user-agent")}, f)
+        writer.write(head_bytes(status, [("Content-Type", "text/plain"),
+                                         ("Content-Length", "3")]) + b"ok\n")
+        await writer.drain()
 
 
 async def until_eof(reader):

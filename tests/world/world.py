@@ -47,7 +47,7 @@ PLACEHOLDER = re.compile(r"\{(\w+)(?::([^}]*))?\}")
 HTTPS_PORT_OFFSET = 1918
 # What an "https" entry of a scenario may say (see httpsd.py, TEST-WORLD.md).
 HTTPS_KEYS = {"policy", "status", "content_type", "redirect", "body_size",
-              "framing", "stall", "cert", "refuse"}
+              "framing", "stall", "cert", "refuse", "collector"}
 HTTPS_FRAMING = {"length", "chunked", "close"}
 HTTPS_STALL = {"accept", "request", "body"}
 
@@ -144,11 +144,16 @@ class Plan:
         return absolute(owner, origin), rtype.upper(), rdata
 
     def expand(self, text, origin):
-        """Replace {port}, {ip:HOST}, {assoc:S M:REF}, {rand:N} in text."""
+        """Replace {port}, {https_port}, {ip:HOST}, {assoc:S M:REF},
+        {rand:N}, {dkim:SELECTOR} in text."""
         def sub(m):
             what, arg = m.group(1), m.group(2)
             if what == "port":
                 return str(self.smtp_port)
+            if what == "https_port":
+                return str(self.https_port)
+            if what == "dkim":
+                return self.pki.dkim_record(arg)
             if what == "ip":
                 return self.address(self.host_ref(arg, origin))
             if what == "assoc":
@@ -314,7 +319,10 @@ def write_anchors(world_dir, root):
 def write_conf(world_dir, dns_port, smtp_port, https_port):
     """The binary's config.  [mta_sts] trusts only the world's test root CA
     (for policy fetches and MX certificates) and uses the world's HTTPS
-    port; a 5 s fetch deadline keeps the stalling hosts' cases short."""
+    port; a 5 s fetch deadline keeps the stalling hosts' cases short.
+    [tlsrpt] POSTs reports to the world's collectors (same CA), and
+    [dkim] signs as reporter.test with the key whose record the world
+    publishes at tlsrpt._domainkey.reporter.test."""
     write(os.path.join(world_dir, "danerelay.conf"), (
         "[dns]\n"
         "root_servers = %s@%d\n"
@@ -329,8 +337,18 @@ def write_conf(world_dir, dns_port, smtp_port, https_port):
         "[mta_sts]\n"
         "ca_file = %s/certs/ca-root.pem\n"
         "https_port = %d\n"
-        "fetch_timeout = 5s\n") % (NS_ADDR, dns_port, world_dir, smtp_port,
-                                   world_dir, https_port))
+        "fetch_timeout = 5s\n"
+        "\n"
+        "[tlsrpt]\n"
+        "ca_file = %s/certs/ca-root.pem\n"
+        "post_timeout = 5s\n"
+        "\n"
+        "[dkim]\n"
+        "domain = reporter.test\n"
+        "selector = tlsrpt\n"
+        "key_file = %s/certs/dkim-tlsrpt.key.pem\n") % (
+            NS_ADDR, dns_port, world_dir, smtp_port, world_dir, https_port,
+            world_dir, world_dir))
 
 
 def write_hosts(world_dir, plan):

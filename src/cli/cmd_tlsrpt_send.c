@@ -1,0 +1,170 @@
+/*
+ * cmd_tlsrpt_send: `danerelay tlsrpt send [--day D]`: send the TLS reports
+ * of a UTC day now (default: yesterday) instead of waiting for the
+ * relay's daily run, with the relay's configuration, store and queue:
+ * https destinations are POSTed from this process, mail reports are
+ * queued and go out through the running relay. Then every outbox entry of
+ * the day is printed with its state.
+ *
+ * Exit status: 0 every report was delivered or queued (or nothing was
+ * due); 75 (EX_TEMPFAIL) some will be retried (by the relay) or a DNS
+ * lookup failed; 1 some were given up; EX_CONFIG / EX_NOINPUT /
+ * EX_UNAVAILABLE when the config, the store or the resolver is missing.
+ */
+#include <event2/event.h>
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "conf/conf.h"
+#include "core/xmalloc.h"
+#include "dns/dns.h"
+#include "queue/queue.h"
+#include "relay/relay.h"
+#include "relay/relay_tlsrpt.h"
+#include "report/dkim.h"
+#include "report/tlsrpt.h"
+#include "report/tlsrpt_send.h"
+
+struct send_ctx {
+	struct conf *conf;
+	struct event_base *base;
+	struct dns_resolver *resolver;
+	struct queue *queue;
+	struct tlsrpt_store *store;
+	struct dkim_signer *dkim;
+	struct relay_tlsrpt *rt;
+	struct tlsrpt_send_stats st;
+	bool done;
+	char day[TLSRPT_DAY_LEN];
+};
+
+static void
+send_done(const struct tlsrpt_send_stats *st, void *arg)
+{
+	struct send_ctx *x = arg;
+
+	x->st = *st;
+	x->done = true;
+}
+
+static void
+send_print(const struct tlsrpt_out *o, void *arg)
+{
+	printf("%-30s %-8s %3d  %s  %s\n", o->domain,
+	    tlsrpt_out_state_str(o->state), o->attempts, o->uri, o->note);
+}
+
+static void
+send_free(struct send_ctx *x)
+{
+	relay_tlsrpt_free(x->rt);
+	dkim_signer_free(x->dkim);
+	tlsrpt_store_close(x->store);
+	queue_close(x->queue);
+	dns_resolver_free(x->resolver);
+	if (x->base != NULL)
+		event_base_free(x->base);
+	conf_free(x->conf);
+}
+
+/* Everything the run needs. 0, or an exit status after a message. */
+static int
+send_open(struct send_ctx *x)
+{
+	struct relay_tlsrpt_deps d = { 0 };
+	const char *dir = conf_str(x->conf, CONF_QUEUE_DIRECTORY);
+	char path[4096], host[256], *err = NULL;
+	int rc = 0;
+
+	snprintf(path, sizeof(path), "%s/tlsrpt.db", dir);
+	if ((x->queue = queue_open_existing(dir, &err)) == NULL)
+		rc = EX_NOINPUT;
+	else if ((x->store = tlsrpt_store_open(path, &err)) == NULL)
+		rc = EX_NOINPUT;
+	else if ((x->dkim = relay_dkim_signer(x->conf, &err)) == NULL &&
+	    err != NULL)
+		rc = EX_CONFIG;
+	else if ((x->resolver = relay_resolver_new(x->conf, x->base, &err)) ==
+	    NULL)
+		rc = EX_UNAVAILABLE;
+	if (rc == 0) {
+		relay_hostname_of(x->conf, host, sizeof(host));
+		d.base = x->base;
+		d.resolver = x->resolver;
+		d.queue = x->queue;
+		d.store = x->store;
+		d.dkim = x->dkim;
+		d.hostname = host;
+		if ((x->rt = relay_tlsrpt_new(x->conf, &d, &err)) == NULL)
+			rc = EX_SOFTWARE;
+	}
+	if (rc != 0) {
+		fprintf(stderr, "danerelay tlsrpt send: %s\n", err);
+		free(err);
+	}
+	return rc;
+}
+
+static int
+send_parse(int argc, char **argv, char day[TLSRPT_DAY_LEN])
+{
+	static const struct option longopts[] = {
+		{ "day", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	tlsrpt_day(time(NULL) - 86400, day);
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "d:", longopts, NULL)) != -1) {
+		if (ch != 'd' || strlen(optarg) != TLSRPT_DAY_LEN - 1)
+			return -1;
+		memcpy(day, optarg, TLSRPT_DAY_LEN);
+	}
+	return optind == argc ? 0 : -1;
+}
+
+int
+cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx)
+{
+	struct send_ctx x;
+	char today[TLSRPT_DAY_LEN];
+	int rc;
+
+	memset(&x, 0, sizeof(x));
+	if (send_parse(argc, argv, x.day) == -1)
+		return cli_usage("tlsrpt");
+	x.conf = cli_load_conf(ctx);
+	x.base = event_base_new();
+	if ((rc = send_open(&x)) != 0) {
+		send_free(&x);
+		return rc;
+	}
+	tlsrpt_day(time(NULL), today);
+	if (strcmp(x.day, today) >= 0)
+		fprintf(stderr,
+		    "danerelay tlsrpt send: warning: %s has not ended yet "
+		    "(UTC); its report covers the sessions so far and the "
+		    "day is not reported again\n",
+		    x.day);
+	tlsrpt_send_run(
+	    relay_tlsrpt_sender(x.rt), x.day, time(NULL), send_done, &x);
+	while (!x.done)
+		event_base_loop(x.base, EVLOOP_ONCE);
+	printf("%s: %u domains prepared, %u without a TLSRPT policy, %u mails "
+	       "queued, %u posted, %u to retry, %u given up\n",
+	    x.day, x.st.domains, x.st.no_policy, x.st.queued, x.st.posted,
+	    x.st.retry, x.st.failed);
+	tlsrpt_outbox_list(x.store, x.day, send_print, NULL);
+	rc = x.st.failed > 0                     ? 1 :
+	    x.st.retry > 0 || x.st.dns_later > 0 ? EX_TEMPFAIL :
+	                                           0;
+	send_free(&x);
+	return rc;
+}

@@ -1,0 +1,63 @@
+/*
+ * relay_tlsrpt: sending TLS reports from the relay and from `danerelay
+ * tlsrpt send`: builds the tlsrpt sender (report/tlsrpt_send.h) from the
+ * configuration (identity of the reports, the https client, the DKIM
+ * signer), and in the daemon runs the daily schedule of RFC 8460 §4.1: a
+ * day is reported once it has ended in UTC plus a random delay of up to
+ * [tlsrpt] max_delay; the last three days are looked at, so a relay that
+ * was down at the time catches up. Every minute the due retries run.
+ */
+#ifndef DR_RELAY_TLSRPT_H
+#define DR_RELAY_TLSRPT_H
+
+struct conf;
+struct event_base;
+struct dns_resolver;
+struct queue;
+struct tlsrpt_store;
+struct tlsrpt_sender;
+struct dkim_signer;
+struct relay_tlsrpt;
+
+/* Who our reports say they are from (relay_tlsrpt.c explains the
+ * defaults). All new strings. */
+struct relay_tlsrpt_ident {
+	char *sender_address; /* From: and envelope sender */
+	char *contact;        /* contact-info */
+	char *submitter;      /* TLS-Report-Submitter */
+	char *organization;   /* organization-name */
+};
+
+void relay_tlsrpt_ident(
+    const struct conf *c, const char *hostname, struct relay_tlsrpt_ident *out);
+void relay_tlsrpt_ident_free(struct relay_tlsrpt_ident *id);
+
+struct relay_tlsrpt_deps {
+	struct event_base *base;
+	struct dns_resolver *resolver;
+	struct queue *queue;
+	struct tlsrpt_store *store;
+	const struct dkim_signer *dkim; /* or NULL */
+	const char *hostname;
+	void (*on_queued)(void *arg);
+	void *arg;
+};
+
+/* All borrowed. Returns new, or NULL with *errstr (new). */
+struct relay_tlsrpt *relay_tlsrpt_new(
+    const struct conf *c, const struct relay_tlsrpt_deps *d, char **errstr);
+
+struct tlsrpt_sender *relay_tlsrpt_sender(struct relay_tlsrpt *t);
+
+/* The daemon: start the daily schedule. */
+void relay_tlsrpt_schedule(struct relay_tlsrpt *t);
+
+void relay_tlsrpt_free(struct relay_tlsrpt *t);
+
+/*
+ * The [dkim] signer, or NULL with *errstr NULL when [dkim] is not
+ * configured, or NULL with *errstr (new) when it is but cannot be used.
+ */
+struct dkim_signer *relay_dkim_signer(const struct conf *c, char **errstr);
+
+#endif
