@@ -199,6 +199,7 @@ relay_server_config(struct relay *r, const struct conf *c, SSL_CTX *tls,
 	sc->data_timeout_ms =
 	    (unsigned)conf_int(c, CONF_SERVER_DATA_TIMEOUT) * 1000;
 	sc->queue = r->queue;
+	sc->dkim = conf_bool(c, CONF_DKIM_SIGN_OUTBOUND) ? r->dkim : NULL;
 	sc->on_queued = relay_on_queued;
 	sc->arg = r;
 }

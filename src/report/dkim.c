@@ -8,6 +8,7 @@
  */
 #include "report/dkim.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -539,6 +540,53 @@ dkim_sign(
 	}
 	free(sig);
 	return buf_steal(&head);
+}
+
+/* The domain of the one address in a From field, lower case, into out. */
+static bool
+dkim_from_domain(const struct dkim_field *f, char *out, size_t outlen)
+{
+	const uint8_t *at = NULL, *p = f->p + f->name_len, *end = f->p + f->n;
+	size_t k = 0;
+
+	for (; p < end; p++)
+		if (*p == '@') {
+			if (at != NULL)
+				return false; /* several addresses: not ours */
+			at = p;
+		}
+	if (at == NULL)
+		return false;
+	for (p = at + 1; p < end && k + 1 < outlen; p++) {
+		if (*p == '>' || *p == ' ' || *p == '\t' || *p == '\r' ||
+		    *p == '\n' || *p == ')' || *p == '(' || *p == ';')
+			break;
+		out[k++] = (char)tolower(*p);
+	}
+	out[k] = '\0';
+	return k > 0 && k + 1 < outlen;
+}
+
+bool
+dkim_signs_for(const struct dkim_signer *s, const uint8_t *msg, size_t len)
+{
+	struct dkim_msg m;
+	char dom[DKIM_NAME_MAX + 2];
+	size_t i, dl, sl = strlen(s->domain);
+	bool ok = false;
+
+	if (dkim_msg_parse(&m, msg, len) == 0 && dkim_count(&m, "from") == 1)
+		for (i = 0; i < m.nfields; i++)
+			if (dkim_field_is(&m.fields[i], "from") &&
+			    dkim_from_domain(&m.fields[i], dom, sizeof(dom))) {
+				dl = strlen(dom);
+				ok = strcasecmp(dom, s->domain) == 0 ||
+				    (dl > sl + 1 && dom[dl - sl - 1] == '.' &&
+				        strcasecmp(dom + dl - sl, s->domain) ==
+				            0);
+			}
+	free(m.fields);
+	return ok;
 }
 
 /* ---- the signer -------------------------------------------------------- */

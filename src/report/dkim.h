@@ -61,6 +61,13 @@ char *dkim_sign(
     const struct dkim_signer *s, const uint8_t *msg, size_t len, time_t now);
 
 /*
+ * Whether s should sign msg for `[dkim] sign_outbound`: it has exactly one
+ * From field naming one address whose domain is the signer's domain or
+ * below it (the relaxed alignment of DMARC, RFC 7489 §3.1.1).
+ */
+bool dkim_signs_for(const struct dkim_signer *s, const uint8_t *msg, size_t len);
+
+/*
  * The DNS record to publish for s, as one zone-file line without a line
  * end: `selector._domainkey.domain. IN TXT "v=DKIM1; k=rsa; p=..."`, the
  * text cut into character-strings of at most 255 octets (RFC 1035 §3.3).

@@ -77,10 +77,11 @@ rua_ext_value_ok(const char *s, size_t n)
 static bool
 rua_addr_ok(const char *a)
 {
-	const char *at = strrchr(a, '@');
+	const char *at = strchr(a, '@');
 	size_t i;
 
-	if (at == NULL || at == a || at[1] == '\0' || strlen(a) > RUA_ADDR_MAX)
+	/* local@domain, one '@' (quoted local parts are not taken) */
+	if (at == NULL || at == a || at[1] == '\0' || strrchr(a, '@') != at || strlen(a) > RUA_ADDR_MAX)
 		return false;
 	for (i = 0; a[i] != '\0'; i++)
 		if ((unsigned char)a[i] <= 0x20 ||

@@ -20,6 +20,7 @@ struct event_base;
 struct queue;
 struct server;
 struct server_auth;
+struct dkim_signer;
 
 struct server_config {
 	char **listen;         /* "ADDR:PORT" / "[v6]:PORT", NULL-terminated */
@@ -34,6 +35,12 @@ struct server_config {
 	unsigned command_timeout_ms; /* RFC 5321 §4.5.3.2.7: 5 min */
 	unsigned data_timeout_ms; /* per chunk of DATA (§4.5.3.2.5: 3 min) */
 	struct queue *queue;      /* borrowed */
+	/*
+	 * [dkim] sign_outbound: accepted mail whose From: is in the
+	 * signer's domain is DKIM-signed before it is queued (borrowed;
+	 * NULL: no signing).
+	 */
+	const struct dkim_signer *dkim;
 	/*
 	 * Called after a message was committed (to wake the scheduler),
 	 * from inside a session's callback: it must not free the server.

@@ -37,6 +37,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "queue/queue.h"
+#include "report/dkim.h"
 #include "server/server_int.h"
 #include "smtp/smtp_reply.h"
 
@@ -315,6 +316,37 @@ server_session_ret(enum smtp_ret r)
 	                            QUEUE_RET_UNSET;
 }
 
+/*
+ * [dkim] sign_outbound: the message with a DKIM-Signature in front when
+ * its From: is in the signer's domain (new, length in *len), else NULL.
+ * A message that cannot be signed goes out unsigned, with a warning.
+ */
+static uint8_t *
+server_session_dkim(const struct server_config *cfg,
+    const struct smtp_server_txn *t, size_t *len)
+{
+	uint8_t *out;
+	char *sig;
+	size_t n;
+
+	if (cfg->dkim == NULL ||
+	    !dkim_signs_for(cfg->dkim, (const uint8_t *)t->data, t->len))
+		return NULL;
+	sig = dkim_sign(cfg->dkim, (const uint8_t *)t->data, t->len, time(NULL));
+	if (sig == NULL) {
+		log_warnx("%s: cannot DKIM-sign the message; it goes unsigned",
+		    t->id);
+		return NULL;
+	}
+	n = strlen(sig);
+	out = xmalloc(n + t->len);
+	memcpy(out, sig, n);
+	memcpy(out + n, t->data, t->len);
+	*len = n + t->len;
+	free(sig);
+	return out;
+}
+
 /* Store the message; 0 with id filled, or -1 with *errstr. */
 static int
 server_session_store(struct server_session *s, const struct smtp_server_txn *t,
@@ -338,6 +370,7 @@ server_session_store(struct server_session *s, const struct smtp_server_txn *t,
 		.rcpts = r,
 		.nrcpt = t->nrcpt,
 	};
+	uint8_t *signed_data;
 	size_t i;
 	int rc = -1;
 
@@ -346,12 +379,16 @@ server_session_store(struct server_session *s, const struct smtp_server_txn *t,
 		r[i].orcpt = t->rcpts[i].orcpt;
 		r[i].notify = t->rcpts[i].notify;
 	}
+	signed_data = server_session_dkim(cfg, t, &m.len);
+	if (signed_data != NULL)
+		m.data = signed_data;
 	/* Our id, as in the Received header, in case the queue keeps it. */
 	snprintf(id, QUEUE_ID_LEN, "%s", t->id);
 	if (cfg->queue == NULL)
 		*errstr = xstrdup("no queue configured");
 	else
 		rc = queue_add(cfg->queue, &m, id, errstr);
+	free(signed_data);
 	free(r);
 	return rc;
 }

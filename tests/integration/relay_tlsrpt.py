@@ -41,7 +41,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from worldlib import Relay, report, wait_until  # noqa: E402
+from worldlib import Relay, report, wait_until, world_mail  # noqa: E402
 
 try:
     import jsonschema
@@ -295,6 +295,32 @@ def check_schedule(args, first):
         relay.stop()
 
 
+def check_outbound_dkim(args):
+    """[dkim] sign_outbound: mail From: the [dkim] domain (or below it) is
+    signed, other mail is not; python3-dkim verifies the signature."""
+    extra = f"[dkim]\nselector = mail\nsign_outbound = yes\n" \
+            f"key_file = {args.world}/certs/dkim-mail.key.pem\n"
+    relay = Relay(args.binary, args.world, extra, name="dkim-out").start()
+    dnsfunc = world_dns(args.world)
+    try:
+        ours = relay.submit("alice@news.reporter.test", ["u1@ee-311.test"],
+                            subject="signed")
+        theirs = relay.submit("bob@other.test", ["u2@ee-311.test"],
+                              subject="unsigned")
+        got = wait_until(lambda: world_mail(args.world, ours[2]) and
+                         world_mail(args.world, theirs[2]), 30)
+        a = world_mail(args.world, ours[2])[0][2] if got else b""
+        b = world_mail(args.world, theirs[2])[0][2] if got else b""
+        report("dkim.outbound-signed-and-verified",
+               a.startswith(b"DKIM-Signature:") and b"d=reporter.test" in a
+               and dkim is not None and dkim.verify(a, dnsfunc=dnsfunc),
+               a[:300])
+        report("dkim.outbound-other-domain-unsigned",
+               got and b"DKIM-Signature" not in b, b[:200])
+    finally:
+        relay.stop()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -319,6 +345,7 @@ def main():
     finally:
         relay.stop()
     check_schedule(args, relay)
+    check_outbound_dkim(args)
     return 0
 
 

@@ -53,6 +53,9 @@ static const struct rua_case rua_cases[] = {
 	{ { "v=TLSRPTv1; rua=" }, -1, NULL, "malformed rua" },
 	{ { "v=TLSRPTv1; rua=mailto:not-an-address" }, -1, NULL,
 	    "malformed rua" },
+	/* found by fuzz_tlsrpt_rua: an address of two '@' was taken */
+	{ { "v=TLSRPTv1; rua=mailto:a@x.example%2C@b@y.example" }, -1, NULL,
+	    "malformed rua" },
 	{ { "v=TLSRPTv1; rua=ftp://x.example/r" }, -1, NULL,
 	    "no mailto: or https:" },
 	{ { "v=TLSRPTv1; rua=mailto:a@x.example; bad field" }, -1, NULL,

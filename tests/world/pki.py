@@ -161,14 +161,15 @@ class Pki:
     def dkim_record(self, selector):
         """A DKIM signing key for SELECTOR (RSA 2048, written as
         certs/dkim-SELECTOR.key.pem), returned as the TXT rdata of its
-        _domainkey record, "v=DKIM1; k=rsa; s=tlsrpt; p=..." (RFC 6376
-        §3.6.1, s=tlsrpt as RFC 8460 §3 advises), cut in strings of at
-        most 255 octets."""
+        _domainkey record, "v=DKIM1; k=rsa; p=..." (RFC 6376 §3.6.1),
+        with s=tlsrpt for the selector "tlsrpt" (a key for reports only,
+        as RFC 8460 §3 advises), cut in strings of at most 255 octets."""
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._write("dkim-%s.key.pem" % selector, key_pem(key))
         spki = key.public_key().public_bytes(
             DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        text = "v=DKIM1; k=rsa; s=tlsrpt; p=" + \
+        service = "s=tlsrpt; " if selector == "tlsrpt" else ""
+        text = "v=DKIM1; k=rsa; %sp=" % service + \
             base64.b64encode(spki).decode()
         return " ".join('"%s"' % text[i:i + 255]
                         for i in range(0, len(text), 255))
