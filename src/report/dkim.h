@@ -65,7 +65,8 @@ char *dkim_sign(
  * From field naming one address whose domain is the signer's domain or
  * below it (the relaxed alignment of DMARC, RFC 7489 §3.1.1).
  */
-bool dkim_signs_for(const struct dkim_signer *s, const uint8_t *msg, size_t len);
+bool dkim_signs_for(
+    const struct dkim_signer *s, const uint8_t *msg, size_t len);
 
 /*
  * The DNS record to publish for s, as one zone-file line without a line

@@ -332,7 +332,8 @@ server_session_dkim(const struct server_config *cfg,
 	if (cfg->dkim == NULL ||
 	    !dkim_signs_for(cfg->dkim, (const uint8_t *)t->data, t->len))
 		return NULL;
-	sig = dkim_sign(cfg->dkim, (const uint8_t *)t->data, t->len, time(NULL));
+	sig =
+	    dkim_sign(cfg->dkim, (const uint8_t *)t->data, t->len, time(NULL));
 	if (sig == NULL) {
 		log_warnx("%s: cannot DKIM-sign the message; it goes unsigned",
 		    t->id);
