@@ -81,7 +81,8 @@ rua_addr_ok(const char *a)
 	size_t i;
 
 	/* local@domain, one '@' (quoted local parts are not taken) */
-	if (at == NULL || at == a || at[1] == '\0' || strrchr(a, '@') != at || strlen(a) > RUA_ADDR_MAX)
+	if (at == NULL || at == a || at[1] == '\0' || strrchr(a, '@') != at ||
+	    strlen(a) > RUA_ADDR_MAX)
 		return false;
 	for (i = 0; a[i] != '\0'; i++)
 		if ((unsigned char)a[i] <= 0x20 ||
