@@ -321,10 +321,13 @@ ew_b(struct buf *out, const char *s, size_t n)
 static void
 latin1_to_utf8(struct buf *out, size_t from)
 {
-	char *tail = xmemdup(out->data + from, out->len - from);
+	char *tail;
 	size_t n = out->len - from, i;
 	uint8_t c;
 
+	if (n == 0)
+		return; /* also when nothing was ever added: data is NULL */
+	tail = xmemdup(out->data + from, n);
 	out->len = from;
 	for (i = 0; i < n; i++) {
 		c = (uint8_t)tail[i];

@@ -437,6 +437,13 @@ def check_https_cert(world, host):
 
 def check_https_answer(world, host):
     name, stall = host["name"], host.get("stall")
+    if host.get("collector"):
+        # A report collector takes POSTs only; a test POST would be
+        # stored among the reports the tests look at, so GET it.
+        r = http_get(world, host, WELL_KNOWN)
+        return None if r["status"] == 405 else \
+            "%s: collector answered GET with %s, want 405" % (name,
+                                                              r["status"])
     policy = pad_body(host.get("policy", ""), host.get("body_size"))
     redirect = host.get("redirect")
     status = host.get("status", 301 if redirect else 200)
