@@ -97,26 +97,66 @@ deliver_inflight_del(struct deliver *d, int64_t id)
 
 /* --- destinations --- */
 
+static size_t
+deliver_dest_hash(const struct deliver *d, const char *domain, bool report)
+{
+	uint64_t h = report ? 0x84222325cbf29ce4ULL : 0xcbf29ce484222325ULL;
+
+	for (; *domain != '\0'; domain++)
+		h = (h ^ (uint8_t)*domain) * 0x100000001b3ULL;
+	return (size_t)(h ^ (h >> 29)) & (d->dtab_cap - 1);
+}
+
+/* Grow the table when it is more than half full: O(1) lookups for any
+ * number of destinations. */
+static void
+deliver_dtab_grow(struct deliver *d)
+{
+	struct ddest *dest;
+	size_t i;
+
+	if (d->dtab_cap != 0 && (d->ndests + 1) * 2 <= d->dtab_cap)
+		return;
+	free(d->dtab);
+	d->dtab_cap = d->dtab_cap == 0 ? 256 : d->dtab_cap * 2;
+	d->dtab = xcalloc(d->dtab_cap, sizeof(*d->dtab));
+	TAILQ_FOREACH (dest, &d->dests, entry) {
+		i = deliver_dest_hash(d, dest->domain, dest->report);
+		dest->hnext = d->dtab[i];
+		d->dtab[i] = dest;
+	}
+}
+
 static struct ddest *
 deliver_dest_get(struct deliver *d, const char *domain, bool report)
 {
 	struct ddest *dest;
+	size_t i;
 
-	TAILQ_FOREACH (dest, &d->dests, entry)
-		if (dest->report == report && strcmp(dest->domain, domain) == 0)
-			return dest;
+	if (d->dtab_cap > 0)
+		for (dest = d->dtab[deliver_dest_hash(d, domain, report)];
+		     dest != NULL; dest = dest->hnext)
+			if (dest->report == report &&
+			    strcmp(dest->domain, domain) == 0)
+				return dest;
+	deliver_dtab_grow(d);
 	dest = xcalloc(1, sizeof(*dest));
 	dest->domain = xstrdup(domain);
 	dest->report = report;
 	dest->limit = d->cfg.initial_concurrency;
 	TAILQ_INIT(&dest->pending);
 	TAILQ_INSERT_TAIL(&d->dests, dest, entry);
+	i = deliver_dest_hash(d, domain, report);
+	dest->hnext = d->dtab[i];
+	d->dtab[i] = dest;
+	d->ndests++;
 	return dest;
 }
 
 static void
 deliver_dest_free(struct deliver *d, struct ddest *dest)
 {
+	struct ddest **pp;
 	struct drcpt *r;
 
 	while ((r = TAILQ_FIRST(&dest->pending)) != NULL) {
@@ -124,6 +164,13 @@ deliver_dest_free(struct deliver *d, struct ddest *dest)
 		deliver_inflight_del(d, r->id);
 		drcpt_free(r);
 	}
+	for (pp = &d->dtab[deliver_dest_hash(d, dest->domain, dest->report)];
+	     *pp != NULL; pp = &(*pp)->hnext)
+		if (*pp == dest) {
+			*pp = dest->hnext;
+			break;
+		}
+	d->ndests--;
 	TAILQ_REMOVE(&d->dests, dest, entry);
 	free(dest->domain);
 	free(dest);
@@ -392,5 +439,6 @@ deliver_free(struct deliver *d)
 	if (d->grace != NULL)
 		event_free(d->grace);
 	free(d->inflight);
+	free(d->dtab);
 	free(d);
 }

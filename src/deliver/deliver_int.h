@@ -63,6 +63,7 @@ struct ddest {
 	time_t last_fail; /* kept while recent: failures must add up */
 	struct outcome dead_reason;
 	TAILQ_ENTRY(ddest) entry;
+	struct ddest *hnext; /* chain in deliver.dtab */
 };
 TAILQ_HEAD(ddest_list, ddest);
 
@@ -74,6 +75,8 @@ struct deliver {
 	const struct policy *policy;
 	struct event *timer;
 	struct ddest_list dests;
+	struct ddest **dtab; /* hash of dests by (domain, report) */
+	size_t dtab_cap, ndests;
 	int64_t *inflight; /* open-addressing set of recipient ids */
 	size_t inflight_cap;
 	size_t inflight_n;
