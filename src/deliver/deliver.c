@@ -21,8 +21,6 @@
 #define DELIVER_SHUTDOWN_GRACE 10 /* seconds */
 #define DELIVER_JOB_MAX_RCPTS  1000
 
-static void deliver_dest_kick(struct deliver *d, struct ddest *dest);
-
 /* --- the set of recipient ids in flight (open addressing, id > 0) --- */
 
 static size_t
@@ -145,6 +143,7 @@ deliver_dest_get(struct deliver *d, const char *domain, bool report)
 	dest->report = report;
 	dest->limit = d->cfg.initial_concurrency;
 	TAILQ_INIT(&dest->pending);
+	TAILQ_INIT(&dest->idle);
 	TAILQ_INSERT_TAIL(&d->dests, dest, entry);
 	i = deliver_dest_hash(d, domain, report);
 	dest->hnext = d->dtab[i];
@@ -264,21 +263,30 @@ deliver_dest_idle(const struct deliver *d, const struct ddest *dest)
 	    (dest->fails == 0 || now - dest->last_fail >= d->cfg.dead_time);
 }
 
-static void
+void
 deliver_dest_kick(struct deliver *d, struct ddest *dest)
 {
 	struct drcpt **batch;
+	struct job *j;
 	size_t n;
 
-	while (
-	    !d->stopping && dest->npending > 0 && dest->active < dest->limit) {
+	while (!d->stopping && dest->npending > 0) {
+		/* An open connection first: no lookup, no handshake. */
+		if ((j = deliver_job_idle_take(dest)) == NULL &&
+		    dest->active >= dest->limit)
+			break;
 		batch = xcalloc(DELIVER_JOB_MAX_RCPTS, sizeof(*batch));
 		n = deliver_take(dest, batch, DELIVER_JOB_MAX_RCPTS,
-		    d->cfg.max_msgs_per_conn);
-		dest->active++;
-		d->jobs++;
-		/* A dead destination gets a job too: it defers at once. */
-		deliver_job_start(d, dest, batch, n);
+		    j != NULL ? deliver_job_room(j) : d->cfg.max_msgs_per_conn);
+		if (j != NULL)
+			deliver_job_resume(j, batch, n);
+		else {
+			dest->active++;
+			d->jobs++;
+			/* A dead destination gets a job too: it defers at
+			 * once. */
+			deliver_job_start(d, dest, batch, n);
+		}
 		free(batch);
 	}
 	if (deliver_dest_idle(d, dest))

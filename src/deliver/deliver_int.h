@@ -46,6 +46,9 @@ struct drcpt {
 };
 TAILQ_HEAD(drcpt_list, drcpt);
 
+struct job;
+TAILQ_HEAD(job_list, job);
+
 struct ddest {
 	char *domain;
 	/*
@@ -64,11 +67,14 @@ struct ddest {
 	struct outcome dead_reason;
 	TAILQ_ENTRY(ddest) entry;
 	struct ddest *hnext; /* chain in deliver.dtab */
+	/*
+	 * Jobs whose messages are done and whose connection is kept open a
+	 * moment for more mail to this destination (deliver_job_idle).
+	 * They still count in active.
+	 */
+	struct job_list idle;
 };
 TAILQ_HEAD(ddest_list, ddest);
-
-struct job;
-TAILQ_HEAD(job_list, job);
 
 struct deliver {
 	struct deliver_config cfg;
@@ -133,6 +139,21 @@ void deliver_job_start(
 void deliver_job_abort(struct job *j);
 /* The job after j in deliver's list (struct job is private to its file). */
 struct job *deliver_job_next(struct job *j);
+
+/*
+ * Connection reuse across jobs: a job that has sent all its messages over
+ * a healthy session settles their outcomes and waits up to
+ * DELIVER_IDLE_MS on dest->idle for more. deliver_job_idle_take() takes
+ * one off the list (NULL if none); deliver_job_room() is how many more
+ * messages its connection may carry; deliver_job_resume() gives it
+ * recipients (at most that many messages) and it sends them at once.
+ */
+struct job *deliver_job_idle_take(struct ddest *dest);
+unsigned deliver_job_room(const struct job *j);
+void deliver_job_resume(struct job *j, struct drcpt **rcpts, size_t n);
+
+/* deliver.c: start what dest's pending recipients allow. */
+void deliver_dest_kick(struct deliver *d, struct ddest *dest);
 
 /*
  * deliver_decide.c: record the outcome of r (r->o, r->remote) for message

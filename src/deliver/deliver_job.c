@@ -27,6 +27,7 @@
 #include "tls/tls_client.h"
 
 #define JOB_MAX_ADDRS 4
+#define JOB_IDLE_MS   2000 /* an open connection waits this long for mail */
 
 struct job {
 	TAILQ_ENTRY(job) entry; /* in deliver's list, for shutdown */
@@ -67,16 +68,46 @@ struct job {
 	struct outcome sess_fail; /* set by on_tls when DANE rejects the peer */
 	bool sess_rejected;
 	struct event *finish_ev;
+	/* connection reuse across jobs (deliver_job_idle_take) */
+	enum { JOB_BUSY, JOB_SETTLING, JOB_IDLE } state;
+	struct event *idle_ev;
+	unsigned conn_msgs; /* transactions over this connection */
+	TAILQ_ENTRY(job) idle_entry;
 };
 
 static void job_next_host(struct job *j);
 static void job_next_addr(struct job *j);
 static void job_send_next(struct job *j);
+static void job_msgs_free(struct job *j);
+static void job_unidle(struct job *j);
+static void job_group(struct job *j, struct drcpt **rcpts, size_t n);
 
 /* --- finishing --- */
 
 static void
 job_free(struct job *j)
+{
+	job_msgs_free(j);
+	dane_mx_cancel(j->mxl);
+	dane_mx_free(j->mx);
+	if (j->stsl != NULL)
+		sts_lookup_cancel(j->stsl);
+	if (j->sts_policy != NULL)
+		sts_policy_free(j->sts_policy);
+	dane_host_cancel(j->hl);
+	dane_host_free(j->host);
+	str_vec_free(j->hosts);
+	smtp_session_free(j->sess);
+	if (j->finish_ev != NULL)
+		event_free(j->finish_ev);
+	if (j->idle_ev != NULL)
+		event_free(j->idle_ev);
+	free(j);
+}
+
+/* The messages of j are decided: outcomes written, memory freed. */
+static void
+job_msgs_free(struct job *j)
 {
 	size_t i, k;
 
@@ -95,37 +126,22 @@ job_free(struct job *j)
 		queue_msg_free(m->msg);
 	}
 	free(j->msgs);
-	dane_mx_cancel(j->mxl);
-	dane_mx_free(j->mx);
-	if (j->stsl != NULL)
-		sts_lookup_cancel(j->stsl);
-	if (j->sts_policy != NULL)
-		sts_policy_free(j->sts_policy);
-	dane_host_cancel(j->hl);
-	dane_host_free(j->host);
-	str_vec_free(j->hosts);
-	smtp_session_free(j->sess);
-	if (j->finish_ev != NULL)
-		event_free(j->finish_ev);
-	free(j);
+	j->msgs = NULL;
+	j->nmsg = j->cur = 0;
 }
 
-/* Runs at the top of the loop: decide everything, free, tell deliver.c. */
+/*
+ * Write the outcome of every recipient of j (f: the facts of the
+ * attempt, or NULL) in one queue transaction (group commit: one fsync for
+ * the whole job instead of several per recipient), then free them.
+ */
 static void
-job_finish_cb(evutil_socket_t fd, short ev, void *arg)
+job_settle(struct job *j, const struct dfacts *f)
 {
-	struct job *j = arg;
 	struct deliver *d = j->d;
-	struct ddest *dest = j->dest;
-	bool connected = j->connected;
 	size_t i, k;
 
-	const struct dfacts *f = j->connected ? &j->facts :
-	    j->have_fail                      ? &j->fail_facts :
-	                                        NULL;
-
-	if (!connected && j->have_fail)
-		dest->dead_reason = j->fail;
+	queue_batch_begin(d->cfg.queue);
 	for (i = 0; i < j->nmsg; i++) {
 		struct dmsg *m = &j->msgs[i];
 
@@ -144,6 +160,27 @@ job_finish_cb(evutil_socket_t fd, short ev, void *arg)
 		}
 		deliver_decide_message(d, m, f);
 	}
+	if (queue_batch_end(d->cfg.queue) == -1)
+		log_warnx("queue: cannot record delivery outcomes: %s",
+		    queue_error(d->cfg.queue));
+	job_msgs_free(j);
+}
+
+/* Runs at the top of the loop: decide everything, free, tell deliver.c. */
+static void
+job_finish_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct job *j = arg;
+	struct deliver *d = j->d;
+	struct ddest *dest = j->dest;
+	bool connected = j->connected;
+
+	if (!connected && j->have_fail)
+		dest->dead_reason = j->fail;
+	job_settle(j,
+	    j->connected     ? &j->facts :
+	        j->have_fail ? &j->fail_facts :
+	                       NULL);
 	TAILQ_REMOVE(&d->joblist, j, entry);
 	job_free(j);
 	deliver_job_finished(d, dest, connected);
@@ -481,6 +518,7 @@ job_on_done(struct smtp_session *s, const struct smtp_result *res, void *arg)
 
 	smtp_session_free(s);
 	j->sess = NULL;
+	job_unidle(j); /* an idle connection the server closed */
 	if (j->connected) {
 		/* Died during the transactions: the rest waits for a retry. */
 		dane_outcome_smtp(
@@ -853,6 +891,7 @@ job_txn_done(struct smtp_session *s, struct smtp_txn *t, void *arg)
 			return;
 		}
 	}
+	j->conn_msgs++;
 	j->cur++;
 	job_send_next(j);
 }
@@ -888,6 +927,82 @@ job_prepare(struct job *j, struct dmsg *m)
 	return true;
 }
 
+/* --- connection reuse across jobs --- */
+
+/* A healthy connection with room left may wait for more mail. */
+static bool
+job_can_idle(const struct job *j)
+{
+	return j->sess != NULL && !j->d->stopping && !j->sess_rejected &&
+	    j->conn_msgs < j->d->cfg.max_msgs_per_conn;
+}
+
+static void
+job_idle_cb(evutil_socket_t fd, short ev, void *arg)
+{
+	struct job *j = arg;
+	struct timeval tv = { JOB_IDLE_MS / 1000, (JOB_IDLE_MS % 1000) * 1000 };
+
+	if (j->state == JOB_SETTLING) {
+		job_settle(j, &j->facts);
+		j->state = JOB_IDLE;
+		TAILQ_INSERT_TAIL(&j->dest->idle, j, idle_entry);
+		evtimer_add(j->idle_ev, &tv);
+		deliver_dest_kick(j->d, j->dest); /* may resume j at once */
+		return;
+	}
+	/* Nothing came: say goodbye; on_done finishes the job. */
+	TAILQ_REMOVE(&j->dest->idle, j, idle_entry);
+	j->state = JOB_BUSY;
+	smtp_session_quit(j->sess);
+}
+
+/* All messages sent: settle them from the loop, then wait for more. */
+static void
+job_go_idle(struct job *j)
+{
+	if (j->idle_ev == NULL)
+		j->idle_ev = evtimer_new(j->d->cfg.base, job_idle_cb, j);
+	j->state = JOB_SETTLING;
+	event_active(j->idle_ev, EV_TIMEOUT, 0);
+}
+
+/* The job stops waiting (taken, aborted, or its connection closed). */
+static void
+job_unidle(struct job *j)
+{
+	if (j->state == JOB_IDLE)
+		TAILQ_REMOVE(&j->dest->idle, j, idle_entry);
+	if (j->idle_ev != NULL)
+		event_del(j->idle_ev);
+	j->state = JOB_BUSY;
+}
+
+struct job *
+deliver_job_idle_take(struct ddest *dest)
+{
+	struct job *j = TAILQ_FIRST(&dest->idle);
+
+	if (j != NULL)
+		job_unidle(j);
+	return j;
+}
+
+unsigned
+deliver_job_room(const struct job *j)
+{
+	return j->conn_msgs < j->d->cfg.max_msgs_per_conn ?
+	    j->d->cfg.max_msgs_per_conn - j->conn_msgs :
+	    1;
+}
+
+void
+deliver_job_resume(struct job *j, struct drcpt **rcpts, size_t n)
+{
+	job_group(j, rcpts, n);
+	job_send_next(j);
+}
+
 static void
 job_send_next(struct job *j)
 {
@@ -911,7 +1026,10 @@ job_send_next(struct job *j)
 		}
 		j->cur++;
 	}
-	smtp_session_quit(j->sess);
+	if (job_can_idle(j))
+		job_go_idle(j);
+	else
+		smtp_session_quit(j->sess);
 }
 
 /* --- start --- */
@@ -1024,6 +1142,7 @@ deliver_job_abort(struct job *j)
 
 	if (j->finish_ev != NULL)
 		return;
+	job_unidle(j);
 	/* No callback follows a free: the lookups and the session just stop. */
 	dane_mx_cancel(j->mxl);
 	j->mxl = NULL;

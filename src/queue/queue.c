@@ -74,15 +74,33 @@ queue_run(struct queue *q, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
+/*
+ * Inside a batch (queue_batch_begin), a transaction is a savepoint of the
+ * batch's transaction: it commits or rolls back on its own, and reaches
+ * the disk with the batch.
+ */
 int
 queue_tx_begin(struct queue *q)
 {
+	if (q->batch > 0)
+		return sqlite3_exec(q->db, "SAVEPOINT tx", NULL, NULL, NULL) ==
+		        SQLITE_OK ?
+		    0 :
+		    queue_fail(q, "savepoint");
 	return queue_run(q, queue_stmt(q, QUEUE_ST_BEGIN), "begin");
 }
 
 int
 queue_tx_commit(struct queue *q)
 {
+	if (q->batch > 0) {
+		if (sqlite3_exec(q->db, "RELEASE tx", NULL, NULL, NULL) ==
+		    SQLITE_OK)
+			return 0;
+		queue_fail(q, "release savepoint");
+		queue_tx_rollback(q);
+		return -1;
+	}
 	if (queue_run(q, queue_stmt(q, QUEUE_ST_COMMIT), "commit") == -1) {
 		queue_tx_rollback(q);
 		return -1;
@@ -93,10 +111,39 @@ queue_tx_commit(struct queue *q)
 void
 queue_tx_rollback(struct queue *q)
 {
+	if (q->batch > 0) {
+		sqlite3_exec(
+		    q->db, "ROLLBACK TO tx; RELEASE tx", NULL, NULL, NULL);
+		return;
+	}
 	/* Keep the first error: it says why we roll back. */
 	if (sqlite3_get_autocommit(q->db) == 0)
 		sqlite3_step(queue_stmt(q, QUEUE_ST_ROLLBACK));
 	sqlite3_reset(q->st[QUEUE_ST_ROLLBACK]);
+}
+
+int
+queue_batch_begin(struct queue *q)
+{
+	if (q->batch++ > 0)
+		return 0;
+	if (queue_run(q, queue_stmt(q, QUEUE_ST_BEGIN), "begin batch") == 0)
+		return 0;
+	q->batch = 0;
+	return -1;
+}
+
+int
+queue_batch_end(struct queue *q)
+{
+	if (q->batch == 0 || --q->batch > 0)
+		return 0;
+	if (queue_run(q, queue_stmt(q, QUEUE_ST_COMMIT), "commit batch") == 0)
+		return 0;
+	if (sqlite3_get_autocommit(q->db) == 0)
+		sqlite3_step(queue_stmt(q, QUEUE_ST_ROLLBACK));
+	sqlite3_reset(q->st[QUEUE_ST_ROLLBACK]);
+	return -1;
 }
 
 char *

@@ -131,6 +131,19 @@ struct queue *queue_open(const char *dir, char **errstr);
  */
 struct queue *queue_open_existing(const char *dir, char **errstr);
 
+/*
+ * Group commit: the changes made between queue_batch_begin() and
+ * queue_batch_end() reach the disk in one transaction (one fsync) instead
+ * of one each. For the outcomes of delivery attempts (their trace events,
+ * the DSNs they cause): a crash before the end forgets the batch, and its
+ * recipients are simply attempted again. Never around queue_add() of a
+ * message from a client, whose 250 waits for its own commit. Batches nest
+ * (only the outermost commits). Both return 0, or -1 (queue_error); a
+ * failed end has rolled the batch back.
+ */
+int queue_batch_begin(struct queue *q);
+int queue_batch_end(struct queue *q);
+
 /* Close q (NULL allowed). Nothing is lost: every change is committed. */
 void queue_close(struct queue *q);
 

@@ -45,6 +45,8 @@ struct queue {
 	sqlite3_stmt *st[QUEUE_ST_COUNT];
 	char err[512];
 	int errcode; /* extended SQLite code of the last failure */
+	int batch;   /* queue_batch_begin depth: inner transactions are
+	              * savepoints of the batch's one transaction */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
