@@ -7,6 +7,9 @@
  * deferred with the last reason instead of hammering it.
  */
 #include <event2/event.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,10 +19,16 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
 
-#define DELIVER_SCAN_BATCH     2000
+#define DELIVER_SCAN_BATCH     1000
 #define DELIVER_SCAN_PAGE      500
 #define DELIVER_SHUTDOWN_GRACE 10 /* seconds */
 #define DELIVER_JOB_MAX_RCPTS  1000
+/*
+ * Recipients held in memory (waiting or in attempts) at most: a queue of
+ * any size is worked through in slices, so memory does not grow with it
+ * (docs/PERFORMANCE.md). Below half of it, the queue is read again.
+ */
+#define DELIVER_INFLIGHT_MAX 2000
 
 /* --- the set of recipient ids in flight (open addressing, id > 0) --- */
 
@@ -82,6 +91,10 @@ deliver_inflight_del(struct deliver *d, int64_t id)
 		/* Re-insert the rest of the cluster (no tombstones). */
 		d->inflight[i] = 0;
 		d->inflight_n--;
+		if (d->more_due && d->inflight_n < DELIVER_INFLIGHT_MAX / 2) {
+			d->more_due = false;
+			deliver_wake(d); /* the next slice of the queue */
+		}
 		for (j = (i + 1) & (d->inflight_cap - 1); d->inflight[j] != 0;
 		     j = (j + 1) & (d->inflight_cap - 1)) {
 			moved = d->inflight[j];
@@ -182,6 +195,7 @@ drcpt_free(struct drcpt *r)
 		return;
 	free(r->addr);
 	free(r->orcpt);
+	free(r->remote);
 	free(r);
 }
 
@@ -337,7 +351,10 @@ deliver_scan(struct deliver *d)
 		if (n == -1)
 			log_warnx(
 			    "queue scan failed: %s", queue_error(d->cfg.queue));
-	} while (n == DELIVER_SCAN_PAGE && pg.added < DELIVER_SCAN_BATCH);
+	} while (n == DELIVER_SCAN_PAGE && pg.added < DELIVER_SCAN_BATCH &&
+	    d->inflight_n < DELIVER_INFLIGHT_MAX);
+	/* Stopped early: more may be due than we took. */
+	d->more_due = n == DELIVER_SCAN_PAGE;
 	for (dest = TAILQ_FIRST(&d->dests); dest != NULL; dest = next) {
 		next = TAILQ_NEXT(dest, entry);
 		deliver_dest_kick(d, dest);
@@ -351,6 +368,14 @@ deliver_tick(evutil_socket_t fd, short ev, void *arg)
 	struct timeval tv;
 
 	deliver_scan(d);
+#ifdef __GLIBC__
+	/*
+	 * Give the pages freed by finished attempts back to the system once
+	 * a second: a relay's memory follows its load instead of keeping its
+	 * highest mark (docs/PERFORMANCE.md, memory).
+	 */
+	malloc_trim(0);
+#endif
 	tv.tv_sec = d->cfg.scan_interval_ms / 1000;
 	tv.tv_usec = (suseconds_t)(d->cfg.scan_interval_ms % 1000) * 1000;
 	evtimer_add(d->timer, &tv);

@@ -61,7 +61,7 @@ decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
 	char *s;
 
 	o = json_pack("{s:s, s:s, s:s?, s:s}", "status", r->o.status, "text",
-	    r->remote[0] != '\0' ? r->remote : r->o.text, "result_type",
+	    r->remote != NULL ? r->remote : r->o.text, "result_type",
 	    result_type_str(r->o.rt), "relay", mta);
 	if (o == NULL) /* text that is not UTF-8: keep the rest */
 		o = json_pack("{s:s, s:s?, s:s}", "status", r->o.status,
@@ -152,7 +152,7 @@ decide_log(const struct drcpt *r, const struct dfacts *f, const char *mta,
 	    f != NULL && f->tls != NULL ? f->tls : "none", tlsa,
 	    (long)(now - r->queued_at), r->attempts + 1, r->o.status, word,
 	    rt != NULL ? rt : "-", would,
-	    r->remote[0] != '\0' ? r->remote : r->o.text);
+	    r->remote != NULL ? r->remote : r->o.text);
 }
 
 void
@@ -177,7 +177,7 @@ deliver_decide(
 	decide_mta(mta, sizeof(mta), f);
 	a.status = r->o.status;
 	a.result_type = result_type_str(r->o.rt);
-	a.text = r->remote[0] != '\0' ? r->remote : r->o.text;
+	a.text = r->remote != NULL ? r->remote : r->o.text;
 	a.mta = f != NULL ? mta : NULL;
 	fields = decide_fields(r, f, mta, pol.exception);
 	queue_event(d->cfg.queue, r->msgid, r->addr, "attempt", fields);
@@ -337,8 +337,7 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
 		rcpts[n].result_type = result_type_str(r->o.rt);
 		rcpts[n].remote_mta =
 		    f != NULL && f->mx[0] != '\0' ? f->mx : NULL;
-		rcpts[n].diagnostic =
-		    r->remote[0] != '\0' ? r->remote : r->o.text;
+		rcpts[n].diagnostic = r->remote != NULL ? r->remote : r->o.text;
 		rcpts[n].last_attempt = time(NULL);
 		rcpts[n].will_retry_until = action == DSN_ACTION_DELAYED ?
 		    r->queued_at + decide_lifetime(d, r) :
@@ -347,7 +346,12 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
 		if (action == DSN_ACTION_DELAYED)
 			queue_rcpt_set_warned(d->cfg.queue, r->id);
 	}
-	if (n > 0)
+	if (n > 0 && m->msg->data == NULL) {
+		/* The body was dropped after sending: the DSN may return it. */
+		queue_msg_free(m->msg);
+		m->msg = queue_msg_get(d->cfg.queue, m->msgid);
+	}
+	if (n > 0 && m->msg != NULL)
 		decide_send_dsn(d, m->msg, rcpts, n, action);
 	free(rcpts);
 }

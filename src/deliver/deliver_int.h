@@ -38,7 +38,7 @@ struct drcpt {
 	/* outcome of this attempt */
 	bool done;
 	struct outcome o;
-	char remote[512]; /* remote reply for Diagnostic-Code, or "" */
+	char *remote; /* remote reply for Diagnostic-Code, or NULL */
 	/* what deliver_decide did, for deliver_decide_message */
 	enum queue_rcpt_status decided;
 	bool warn_now; /* a delay DSN is due */
@@ -86,6 +86,7 @@ struct deliver {
 	int64_t *inflight; /* open-addressing set of recipient ids */
 	size_t inflight_cap;
 	size_t inflight_n;
+	bool more_due; /* the last scan stopped before the due rows ended */
 	unsigned jobs;
 	struct job_list joblist;
 	struct event *grace; /* shutdown: abort what is still running */
@@ -115,7 +116,7 @@ struct dmsg {
 	struct queue_msg *msg; /* loaded when its turn comes */
 	struct drcpt **rcpts;
 	size_t n;
-	struct smtp_txn txn;
+	struct smtp_txn *txn; /* while its transaction runs */
 	struct smtp_rcpt_reply *replies;
 	char **addrs;
 	char **params;

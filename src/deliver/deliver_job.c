@@ -123,6 +123,7 @@ job_msgs_free(struct job *j)
 			free(m->params[k]); /* may hold NULLs: not a vector */
 		free(m->params);
 		free(m->mail_params);
+		free(m->txn);
 		queue_msg_free(m->msg);
 	}
 	free(j->msgs);
@@ -854,8 +855,34 @@ static void
 job_rcpt_result(struct drcpt *r, const struct smtp_rcpt_reply *rep)
 {
 	job_reply_outcome(&r->o, rep);
-	snprintf(r->remote, sizeof(r->remote), "%s", rep->text);
+	free(r->remote);
+	r->remote = xstrdup(rep->text);
 	r->done = true;
+}
+
+/*
+ * The transaction of m is over and its replies are copied into the
+ * recipients: what only the sending needed goes now, so memory grows
+ * with the recipients waiting to be decided, not with their messages.
+ */
+static void
+job_msg_sent(struct dmsg *m)
+{
+	size_t k;
+
+	queue_msg_drop_body(m->msg);
+	free(m->txn);
+	m->txn = NULL;
+	free(m->replies);
+	m->replies = NULL;
+	free(m->addrs);
+	m->addrs = NULL;
+	for (k = 0; m->params != NULL && k < m->n; k++)
+		free(m->params[k]);
+	free(m->params);
+	m->params = NULL;
+	free(m->mail_params);
+	m->mail_params = NULL;
 }
 
 static void
@@ -891,6 +918,7 @@ job_txn_done(struct smtp_session *s, struct smtp_txn *t, void *arg)
 			return;
 		}
 	}
+	job_msg_sent(m);
 	j->conn_msgs++;
 	j->cur++;
 	job_send_next(j);
@@ -913,17 +941,17 @@ job_prepare(struct job *j, struct dmsg *m)
 		m->params[k] = job_rcpt_params(m->rcpts[k]);
 	}
 	m->mail_params = job_mail_params(m->msg);
-	memset(&m->txn, 0, sizeof(m->txn));
-	m->txn.mail_from = m->msg->sender;
-	m->txn.mail_params = m->mail_params;
-	m->txn.body_8bit = m->msg->body_8bit;
-	m->txn.smtputf8 = m->msg->smtputf8;
-	m->txn.rcpts = m->addrs;
-	m->txn.rcpt_params = m->params;
-	m->txn.nrcpt = m->n;
-	m->txn.data = m->msg->data;
-	m->txn.len = m->msg->len;
-	m->txn.rcpt_reply = m->replies;
+	m->txn = xcalloc(1, sizeof(*m->txn));
+	m->txn->mail_from = m->msg->sender;
+	m->txn->mail_params = m->mail_params;
+	m->txn->body_8bit = m->msg->body_8bit;
+	m->txn->smtputf8 = m->msg->smtputf8;
+	m->txn->rcpts = m->addrs;
+	m->txn->rcpt_params = m->params;
+	m->txn->nrcpt = m->n;
+	m->txn->data = m->msg->data;
+	m->txn->len = m->msg->len;
+	m->txn->rcpt_reply = m->replies;
 	return true;
 }
 
@@ -1014,7 +1042,7 @@ job_send_next(struct job *j)
 		m = &j->msgs[j->cur];
 		if (job_prepare(j, m)) {
 			smtp_session_transaction(
-			    j->sess, &m->txn, job_txn_done, j);
+			    j->sess, m->txn, job_txn_done, j);
 			return;
 		}
 		/* Deleted by an operator meanwhile: nothing to send. */

@@ -288,6 +288,16 @@ dns_setup_apply(
 	}
 	if (setup_anchors(ctx, opt->trust_anchor_file, errstr) == -1)
 		return -1;
+	/*
+	 * One thread uses the caches: one slab each instead of four, whose
+	 * empty hash arrays alone take a few hundred KiB each
+	 * (docs/PERFORMANCE.md, memory).
+	 */
+	if (setup_option(ctx, "msg-cache-slabs:", "1", errstr) == -1 ||
+	    setup_option(ctx, "rrset-cache-slabs:", "1", errstr) == -1 ||
+	    setup_option(ctx, "key-cache-slabs:", "1", errstr) == -1 ||
+	    setup_option(ctx, "infra-cache-slabs:", "1", errstr) == -1)
+		return -1;
 	if (roots)
 		return setup_root_servers(ctx, opt->root_servers, errstr);
 	if (fwds)

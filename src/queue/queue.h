@@ -182,6 +182,10 @@ time_t queue_next_due(struct queue *q);
 struct queue_msg *queue_msg_get(struct queue *q, const char *msgid);
 void queue_msg_free(struct queue_msg *m);
 
+/* Free the body of m, keeping the envelope (data NULL, len 0): for a
+ * message that is sent and only needs deciding. */
+void queue_msg_drop_body(struct queue_msg *m);
+
 /* The outcome of one delivery attempt for one recipient. */
 struct queue_attempt {
 	const char *status;      /* "2.0.0", "4.7.323", "5.1.1" */

@@ -146,6 +146,17 @@ queue_msg_free(struct queue_msg *m)
 	free(b);
 }
 
+void
+queue_msg_drop_body(struct queue_msg *m)
+{
+	struct queue_msg_box *b = (struct queue_msg_box *)(void *)m;
+
+	free(b->data);
+	b->data = NULL;
+	m->data = NULL;
+	m->len = 0;
+}
+
 int
 queue_msg_gc(struct queue *q, const char *msgid)
 {

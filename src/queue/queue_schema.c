@@ -147,6 +147,14 @@ queue_schema_wal(struct queue *q)
 	if (sqlite3_exec(q->db, "PRAGMA synchronous = FULL", NULL, NULL,
 	        NULL) != SQLITE_OK)
 		return queue_fail(q, "synchronous");
+	/*
+	 * The hot pages are the due index and the rows in flight; bodies are
+	 * read once. 256 KiB of page cache instead of SQLite's 2 MiB default
+	 * (docs/PERFORMANCE.md: memory).
+	 */
+	if (sqlite3_exec(q->db, "PRAGMA cache_size = -256", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return queue_fail(q, "cache_size");
 	return 0;
 }
 

@@ -275,6 +275,8 @@ tlsrpt_wal(struct tlsrpt_store *s)
 		return tlsrpt_failx(
 		    s, "%s: cannot switch to WAL mode", s->path);
 	/* Counters lost in a crash are only statistics: NORMAL is enough. */
+	if (tlsrpt_int(s, "PRAGMA cache_size = -128", &unused) == -1)
+		return -1; /* counters: a small page cache is enough */
 	return tlsrpt_int(s, "PRAGMA synchronous = NORMAL", &unused);
 }
 

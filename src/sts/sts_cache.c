@@ -158,6 +158,8 @@ sts_cache_init(struct sts_cache *c)
 
 	sqlite3_extended_result_codes(c->db, 1);
 	sqlite3_busy_timeout(c->db, STS_CACHE_BUSY_MS);
+	/* A few rows per domain: a small page cache is enough. */
+	sqlite3_exec(c->db, "PRAGMA cache_size = -128", NULL, NULL, NULL);
 	if (sts_cache_int(c, "PRAGMA user_version", &version) == -1)
 		return -1;
 	if (version != 0 && sts_cache_check(c) == -1)

@@ -31,6 +31,7 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **errstr)
 	SSL_CTX_set_options(ctx,
 	    SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
 	        SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle sessions */
 	if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1)
 		return tls_server_fail(
 		    ctx, errstr, "cannot load certificate", cert_file);
