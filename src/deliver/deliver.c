@@ -29,6 +29,12 @@
  * (docs/PERFORMANCE.md). Below half of it, the queue is read again.
  */
 #define DELIVER_INFLIGHT_MAX 2000
+/*
+ * Another connection to a destination only for a backlog its running
+ * jobs will not soon take: a job that goes idle takes what is pending at
+ * once, over its open connection (no lookup, no handshake).
+ */
+#define DELIVER_BACKLOG_PER_JOB 20
 
 /* --- the set of recipient ids in flight (open addressing, id > 0) --- */
 
@@ -277,6 +283,15 @@ deliver_dest_idle(const struct deliver *d, const struct ddest *dest)
 	    (dest->fails == 0 || now - dest->last_fail >= d->cfg.dead_time);
 }
 
+/* What a running job will take by itself when it is free again. */
+static size_t
+deliver_backlog(const struct deliver *d)
+{
+	return d->cfg.max_msgs_per_conn < DELIVER_BACKLOG_PER_JOB ?
+	    d->cfg.max_msgs_per_conn :
+	    DELIVER_BACKLOG_PER_JOB;
+}
+
 void
 deliver_dest_kick(struct deliver *d, struct ddest *dest)
 {
@@ -287,7 +302,10 @@ deliver_dest_kick(struct deliver *d, struct ddest *dest)
 	while (!d->stopping && dest->npending > 0) {
 		/* An open connection first: no lookup, no handshake. */
 		if ((j = deliver_job_idle_take(dest)) == NULL &&
-		    dest->active >= dest->limit)
+		    (dest->active >= dest->limit ||
+		        (dest->active > 0 &&
+		            dest->npending <=
+		                dest->active * deliver_backlog(d))))
 			break;
 		batch = xcalloc(DELIVER_JOB_MAX_RCPTS, sizeof(*batch));
 		n = deliver_take(dest, batch, DELIVER_JOB_MAX_RCPTS,

@@ -208,6 +208,9 @@ relay_tlsrpt_tick(evutil_socket_t fd, short what, void *arg)
 
 	run->t = t;
 	due = relay_tlsrpt_due_day(t, now, run->day);
+	if (!due)
+		run->day[0] =
+		    '\0'; /* only retries: the next look in a minute */
 	if (tlsrpt_send_run(t->sender, due ? run->day : NULL, now,
 	        relay_tlsrpt_ran, run) == -1)
 		free(run); /* still busy with the last one */

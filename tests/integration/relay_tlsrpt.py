@@ -304,6 +304,27 @@ def check_schedule(args, first):
         relay.stop()
 
 
+def cpu_seconds(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def check_idle(args):
+    """An idle relay sleeps: the daily TLS-RPT schedule with nothing due
+    looks again in a minute, it does not spin (a bug once made an idle
+    relay burn a whole core)."""
+    relay = Relay(args.binary, args.world, "", name="tlsrpt-idle").start()
+    try:
+        time.sleep(2)
+        before = cpu_seconds(relay.proc.pid)
+        time.sleep(3)
+        used = cpu_seconds(relay.proc.pid) - before
+        report("daily.idle-relay-sleeps", used < 0.3,
+               f"{used:.2f} s of CPU in 3 s idle")
+    finally:
+        relay.stop()
+
+
 def check_outbound_dkim(args):
     """[dkim] sign_outbound: mail From: the [dkim] domain (or below it) is
     signed, other mail is not; python3-dkim verifies the signature."""
@@ -355,6 +376,7 @@ def main():
         relay.stop()
     check_schedule(args, relay)
     check_outbound_dkim(args)
+    check_idle(args)
     return 0
 
 
