@@ -66,6 +66,12 @@ cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 		return cli_usage("serve");
 	if ((s.base = event_base_new()) == NULL)
 		fatalx(EX_OSERR, "cannot create the event loop");
+	/*
+	 * A reload asked for while we start (the listeners are up before the
+	 * signal events) is moot: the configuration is being read now. Its
+	 * default action would kill the relay.
+	 */
+	signal(SIGHUP, SIG_IGN);
 	if ((s.relay = relay_new(s.base, ctx->config_path, &err, &ex)) ==
 	    NULL) {
 		log_warnx("cannot start: %s", err);

@@ -24,11 +24,14 @@
 #define DELIVER_SHUTDOWN_GRACE 10 /* seconds */
 #define DELIVER_JOB_MAX_RCPTS  1000
 /*
- * Recipients held in memory (waiting or in attempts) at most: a queue of
- * any size is worked through in slices, so memory does not grow with it
- * (docs/PERFORMANCE.md). Below half of it, the queue is read again.
+ * Recipients waiting in memory for a connection at most: a queue of any
+ * size is read in slices, so memory follows the concurrency, not the
+ * queue (docs/PERFORMANCE.md). Below half of it the queue is read again.
  */
-#define DELIVER_INFLIGHT_MAX 2000
+#define DELIVER_PENDING_MAX 2000
+/* Messages a job takes at once; it takes more over the same connection
+ * when they are done (and their outcomes committed together). */
+#define DELIVER_JOB_TAKE 20
 /*
  * Another connection to a destination only for a backlog its running
  * jobs will not soon take: a job that goes idle takes what is pending at
@@ -97,10 +100,6 @@ deliver_inflight_del(struct deliver *d, int64_t id)
 		/* Re-insert the rest of the cluster (no tombstones). */
 		d->inflight[i] = 0;
 		d->inflight_n--;
-		if (d->more_due && d->inflight_n < DELIVER_INFLIGHT_MAX / 2) {
-			d->more_due = false;
-			deliver_wake(d); /* the next slice of the queue */
-		}
 		for (j = (i + 1) & (d->inflight_cap - 1); d->inflight[j] != 0;
 		     j = (j + 1) & (d->inflight_cap - 1)) {
 			moved = d->inflight[j];
@@ -179,6 +178,7 @@ deliver_dest_free(struct deliver *d, struct ddest *dest)
 
 	while ((r = TAILQ_FIRST(&dest->pending)) != NULL) {
 		TAILQ_REMOVE(&dest->pending, r, entry);
+		d->npending--;
 		deliver_inflight_del(d, r->id);
 		drcpt_free(r);
 	}
@@ -241,28 +241,32 @@ deliver_scan_one(const struct queue_rcpt *qr, void *arg)
 	dest = deliver_dest_get(d, qr->domain, qr->kind == QUEUE_KIND_REPORT);
 	TAILQ_INSERT_TAIL(&dest->pending, r, entry);
 	dest->npending++;
+	d->npending++;
 	deliver_inflight_put(d, r->id);
 }
 
-/* Take up to max pending recipients, keeping each message's together. */
+/*
+ * Take up to max pending recipients of at most max_msgs messages, keeping
+ * each message's together (they are adjacent: the queue is read in id
+ * order). O(taken).
+ */
 static size_t
-deliver_take(
-    struct ddest *dest, struct drcpt **out, size_t max, unsigned max_msgs)
+deliver_take(struct deliver *d, struct ddest *dest, struct drcpt **out,
+    size_t max, unsigned max_msgs)
 {
-	struct drcpt *r, *next;
-	size_t n = 0, i;
+	struct drcpt *r;
+	size_t n = 0;
 	unsigned msgs = 0;
-	bool seen;
+	bool same;
 
-	for (r = TAILQ_FIRST(&dest->pending); r != NULL && n < max; r = next) {
-		next = TAILQ_NEXT(r, entry);
-		for (seen = false, i = 0; i < n && !seen; i++)
-			seen = strcmp(out[i]->msgid, r->msgid) == 0;
-		if (!seen && msgs == max_msgs)
-			continue;
-		msgs += seen ? 0 : 1;
+	while ((r = TAILQ_FIRST(&dest->pending)) != NULL && n < max) {
+		same = n > 0 && strcmp(out[n - 1]->msgid, r->msgid) == 0;
+		if (!same && msgs == max_msgs)
+			break;
+		msgs += same ? 0 : 1;
 		TAILQ_REMOVE(&dest->pending, r, entry);
 		dest->npending--;
+		d->npending--;
 		out[n++] = r;
 	}
 	return n;
@@ -283,12 +287,24 @@ deliver_dest_idle(const struct deliver *d, const struct ddest *dest)
 	    (dest->fails == 0 || now - dest->last_fail >= d->cfg.dead_time);
 }
 
+/* How many messages a (new, or idle: j) job takes now. */
+static unsigned
+deliver_job_take(const struct deliver *d, const struct job *j)
+{
+	unsigned room =
+	    j != NULL ? deliver_job_room(j) : d->cfg.max_msgs_per_conn;
+
+	return room < DELIVER_JOB_TAKE ? room : DELIVER_JOB_TAKE;
+}
+
 /* What a running job will take by itself when it is free again. */
 static size_t
 deliver_backlog(const struct deliver *d)
 {
-	return d->cfg.max_msgs_per_conn < DELIVER_BACKLOG_PER_JOB ?
-	    d->cfg.max_msgs_per_conn :
+	/* A connection carries max_msgs_per_conn messages: after its
+	 * current one, a job takes at most that many less one. */
+	return d->cfg.max_msgs_per_conn - 1 < DELIVER_BACKLOG_PER_JOB ?
+	    d->cfg.max_msgs_per_conn - 1 :
 	    DELIVER_BACKLOG_PER_JOB;
 }
 
@@ -308,8 +324,8 @@ deliver_dest_kick(struct deliver *d, struct ddest *dest)
 		                dest->active * deliver_backlog(d))))
 			break;
 		batch = xcalloc(DELIVER_JOB_MAX_RCPTS, sizeof(*batch));
-		n = deliver_take(dest, batch, DELIVER_JOB_MAX_RCPTS,
-		    j != NULL ? deliver_job_room(j) : d->cfg.max_msgs_per_conn);
+		n = deliver_take(d, dest, batch, DELIVER_JOB_MAX_RCPTS,
+		    deliver_job_take(d, j));
 		if (j != NULL)
 			deliver_job_resume(j, batch, n);
 		else {
@@ -321,8 +337,22 @@ deliver_dest_kick(struct deliver *d, struct ddest *dest)
 		}
 		free(batch);
 	}
+	/* The waiting ones are taken: read the next slice of the queue. */
+	if (d->more_due && d->npending < DELIVER_PENDING_MAX / 2) {
+		d->more_due = false;
+		deliver_wake(d);
+	}
 	if (deliver_dest_idle(d, dest))
 		deliver_dest_free(d, dest);
+}
+
+void
+deliver_dest_ok(struct deliver *d, struct ddest *dest)
+{
+	/* Slow start: each good connection (or chunk over one) adds one. */
+	dest->fails = 0;
+	if (dest->limit < d->cfg.concurrency)
+		dest->limit++;
 }
 
 void
@@ -330,11 +360,9 @@ deliver_job_finished(struct deliver *d, struct ddest *dest, bool connected)
 {
 	dest->active--;
 	d->jobs--;
-	if (connected) {
-		dest->fails = 0;
-		if (dest->limit < d->cfg.concurrency)
-			dest->limit++;
-	} else if (dest->last_fail = time(NULL),
+	if (connected)
+		deliver_dest_ok(d, dest);
+	else if (dest->last_fail = time(NULL),
 	    ++dest->fails >= d->cfg.dead_after) {
 		dest->dead_until = time(NULL) + d->cfg.dead_time;
 		dest->limit = d->cfg.initial_concurrency;
@@ -370,7 +398,7 @@ deliver_scan(struct deliver *d)
 			log_warnx(
 			    "queue scan failed: %s", queue_error(d->cfg.queue));
 	} while (n == DELIVER_SCAN_PAGE && pg.added < DELIVER_SCAN_BATCH &&
-	    d->inflight_n < DELIVER_INFLIGHT_MAX);
+	    d->npending < DELIVER_PENDING_MAX);
 	/* Stopped early: more may be due than we took. */
 	d->more_due = n == DELIVER_SCAN_PAGE;
 	for (dest = TAILQ_FIRST(&d->dests); dest != NULL; dest = next) {
@@ -385,6 +413,7 @@ deliver_tick(evutil_socket_t fd, short ev, void *arg)
 	struct deliver *d = arg;
 	struct timeval tv;
 
+	d->woken = false;
 	deliver_scan(d);
 #ifdef __GLIBC__
 	/*
@@ -394,8 +423,10 @@ deliver_tick(evutil_socket_t fd, short ev, void *arg)
 	 */
 	malloc_trim(0);
 #endif
-	tv.tv_sec = d->cfg.scan_interval_ms / 1000;
-	tv.tv_usec = (suseconds_t)(d->cfg.scan_interval_ms % 1000) * 1000;
+	/* A wake during the scan (the next slice is due) keeps its "now". */
+	tv.tv_sec = d->woken ? 0 : d->cfg.scan_interval_ms / 1000;
+	tv.tv_usec =
+	    d->woken ? 0 : (suseconds_t)(d->cfg.scan_interval_ms % 1000) * 1000;
 	evtimer_add(d->timer, &tv);
 }
 
@@ -426,6 +457,7 @@ deliver_wake(struct deliver *d)
 	struct timeval now = { 0, 0 };
 
 	/* Coalesce: many messages queued in one loop turn, one scan. */
+	d->woken = true;
 	evtimer_add(d->timer, &now);
 }
 

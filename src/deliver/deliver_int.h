@@ -86,7 +86,9 @@ struct deliver {
 	int64_t *inflight; /* open-addressing set of recipient ids */
 	size_t inflight_cap;
 	size_t inflight_n;
-	bool more_due; /* the last scan stopped before the due rows ended */
+	size_t npending; /* recipients waiting in all dests' pending lists */
+	bool more_due;   /* the last scan stopped before the due rows ended */
+	bool woken;      /* deliver_wake() since the last scan began */
 	unsigned jobs;
 	struct job_list joblist;
 	struct event *grace; /* shutdown: abort what is still running */
@@ -152,6 +154,9 @@ struct job *deliver_job_next(struct job *j);
 struct job *deliver_job_idle_take(struct ddest *dest);
 unsigned deliver_job_room(const struct job *j);
 void deliver_job_resume(struct job *j, struct drcpt **rcpts, size_t n);
+
+/* deliver.c: a connection to dest worked (slow start grows the limit). */
+void deliver_dest_ok(struct deliver *d, struct ddest *dest);
 
 /* deliver.c: start what dest's pending recipients allow. */
 void deliver_dest_kick(struct deliver *d, struct ddest *dest);

@@ -973,6 +973,7 @@ job_idle_cb(evutil_socket_t fd, short ev, void *arg)
 
 	if (j->state == JOB_SETTLING) {
 		job_settle(j, &j->facts);
+		deliver_dest_ok(j->d, j->dest);
 		j->state = JOB_IDLE;
 		TAILQ_INSERT_TAIL(&j->dest->idle, j, idle_entry);
 		evtimer_add(j->idle_ev, &tv);

@@ -50,7 +50,8 @@
  * Stop reading from the socket while this much is buffered: more than a
  * line can ever need, so a line longer than the cap is always detected.
  */
-#define SMTP_SESSION_READ_HIGH (64 * 1024)
+#define SMTP_SESSION_READ_HIGH  (64 * 1024)
+#define SMTP_SESSION_READ_CHUNK 2048 /* bytes per read from a peer */
 
 /*
  * The message goes out in chunks of SMTP_SESSION_CHUNK, topped up to
@@ -497,6 +498,12 @@ smtp_session_setup_bev(struct smtp_session *s)
 	bufferevent_setcb(s->bev, smtp_session_read_cb, smtp_session_write_cb,
 	    smtp_session_event_cb, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_SESSION_READ_HIGH);
+	/*
+	 * SMTP replies are short: read in small pieces, so that each of
+	 * thousands of open sessions does not hold a 16 KiB chunk per buffer
+	 * (docs/PERFORMANCE.md, memory per session).
+	 */
+	bufferevent_set_max_single_read(s->bev, SMTP_SESSION_READ_CHUNK);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
