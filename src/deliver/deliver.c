@@ -340,6 +340,7 @@ deliver_dest_kick(struct deliver *d, struct ddest *dest)
 	/* The waiting ones are taken: read the next slice of the queue. */
 	if (d->more_due && d->npending < DELIVER_PENDING_MAX / 2) {
 		d->more_due = false;
+		d->slice = true;
 		deliver_wake(d);
 	}
 	if (deliver_dest_idle(d, dest))
@@ -379,10 +380,16 @@ deliver_job_finished(struct deliver *d, struct ddest *dest, bool connected)
 static void
 deliver_scan(struct deliver *d)
 {
-	struct deliver_page pg = { d, INT64_MIN, 0, 0 };
+	struct deliver_page pg = { d, INT64_MIN, INT64_MIN, 0 };
 	struct ddest *dest, *next;
 	time_t now = time(NULL);
 	int n;
+
+	if (d->slice) { /* the next slice of a large queue */
+		pg.last_next = d->cursor_next;
+		pg.last_id = d->cursor_id;
+		d->slice = false;
+	}
 
 	if (d->stopping || d->cfg.hold)
 		return;
@@ -399,8 +406,15 @@ deliver_scan(struct deliver *d)
 			    "queue scan failed: %s", queue_error(d->cfg.queue));
 	} while (n == DELIVER_SCAN_PAGE && pg.added < DELIVER_SCAN_BATCH &&
 	    d->npending < DELIVER_PENDING_MAX);
-	/* Stopped early: more may be due than we took. */
+	/*
+	 * Stopped early: more may be due than we took. The next slice goes
+	 * on from here (what lies before is in flight), so reading a large
+	 * queue costs O(its size), not O(size x in flight); the periodic
+	 * tick starts from the beginning again (retries now due).
+	 */
 	d->more_due = n == DELIVER_SCAN_PAGE;
+	d->cursor_next = pg.last_next;
+	d->cursor_id = pg.last_id;
 	for (dest = TAILQ_FIRST(&d->dests); dest != NULL; dest = next) {
 		next = TAILQ_NEXT(dest, entry);
 		deliver_dest_kick(d, dest);

@@ -89,6 +89,9 @@ struct deliver {
 	size_t npending; /* recipients waiting in all dests' pending lists */
 	bool more_due;   /* the last scan stopped before the due rows ended */
 	bool woken;      /* deliver_wake() since the last scan began */
+	bool slice;      /* the next scan goes on from the cursor */
+	time_t cursor_next; /* where the last scan stopped */
+	int64_t cursor_id;
 	unsigned jobs;
 	struct job_list joblist;
 	struct event *grace; /* shutdown: abort what is still running */
