@@ -31,13 +31,13 @@
 #define DELIVER_PENDING_MAX 2000
 /* Messages a job takes at once; it takes more over the same connection
  * when they are done (and their outcomes committed together). */
-#define DELIVER_JOB_TAKE 20
+#define DELIVER_JOB_TAKE 50
 /*
  * Another connection to a destination only for a backlog its running
  * jobs will not soon take: a job that goes idle takes what is pending at
  * once, over its open connection (no lookup, no handshake).
  */
-#define DELIVER_BACKLOG_PER_JOB 20
+#define DELIVER_BACKLOG_PER_JOB 50
 
 /* --- the set of recipient ids in flight (open addressing, id > 0) --- */
 

@@ -53,12 +53,11 @@ decide_mta(char *buf, size_t len, const struct dfacts *f)
 		snprintf(buf, len, "%s[%s]:%u", f->mx, f->ip, f->port);
 }
 
-static char *
+static json_t *
 decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
     const char *exception)
 {
 	json_t *o;
-	char *s;
 
 	o = json_pack("{s:s, s:s, s:s?, s:s}", "status", r->o.status, "text",
 	    r->remote != NULL ? r->remote : r->o.text, "result_type",
@@ -102,17 +101,14 @@ decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
 	}
 	if (exception != NULL)
 		json_object_set_new(o, "exception", json_string(exception));
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	return s;
+	return o;
 }
 
-static char *
+static json_t *
 decide_result_fields(const struct drcpt *r, time_t now, const struct deliver *d)
 {
 	char when[QUEUE_TIME_LEN];
 	json_t *o;
-	char *s;
 
 	o = json_pack("{s:s, s:s?}", "status", r->o.status, "result_type",
 	    result_type_str(r->o.rt));
@@ -120,9 +116,7 @@ decide_result_fields(const struct drcpt *r, time_t now, const struct deliver *d)
 	if (r->o.cls == OUTCOME_TEMP)
 		json_object_set_new(o, "next_attempt",
 		    json_string(queue_time_iso(decide_next(d, r, now), when)));
-	s = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	return s;
+	return o;
 }
 
 /*
@@ -163,7 +157,8 @@ deliver_decide(
 	struct queue_attempt a;
 	const char *word, *domain;
 	time_t now = time(NULL);
-	char mta[400], *fields;
+	char mta[400];
+	json_t *fields;
 
 	domain = strrchr(r->addr, '@') != NULL ? strrchr(r->addr, '@') + 1 : "";
 	policy_for(d->policy, domain, &pol);
@@ -180,7 +175,7 @@ deliver_decide(
 	a.text = r->remote != NULL ? r->remote : r->o.text;
 	a.mta = f != NULL ? mta : NULL;
 	fields = decide_fields(r, f, mta, pol.exception);
-	queue_event(d->cfg.queue, r->msgid, r->addr, "attempt", fields);
+	queue_event_json(d->cfg.queue, r->msgid, r->addr, "attempt", fields);
 	switch (r->o.cls) {
 	case OUTCOME_OK:
 		word = "sent";
@@ -203,17 +198,17 @@ deliver_decide(
 		    now - r->queued_at >= d->cfg.delay_warning;
 		break;
 	}
-	free(fields);
+	json_decref(fields);
 	/* The verdict event repeats only the result; the attempt has the rest.
 	 */
 	fields = decide_result_fields(r, now, d);
-	queue_event(d->cfg.queue, r->msgid, r->addr,
+	queue_event_json(d->cfg.queue, r->msgid, r->addr,
 	    r->o.cls == OUTCOME_OK       ? "delivered" :
 	        r->o.cls == OUTCOME_PERM ? "bounced" :
 	                                   "deferred",
 	    fields);
 	decide_log(r, f, mta, word, now);
-	free(fields);
+	json_decref(fields);
 	(void)m;
 }
 

@@ -550,6 +550,15 @@ queue_event_type_ok(const char *type)
 }
 
 int
+queue_event_json(struct queue *q, const char *msgid, const char *addr,
+    const char *type, json_t *fields)
+{
+	if (!queue_event_type_ok(type))
+		return queue_failx(q, "event type '%s' is not one word", type);
+	return queue_event_add(q, msgid, addr, type, fields);
+}
+
+int
 queue_event(struct queue *q, const char *msgid, const char *addr,
     const char *type, const char *fields)
 {

@@ -21,6 +21,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include <jansson.h>
+
 struct queue;
 
 #define QUEUE_ID_LEN 17 /* 16 hex characters + NUL */
@@ -221,6 +223,14 @@ int queue_rcpt_set_warned(struct queue *q, int64_t rcpt);
  */
 int queue_event(struct queue *q, const char *msgid, const char *addr,
     const char *type, const char *fields);
+
+/*
+ * queue_event() with the fields as a JSON object built by the caller
+ * (borrowed; NULL or {} for none): no parsing of a string that was made
+ * from an object just before. The hot path of deliver_decide.
+ */
+int queue_event_json(struct queue *q, const char *msgid, const char *addr,
+    const char *type, json_t *fields);
 
 /*
  * Drop the body of msgid if no recipient is queued any more. The envelope,
