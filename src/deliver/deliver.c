@@ -19,7 +19,7 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
 
-#define DELIVER_SCAN_BATCH     1000
+#define DELIVER_SCAN_BATCH     500
 #define DELIVER_SCAN_PAGE      500
 #define DELIVER_SHUTDOWN_GRACE 10 /* seconds */
 #define DELIVER_JOB_MAX_RCPTS  1000
@@ -28,7 +28,7 @@
  * size is read in slices, so memory follows the concurrency, not the
  * queue (docs/PERFORMANCE.md). Below half of it the queue is read again.
  */
-#define DELIVER_PENDING_MAX 2000
+#define DELIVER_PENDING_MAX 1000
 /* Messages a job takes at once; it takes more over the same connection
  * when they are done (and their outcomes committed together). */
 #define DELIVER_JOB_TAKE 50
