@@ -42,7 +42,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from worldlib import Relay, report, wait_until, world_mail  # noqa: E402
+from worldlib import Relay, free_port, report, wait_until, world_mail  # noqa: E402
 
 try:
     import jsonschema
@@ -271,6 +271,19 @@ def check_send(args, relay, day, before):
            out3.startswith(f"{day}: 0 domains prepared") and
            " 0 mails queued, 0 posted" in out3 and
            len(report_mails(args.world, "ee-311.test", ymd)) == 1, out3)
+    # §5.5: the refused POST is retried, and given up 24 hours after its
+    # first attempt (the outbox is aged by a day instead of waiting one).
+    db = sqlite3.connect(os.path.join(relay.dir, "queue", "tlsrpt.db"))
+    db.execute("UPDATE outbox SET next_attempt = 0, first_attempt = "
+               "first_attempt - 86400 WHERE domain = 'sts-enforce.test'")
+    db.commit()
+    db.close()
+    rc, out4, err = relay.cli("tlsrpt", "send", "--day", day)
+    row = [ln for ln in out4.splitlines() if ln.startswith("sts-enforce.")]
+    report("send.post-given-up-after-24h",
+           rc == 1 and row and " failed " in row[0] and
+           "24 hours" not in row[0] and "HTTP 404" in row[0] and
+           "1 given up" in out4, f"rc={rc} {out4}")
 
 
 def check_schedule(args, first):
@@ -302,6 +315,58 @@ def check_schedule(args, first):
         report("daily.marked-sent", listed and listed[0].get("sent"), out)
     finally:
         relay.stop()
+
+
+def check_report_lifetime(args):
+    """RFC 8460 §5.5: report mail that cannot be delivered is given up
+    after 24 hours (not the 5 days of other mail), without a bounce to
+    anyone (NOTIFY=NEVER). The MX of ee-311.test is routed to a closed
+    port; the queue is then aged by 25 hours instead of waiting."""
+    closed = free_port()
+    extra = (f"[delivery]\nretry_schedule = 1h\ndelay_warning = 0\n"
+             f"[tlsrpt]\nmax_delay = 0\ncontact = tlsrpt@reporter.test\n"
+             f"[domain ee-311.test]\nroute = [127.0.0.1]:{closed}\n")
+    relay = Relay(args.binary, args.world, extra, name="tlsrpt-life").start()
+    qdir = os.path.join(relay.dir, "queue")
+    try:
+        relay.stop()
+        yday = (datetime.datetime.now(datetime.timezone.utc) -
+                datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+        db = sqlite3.connect(os.path.join(qdir, "tlsrpt.db"))
+        db.execute("INSERT INTO policies (day, domain, type, strings, mx, "
+                   "successes, failures) VALUES (?, 'ee-311.test', 0, "
+                   "'[]', '[]', 3, 0)", (yday,))
+        db.commit()
+        db.close()
+        relay.start()
+
+        def report_queued():
+            return [e for e in relay.queue()
+                    if e["recipient"] == "tlsrpt@ee-311.test" and
+                    e["attempts"] >= 1]
+        first = wait_until(report_queued, 30)
+        relay.stop()
+        db = sqlite3.connect(os.path.join(qdir, "queue.db"))
+        db.execute("UPDATE recipients SET queued_at = queued_at - 90000, "
+                   "next_attempt = 0 WHERE addr = 'tlsrpt@ee-311.test'")
+        db.commit()
+        db.close()
+        relay.start()
+        gone = wait_until(lambda: log_line(relay, "tlsrpt@ee-311.test",
+                                           "status=bounced"), 30)
+        dsn = log_line(relay, "dsn-sent") or log_line(relay, "DSN")
+        report("report-mail.given-up-after-24h-without-dsn",
+               first and gone and "dsn=5." in gone and not dsn and
+               not report_queued(), relay.tail(6))
+    finally:
+        relay.stop()
+
+
+def log_line(relay, *words):
+    for line in open(relay.log, errors="replace").read().splitlines():
+        if all(w in line for w in words):
+            return line
+    return None
 
 
 def cpu_seconds(pid):
@@ -377,6 +442,7 @@ def main():
     check_schedule(args, relay)
     check_outbound_dkim(args)
     check_idle(args)
+    check_report_lifetime(args)
     return 0
 
 
