@@ -40,6 +40,7 @@ struct relay_tlsrpt {
 	uint32_t salt; /* the random delay, per day, per process */
 	char finished[RT_DAYS][TLSRPT_DAY_LEN];
 	unsigned nfinished;
+	char run_day[TLSRPT_DAY_LEN]; /* of the run in progress, "" = retries */
 };
 
 struct dkim_signer *
@@ -193,38 +194,33 @@ relay_tlsrpt_due_day(
 	return false;
 }
 
-struct relay_tlsrpt_run {
-	struct relay_tlsrpt *t;
-	char day[TLSRPT_DAY_LEN];
-};
-
 static void
 relay_tlsrpt_tick(evutil_socket_t fd, short what, void *arg)
 {
 	struct relay_tlsrpt *t = arg;
-	struct relay_tlsrpt_run *run = xcalloc(1, sizeof(*run));
 	time_t now = time(NULL);
-	bool due;
 
-	run->t = t;
-	due = relay_tlsrpt_due_day(t, now, run->day);
-	if (!due)
-		run->day[0] =
+	if (!relay_tlsrpt_due_day(t, now, t->run_day))
+		t->run_day[0] =
 		    '\0'; /* only retries: the next look in a minute */
-	if (tlsrpt_send_run(t->sender, due ? run->day : NULL, now,
-	        relay_tlsrpt_ran, run) == -1)
-		free(run); /* still busy with the last one */
+	if (tlsrpt_send_run(t->sender,
+	        t->run_day[0] != '\0' ? t->run_day : NULL, now,
+	        relay_tlsrpt_ran, t) == -1) {
+		struct timeval tv = { RT_TICK_S, 0 };
+
+		evtimer_add(
+		    t->timer, &tv); /* busy: cannot happen; look later */
+	}
 }
 
 static void
 relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 {
-	struct relay_tlsrpt_run *run = arg;
-	struct relay_tlsrpt *t = run->t;
+	struct relay_tlsrpt *t = arg;
 	struct timeval tv = { RT_TICK_S, 0 };
 
-	if (run->day[0] != '\0' && st->dns_later == 0) {
-		memcpy(t->finished[t->nfinished % RT_DAYS], run->day,
+	if (t->run_day[0] != '\0' && st->dns_later == 0) {
+		memcpy(t->finished[t->nfinished % RT_DAYS], t->run_day,
 		    TLSRPT_DAY_LEN);
 		t->nfinished++;
 	}
@@ -232,14 +228,13 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 	    st->failed > 0)
 		log_info("TLS-RPT: %s: %u domains, %u without policy, %u "
 		         "mails queued, %u posted, %u to retry, %u given up",
-		    run->day[0] != '\0' ? run->day : "retries", st->domains,
+		    t->run_day[0] != '\0' ? t->run_day : "retries", st->domains,
 		    st->no_policy, st->queued, st->posted, st->retry,
 		    st->failed);
 	/* Another day may be due too: look again at once (not after a DNS
 	 * failure, which would spin). */
-	if (run->day[0] != '\0' && st->dns_later == 0)
+	if (t->run_day[0] != '\0' && st->dns_later == 0)
 		tv.tv_sec = 0;
-	free(run);
 	evtimer_add(t->timer, &tv);
 }
 
