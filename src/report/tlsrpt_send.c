@@ -20,6 +20,7 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "dns/dns.h"
+#include "dns/dns_addrs.h"
 #include "http/http.h"
 #include "queue/queue.h"
 #include "report/dkim.h"
@@ -51,7 +52,7 @@ struct ts_post {
 	size_t gzlen;
 	int attempts;
 	time_t first_attempt;
-	struct dns_query *qa, *qaaaa;
+	struct dns_addrs_lookup *al; /* of the URL's host */
 	char *addrs[TS_ADDRS];
 	size_t naddrs;
 	struct http_request *req;
@@ -269,8 +270,7 @@ ts_post_free(struct ts_post *p)
 	size_t i;
 
 	TAILQ_REMOVE(&p->s->posts, p, entry);
-	dns_query_cancel(p->qa);
-	dns_query_cancel(p->qaaaa);
+	dns_addrs_cancel(p->al);
 	http_request_cancel(p->req);
 	for (i = 0; i < p->naddrs; i++)
 		free(p->addrs[i]);
@@ -325,42 +325,19 @@ ts_post_go(struct ts_post *p)
 	p->req = http_request_start(p->s->c.http, &hp, ts_post_done, p);
 }
 
+/* The addresses of the URL's host are in: POST. */
 static void
-ts_post_addrs(struct ts_post *p, struct dns_answer *a)
+ts_post_addrs(const struct dns_addrs_result *r, void *arg)
 {
-	char buf[64];
+	struct ts_post *p = arg;
+	struct tlsrpt_sender *s = p->s;
 	size_t i;
 
-	if (dns_answer_status(a) == DNS_OK)
-		for (i = 0; i < dns_answer_count(a) && p->naddrs < TS_ADDRS;
-		     i++)
-			if (dns_answer_addr_str(a, i, buf, sizeof(buf)) == 0)
-				p->addrs[p->naddrs++] = xstrdup(buf);
-	dns_answer_free(a);
-	if (p->qa == NULL && p->qaaaa == NULL) {
-		struct tlsrpt_sender *s = p->s;
-
-		ts_post_go(p);
-		ts_check_end(s);
-	}
-}
-
-static void
-ts_post_a(struct dns_answer *a, void *arg)
-{
-	struct ts_post *p = arg;
-
-	p->qa = NULL;
-	ts_post_addrs(p, a);
-}
-
-static void
-ts_post_aaaa(struct dns_answer *a, void *arg)
-{
-	struct ts_post *p = arg;
-
-	p->qaaaa = NULL;
-	ts_post_addrs(p, a);
+	p->al = NULL;
+	for (i = 0; i < r->n && p->naddrs < TS_ADDRS; i++)
+		p->addrs[p->naddrs++] = xstrdup(r->addrs[i]);
+	ts_post_go(p);
+	ts_check_end(s);
 }
 
 static void
@@ -388,9 +365,7 @@ ts_post(struct tlsrpt_sender *s, const struct tlsrpt_out *o)
 		ts_post_free(p);
 		return;
 	}
-	p->qa = dns_query(s->c.resolver, host, DNS_TYPE_A, ts_post_a, p);
-	p->qaaaa =
-	    dns_query(s->c.resolver, host, DNS_TYPE_AAAA, ts_post_aaaa, p);
+	p->al = dns_addrs(s->c.resolver, host, TS_ADDRS, ts_post_addrs, p);
 }
 
 /* --- the outbox --- */

@@ -28,6 +28,7 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "dns/dns.h"
+#include "dns/dns_addrs.h"
 #include "sts/sts_cache.h"
 #include "sts/sts_fetch.h"
 #include "sts/sts_int.h"
@@ -59,7 +60,8 @@ struct sts_job {
 	char *domain;
 	enum sts_stage stage;
 	bool refresh; /* proactive: fetch even when the id is unchanged */
-	struct dns_query *txt_q, *a_q, *aaaa_q;
+	struct dns_query *txt_q;
+	struct dns_addrs_lookup *al; /* of mta-sts.DOMAIN */
 	struct sts_fetch *fetch;
 	struct event *done;
 	struct sts_policy *cached; /* the cached policy while still valid */
@@ -67,7 +69,6 @@ struct sts_job {
 	time_t cached_expires;
 	char *addrs[STS_ADDRS_MAX];
 	size_t naddrs;
-	char *addr_err;
 	char txt_id[STS_ID_MAX + 1];
 	struct sts_result res;
 	struct sts_policy *policy; /* the one res points to (owned) */
@@ -193,15 +194,13 @@ sts_job_free(struct sts_job *job)
 		free(l);
 	}
 	dns_query_cancel(job->txt_q);
-	dns_query_cancel(job->a_q);
-	dns_query_cancel(job->aaaa_q);
+	dns_addrs_cancel(job->al);
 	sts_fetch_cancel(job->fetch);
 	event_free(job->done);
 	for (i = 0; i < job->naddrs; i++)
 		free(job->addrs[i]);
 	sts_policy_free(job->cached);
 	sts_policy_free(job->policy);
-	free(job->addr_err);
 	free(job->error);
 	free(job->domain);
 	free(job);
@@ -497,51 +496,25 @@ sts_job_fetch_go(struct sts_job *job)
 	    job->naddrs, sts_job_fetch_done, job);
 }
 
-/* One of the A and AAAA answers of mta-sts.DOMAIN. */
+/* The addresses of mta-sts.DOMAIN. */
 static void
-sts_job_addr(struct sts_job *job, struct dns_answer *a)
+sts_job_addrs_done(const struct dns_addrs_result *r, void *arg)
 {
-	char buf[64];
+	struct sts_job *job = arg;
 	size_t i;
 
-	if (dns_answer_status(a) != DNS_OK && job->addr_err == NULL)
-		job->addr_err = xstrdup(
-		    dns_answer_error(a) != NULL ? dns_answer_error(a) : "?");
-	for (i = 0; dns_answer_status(a) == DNS_OK && i < dns_answer_count(a) &&
-	     job->naddrs < STS_ADDRS_MAX;
-	     i++)
-		if (dns_answer_addr_str(a, i, buf, sizeof(buf)) == 0)
-			job->addrs[job->naddrs++] = xstrdup(buf);
-	dns_answer_free(a);
-	if (job->a_q != NULL || job->aaaa_q != NULL)
-		return;
+	job->al = NULL;
+	for (i = 0; i < r->n && job->naddrs < STS_ADDRS_MAX; i++)
+		job->addrs[job->naddrs++] = xstrdup(r->addrs[i]);
 	if (job->naddrs > 0) {
 		sts_job_fetch_go(job);
 		return;
 	}
 	sts_job_error(job,
 	    xasprintf("mta-sts.%s: no address%s%s", job->domain,
-	        job->addr_err != NULL ? ": " : "",
-	        job->addr_err != NULL ? job->addr_err : ""));
+	        r->error != NULL ? ": " : "",
+	        r->error != NULL ? r->error : ""));
 	sts_job_fetch_failed(job, STS_STATE_FETCH_ERROR, false);
-}
-
-static void
-sts_job_a_done(struct dns_answer *a, void *arg)
-{
-	struct sts_job *job = arg;
-
-	job->a_q = NULL;
-	sts_job_addr(job, a);
-}
-
-static void
-sts_job_aaaa_done(struct dns_answer *a, void *arg)
-{
-	struct sts_job *job = arg;
-
-	job->aaaa_q = NULL;
-	sts_job_addr(job, a);
 }
 
 static void
@@ -557,9 +530,8 @@ sts_job_fetch(struct sts_job *job)
 	}
 	/* Ours, not libcurl's resolver: private trees work, nothing blocks. */
 	host = xasprintf("mta-sts.%s", job->domain);
-	job->a_q = dns_query(job->s->r, host, DNS_TYPE_A, sts_job_a_done, job);
-	job->aaaa_q =
-	    dns_query(job->s->r, host, DNS_TYPE_AAAA, sts_job_aaaa_done, job);
+	job->al =
+	    dns_addrs(job->s->r, host, STS_ADDRS_MAX, sts_job_addrs_done, job);
 	free(host);
 }
 
