@@ -105,6 +105,27 @@ job_free(struct job *j)
 	free(j);
 }
 
+/* What sending m needed (job_prepare): its transaction, the reply slots,
+ * the recipient and parameter vectors. */
+static void
+job_msg_send_free(struct dmsg *m)
+{
+	size_t k;
+
+	free(m->txn);
+	m->txn = NULL;
+	free(m->replies);
+	m->replies = NULL;
+	free(m->addrs); /* the strings belong to the drcpts */
+	m->addrs = NULL;
+	for (k = 0; m->params != NULL && k < m->n; k++)
+		free(m->params[k]); /* may hold NULLs: not a vector */
+	free(m->params);
+	m->params = NULL;
+	free(m->mail_params);
+	m->mail_params = NULL;
+}
+
 /* The messages of j are decided: outcomes written, memory freed. */
 static void
 job_msgs_free(struct job *j)
@@ -114,16 +135,10 @@ job_msgs_free(struct job *j)
 	for (i = 0; i < j->nmsg; i++) {
 		struct dmsg *m = &j->msgs[i];
 
+		job_msg_send_free(m);
 		for (k = 0; k < m->n; k++)
 			drcpt_free(m->rcpts[k]);
 		free(m->rcpts);
-		free(m->replies);
-		free(m->addrs); /* the strings belong to the drcpts */
-		for (k = 0; m->params != NULL && k < m->n; k++)
-			free(m->params[k]); /* may hold NULLs: not a vector */
-		free(m->params);
-		free(m->mail_params);
-		free(m->txn);
 		queue_msg_free(m->msg);
 	}
 	free(j->msgs);
@@ -400,7 +415,7 @@ job_tls_new(void *arg)
 			policy_sts_ssl(ssl, dane_host_name(j->host));
 		return ssl;
 	}
-	if (dane_host_level(j->host) == DANE_LEVEL_AUTH && !j->dest->report)
+	if (j->verify) /* DANE is checked (not under may, encrypt, reports) */
 		return dane_host_ssl_new(j->host, j->d->cfg.tls, &err);
 	if ((ssl = SSL_new(j->d->cfg.tls)) != NULL)
 		tls_plain_setup(ssl, dane_host_name(j->host));
@@ -868,21 +883,8 @@ job_rcpt_result(struct drcpt *r, const struct smtp_rcpt_reply *rep)
 static void
 job_msg_sent(struct dmsg *m)
 {
-	size_t k;
-
 	queue_msg_drop_body(m->msg);
-	free(m->txn);
-	m->txn = NULL;
-	free(m->replies);
-	m->replies = NULL;
-	free(m->addrs);
-	m->addrs = NULL;
-	for (k = 0; m->params != NULL && k < m->n; k++)
-		free(m->params[k]);
-	free(m->params);
-	m->params = NULL;
-	free(m->mail_params);
-	m->mail_params = NULL;
+	job_msg_send_free(m);
 }
 
 static void
