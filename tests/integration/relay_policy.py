@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from worldlib import Relay, parse_ini, wait_until, world_mail  # noqa: E402
+from worldlib import Relay, log_has, parse_ini, wait_until, world_mail  # noqa: E402
 from worldlib import report as _report  # noqa: E402
 
 SENDER = "postmaster@ee-311.test"   # a mailbox the world accepts: DSNs land there
@@ -108,18 +108,6 @@ def last(events, etype, rcpt=None):
 
 def queued(relay, qid):
     return [e for e in relay.queue() if e["msgid"] == qid]
-
-
-def log_has(relay, *words):
-    """A line of the relay's log holding every word."""
-    try:
-        lines = open(relay.log, errors="replace").read().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        if all(w in line for w in words):
-            return line
-    return None
 
 
 def short(x, n=400):

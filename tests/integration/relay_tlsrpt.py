@@ -42,7 +42,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from worldlib import Relay, free_port, report, wait_until, world_mail  # noqa: E402
+from worldlib import (Relay, free_port, log_has, report,  # noqa: E402
+                      wait_until, world_mail)
 
 try:
     import jsonschema
@@ -352,21 +353,14 @@ def check_report_lifetime(args):
         db.commit()
         db.close()
         relay.start()
-        gone = wait_until(lambda: log_line(relay, "tlsrpt@ee-311.test",
+        gone = wait_until(lambda: log_has(relay, "tlsrpt@ee-311.test",
                                            "status=bounced"), 30)
-        dsn = log_line(relay, "dsn-sent") or log_line(relay, "DSN")
+        dsn = log_has(relay, "dsn-sent") or log_has(relay, "DSN")
         report("report-mail.given-up-after-24h-without-dsn",
                first and gone and "dsn=5." in gone and not dsn and
                not report_queued(), relay.tail(6))
     finally:
         relay.stop()
-
-
-def log_line(relay, *words):
-    for line in open(relay.log, errors="replace").read().splitlines():
-        if all(w in line for w in words):
-            return line
-    return None
 
 
 def cpu_seconds(pid):

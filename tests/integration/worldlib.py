@@ -166,6 +166,18 @@ def world_mail(world, msgid, reports=False):
     return found
 
 
+def log_has(relay, *words):
+    """A line of the relay's log holding every word."""
+    try:
+        lines = open(relay.log, errors="replace").read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        if all(w in line for w in words):
+            return line
+    return None
+
+
 def wait_until(pred, timeout, step=0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
