@@ -32,11 +32,11 @@ def tree(top):
             st = _stat(int(entry))
             if st is not None:
                 children.setdefault(st[0], []).append(int(entry))
-    out, todo = [], [top]
-    while todo:
-        pid = todo.pop()
+    out, stack = [], [top]
+    while stack:
+        pid = stack.pop()
         out.append(pid)
-        todo.extend(children.get(pid, []))
+        stack.extend(children.get(pid, []))
     return out
 
 
