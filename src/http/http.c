@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "http/http_lib.h"
 
 #define HTTP_CONNECT_MS 15000 /* per connect, within the deadline */
 #define HTTP_ADDRS_MAX  8
@@ -55,15 +56,13 @@ struct http_request {
 
 struct http_client {
 	struct event_base *base;
+	const struct http_lib *lib; /* set with multi, by the first request */
 	CURLM *multi;
 	struct event *timer;
 	char *ca_file;
 	TAILQ_HEAD(, http_request) fetches;
 	TAILQ_HEAD(, http_sock) socks;
 };
-
-/* curl_global_init is process-wide: the first fetcher starts it. */
-static unsigned http_users;
 
 static void http_collect(struct http_client *f);
 
@@ -78,7 +77,7 @@ http_sock_cb(evutil_socket_t fd, short what, void *arg)
 		flags |= CURL_CSELECT_IN;
 	if (what & EV_WRITE)
 		flags |= CURL_CSELECT_OUT;
-	curl_multi_socket_action(f->multi, fd, flags, &running);
+	f->lib->multi_socket_action(f->multi, fd, flags, &running);
 	http_collect(f);
 }
 
@@ -88,7 +87,7 @@ http_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct http_client *f = arg;
 	int running;
 
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	f->lib->multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	http_collect(f);
 }
 
@@ -128,7 +127,7 @@ http_sock_set(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 	if (what == CURL_POLL_REMOVE) {
 		if (k != NULL)
 			http_sock_free(k);
-		curl_multi_assign(f->multi, s, NULL);
+		f->lib->multi_assign(f->multi, s, NULL);
 		return 0;
 	}
 	if (what & CURL_POLL_IN)
@@ -140,7 +139,7 @@ http_sock_set(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 		k->f = f;
 		k->ev = event_new(f->base, s, events, http_sock_cb, k);
 		TAILQ_INSERT_TAIL(&f->socks, k, entry);
-		curl_multi_assign(f->multi, s, k);
+		f->lib->multi_assign(f->multi, s, k);
 	} else {
 		event_del(k->ev);
 		event_assign(k->ev, f->base, s, events, http_sock_cb, k);
@@ -155,40 +154,53 @@ http_client_new(
 {
 	struct http_client *f;
 
-	if (http_users == 0 && curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		*errstr = "libcurl cannot initialise";
-		return NULL;
-	}
-	http_users++;
+	(void)errstr; /* nothing can fail before the first request */
 	f = xcalloc(1, sizeof(*f));
 	f->base = base;
 	f->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;
 	TAILQ_INIT(&f->fetches);
 	TAILQ_INIT(&f->socks);
 	f->timer = evtimer_new(base, http_timer_cb, f);
-	if ((f->multi = curl_multi_init()) == NULL) {
-		*errstr = "libcurl cannot initialise";
-		http_client_free(f);
-		return NULL;
-	}
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, http_sock_set);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, http_timer_set);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
 	return f;
+}
+
+/* libcurl and the multi handle, made by the first request. NULL, or why
+ * not. */
+static const char *
+http_client_start(struct http_client *f)
+{
+	const struct http_lib *lib;
+	const char *err;
+
+	if (f->multi != NULL)
+		return NULL;
+	if ((lib = http_lib_get(&err)) == NULL)
+		return err;
+	if ((f->multi = lib->multi_init()) == NULL)
+		return "libcurl cannot initialise";
+	f->lib = lib;
+	lib->multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, http_sock_set);
+	lib->multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+	lib->multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, http_timer_set);
+	lib->multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	return NULL;
 }
 
 static void
 http_release(struct http_request *x)
 {
+	const struct http_lib *lib = x->f->lib;
+
+	if (lib == NULL) /* libcurl never started: nothing of it to free */
+		return;
 	if (x->easy != NULL) {
-		curl_multi_remove_handle(x->f->multi, x->easy);
-		curl_easy_cleanup(x->easy);
+		lib->multi_remove_handle(x->f->multi, x->easy);
+		lib->easy_cleanup(x->easy);
 		x->easy = NULL;
 	}
-	curl_slist_free_all(x->resolve);
+	lib->slist_free_all(x->resolve);
 	x->resolve = NULL;
-	curl_slist_free_all(x->headers);
+	lib->slist_free_all(x->headers);
 	x->headers = NULL;
 }
 
@@ -216,14 +228,12 @@ http_client_free(struct http_client *f)
 		http_destroy(x);
 	/* Cleanup may still tell us about sockets: keep f whole until then. */
 	if (f->multi != NULL)
-		curl_multi_cleanup(f->multi);
+		f->lib->multi_cleanup(f->multi);
 	while (!TAILQ_EMPTY(&f->socks))
 		http_sock_free(TAILQ_FIRST(&f->socks));
 	event_free(f->timer);
 	free(f->ca_file);
 	free(f);
-	if (--http_users == 0)
-		curl_global_cleanup();
 }
 
 /* A header value from the server, made safe to show in a log line. */
@@ -241,11 +251,12 @@ http_quote(char *out, size_t outlen, const char *s)
 static int
 http_headers(struct http_request *x)
 {
+	const struct http_lib *lib = x->f->lib;
 	char *ct = NULL;
 
 	x->headers_checked = true;
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->res.status);
-	curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
+	lib->easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &x->res.status);
+	lib->easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ct);
 	if (ct != NULL) {
 		http_quote(x->content_type, sizeof(x->content_type), ct);
 		x->res.content_type = x->content_type;
@@ -281,7 +292,7 @@ static void
 http_curl_error(struct http_request *x, CURLcode code)
 {
 	const char *why =
-	    x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(code);
+	    x->errbuf[0] != '\0' ? x->errbuf : x->f->lib->easy_strerror(code);
 
 	switch (code) {
 	case CURLE_OPERATION_TIMEDOUT:
@@ -332,15 +343,16 @@ http_finish(struct http_request *x, CURLcode code)
 static void
 http_collect(struct http_client *f)
 {
+	const struct http_lib *lib = f->lib;
 	struct http_request *x;
 	CURLMsg *msg;
 	int left;
 
-	while ((msg = curl_multi_info_read(f->multi, &left)) != NULL) {
+	while ((msg = lib->multi_info_read(f->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		x = NULL;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
+		lib->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &x);
 		http_finish(x, msg->data.result);
 	}
 }
@@ -357,19 +369,21 @@ http_done(evutil_socket_t fd, short what, void *arg)
 int
 http_url_host(const char *url, char *host, size_t hostlen, unsigned *port)
 {
-	CURLU *u = curl_url();
+	const struct http_lib *lib;
+	const char *err;
+	CURLU *u;
 	char *scheme = NULL, *h = NULL, *pt = NULL;
 	unsigned long n = 443;
 	int rc = -1;
 
-	if (u == NULL)
+	if ((lib = http_lib_get(&err)) == NULL || (u = lib->url()) == NULL)
 		return -1;
-	if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	if (lib->url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    lib->url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    strcmp(scheme, "https") == 0 &&
-	    curl_url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
+	    lib->url_get(u, CURLUPART_HOST, &h, 0) == CURLUE_OK &&
 	    h[0] != '\0') {
-		if (curl_url_get(u, CURLUPART_PORT, &pt, 0) == CURLUE_OK)
+		if (lib->url_get(u, CURLUPART_PORT, &pt, 0) == CURLUE_OK)
 			n = strtoul(pt, NULL, 10);
 		if (h[0] == '[' && h[strlen(h) - 1] == ']') {
 			memmove(h, h + 1, strlen(h));
@@ -382,16 +396,17 @@ http_url_host(const char *url, char *host, size_t hostlen, unsigned *port)
 			rc = 0;
 		}
 	}
-	curl_free(scheme);
-	curl_free(h);
-	curl_free(pt);
-	curl_url_cleanup(u);
+	lib->free(scheme);
+	lib->free(h);
+	lib->free(pt);
+	lib->url_cleanup(u);
 	return rc;
 }
 
 /* "+HOST:PORT:ADDR,[ADDR6]": a pinned, expiring DNS entry for curl. */
 static struct curl_slist *
-http_resolve(const char *host, unsigned port, char *const *addrs, size_t naddrs)
+http_resolve(const struct http_lib *lib, const char *host, unsigned port,
+    char *const *addrs, size_t naddrs)
 {
 	struct buf b;
 	struct curl_slist *l;
@@ -404,7 +419,7 @@ http_resolve(const char *host, unsigned port, char *const *addrs, size_t naddrs)
 		buf_printf(&b,
 		    strchr(addrs[i], ':') != NULL ? "%s[%s]" : "%s%s",
 		    i > 0 ? "," : "", addrs[i]);
-	l = curl_slist_append(NULL, buf_cstr(&b));
+	l = lib->slist_append(NULL, buf_cstr(&b));
 	buf_free(&b);
 	return l;
 }
@@ -412,60 +427,63 @@ http_resolve(const char *host, unsigned port, char *const *addrs, size_t naddrs)
 static void
 http_tls_opts(struct http_request *x)
 {
+	const struct http_lib *lib = x->f->lib;
 	CURL *e = x->easy;
 
-	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	lib->easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	lib->easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	lib->easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (x->f->ca_file != NULL) {
 		/* The configured bundle replaces the system store. */
-		curl_easy_setopt(e, CURLOPT_CAINFO, x->f->ca_file);
-		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+		lib->easy_setopt(e, CURLOPT_CAINFO, x->f->ca_file);
+		lib->easy_setopt(e, CURLOPT_CAPATH, NULL);
 	}
 }
 
 static void
 http_post_opts(struct http_request *x, const struct http_request_params *p)
 {
+	const struct http_lib *lib = x->f->lib;
 	CURL *e = x->easy;
 
 	x->post = xmalloc(p->post_len > 0 ? p->post_len : 1);
 	memcpy(x->post, p->post, p->post_len);
 	x->ctype_hdr = xasprintf("Content-Type: %s", p->post_type);
-	x->headers = curl_slist_append(NULL, x->ctype_hdr);
-	x->headers = curl_slist_append(x->headers, "Expect:");
-	curl_easy_setopt(e, CURLOPT_POST, 1L);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->post);
-	curl_easy_setopt(
+	x->headers = lib->slist_append(NULL, x->ctype_hdr);
+	x->headers = lib->slist_append(x->headers, "Expect:");
+	lib->easy_setopt(e, CURLOPT_POST, 1L);
+	lib->easy_setopt(e, CURLOPT_POSTFIELDS, x->post);
+	lib->easy_setopt(
 	    e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->post_len);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
+	lib->easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
 }
 
 static void
 http_opts(struct http_request *x, const struct http_request_params *p)
 {
+	const struct http_lib *lib = x->f->lib;
 	CURL *e = x->easy;
 	long connect_ms = p->timeout_ms < HTTP_CONNECT_MS ?
 	    (long)p->timeout_ms :
 	    HTTP_CONNECT_MS;
 
-	curl_easy_setopt(e, CURLOPT_URL, x->url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_PROXY, ""); /* nor from env */
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-	curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-	curl_easy_setopt(e, CURLOPT_USERAGENT,
+	lib->easy_setopt(e, CURLOPT_URL, x->url);
+	lib->easy_setopt(e, CURLOPT_PRIVATE, x);
+	lib->easy_setopt(e, CURLOPT_RESOLVE, x->resolve);
+	lib->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	lib->easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	lib->easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	lib->easy_setopt(e, CURLOPT_PROXY, ""); /* nor from env */
+	lib->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	lib->easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+	lib->easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
+	lib->easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
+	lib->easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	lib->easy_setopt(e, CURLOPT_USERAGENT,
 	    p->user_agent != NULL ? p->user_agent : "danerelay");
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	lib->easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	lib->easy_setopt(e, CURLOPT_WRITEFUNCTION, http_write);
+	lib->easy_setopt(e, CURLOPT_WRITEDATA, x);
 	if (p->post_type != NULL)
 		http_post_opts(x, p);
 	http_tls_opts(x);
@@ -487,6 +505,7 @@ http_request_start(struct http_client *f, const struct http_request_params *p,
     http_cb *cb, void *arg)
 {
 	struct http_request *x = xcalloc(1, sizeof(*x));
+	const char *err;
 	char host[256];
 	unsigned port;
 
@@ -502,11 +521,13 @@ http_request_start(struct http_client *f, const struct http_request_params *p,
 		return http_fail_early(x, "not an https URL");
 	if (p->naddrs == 0)
 		return http_fail_early(x, "no address for the host");
-	x->resolve = http_resolve(host, port, p->addrs, p->naddrs);
-	if ((x->easy = curl_easy_init()) == NULL || x->resolve == NULL)
+	if ((err = http_client_start(f)) != NULL)
+		return http_fail_early(x, err);
+	x->resolve = http_resolve(f->lib, host, port, p->addrs, p->naddrs);
+	if ((x->easy = f->lib->easy_init()) == NULL || x->resolve == NULL)
 		return http_fail_early(x, "libcurl cannot start");
 	http_opts(x, p);
-	curl_multi_add_handle(f->multi, x->easy);
+	f->lib->multi_add_handle(f->multi, x->easy);
 	return x;
 }
 

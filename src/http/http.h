@@ -12,6 +12,9 @@
  * redirects are never followed, no proxy or HTTP cache is used, the body
  * is capped and the whole request has a deadline. A response that is not
  * 2xx is not read further: its status is the result.
+ *
+ * libcurl itself is loaded at the first request, not at start
+ * (http_lib.h): a relay that never fetches anything never maps it.
  */
 #ifndef DR_HTTP_H
 #define DR_HTTP_H
@@ -50,8 +53,9 @@ typedef void http_cb(const struct http_result *r, void *arg);
 
 /*
  * A client on base; ca_file (PEM) replaces the system store when not
- * NULL. Returns new (http_client_free); NULL with *errstr (static) if
- * libcurl cannot start.
+ * NULL. Returns new (http_client_free). libcurl is loaded by the first
+ * request (http_lib.h); if it cannot be, that request fails through its
+ * callback. errstr is kept for callers; nothing fails here today.
  */
 struct http_client *http_client_new(
     struct event_base *base, const char *ca_file, const char **errstr);
