@@ -217,6 +217,10 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "messages sent over one reused connection" },
 	{ CONF_DELIVERY_HOLD, "delivery", "hold", CONF_T_BOOL, "no", 0, 0, NULL,
 	    "accept and queue mail but start no delivery (maintenance)" },
+	{ CONF_DELIVERY_TLS_HANDSHAKES, "delivery", "tls_handshakes",
+	    CONF_T_INT, "128", 1, 100000, NULL,
+	    "outbound TLS handshakes in progress at once; more wait their "
+	    "turn (memory at bursts)" },
 	{ CONF_SERVER_LISTEN, "server", "listen", CONF_T_LIST, "127.0.0.1:2525",
 	    0, 0, check_listen, "addresses to accept mail on, ADDR:PORT" },
 	{ CONF_SERVER_RELAY_NETWORKS, "server", "relay_networks", CONF_T_LIST,

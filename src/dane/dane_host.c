@@ -21,6 +21,16 @@
 
 #define DANE_HOST_MAX_ADDRS 16
 
+struct dane_host_addr {
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in sin;
+		struct sockaddr_in6 sin6;
+	} u;
+	socklen_t len;
+	char str[INET6_ADDRSTRLEN];
+};
+
 struct dane_host {
 	char *name;
 	uint16_t port;
@@ -34,9 +44,9 @@ struct dane_host {
 	struct outcome outcome;
 
 	struct dns_answer *a, *aaaa, *cname;
-	struct sockaddr_storage addr[DANE_HOST_MAX_ADDRS];
-	socklen_t addrlen[DANE_HOST_MAX_ADDRS];
-	char addrstr[DANE_HOST_MAX_ADDRS][64];
+	/* As many as there are, up to DANE_HOST_MAX_ADDRS: a host lives as
+	 * long as its connection, thousands at once (docs/PERFORMANCE.md). */
+	struct dane_host_addr *addrs;
 	size_t naddr;
 	bool addr_secure;
 	char *expanded;
@@ -150,16 +160,24 @@ dane_host_collect(
 	size_t i, n = dns_answer_count(a);
 
 	for (i = 0; i < n && h->naddr < DANE_HOST_MAX_ADDRS; i++) {
-		struct sockaddr_storage *ss = &h->addr[h->naddr];
+		struct sockaddr_storage ss;
+		struct dane_host_addr *x;
+		socklen_t len;
 
-		if (dns_answer_addr(a, i, ss, &h->addrlen[h->naddr]) == -1)
+		if (dns_answer_addr(a, i, &ss, &len) == -1 ||
+		    len > sizeof(x->u))
 			continue;
-		if (ss->ss_family == AF_INET)
-			((struct sockaddr_in *)ss)->sin_port = htons(port);
+		h->addrs =
+		    xreallocarray(h->addrs, h->naddr + 1, sizeof(*h->addrs));
+		x = &h->addrs[h->naddr];
+		memset(x, 0, sizeof(*x));
+		memcpy(&x->u, &ss, len);
+		x->len = len;
+		if (ss.ss_family == AF_INET)
+			x->u.sin.sin_port = htons(port);
 		else
-			((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
-		dns_answer_addr_str(
-		    a, i, h->addrstr[h->naddr], sizeof(h->addrstr[h->naddr]));
+			x->u.sin6.sin6_port = htons(port);
+		dns_answer_addr_str(a, i, x->str, sizeof(x->str));
 		h->naddr++;
 	}
 }
@@ -326,22 +344,23 @@ dane_host_tlsa_next(struct dane_host_lookup *l)
 static bool
 dane_host_literal(struct dane_host *h)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&h->addr[0];
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&h->addr[0];
+	struct dane_host_addr x;
 
-	memset(&h->addr[0], 0, sizeof(h->addr[0]));
-	if (inet_pton(AF_INET, h->name, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(h->port);
-		h->addrlen[0] = sizeof(*sin);
-	} else if (inet_pton(AF_INET6, h->name, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(h->port);
-		h->addrlen[0] = sizeof(*sin6);
+	memset(&x, 0, sizeof(x));
+	if (inet_pton(AF_INET, h->name, &x.u.sin.sin_addr) == 1) {
+		x.u.sin.sin_family = AF_INET;
+		x.u.sin.sin_port = htons(h->port);
+		x.len = sizeof(x.u.sin);
+	} else if (inet_pton(AF_INET6, h->name, &x.u.sin6.sin6_addr) == 1) {
+		x.u.sin6.sin6_family = AF_INET6;
+		x.u.sin6.sin6_port = htons(h->port);
+		x.len = sizeof(x.u.sin6);
 	} else {
 		return false;
 	}
-	snprintf(h->addrstr[0], sizeof(h->addrstr[0]), "%s", h->name);
+	snprintf(x.str, sizeof(x.str), "%s", h->name);
+	h->addrs = xmalloc(sizeof(*h->addrs));
+	h->addrs[0] = x;
 	h->naddr = 1;
 	h->tlsa_skipped = "an address literal: DANE does not apply (RFC 7672 "
 	                  "§2.2)";
@@ -422,6 +441,7 @@ dane_host_free(struct dane_host *h)
 		dns_answer_free(h->tlsa_ans[i]);
 	}
 	dane_tlsa_free(h->tlsa);
+	free(h->addrs);
 	str_vec_free(h->refnames);
 	str_vec_free(h->digests);
 	free(h->base);
@@ -460,15 +480,15 @@ const struct sockaddr *
 dane_host_addr(const struct dane_host *h, size_t i, socklen_t *len)
 {
 	ASSERT(i < h->naddr);
-	*len = h->addrlen[i];
-	return (const struct sockaddr *)&h->addr[i];
+	*len = h->addrs[i].len;
+	return &h->addrs[i].u.sa;
 }
 
 const char *
 dane_host_addr_str(const struct dane_host *h, size_t i)
 {
 	ASSERT(i < h->naddr);
-	return h->addrstr[i];
+	return h->addrs[i].str;
 }
 
 bool

@@ -18,6 +18,7 @@
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
+#include "tls/tls_gate.h"
 
 #define DELIVER_SCAN_BATCH     500
 #define DELIVER_SCAN_PAGE      500
@@ -38,6 +39,13 @@
  * once, over its open connection (no lookup, no handshake).
  */
 #define DELIVER_BACKLOG_PER_JOB 50
+
+/*
+ * A TLS handshake slot (tls/tls_gate.h) counts for at most this long: a
+ * handshake takes milliseconds of CPU and a round trip or two, so only a
+ * stalling peer gets near it, and then it no longer holds others back.
+ */
+#define DELIVER_TLS_SLOT_MS 5000
 
 /* --- the set of recipient ids in flight (open addressing, id > 0) --- */
 
@@ -202,6 +210,7 @@ drcpt_free(struct drcpt *r)
 	free(r->addr);
 	free(r->orcpt);
 	free(r->remote);
+	free(r->o);
 	free(r);
 }
 
@@ -237,7 +246,6 @@ deliver_scan_one(const struct queue_rcpt *qr, void *arg)
 	r->delay_warned = qr->delay_warned;
 	r->bounce_now = qr->bounce_requested;
 	r->report = qr->kind == QUEUE_KIND_REPORT;
-	outcome_ok(&r->o);
 	dest = deliver_dest_get(d, qr->domain, qr->kind == QUEUE_KIND_REPORT);
 	TAILQ_INSERT_TAIL(&dest->pending, r, entry);
 	dest->npending++;
@@ -462,6 +470,9 @@ deliver_new(const struct deliver_config *cfg)
 	TAILQ_INIT(&d->joblist);
 	d->timer = evtimer_new(cfg->base, deliver_tick, d);
 	evtimer_add(d->timer, &now);
+	d->gate = tls_gate_new(cfg->base,
+	    cfg->tls_handshakes > 0 ? cfg->tls_handshakes : 128,
+	    DELIVER_TLS_SLOT_MS);
 	return d;
 }
 
@@ -535,6 +546,7 @@ deliver_free(struct deliver *d)
 	event_free(d->timer);
 	if (d->grace != NULL)
 		event_free(d->grace);
+	tls_gate_free(d->gate);
 	free(d->inflight);
 	free(d->dtab);
 	free(d);

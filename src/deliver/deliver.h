@@ -51,6 +51,7 @@ struct deliver_config {
 	unsigned max_msgs_per_conn;
 	unsigned scan_interval_ms; /* queue poll period; 0 = 1000 */
 	bool hold;                 /* [delivery] hold: start no attempt */
+	unsigned tls_handshakes;   /* at once (tls/tls_gate.h); 0 = 128 */
 };
 
 /* Start delivering (all pointers borrowed for the object's life). */

@@ -59,12 +59,12 @@ decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
 {
 	json_t *o;
 
-	o = json_pack("{s:s, s:s, s:s?, s:s}", "status", r->o.status, "text",
-	    r->remote != NULL ? r->remote : r->o.text, "result_type",
-	    result_type_str(r->o.rt), "relay", mta);
+	o = json_pack("{s:s, s:s, s:s?, s:s}", "status", r->o->status, "text",
+	    r->remote != NULL ? r->remote : r->o->text, "result_type",
+	    result_type_str(r->o->rt), "relay", mta);
 	if (o == NULL) /* text that is not UTF-8: keep the rest */
-		o = json_pack("{s:s, s:s?, s:s}", "status", r->o.status,
-		    "result_type", result_type_str(r->o.rt), "text",
+		o = json_pack("{s:s, s:s?, s:s}", "status", r->o->status,
+		    "result_type", result_type_str(r->o->rt), "text",
 		    "(reply not shown: not UTF-8)");
 	if (f != NULL) {
 		json_object_set_new(o, "mx", json_string(f->mx));
@@ -110,10 +110,10 @@ decide_result_fields(const struct drcpt *r, time_t now, const struct deliver *d)
 	char when[QUEUE_TIME_LEN];
 	json_t *o;
 
-	o = json_pack("{s:s, s:s?}", "status", r->o.status, "result_type",
-	    result_type_str(r->o.rt));
+	o = json_pack("{s:s, s:s?}", "status", r->o->status, "result_type",
+	    result_type_str(r->o->rt));
 
-	if (r->o.cls == OUTCOME_TEMP)
+	if (r->o->cls == OUTCOME_TEMP)
 		json_object_set_new(o, "next_attempt",
 		    json_string(queue_time_iso(decide_next(d, r, now), when)));
 	return o;
@@ -129,7 +129,7 @@ static void
 decide_log(const struct drcpt *r, const struct dfacts *f, const char *mta,
     const char *word, time_t now)
 {
-	const char *rt = result_type_str(r->o.rt);
+	const char *rt = result_type_str(r->o->rt);
 	char tlsa[32] = "", would[64] = "";
 
 	if (f != NULL && f->tlsa[0] != '\0')
@@ -144,9 +144,9 @@ decide_log(const struct drcpt *r, const struct dfacts *f, const char *mta,
 	         "dsn=%s status=%s result=%s%s text=\"%s\"",
 	    r->msgid, r->addr, mta,
 	    f != NULL && f->tls != NULL ? f->tls : "none", tlsa,
-	    (long)(now - r->queued_at), r->attempts + 1, r->o.status, word,
+	    (long)(now - r->queued_at), r->attempts + 1, r->o->status, word,
 	    rt != NULL ? rt : "-", would,
-	    r->remote != NULL ? r->remote : r->o.text);
+	    r->remote != NULL ? r->remote : r->o->text);
 }
 
 void
@@ -162,21 +162,22 @@ deliver_decide(
 
 	domain = strrchr(r->addr, '@') != NULL ? strrchr(r->addr, '@') + 1 : "";
 	policy_for(d->policy, domain, &pol);
-	if (r->o.cls == OUTCOME_TEMP &&
+	if (r->o->cls == OUTCOME_TEMP &&
 	    now - r->queued_at >= decide_lifetime(d, r)) {
-		outcome_make_permanent(&r->o);
-		snprintf(r->o.text + strnlen(r->o.text, sizeof(r->o.text) - 60),
+		outcome_make_permanent(r->o);
+		snprintf(
+		    r->o->text + strnlen(r->o->text, sizeof(r->o->text) - 60),
 		    60, " (gave up after %ld days in the queue)",
 		    (long)((now - r->queued_at) / 86400));
 	}
 	decide_mta(mta, sizeof(mta), f);
-	a.status = r->o.status;
-	a.result_type = result_type_str(r->o.rt);
-	a.text = r->remote != NULL ? r->remote : r->o.text;
+	a.status = r->o->status;
+	a.result_type = result_type_str(r->o->rt);
+	a.text = r->remote != NULL ? r->remote : r->o->text;
 	a.mta = f != NULL ? mta : NULL;
 	fields = decide_fields(r, f, mta, pol.exception);
 	queue_event_json(d->cfg.queue, r->msgid, r->addr, "attempt", fields);
-	switch (r->o.cls) {
+	switch (r->o->cls) {
 	case OUTCOME_OK:
 		word = "sent";
 		r->decided = QUEUE_RCPT_DELIVERED;
@@ -203,9 +204,9 @@ deliver_decide(
 	 */
 	fields = decide_result_fields(r, now, d);
 	queue_event_json(d->cfg.queue, r->msgid, r->addr,
-	    r->o.cls == OUTCOME_OK       ? "delivered" :
-	        r->o.cls == OUTCOME_PERM ? "bounced" :
-	                                   "deferred",
+	    r->o->cls == OUTCOME_OK       ? "delivered" :
+	        r->o->cls == OUTCOME_PERM ? "bounced" :
+	                                    "deferred",
 	    fields);
 	decide_log(r, f, mta, word, now);
 	json_decref(fields);
@@ -328,11 +329,12 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
 		rcpts[n].addr = r->addr;
 		rcpts[n].orcpt = r->orcpt;
 		rcpts[n].action = action;
-		rcpts[n].status = r->o.status;
-		rcpts[n].result_type = result_type_str(r->o.rt);
+		rcpts[n].status = r->o->status;
+		rcpts[n].result_type = result_type_str(r->o->rt);
 		rcpts[n].remote_mta =
 		    f != NULL && f->mx[0] != '\0' ? f->mx : NULL;
-		rcpts[n].diagnostic = r->remote != NULL ? r->remote : r->o.text;
+		rcpts[n].diagnostic =
+		    r->remote != NULL ? r->remote : r->o->text;
 		rcpts[n].last_attempt = time(NULL);
 		rcpts[n].will_retry_until = action == DSN_ACTION_DELAYED ?
 		    r->queued_at + decide_lifetime(d, r) :

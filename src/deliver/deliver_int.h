@@ -35,9 +35,11 @@ struct drcpt {
 	bool delay_warned;
 	bool bounce_now; /* the operator asked to bounce it */
 	bool report; /* a TLS report: given up after 24 h (RFC 8460 §5.5) */
-	/* outcome of this attempt */
+	/* outcome of this attempt: allocated when a job takes the recipient
+	 * (job_group), so the up to DELIVER_PENDING_MAX waiting ones do not
+	 * each carry its 420 octets (docs/PERFORMANCE.md) */
 	bool done;
-	struct outcome o;
+	struct outcome *o;
 	char *remote; /* remote reply for Diagnostic-Code, or NULL */
 	/* what deliver_decide did, for deliver_decide_message */
 	enum queue_rcpt_status decided;
@@ -94,7 +96,8 @@ struct deliver {
 	int64_t cursor_id;
 	unsigned jobs;
 	struct job_list joblist;
-	struct event *grace; /* shutdown: abort what is still running */
+	struct event *grace;   /* shutdown: abort what is still running */
+	struct tls_gate *gate; /* TLS handshakes at once, all destinations */
 	bool stopping;
 	void (*stopped)(void *arg);
 	void *stopped_arg;

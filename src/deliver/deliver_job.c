@@ -165,10 +165,11 @@ job_settle(struct job *j, const struct dfacts *f)
 			struct drcpt *r = m->rcpts[k];
 
 			if (!r->done) {
-				r->o = j->have_fail ? j->fail : r->o;
-				if (outcome_is_ok(&r->o))
-					outcome_set(&r->o, OUTCOME_TEMP,
-					    "4.4.7", RT_NONE,
+				if (j->have_fail)
+					*r->o = j->fail;
+				if (outcome_is_ok(r->o))
+					outcome_set(r->o, OUTCOME_TEMP, "4.4.7",
+					    RT_NONE,
 					    "no attempt could be made");
 			}
 			deliver_decide(d, m, r, f);
@@ -231,7 +232,7 @@ job_fail_all(struct job *j, const struct outcome *o)
 	for (i = 0; i < j->nmsg; i++)
 		for (k = 0; k < j->msgs[i].n; k++)
 			if (!j->msgs[i].rcpts[k]->done) {
-				j->msgs[i].rcpts[k]->o = *o;
+				*j->msgs[i].rcpts[k]->o = *o;
 				j->msgs[i].rcpts[k]->done = true;
 			}
 	job_finish(j);
@@ -592,6 +593,7 @@ job_next_addr(struct job *j)
 	                       SMTP_TLS_OPPORTUNISTIC :
 	                       SMTP_TLS_REQUIRED;
 	p.tls_new = job_tls_new;
+	p.tls_gate = j->d->gate;
 	p.on_tls = job_on_tls;
 	p.on_ready = job_on_ready;
 	p.on_done = job_on_done;
@@ -869,7 +871,7 @@ job_reply_outcome(struct outcome *o, const struct smtp_rcpt_reply *rep)
 static void
 job_rcpt_result(struct drcpt *r, const struct smtp_rcpt_reply *rep)
 {
-	job_reply_outcome(&r->o, rep);
+	job_reply_outcome(r->o, rep);
 	free(r->remote);
 	r->remote = xstrdup(rep->text);
 	r->done = true;
@@ -1052,7 +1054,7 @@ job_send_next(struct job *j)
 		outcome_set(&o, OUTCOME_TEMP, "4.3.0", RT_NONE,
 		    "message %s is no longer in the queue", m->msgid);
 		for (k = 0; k < m->n; k++) {
-			m->rcpts[k]->o = o;
+			*m->rcpts[k]->o = o;
 			m->rcpts[k]->done = true;
 		}
 		j->cur++;
@@ -1081,6 +1083,9 @@ job_group(struct job *j, struct drcpt **rcpts, size_t n)
 		j->msgs[k].rcpts = xreallocarray(
 		    j->msgs[k].rcpts, j->msgs[k].n + 1, sizeof(struct drcpt *));
 		j->msgs[k].rcpts[j->msgs[k].n++] = rcpts[i];
+		if (rcpts[i]->o == NULL)
+			rcpts[i]->o = xmalloc(sizeof(*rcpts[i]->o));
+		outcome_ok(rcpts[i]->o);
 	}
 }
 
@@ -1098,7 +1103,7 @@ job_operator_bounces(struct job *j)
 				left++;
 				continue;
 			}
-			outcome_set(&r->o, OUTCOME_PERM, "5.0.0", RT_NONE,
+			outcome_set(r->o, OUTCOME_PERM, "5.0.0", RT_NONE,
 			    "returned to the sender by the administrator");
 			r->done = true;
 		}

@@ -249,6 +249,8 @@ relay_deliver_config(struct relay *r, struct deliver_config *dc)
 	dc->max_msgs_per_conn =
 	    (unsigned)conf_int(c, CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION);
 	dc->hold = conf_bool(c, CONF_DELIVERY_HOLD);
+	dc->tls_handshakes =
+	    (unsigned)conf_int(c, CONF_DELIVERY_TLS_HANDSHAKES);
 }
 
 /* Started as root: hand the queue to the user, then become that user. */

@@ -38,6 +38,7 @@
 #include "smtp/smtp_client.h"
 #include "smtp/smtp_ehlo.h"
 #include "smtp/smtp_reply.h"
+#include "tls/tls_gate.h"
 
 /* Defaults for timeouts left at 0: RFC 5321 §4.5.3.2 (5 minutes). */
 #define SMTP_SESSION_CONNECT_MS  30000u
@@ -51,7 +52,7 @@
  * line can ever need, so a line longer than the cap is always detected.
  */
 #define SMTP_SESSION_READ_HIGH  (64 * 1024)
-#define SMTP_SESSION_READ_CHUNK 2048 /* bytes per read from a peer */
+#define SMTP_SESSION_READ_CHUNK 1024 /* bytes per read from a peer */
 
 /*
  * The message goes out in chunks of SMTP_SESSION_CHUNK, topped up to
@@ -69,9 +70,10 @@ struct smtp_session {
 	char *helo;
 	char *id;
 	struct smtp_client *fsm;
-	struct bufferevent *bev; /* socket, or the TLS filter over it */
-	SSL *ssl;                /* owned by bev once TLS is up */
-	struct event *timer;     /* deadline of the current wait */
+	struct bufferevent *bev;    /* socket, or the TLS filter over it */
+	SSL *ssl;                   /* owned by bev once TLS is up */
+	struct tls_gate_slot *slot; /* from STARTTLS to the handshake's end */
+	struct event *timer;        /* deadline of the current wait */
 	unsigned timer_ms;
 	struct event *done_ev; /* delivers on_done from the top */
 	int depth;             /* our callbacks on the stack */
@@ -178,8 +180,16 @@ smtp_txn_end_str(enum smtp_txn_end e)
 }
 
 static void
+smtp_session_gate_leave(struct smtp_session *s)
+{
+	tls_gate_leave(s->slot);
+	s->slot = NULL;
+}
+
+static void
 smtp_session_destroy(struct smtp_session *s)
 {
+	smtp_session_gate_leave(s);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev); /* closes the socket, frees SSL */
 	event_free(s->timer);
@@ -336,7 +346,34 @@ smtp_session_read_cb(struct bufferevent *bev, void *arg)
 
 	smtp_session_enter(s);
 	smtp_session_read_lines(s);
+	/*
+	 * Waiting for the next reply: give the TLS record buffers back. With
+	 * SSL_MODE_RELEASE_BUFFERS OpenSSL does so itself after a record,
+	 * except for the write buffer set up to read a TLS 1.3 session
+	 * ticket (16 KiB per session; docs/PERFORMANCE.md). A no-op while
+	 * either holds data.
+	 */
+	if (!s->dead && s->ssl != NULL)
+		SSL_free_buffers(s->ssl);
 	smtp_session_leave(s);
+}
+
+/*
+ * OpenSSL's message callback: a session ticket arrived after the
+ * handshake (RFC 8446 §4.6.1). We never resume, but reading it left the
+ * write buffer allocated: have the read callback, which frees it, run
+ * once OpenSSL is done (deferred, so not from inside SSL_read).
+ */
+static void
+smtp_session_tls_msg(int write_p, int version, int content_type,
+    const void *buf, size_t len, SSL *ssl, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+	    *(const unsigned char *)buf == SSL3_MT_NEWSESSION_TICKET)
+		bufferevent_trigger(s->bev, EV_READ,
+		    BEV_OPT_DEFER_CALLBACKS | BEV_TRIG_IGNORE_WATERMARKS);
 }
 
 static void
@@ -344,6 +381,7 @@ smtp_session_tls_connected(struct smtp_session *s)
 {
 	bool ok = true;
 
+	smtp_session_gate_leave(s);
 	s->ssl = bufferevent_openssl_get_ssl(s->bev);
 	log_trace(LOG_CAT_SMTP, "%s: TLS established: %s %s", s->id,
 	    SSL_get_version(s->ssl), SSL_get_cipher_name(s->ssl));
@@ -507,6 +545,20 @@ smtp_session_setup_bev(struct smtp_session *s)
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 }
 
+static void smtp_session_starttls(struct smtp_session *s);
+
+/* Our turn at the handshake gate came. */
+static void
+smtp_session_gate_cb(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_session_enter(s);
+	if (!s->dead && !s->closed)
+		smtp_session_starttls(s);
+	smtp_session_leave(s);
+}
+
 /* RFC 3207 §4: the server said 220; the next bytes are TLS. */
 static void
 smtp_session_starttls(struct smtp_session *s)
@@ -522,6 +574,16 @@ smtp_session_starttls(struct smtp_session *s)
 		smtp_session_post(s, SMTP_EV_ERROR, SMTP_ERR_PROTOCOL,
 		    "data after the 220 reply to STARTTLS");
 		return;
+	}
+	/* Reading goes on while we wait: the check above runs again. */
+	if (s->p.tls_gate != NULL && s->slot == NULL) {
+		s->slot =
+		    tls_gate_enter(s->p.tls_gate, smtp_session_gate_cb, s);
+		if (!tls_gate_granted(s->slot)) {
+			log_trace(LOG_CAT_SMTP,
+			    "%s: waiting for a TLS handshake slot", s->id);
+			return;
+		}
 	}
 	ssl = s->p.tls_new != NULL ? s->p.tls_new(s->p.arg) : NULL;
 	if (s->dead) {
@@ -539,6 +601,8 @@ smtp_session_starttls(struct smtp_session *s)
 	 * into memory at once.
 	 */
 	bufferevent_setwatermark(s->bev, EV_WRITE, 0, SMTP_SESSION_WRITE_HIGH);
+	SSL_set_msg_callback(ssl, smtp_session_tls_msg);
+	SSL_set_msg_callback_arg(ssl, s);
 	/* With CLOSE_ON_FREE the filter owns ssl and the socket bufferevent. */
 	tls = bufferevent_openssl_filter_new(s->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
@@ -662,6 +726,7 @@ smtp_session_act(struct smtp_session *s, const struct smtp_action *a)
 		break;
 	case SMTP_ACT_CLOSE:
 		evtimer_del(s->timer);
+		smtp_session_gate_leave(s);
 		s->closed = true;
 		s->body = false;
 		/* FAILED by the machine: done() goes before on_done. */
@@ -849,6 +914,7 @@ smtp_session_free(struct smtp_session *s)
 	if (s->depth > 0) {
 		/* Inside one of our callbacks: the outermost one frees it. */
 		s->dead = true;
+		smtp_session_gate_leave(s);
 		evtimer_del(s->timer);
 		event_del(s->done_ev);
 		event_del(s->txn_ev);

@@ -126,6 +126,13 @@ struct smtp_session_params {
 	void *arg;
 
 	/*
+	 * Optional (NULL: none): the TLS handshake gate the session queues at
+	 * before its ClientHello (tls/tls_gate.h). Borrowed; must outlive
+	 * the session.
+	 */
+	struct tls_gate *tls_gate;
+
+	/*
 	 * Added: prefix of trace lines (copied), e.g. "check mx1.example";
 	 * NULL: "smtp [address]:port".
 	 */

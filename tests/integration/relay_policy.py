@@ -11,7 +11,8 @@
 - the dead-destination cache (`dead_after`, `dead_time`);
 - `route = [ADDR]:PORT` (an address literal: no DANE, RFC 7672 §2.2);
 - several recipients of one domain in one transaction, split by domain;
-- connection reuse: queued messages of one destination over one session.
+- connection reuse: queued messages of one destination over one session;
+- the TLS handshake gate (`[delivery] tls_handshakes`).
 
 Every relay runs in sequence with a short retry schedule; every wait is
 bounded. One `PASS name` / `FAIL name: why` line per case, exit 0.
@@ -49,11 +50,18 @@ def report(name, ok, why=""):
     _report(name, bool(ok), why)
 
 
-def start(args, extra, name):
-    relay = Relay(args.binary, args.world, extra, name=name)
+def start(args, extra, name, flags=()):
+    relay = Relay(args.binary, args.world, extra, name=name, flags=flags)
     RELAY_DIRS.append(relay.dir)
     RELAYS.append(relay)
     return relay.start()
+
+
+def mapped(relay, lib):
+    """Is a library whose file name starts with lib mapped in the relay?"""
+    with open(f"/proc/{relay.proc.pid}/maps") as f:
+        return any(os.path.basename(line.split()[-1]).startswith(lib)
+                   for line in f if len(line.split()) >= 6)
 
 
 def submit(relay, sender, rcpts, subject="test", body="hello\r\n",
@@ -726,6 +734,9 @@ def test_sts_recheck(args):
             "delay_warning = 0\n"
     relay = start(args, extra, "policy-sts-recheck")
     try:
+        # libcurl is loaded by the first HTTPS request, not at start
+        # (src/http/http_lib.h): here, the policy fetch.
+        curl_at_start = mapped(relay, "libcurl")
         code, qid, msgid = submit(relay, SENDER,
                                   ["user@sts-enforce-mx-mismatch.test"],
                                   subject="sts recheck")
@@ -737,6 +748,44 @@ def test_sts_recheck(args):
         report("sts-recheck.before-bounce",
                ok and rechecks == 1 and log_has(relay, qid, "dsn=5.7.5"),
                relay.tail(8))
+        report("sts-recheck.libcurl-loaded-on-first-fetch",
+               not curl_at_start and mapped(relay, "libcurl"),
+               f"mapped at start: {curl_at_start}")
+    finally:
+        relay.stop()
+
+
+def test_tls_gate(args):
+    """[delivery] tls_handshakes = 1: six sessions released together to
+    one destination (one message each) reach STARTTLS at once; all but
+    one wait for the handshake slot (the smtp trace says so), and every
+    message still arrives DANE-verified: the gate queues, it does not
+    drop or deadlock."""
+    extra = """
+[delivery]
+hold = yes
+tls_handshakes = 1
+initial_concurrency = 6
+concurrency = 6
+max_messages_per_connection = 1
+"""
+    relay = start(args, extra, "policy-tls-gate", flags=("-T", "smtp"))
+    try:
+        msgs = [submit(relay, SENDER, [f"gate{i}@ee-311.test"],
+                       subject=f"gate {i}") for i in range(6)]
+        rewrite_conf(relay, ("delivery", "hold"))
+        relay.proc.send_signal(signal.SIGHUP)
+        ok = wait_until(lambda: not relay.queue(), 30)
+        arrived = [world_mail(args.world, msgid) for _, _, msgid in msgs]
+        verified = [log_has(relay, qid, "status=sent", "tls=verified")
+                    for _, qid, _ in msgs]
+        text = open(relay.log, errors="replace").read()
+        waits = text.count("waiting for a TLS handshake slot")
+        report("tls-gate.all-delivered-verified",
+               ok and all(len(a) == 1 for a in arrived) and all(verified),
+               f"arrived={[len(a) for a in arrived]} {relay.tail(6)}")
+        report("tls-gate.sessions-waited-their-turn", waits >= 1,
+               f"{waits} waits in the trace")
     finally:
         relay.stop()
 
@@ -762,7 +811,8 @@ def main():
                      ("group", lambda: test_grouping(args)),
                      ("reuse", lambda: test_reuse(args, port)),
                      ("hold", lambda: test_hold(args)),
-                     ("sts-recheck", lambda: test_sts_recheck(args))):
+                     ("sts-recheck", lambda: test_sts_recheck(args)),
+                     ("tls-gate", lambda: test_tls_gate(args))):
         try:
             fn()
         except Exception as e:          # one broken case must not hide the rest

@@ -31,8 +31,9 @@ def report(name, ok, why=""):
 class Relay:
     """One `danerelay serve` process with its own queue and config."""
 
-    def __init__(self, binary, world, extra="", name="relay"):
+    def __init__(self, binary, world, extra="", name="relay", flags=()):
         self.binary, self.world = binary, world
+        self.flags = list(flags)        # before the command, e.g. -T smtp
         # Beside the world, so one test run keeps its files in one place.
         self.dir = tempfile.mkdtemp(
             prefix=f"relay-{name}.",
@@ -57,7 +58,8 @@ class Relay:
 
     def start(self, timeout=20):
         self.logf = open(self.log, "ab")
-        self.proc = subprocess.Popen([self.binary, "-c", self.conf, "serve"],
+        self.proc = subprocess.Popen([self.binary, "-c", self.conf]
+                                     + self.flags + ["serve"],
                                      stdout=self.logf, stderr=self.logf)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

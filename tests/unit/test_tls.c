@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -21,6 +22,7 @@
 #include "core/xmalloc.h"
 #include "tls/tls_cert.h"
 #include "tls/tls_client.h"
+#include "tls/tls_gate.h"
 
 #include "t.h"
 
@@ -1169,6 +1171,110 @@ facts_escaping_dates(void)
 	sk_X509_pop_free(sk, X509_free);
 }
 
+/* --- tls_gate --- */
+
+struct gate_rec {
+	char order[8];
+	size_t n;
+};
+struct gate_arg {
+	struct gate_rec *rec;
+	char name;
+};
+
+static void
+gate_cb(void *arg)
+{
+	struct gate_arg *a = arg;
+
+	if (a->rec->n + 1 < sizeof(a->rec->order))
+		a->rec->order[a->rec->n++] = a->name;
+}
+
+/* At most max at once; the queue is served first come, first served. */
+static void
+gate_fifo(void)
+{
+	struct event_base *base = event_base_new();
+	struct tls_gate *g = tls_gate_new(base, 2, 60000);
+	struct gate_rec rec = { "", 0 };
+	struct gate_arg aa = { &rec, 'a' }, ab = { &rec, 'b' },
+	                ac = { &rec, 'c' }, ad = { &rec, 'd' },
+	                ae = { &rec, 'e' };
+	struct tls_gate_slot *a, *b, *c, *d, *e;
+
+	a = tls_gate_enter(g, gate_cb, &aa);
+	b = tls_gate_enter(g, gate_cb, &ab);
+	c = tls_gate_enter(g, gate_cb, &ac);
+	d = tls_gate_enter(g, gate_cb, &ad);
+	T_CHECK(tls_gate_granted(a) && tls_gate_granted(b));
+	T_CHECK(!tls_gate_granted(c) && !tls_gate_granted(d));
+	T_CHECK(tls_gate_busy(g) == 2 && tls_gate_queued(g) == 2);
+	tls_gate_leave(a);
+	/* A newcomer does not overtake the queue, even with a slot free. */
+	e = tls_gate_enter(g, gate_cb, &ae);
+	T_CHECK(!tls_gate_granted(e));
+	T_CHECK(rec.n == 0); /* callbacks only from the loop */
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	T_STREQ(rec.order, "c");
+	T_CHECK(tls_gate_granted(c) && tls_gate_busy(g) == 2);
+	tls_gate_leave(d); /* given up while queued: never called */
+	tls_gate_leave(b);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	T_STREQ(rec.order, "ce");
+	tls_gate_leave(c);
+	tls_gate_leave(e);
+	T_CHECK(tls_gate_busy(g) == 0 && tls_gate_queued(g) == 0);
+	tls_gate_free(g);
+	event_base_free(base);
+}
+
+/* A slot held past hold_ms stops counting: a stalled handshake does not
+ * keep the next one waiting. Leaving it later changes nothing. */
+static void
+gate_expiry(void)
+{
+	struct event_base *base = event_base_new();
+	struct tls_gate *g = tls_gate_new(base, 1, 30);
+	struct gate_rec rec = { "", 0 };
+	struct gate_arg aa = { &rec, 'a' }, ab = { &rec, 'b' };
+	struct tls_gate_slot *a, *b;
+	struct timeval tv = { 0, 200000 };
+
+	a = tls_gate_enter(g, gate_cb, &aa);
+	b = tls_gate_enter(g, gate_cb, &ab);
+	T_CHECK(tls_gate_granted(a) && !tls_gate_granted(b));
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+	T_STREQ(rec.order, "b");
+	T_CHECK(tls_gate_granted(b) && tls_gate_busy(g) == 0);
+	tls_gate_leave(a);
+	T_CHECK(tls_gate_busy(g) == 0);
+	tls_gate_leave(b);
+	tls_gate_free(g);
+	event_base_free(base);
+}
+
+/* Freeing the gate with slots out: they can still be left (no leak, no
+ * use after free under ASan), and the queued one is never called. */
+static void
+gate_free_early(void)
+{
+	struct event_base *base = event_base_new();
+	struct tls_gate *g = tls_gate_new(base, 1, 60000);
+	struct gate_rec rec = { "", 0 };
+	struct gate_arg aa = { &rec, 'a' }, ab = { &rec, 'b' };
+	struct tls_gate_slot *a = tls_gate_enter(g, gate_cb, &aa);
+	struct tls_gate_slot *b = tls_gate_enter(g, gate_cb, &ab);
+
+	tls_gate_free(g);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	tls_gate_leave(b);
+	tls_gate_leave(a);
+	T_CHECK(rec.n == 0);
+	event_base_free(base);
+}
+
 int
 main(void)
 {
@@ -1189,6 +1295,9 @@ main(void)
 	T_RUN(load_certs_key_given);
 	T_RUN(load_keys);
 	T_RUN(facts_escaping_dates);
+	T_RUN(gate_fifo);
+	T_RUN(gate_expiry);
+	T_RUN(gate_free_early);
 	unlink(t_text("known.pem", ""));
 	unlink(t_text("known.key", ""));
 	pki_free();
