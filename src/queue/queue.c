@@ -6,7 +6,6 @@
 #include "queue/queue_int.h"
 
 #include <errno.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/qid.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
 
@@ -341,21 +341,6 @@ queue_close(struct queue *q)
 	free(q);
 }
 
-/* 16 lowercase hex digits from the OpenSSL CSPRNG. */
-static int
-queue_new_id(char id[QUEUE_ID_LEN])
-{
-	uint8_t rnd[8];
-	char *hex;
-
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return -1;
-	hex = str_hex(rnd, sizeof(rnd));
-	memcpy(id, hex, QUEUE_ID_LEN);
-	free(hex);
-	return 0;
-}
-
 static void
 queue_bind_text(sqlite3_stmt *st, int col, const char *s)
 {
@@ -498,18 +483,17 @@ queue_add(struct queue *q, const struct queue_msg_in *m, char id[QUEUE_ID_LEN],
 	}
 	/*
 	 * The server names the id in its Received header before the commit:
-	 * use a well-formed id given by the caller first. A colliding random
-	 * id is astronomically rare; just draw again.
+	 * use a well-formed id given by the caller first. A collision (ids of
+	 * two processes in the same second, core/qid.h) is rare; just draw
+	 * again.
 	 */
 	for (tries = 0; tries < 3; tries++) {
 		if (tries == 0 &&
 		    strnlen(id, QUEUE_ID_LEN) == QUEUE_ID_LEN - 1 &&
 		    strspn(id, "0123456789abcdef") == QUEUE_ID_LEN - 1) {
 			/* keep it */
-		} else if (queue_new_id(id) == -1) {
-			*errstr = xstrdup("queue_add: RAND_bytes failed");
-			return -1;
-		}
+		} else
+			qid_make(time(NULL), id);
 		q->errcode = SQLITE_OK;
 		if (queue_add_once(q, m, id) == 0)
 			return 0;

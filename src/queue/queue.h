@@ -25,7 +25,7 @@
 
 struct queue;
 
-#define QUEUE_ID_LEN 17 /* 16 hex characters + NUL */
+#define QUEUE_ID_LEN 17 /* 16 hex characters + NUL (core/qid.h) */
 
 /* RFC 3461 §4.1 NOTIFY bits; 0 = not given (default: FAILURE). */
 #define QUEUE_NOTIFY_NEVER   0x1

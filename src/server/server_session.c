@@ -31,7 +31,6 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include "core/log.h"
@@ -612,16 +611,6 @@ server_session_setup_bev(struct server_session *s)
 
 /* ---- the contract --------------------------------------------------- */
 
-static uint64_t
-server_session_seed(void)
-{
-	uint64_t seed = 0;
-
-	if (RAND_bytes((unsigned char *)&seed, sizeof(seed)) != 1)
-		seed = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)&seed;
-	return seed;
-}
-
 static struct smtp_server *
 server_session_fsm(struct server_session *s, enum smtp_server_refuse refuse)
 {
@@ -637,7 +626,6 @@ server_session_fsm(struct server_session *s, enum smtp_server_refuse refuse)
 		.max_message_size = cfg->max_message_size,
 		.max_recipients = cfg->max_recipients,
 		.refuse = refuse,
-		.id_seed = server_session_seed(),
 	};
 
 	return smtp_server_new(&p);

@@ -22,6 +22,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
+#include "core/qid.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
 #include "smtp/smtp_reply.h"
@@ -100,8 +101,7 @@ struct smtp_server {
 	bool smtputf8;
 	struct smtp_srv_rcpt *rcpts;
 	size_t nrcpt;
-	uint64_t ntxn;
-	char txn_id[17];
+	char txn_id[QID_LEN];
 
 	/* message data */
 	struct buf msg;
@@ -603,16 +603,6 @@ smtp_server_received(struct smtp_server *m)
 	m->header_len = m->msg.len;
 }
 
-/* splitmix64: well-spread ids from a seed and a counter. */
-static uint64_t
-smtp_server_mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ULL;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	return x ^ (x >> 31);
-}
-
 static void
 smtp_server_cmd_data(struct smtp_server *m)
 {
@@ -625,8 +615,8 @@ smtp_server_cmd_data(struct smtp_server *m)
 		smtp_server_reply(m, 554, "5.5.1", "No valid recipients");
 		return;
 	}
-	snprintf(m->txn_id, sizeof(m->txn_id), "%016llx",
-	    (unsigned long long)smtp_server_mix(m->p.id_seed + ++m->ntxn));
+	/* The queue keeps this id: time-ordered, unique in the process. */
+	qid_make(m->now, m->txn_id);
 	buf_free(&m->msg);
 	buf_init(&m->msg, m->p.max_message_size + SMTP_SRV_HEADER_MAX);
 	smtp_server_received(m);

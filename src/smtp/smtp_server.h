@@ -62,7 +62,6 @@ struct smtp_server_params {
 	size_t max_message_size; /* octets, as received (SIZE, RFC 1870) */
 	size_t max_recipients;
 	enum smtp_server_refuse refuse;
-	uint64_t id_seed; /* seeds the ids of transactions */
 };
 
 enum smtp_server_event_type {

@@ -6,6 +6,7 @@
 
 #include "core/buf.h"
 #include "core/outcome.h"
+#include "core/qid.h"
 #include "core/str.h"
 #include "t.h"
 
@@ -172,6 +173,36 @@ outcome_classes(void)
 	    "certificate-host-mismatch");
 }
 
+/* Queue ids: 16 hex digits, the time first (so later ids sort after
+ * earlier ones), all distinct within a second. */
+static void
+qid_format_order_unique(void)
+{
+	static char ids[2000][QID_LEN];
+	char later[QID_LEN];
+	size_t i, j;
+	int bad = 0;
+
+	for (i = 0; i < 2000; i++)
+		qid_make(1764400000, ids[i]);
+	for (i = 0; i < 2000; i++) {
+		if (strlen(ids[i]) != 16 ||
+		    strspn(ids[i], "0123456789abcdef") != 16 ||
+		    strncmp(ids[i], "692a9b80", 8) != 0)
+			bad++;
+		for (j = i + 1; j < 2000; j++)
+			if (strcmp(ids[i], ids[j]) == 0)
+				bad++;
+	}
+	T_CHECK(bad == 0);
+	T_CHECK(strcmp(ids[0], ids[1]) != 0);
+	qid_make(1764400001, later);
+	for (i = 0; i < 2000; i++)
+		if (strcmp(later, ids[i]) <= 0)
+			bad++;
+	T_CHECK(bad == 0);
+}
+
 int
 main(void)
 {
@@ -183,5 +214,6 @@ main(void)
 	T_RUN(str_duration_table);
 	T_RUN(str_digit_values);
 	T_RUN(outcome_classes);
+	T_RUN(qid_format_order_unique);
 	T_EXIT();
 }

@@ -876,7 +876,6 @@ fsm_new(unsigned flags, size_t max_rcpt)
 		.auth_available = (flags & F_AUTH) != 0,
 		.max_message_size = 10000,
 		.max_recipients = max_rcpt != 0 ? max_rcpt : 100,
-		.id_seed = 42,
 	};
 
 	return smtp_server_new(&p);
