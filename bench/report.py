@@ -109,6 +109,18 @@ def print_drain(r):
              "ok" if r["ok"] else "FAILED"), flush=True)
 
 
+def print_queue_scale(r):
+    """Cost per message of the big drain against the small ones."""
+    print("%s: per message, drain of %d against %d (median of %d): "
+          "time %.2fx, CPU %.2fx (%.3f against %.3f s/1000) - target "
+          "within 20%%: %s" % (
+              r["sender"], r["messages"], r["small"][0]["messages"],
+              len(r["small"]), r["time_ratio"], r["cpu_ratio"],
+              r["cpu_per_1000"], r["small_cpu_per_1000"],
+              "met" if r["time_ratio"] <= 1.2 and r["cpu_ratio"] <= 1.2
+              else "NOT met"), flush=True)
+
+
 def print_scale(out):
     print("\nby number of destination domains:")
     for r in out["domains"]:
