@@ -215,6 +215,10 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION, "delivery",
 	    "max_messages_per_connection", CONF_T_INT, "100", 1, 100000, NULL,
 	    "messages sent over one reused connection" },
+	{ CONF_DELIVERY_CONNECTION_IDLE_TIME, "delivery",
+	    "connection_idle_time", CONF_T_DURATION, "5s", 0, 300, NULL,
+	    "an open connection waits this long for more mail to its "
+	    "destination; 0 = close after each batch" },
 	{ CONF_DELIVERY_HOLD, "delivery", "hold", CONF_T_BOOL, "no", 0, 0, NULL,
 	    "accept and queue mail but start no delivery (maintenance)" },
 	{ CONF_DELIVERY_TLS_HANDSHAKES, "delivery", "tls_handshakes",

@@ -49,6 +49,7 @@ struct deliver_config {
 	unsigned dead_after; /* connection failures in a row */
 	time_t dead_time;
 	unsigned max_msgs_per_conn;
+	unsigned conn_idle_ms;     /* wait for more mail; 0 = close at once */
 	unsigned scan_interval_ms; /* queue poll period; 0 = 1000 */
 	bool hold;                 /* [delivery] hold: start no attempt */
 	unsigned tls_handshakes;   /* at once (tls/tls_gate.h); 0 = 128 */

@@ -27,7 +27,6 @@
 #include "tls/tls_client.h"
 
 #define JOB_MAX_ADDRS 4
-#define JOB_IDLE_MS   2000 /* an open connection waits this long for mail */
 
 struct job {
 	TAILQ_ENTRY(job) entry; /* in deliver's list, for shutdown */
@@ -966,6 +965,7 @@ static bool
 job_can_idle(const struct job *j)
 {
 	return j->sess != NULL && !j->d->stopping && !j->sess_rejected &&
+	    j->d->cfg.conn_idle_ms > 0 &&
 	    j->conn_msgs < j->d->cfg.max_msgs_per_conn;
 }
 
@@ -973,7 +973,8 @@ static void
 job_idle_cb(evutil_socket_t fd, short ev, void *arg)
 {
 	struct job *j = arg;
-	struct timeval tv = { JOB_IDLE_MS / 1000, (JOB_IDLE_MS % 1000) * 1000 };
+	unsigned ms = j->d->cfg.conn_idle_ms;
+	struct timeval tv = { ms / 1000, (suseconds_t)(ms % 1000) * 1000 };
 
 	if (j->state == JOB_SETTLING) {
 		job_settle(j, &j->facts);

@@ -248,6 +248,8 @@ relay_deliver_config(struct relay *r, struct deliver_config *dc)
 	dc->dead_time = (time_t)conf_int(c, CONF_DELIVERY_DEAD_TIME);
 	dc->max_msgs_per_conn =
 	    (unsigned)conf_int(c, CONF_DELIVERY_MAX_MESSAGES_PER_CONNECTION);
+	dc->conn_idle_ms =
+	    (unsigned)conf_int(c, CONF_DELIVERY_CONNECTION_IDLE_TIME) * 1000;
 	dc->hold = conf_bool(c, CONF_DELIVERY_HOLD);
 	dc->tls_handshakes =
 	    (unsigned)conf_int(c, CONF_DELIVERY_TLS_HANDSHAKES);

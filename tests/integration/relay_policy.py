@@ -12,7 +12,8 @@
 - `route = [ADDR]:PORT` (an address literal: no DANE, RFC 7672 §2.2);
 - several recipients of one domain in one transaction, split by domain;
 - connection reuse: queued messages of one destination over one session;
-- the TLS handshake gate (`[delivery] tls_handshakes`).
+- the TLS handshake gate (`[delivery] tls_handshakes`);
+- how long a connection waits for more mail (`connection_idle_time`).
 
 Every relay runs in sequence with a short retry schedule; every wait is
 bounded. One `PASS name` / `FAIL name: why` line per case, exit 0.
@@ -755,6 +756,39 @@ def test_sts_recheck(args):
         relay.stop()
 
 
+def test_idle_time(args):
+    """[delivery] connection_idle_time: a connection whose mail is done
+    waits that long for more to its destination. Two messages 3 s apart
+    share one connection under the default (5 s; with Postfix's 2 s they
+    would not), and take two when it is 0."""
+    for name, idle, want in (("default", None, 1), ("zero", "0", 2)):
+        counter = CountingSMTP()
+        counter.fail = False
+        extra = f"""
+[delivery]
+retry_schedule = 1h
+{f"connection_idle_time = {idle}" if idle is not None else ""}
+[domain reuse.test]
+route = [127.0.0.1]:{counter.port}
+"""
+        relay = start(args, extra, f"policy-idle-{name}")
+        try:
+            for i in range(2):
+                code, qid, msgid = submit(relay, SENDER,
+                                          [f"idle{i}@reuse.test"],
+                                          subject=f"idle {name} {i}")
+                wait_verdicts(relay, qid)
+                if i == 0:
+                    time.sleep(3)
+            n = sum(len(m) for m in counter.conns)
+            report(f"idle-time.{name}-{want}-connection(s)",
+                   n == 2 and len(counter.conns) == want,
+                   f"{n} messages over {len(counter.conns)} connections")
+        finally:
+            relay.stop()
+            counter.close()
+
+
 def test_tls_gate(args):
     """[delivery] tls_handshakes = 1: six sessions released together to
     one destination (one message each) reach STARTTLS at once; all but
@@ -812,7 +846,8 @@ def main():
                      ("reuse", lambda: test_reuse(args, port)),
                      ("hold", lambda: test_hold(args)),
                      ("sts-recheck", lambda: test_sts_recheck(args)),
-                     ("tls-gate", lambda: test_tls_gate(args))):
+                     ("tls-gate", lambda: test_tls_gate(args)),
+                     ("idle-time", lambda: test_idle_time(args))):
         try:
             fn()
         except Exception as e:          # one broken case must not hide the rest
