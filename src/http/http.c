@@ -367,17 +367,19 @@ http_done(evutil_socket_t fd, short what, void *arg)
 }
 
 int
-http_url_host(const char *url, char *host, size_t hostlen, unsigned *port)
+http_url_host(const char *url, char *host, size_t hostlen, unsigned *port,
+    const char **errstr)
 {
 	const struct http_lib *lib;
-	const char *err;
 	CURLU *u;
 	char *scheme = NULL, *h = NULL, *pt = NULL;
 	unsigned long n = 443;
-	int rc = -1;
+	int rc = HTTP_URL_BAD;
 
-	if ((lib = http_lib_get(&err)) == NULL || (u = lib->url()) == NULL)
-		return -1;
+	if ((lib = http_lib_get(errstr)) == NULL)
+		return HTTP_URL_NOLIB;
+	if ((u = lib->url()) == NULL)
+		return HTTP_URL_BAD;
 	if (lib->url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
 	    lib->url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
 	    strcmp(scheme, "https") == 0 &&
@@ -517,12 +519,13 @@ http_request_start(struct http_client *f, const struct http_request_params *p,
 	x->done = event_new(f->base, -1, 0, http_done, x);
 	x->url = xstrdup(p->url);
 	TAILQ_INSERT_TAIL(&f->fetches, x, entry);
-	if (http_url_host(p->url, host, sizeof(host), &port) == -1)
+	/* libcurl first: its URL parser says whether the URL is https. */
+	if ((err = http_client_start(f)) != NULL)
+		return http_fail_early(x, err);
+	if (http_url_host(p->url, host, sizeof(host), &port, &err) != 0)
 		return http_fail_early(x, "not an https URL");
 	if (p->naddrs == 0)
 		return http_fail_early(x, "no address for the host");
-	if ((err = http_client_start(f)) != NULL)
-		return http_fail_early(x, err);
 	x->resolve = http_resolve(f->lib, host, port, p->addrs, p->naddrs);
 	if ((x->easy = f->lib->easy_init()) == NULL || x->resolve == NULL)
 		return http_fail_early(x, "libcurl cannot start");

@@ -77,9 +77,14 @@ void http_request_cancel(struct http_request *x);
 
 /*
  * Split an https URL into its host (lowercase, without brackets) and port
- * (443 when not given). Returns 0, or -1 when url is not a well-formed
- * https URL with a host.
+ * (443 when not given). Returns 0; HTTP_URL_BAD when url is not a
+ * well-formed https URL with a host; HTTP_URL_NOLIB when libcurl, whose
+ * parser this is, cannot be loaded (*errstr says why: a local, temporary
+ * problem, not the URL's).
  */
-int http_url_host(const char *url, char *host, size_t hostlen, unsigned *port);
+#define HTTP_URL_BAD   (-1)
+#define HTTP_URL_NOLIB (-2)
+int http_url_host(const char *url, char *host, size_t hostlen, unsigned *port,
+    const char **errstr);
 
 #endif

@@ -344,8 +344,10 @@ static void
 ts_post(struct tlsrpt_sender *s, const struct tlsrpt_out *o)
 {
 	struct ts_post *p = xcalloc(1, sizeof(*p));
+	const char *err = NULL;
 	char host[256];
 	unsigned port;
+	int rc;
 
 	p->s = s;
 	memcpy(p->day, o->day, sizeof(p->day));
@@ -357,7 +359,15 @@ ts_post(struct tlsrpt_sender *s, const struct tlsrpt_out *o)
 	p->attempts = o->attempts;
 	p->first_attempt = o->first_attempt;
 	TAILQ_INSERT_TAIL(&s->posts, p, entry);
-	if (http_url_host(o->uri, host, sizeof(host), &port) == -1) {
+	rc = http_url_host(o->uri, host, sizeof(host), &port, &err);
+	if (rc == HTTP_URL_NOLIB) {
+		/* Our problem, not the URL's: try again later. */
+		ts_failed(s, o->day, o->domain, o->uri, o->attempts,
+		    o->first_attempt != 0 ? o->first_attempt : time(NULL), err);
+		ts_post_free(p);
+		return;
+	}
+	if (rc != 0) {
 		tlsrpt_outbox_update(s->c.store, o->day, o->domain, o->uri,
 		    TLSRPT_OUT_FAILED, "not a usable https URL", time(NULL), 0);
 		s->st.failed++;

@@ -19,6 +19,8 @@ requests of selftest.py left out) is checked too:
   sts-redirect-not-followed  no request for a redirect's target (§3.3)
   sts-no-fetch-without-txt   no fetch for a domain without a usable TXT (§3.1)
   sts-fetch-path             every fetch asked for /.well-known/mta-sts.txt (§3.2)
+and, with a stand-in libcurl.so.4 first on LD_LIBRARY_PATH:
+  sts-libcurl-missing        the fetch fails naming the library, not the URL
 
 One `PASS <name>` / `FAIL <name>: <what differed>` line per case; always
 exits 0: the lines are the result.  Each check is bounded (30 s).
@@ -30,7 +32,11 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from worldlib import stand_in_libcurl  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCENARIOS = os.path.join(ROOT, "tests", "world", "scenarios.json")
@@ -41,14 +47,14 @@ SELFTEST_AGENT = "danerelay-world-selftest"
 WELL_KNOWN = "/.well-known/mta-sts.txt"
 
 
-def run_check(binary, world, domain):
+def run_check(binary, world, domain, env=None):
     """(exit code, parsed JSON) of one `check --json DOMAIN`; raises
     RuntimeError with a short reason when there is no usable output."""
     cmd = [binary, "-c", os.path.join(world, "danerelay.conf"), "check",
            "--json", domain]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True,
-                           timeout=TIMEOUT)
+                           timeout=TIMEOUT, env=env)
     except subprocess.TimeoutExpired:
         raise RuntimeError("timed out after %ds" % TIMEOUT)
     try:
@@ -156,6 +162,28 @@ def report(name, problems):
           else "PASS %s" % name, flush=True)
 
 
+def libcurl_missing(binary, world):
+    """libcurl is loaded at the first HTTPS request (src/http/http_lib.h).
+    When the library found is not libcurl (here a stand-in named
+    libcurl.so.4 first on LD_LIBRARY_PATH), the policy fetch fails with a
+    message that says so, like any fetch error (RFC 8461 §3.3: no policy),
+    instead of the relay failing to start or blaming the URL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            _, doc = run_check(binary, world, "sts-enforce.test",
+                               stand_in_libcurl(tmp))
+        except RuntimeError as e:
+            return [str(e)]
+    sts = doc.get("mta_sts") or {}
+    problems = []
+    if sts.get("state") != "fetch-error":
+        problems.append("mta_sts.state %r, want fetch-error" % sts.get("state"))
+    if "libcurl.so.4 has no curl_" not in (sts.get("error") or ""):
+        problems.append("error %r does not name the library"
+                        % sts.get("error"))
+    return problems
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--binary", required=True)
@@ -180,6 +208,7 @@ def main(argv=None):
     if not args.only:
         for name, problems in log_cases(world, everything, since):
             report(name, problems)
+        report("sts-libcurl-missing", libcurl_missing(binary, world))
     return 0
 
 

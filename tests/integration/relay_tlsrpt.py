@@ -39,11 +39,12 @@ import re
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from worldlib import (Relay, free_port, log_has, report,  # noqa: E402
-                      wait_until, world_mail)
+                      stand_in_libcurl, wait_until, world_mail)
 
 try:
     import jsonschema
@@ -285,6 +286,38 @@ def check_send(args, relay, day, before):
            rc == 1 and row and " failed " in row[0] and
            "24 hours" not in row[0] and "HTTP 404" in row[0] and
            "1 given up" in out4, f"rc={rc} {out4}")
+    check_libcurl_missing(relay, day)
+
+
+def check_libcurl_missing(relay, day):
+    """libcurl is loaded at the first POST (src/http/http_lib.h). When the
+    library found is not libcurl (a stand-in libcurl.so.4 first on
+    LD_LIBRARY_PATH), the POST is our problem, not the collector's: it
+    waits for a retry (exit 75), saying why, and is not given up; the next
+    run with the real library sends it."""
+    db = sqlite3.connect(os.path.join(relay.dir, "queue", "tlsrpt.db"))
+    db.execute("UPDATE outbox SET state = 0, next_attempt = 0, attempts = 0, "
+               "first_attempt = 0 WHERE domain = 'ee-311.test' AND "
+               "uri LIKE 'https:%'")
+    db.commit()
+    with tempfile.TemporaryDirectory() as tmp:
+        rc, out, err = relay.cli("tlsrpt", "send", "--day", day,
+                                 env=stand_in_libcurl(tmp))
+    row = [ln for ln in out.splitlines()
+           if ln.startswith("ee-311.test ") and "https:" in ln]
+    report("send.libcurl-missing-post-waits",
+           rc == 75 and row and " pending " in row[0] and
+           "libcurl.so.4 has no curl_" in row[0], f"rc={rc} {out} {err}")
+    db.execute("UPDATE outbox SET next_attempt = 0 WHERE domain = "
+               "'ee-311.test'")
+    db.commit()
+    db.close()
+    rc, out, err = relay.cli("tlsrpt", "send", "--day", day)
+    row = [ln for ln in out.splitlines()
+           if ln.startswith("ee-311.test ") and "https:" in ln]
+    report("send.libcurl-back-post-sent",
+           row and " done " in row[0] and "accepted (HTTP 200)" in row[0],
+           f"rc={rc} {out}")
 
 
 def check_schedule(args, first):

@@ -92,9 +92,10 @@ class Relay:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
 
-    def cli(self, *args, timeout=60):
+    def cli(self, *args, timeout=60, env=None):
         p = subprocess.run([self.binary, "-c", self.conf] + list(args),
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout,
+                           env=env)
         return p.returncode, p.stdout, p.stderr
 
     def queue(self):
@@ -188,3 +189,16 @@ def wait_until(pred, timeout, step=0.2):
             return v
         time.sleep(step)
     return pred()
+
+
+def stand_in_libcurl(tmp):
+    """An environment whose LD_LIBRARY_PATH finds, first, a shared object
+    named libcurl.so.4 that is not libcurl (built in tmp): how the tests
+    see the relay deal with a libcurl it cannot use (src/http/http_lib.h
+    loads it at the first HTTPS request)."""
+    src = os.path.join(tmp, "stand_in.c")
+    with open(src, "w") as f:
+        f.write("int danerelay_not_libcurl;\n")
+    subprocess.run(["cc", "-shared", "-fPIC", "-o",
+                    os.path.join(tmp, "libcurl.so.4"), src], check=True)
+    return dict(os.environ, LD_LIBRARY_PATH=tmp)
