@@ -101,8 +101,7 @@ send_open(struct send_ctx *x)
 		d.store = x->store;
 		d.dkim = x->dkim;
 		d.hostname = host;
-		if ((x->rt = relay_tlsrpt_new(x->conf, &d, &err)) == NULL)
-			rc = EX_SOFTWARE;
+		x->rt = relay_tlsrpt_new(x->conf, &d);
 	}
 	if (rc != 0) {
 		fprintf(stderr, "danerelay tlsrpt send: %s\n", err);

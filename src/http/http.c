@@ -149,12 +149,10 @@ http_sock_set(CURL *easy, curl_socket_t s, int what, void *arg, void *sockp)
 }
 
 struct http_client *
-http_client_new(
-    struct event_base *base, const char *ca_file, const char **errstr)
+http_client_new(struct event_base *base, const char *ca_file)
 {
 	struct http_client *f;
 
-	(void)errstr; /* nothing can fail before the first request */
 	f = xcalloc(1, sizeof(*f));
 	f->base = base;
 	f->ca_file = ca_file != NULL ? xstrdup(ca_file) : NULL;

@@ -53,12 +53,12 @@ typedef void http_cb(const struct http_result *r, void *arg);
 
 /*
  * A client on base; ca_file (PEM) replaces the system store when not
- * NULL. Returns new (http_client_free). libcurl is loaded by the first
- * request (http_lib.h); if it cannot be, that request fails through its
- * callback. errstr is kept for callers; nothing fails here today.
+ * NULL. Returns new (http_client_free); cannot fail: libcurl is loaded by
+ * the first request (http_lib.h), and if it cannot be, that request fails
+ * through its callback.
  */
 struct http_client *http_client_new(
-    struct event_base *base, const char *ca_file, const char **errstr);
+    struct event_base *base, const char *ca_file);
 
 /* Cancels pending requests without calling back. NULL is fine. Not from
  * inside an http_cb. */

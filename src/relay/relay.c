@@ -385,13 +385,13 @@ relay_tlsrpt(struct relay *r, char **errstr)
 }
 
 /* RFC 8460 §4.1, §5: the daily reports, when there is a store. */
-static int
-relay_reporter(struct relay *r, char **errstr)
+static void
+relay_reporter(struct relay *r)
 {
 	struct relay_tlsrpt_deps d;
 
 	if (r->tlsrpt == NULL || !conf_bool(r->conf, CONF_TLSRPT_SEND))
-		return 0;
+		return;
 	memset(&d, 0, sizeof(d));
 	d.base = r->base;
 	d.resolver = r->resolver;
@@ -401,10 +401,8 @@ relay_reporter(struct relay *r, char **errstr)
 	d.hostname = r->hostname;
 	d.on_queued = relay_wake;
 	d.arg = r;
-	if ((r->reporter = relay_tlsrpt_new(r->conf, &d, errstr)) == NULL)
-		return -1;
+	r->reporter = relay_tlsrpt_new(r->conf, &d);
 	relay_tlsrpt_schedule(r->reporter);
-	return 0;
 }
 
 static int
@@ -460,8 +458,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_NOPERM, err);
 	relay_deliver_config(r, &dc);
 	r->deliver = deliver_new(&dc);
-	if (relay_reporter(r, &err) == -1)
-		return relay_fail(r, errstr, ex, EX_SOFTWARE, err);
+	relay_reporter(r);
 	r->purge_timer = evtimer_new(r->base, relay_purge, r);
 	event_active(r->purge_timer, EV_TIMEOUT, 0); /* first purge at start */
 	return 0;

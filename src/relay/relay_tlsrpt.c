@@ -100,20 +100,12 @@ relay_tlsrpt_ident_free(struct relay_tlsrpt_ident *t)
 }
 
 struct relay_tlsrpt *
-relay_tlsrpt_new(
-    const struct conf *c, const struct relay_tlsrpt_deps *d, char **errstr)
+relay_tlsrpt_new(const struct conf *c, const struct relay_tlsrpt_deps *d)
 {
 	struct relay_tlsrpt *t = xcalloc(1, sizeof(*t));
 	struct tlsrpt_send_config sc;
-	const char *herr;
 
-	t->http =
-	    http_client_new(d->base, conf_str(c, CONF_TLSRPT_CA_FILE), &herr);
-	if (t->http == NULL) {
-		*errstr = xasprintf("TLS-RPT: %s", herr);
-		free(t);
-		return NULL;
-	}
+	t->http = http_client_new(d->base, conf_str(c, CONF_TLSRPT_CA_FILE));
 	t->base = d->base;
 	relay_tlsrpt_ident(c, d->hostname, &t->id);
 	t->max_delay = (time_t)conf_int(c, CONF_TLSRPT_MAX_DELAY);

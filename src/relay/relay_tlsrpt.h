@@ -43,9 +43,10 @@ struct relay_tlsrpt_deps {
 	void *arg;
 };
 
-/* All borrowed. Returns new, or NULL with *errstr (new). */
+/* All borrowed. Returns new; cannot fail (libcurl is loaded by the first
+ * POST, http/http_lib.h). */
 struct relay_tlsrpt *relay_tlsrpt_new(
-    const struct conf *c, const struct relay_tlsrpt_deps *d, char **errstr);
+    const struct conf *c, const struct relay_tlsrpt_deps *d);
 
 struct tlsrpt_sender *relay_tlsrpt_sender(struct relay_tlsrpt *t);
 

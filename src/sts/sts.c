@@ -544,7 +544,6 @@ sts_new(struct event_base *base, struct dns_resolver *r,
 {
 	struct sts *s = xcalloc(1, sizeof(*s));
 	struct sts_fetch_options fo;
-	const char *ferr;
 
 	s->base = base;
 	s->r = r;
@@ -565,11 +564,7 @@ sts_new(struct event_base *base, struct dns_resolver *r,
 	    opt->fetch_timeout_ms != 0 ? opt->fetch_timeout_ms : STS_TIMEOUT_MS;
 	fo.max_body = opt->max_body != 0 ? opt->max_body : STS_MAX_BODY;
 	fo.port = opt->https_port;
-	if ((s->fetcher = sts_fetch_new(base, &fo, &ferr)) == NULL) {
-		*errstr = xstrdup(ferr);
-		sts_free(s);
-		return NULL;
-	}
+	s->fetcher = sts_fetch_new(base, &fo);
 	return s;
 }
 

@@ -32,15 +32,11 @@ struct sts_fetcher {
 };
 
 struct sts_fetcher *
-sts_fetch_new(struct event_base *base, const struct sts_fetch_options *opt,
-    const char **errstr)
+sts_fetch_new(struct event_base *base, const struct sts_fetch_options *opt)
 {
 	struct sts_fetcher *f = xcalloc(1, sizeof(*f));
 
-	if ((f->http = http_client_new(base, opt->ca_file, errstr)) == NULL) {
-		free(f);
-		return NULL;
-	}
+	f->http = http_client_new(base, opt->ca_file);
 	f->timeout_ms = opt->timeout_ms;
 	f->max_body = opt->max_body;
 	f->port = opt->port != 0 ? opt->port : 443;

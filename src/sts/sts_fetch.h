@@ -39,11 +39,11 @@ struct sts_fetch_result {
 typedef void sts_fetch_cb(const struct sts_fetch_result *r, void *arg);
 
 /*
- * A fetcher on base. Returns new (sts_fetch_free); NULL with *errstr
- * (static) if libcurl cannot start.
+ * A fetcher on base. Returns new (sts_fetch_free). A libcurl that cannot
+ * be loaded fails each fetch, through its callback (http/http_lib.h).
  */
-struct sts_fetcher *sts_fetch_new(struct event_base *base,
-    const struct sts_fetch_options *opt, const char **errstr);
+struct sts_fetcher *sts_fetch_new(
+    struct event_base *base, const struct sts_fetch_options *opt);
 
 /*
  * Cancels the pending fetches without calling back. NULL is fine. Not from

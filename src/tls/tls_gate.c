@@ -27,7 +27,7 @@ struct tls_gate_slot {
 TAILQ_HEAD(gate_list, tls_gate_slot);
 
 struct tls_gate {
-	unsigned max, hold_ms, busy, nqueued;
+	unsigned max, hold_ms, busy;
 	struct gate_list queued; /* oldest first */
 	struct gate_list held;   /* by grant time, oldest first */
 	struct event *wake;      /* grants to the queued, from the loop */
@@ -79,7 +79,7 @@ static void
 gate_freed_one(struct tls_gate *g)
 {
 	g->busy--;
-	if (g->nqueued > 0)
+	if (!TAILQ_EMPTY(&g->queued))
 		event_active(g->wake, EV_TIMEOUT, 0);
 }
 
@@ -91,7 +91,6 @@ gate_wake_cb(evutil_socket_t fd, short what, void *arg)
 
 	while (g->busy < g->max && (s = TAILQ_FIRST(&g->queued)) != NULL) {
 		TAILQ_REMOVE(&g->queued, s, entry);
-		g->nqueued--;
 		gate_grant(g, s);
 		s->cb(s->arg); /* may leave this or other slots */
 	}
@@ -162,13 +161,12 @@ tls_gate_enter(struct tls_gate *g, tls_gate_cb *cb, void *arg)
 	s->cb = cb;
 	s->arg = arg;
 	/* First come, first served: nobody overtakes the queue. */
-	if (g->busy < g->max && g->nqueued == 0) {
+	if (g->busy < g->max && TAILQ_EMPTY(&g->queued)) {
 		gate_grant(g, s);
 		return s;
 	}
 	s->state = GATE_QUEUED;
 	TAILQ_INSERT_TAIL(&g->queued, s, entry);
-	g->nqueued++;
 	return s;
 }
 
@@ -190,7 +188,6 @@ tls_gate_leave(struct tls_gate_slot *s)
 	switch (s->state) {
 	case GATE_QUEUED:
 		TAILQ_REMOVE(&g->queued, s, entry);
-		g->nqueued--;
 		break;
 	case GATE_HELD:
 		first = TAILQ_FIRST(&g->held) == s;
@@ -214,5 +211,10 @@ tls_gate_busy(const struct tls_gate *g)
 unsigned
 tls_gate_queued(const struct tls_gate *g)
 {
-	return g->nqueued;
+	const struct tls_gate_slot *s;
+	unsigned n = 0;
+
+	TAILQ_FOREACH (s, &g->queued, entry)
+		n++;
+	return n;
 }

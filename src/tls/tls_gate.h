@@ -49,7 +49,8 @@ bool tls_gate_granted(const struct tls_gate_slot *s);
  * will not run). NULL is fine. */
 void tls_gate_leave(struct tls_gate_slot *s);
 
-/* Slots counted now (granted, neither left nor past hold_ms); queued. */
+/* Slots counted now (granted, neither left nor past hold_ms); queued
+ * (counted by a walk: for tests and diagnostics). */
 unsigned tls_gate_busy(const struct tls_gate *g);
 unsigned tls_gate_queued(const struct tls_gate *g);
 

@@ -941,8 +941,7 @@ fetcher_new(struct event_base *base, unsigned port, unsigned timeout_ms)
 		.timeout_ms = timeout_ms,
 		.max_body = 65536,
 		.port = port };
-	const char *err;
-	struct sts_fetcher *f = sts_fetch_new(base, &o, &err);
+	struct sts_fetcher *f = sts_fetch_new(base, &o);
 
 	ASSERT(f != NULL);
 	return f;
