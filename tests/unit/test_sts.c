@@ -31,6 +31,7 @@
 #include "core/str.h"
 #include "dns/dns.h"
 #include "dns/dns_packet.h"
+#include "report/tlsrpt_rua.h"
 #include "sts/sts.h"
 #include "sts/sts_cache.h"
 #include "sts/sts_fetch.h"
@@ -397,44 +398,74 @@ struct txt_case {
 	const char *want; /* the id when rc == 1, an error part when -1 */
 };
 
+/*
+ * Where a case comes from: [mox] mjl-/mox mtasts/parse_test.go TestRecord,
+ * [stalwart] stalwartlabs/mail-auth src/mta_sts/parse.rs
+ * mta_sts_record_parse, [snawoot] Snawoot/postfix-mta-sts-resolver
+ * tests/test_utils.py test_parse_mta_sts_record. Where they accept what
+ * the ABNF refuses, the case says so and we follow the ABNF.
+ */
 static const struct txt_case txt_cases[] = {
+	/* [stalwart] [mox] [snawoot] */
 	{ "v=STSv1; id=20160831085700Z;", 1, "20160831085700Z" },
-	{ "v=STSv1;id=abc", 1, "abc" },
-	{ "v=STSv1 ; id=abc", 1, "abc" },
+	/* [stalwart] */
+	{ "v=STSv1; id=20190429T010101", 1, "20190429T010101" },
+	{ "v=STSv1;id=20160831085700Z;", 1, "20160831085700Z" }, /* [snawoot] */
+	{ "v=STSv1;id=20160831085700Z", 1, "20160831085700Z" },  /* [snawoot] */
+	/* [mox]: whitespace on both sides of ";" is field-delim */
+	{ "v=STSv1; \t id=20160831085700Z  \t;", 1, "20160831085700Z" },
+	{ "v=STSv1; id=a", 1, "a" },                /* [mox] */
+	{ "v=STSv1; id=a; more=a; ext=2", 1, "a" }, /* [mox] */
+	{ "v=STSv1;id=abc", 1, "abc" }, { "v=STSv1 ; id=abc", 1, "abc" },
 	{ "v=STSv1\t;\tid=abc;\t ", 1, "abc" },
 	{ "v=STSv1; id=abc; ext=val; x_y.z-1=a:b<>", 1, "abc" },
 	{ "v=STSv1; ext=1; id=abc", 1, "abc" },
 	{ "v=STSv1; id=first; id=second", 1, "first" },
 	{ "v=STSv1; id=first; id=not-an-id", 1, "first" },
+	{ "v=STSv1; id=first; id=a b", -1, "malformed field value" },
 	{ "v=STSv1; id=abcdefghijabcdefghijabcdefghij12", 1,
 	    "abcdefghijabcdefghijabcdefghij12" },
 	{ "v=STSv1; id=abcdefghijabcdefghijabcdefghij123", -1, "id not" },
-	{ "v=STSv1; id=abc-def", -1, "id not" },
+	/* [mox] id too long, invalid id, empty id */
+	{ "v=STSv1; id=012345678901234567890123456789012", -1, "id not" },
+	{ "v=STSv1; id=test-123", -1, "id not" },
 	{ "v=STSv1; id=", -1, "empty field value" },
+	{ "v=STSv1; id=abc-def", -1, "id not" },
+	/* [snawoot] accepts trailing whitespace; the ABNF wants a ";" */
+	{ "v=STSv1;        id=20160831085700Z   ", -1, "separator" },
 	{ "v=STSv1; id=abc ", -1, "separator" },
-	{ "v=STSv1; id=abc;;", -1, "malformed field name" },
-	{ "v=STSv1;", -1, "id missing" },
-	{ "v=STSv1; ;id=abc", -1, "malformed field name" },
+	/* [mox] "additional semicolon"; [snawoot] accepts ";;;" */
+	{ "v=STSv1; id=a;;", -1, "empty field" },
+	{ "v=STSv1; id=20160831085700Z;;;", -1, "empty field" },
+	{ "v=STSv1; id=abc; ;", -1, "empty field" },
+	{ "v=STSv1;", -1, "no field" },         /* [mox] missing id */
+	{ "v=STSv1; ext=1", -1, "id missing" }, /* [mox] */
+	{ "v=STSv1; ;id=abc", -1, "empty field" },
 	{ "v=STSv1; foo", -1, "malformed field name" },
 	{ "v=STSv1; foo=", -1, "empty field value" },
-	{ "v=STSv1; foo=a=b; id=x", -1, "separator" },
-	{ "v=STSv1; foo=a b; id=x", -1, "separator" },
+	{ "v=STSv1; id=a; more=", -1, "empty field value" }, /* [mox] */
+	/* [mox] extension name too long, invalid name, "==" */
+	{ "v=STSv1; id=a; a12345678901234567890123456789012=1", -1,
+	    "malformed field name" },
+	{ "v=STSv1; id=a; 1%=a", -1, "malformed field name" },
+	{ "v=STSv1; id=a; test==", -1, "malformed field value" },
+	{ "v=STSv1; foo=a=b; id=x", -1, "malformed field value" },
+	{ "v=STSv1; foo=a b; id=x", -1, "malformed field value" },
+	{ "v=STSv1; foo= a; id=x", -1, "empty field value" },
 	{ "v=STSv1; ID=abc", -1, "id missing" },
-	{ "v=STSv1; ext=1", -1, "id missing" },
 	{ "v=STSv1; id=abc; \xc3\xa9=x", -1, "malformed field name" },
-	{ "v=STSv1; id=abc; x=\xc3\xa9", -1, "empty field value" },
-	{ "v=STSv1; id=abc; x=a\xc3\xa9", -1, "separator" },
+	{ "v=STSv1; id=abc; x=\xc3\xa9", -1, "malformed field value" },
+	{ "v=STSv1; id=abc; x=a\xc3\xa9", -1, "malformed field value" },
 	{ "v=STSv1; abcdefghijabcdefghijabcdefghijabc=1; id=a", -1,
 	    "malformed field name" },
 	{ "v=STSv1; abcdefghijabcdefghijabcdefghijab=1; id=a", 1, "a" },
-	{ "v=STSv1 id=abc", 0, NULL },
-	{ "v=STSv10; id=abc", 0, NULL },
-	{ "V=STSv1; id=abc", 0, NULL },
-	{ "v=stsv1; id=abc", 0, NULL },
-	{ " v=STSv1; id=abc", 0, NULL },
-	{ "v=STSv1", 0, NULL },
-	{ "v=spf1 -all", 0, NULL },
-	{ "", 0, NULL },
+	/* not STSv1 records: discarded ([mox] STSv0, STSv10, STSv2, bare) */
+	{ "v=STSv0", 0, NULL }, { "v=STSv10", 0, NULL }, { "v=STSv2", 0, NULL },
+	{ "v=STSv1 id=abc", 0, NULL }, { "v=STSv10; id=abc", 0, NULL },
+	{ "V=STSv1; id=abc", 0, NULL }, { "v=stsv1; id=abc", 0, NULL },
+	{ " v=STSv1; id=abc", 0, NULL }, { "v=STSv1", 0, NULL },
+	{ "v=spf1 -all", 0, NULL }, { "", 0, NULL }, /* [snawoot] */
+	{ " ;   ;  ", 0, NULL },                     /* [snawoot] */
 };
 
 static void
@@ -461,6 +492,70 @@ test_txt_table(void)
 			printf("  \"%s\": error \"%s\"\n", c->txt, err);
 		if (rc == -1 && c->rc == -1)
 			T_CHECK(strstr(err, c->want) != NULL);
+	}
+}
+
+/*
+ * One reading of the grammar for both TXT records (core/txtrec.h): the
+ * same tail after a valid first field gets the same verdict from the
+ * _mta-sts parser and the _smtp._tls parser. ";;" is the case the
+ * _smtp._tls parser used to accept ([mox] tlsrpt/parse_test.go and
+ * mtasts/parse_test.go both refuse it as "additional semicolon").
+ */
+static const struct {
+	const char *tail;
+	bool valid;
+} shape_cases[] = {
+	{ "", true },
+	{ ";", true },
+	{ " ; ", true },
+	{ "; x=1", true },
+	{ "; x=1;", true },
+	{ "\t;\tx.y-z_1=v\t;", true },
+	{ ";;", false },
+	{ "; ;", false },
+	{ "; x=1;;", false },
+	{ " ", false },
+	{ "; x=1 ", false },
+	{ "; x=", false },
+	{ "; x", false },
+	{ "; =1", false },
+	{ "; x= 1", false },
+	{ "; x=1 y", false },
+	{ "; x=a=b", false },
+	{ "; _x=1", false },
+	{ " x=1", false },
+};
+
+static void
+test_txt_one_reading(void)
+{
+	char rec[128], id[STS_ID_MAX + 1];
+	const char *err, *one[1] = { rec };
+	struct tlsrpt_rua *v = NULL;
+	char *why = NULL;
+	size_t i;
+	int sts, rpt;
+
+	for (i = 0; i < NITEMS(shape_cases); i++) {
+		snprintf(
+		    rec, sizeof(rec), "v=STSv1; id=a%s", shape_cases[i].tail);
+		sts = sts_txt_parse(rec, strlen(rec), id, &err);
+		snprintf(rec, sizeof(rec),
+		    "v=TLSRPTv1; rua=mailto:a@b.example%s",
+		    shape_cases[i].tail);
+		rpt = tlsrpt_rua_parse(one, 1, &v, &why);
+		if ((sts == 1) != shape_cases[i].valid ||
+		    (rpt > 0) != shape_cases[i].valid)
+			printf("  tail \"%s\": sts %d, tlsrpt %d (%s)\n",
+			    shape_cases[i].tail, sts, rpt,
+			    why != NULL ? why : "");
+		T_CHECK((sts == 1) == shape_cases[i].valid);
+		T_CHECK((rpt > 0) == shape_cases[i].valid);
+		if (rpt > 0)
+			tlsrpt_rua_free(v, (size_t)rpt);
+		free(why);
+		why = NULL;
 	}
 }
 
@@ -1738,6 +1833,7 @@ main(void)
 	T_RUN(test_policy_huge);
 	T_RUN(test_mx_match);
 	T_RUN(test_txt_table);
+	T_RUN(test_txt_one_reading);
 	T_RUN(test_txt_select);
 	T_RUN(test_ctype);
 	T_RUN(test_cache_roundtrip);
