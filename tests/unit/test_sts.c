@@ -1139,6 +1139,8 @@ struct got {
 	int calls;
 	enum sts_state state;
 	bool has_policy, from_cache, txt_error, webpki;
+	enum result_type fetch_rt;
+	char fetch_error[512];
 	enum sts_mode mode;
 	size_t nmx;
 	char txt_id[STS_ID_MAX + 1];
@@ -1158,6 +1160,10 @@ got_cb(const struct sts_result *r, void *arg)
 	g->from_cache = r->from_cache;
 	g->txt_error = r->txt_error;
 	g->webpki = r->webpki_error;
+	g->fetch_rt = r->fetch_rt;
+	snprintf(g->fetch_error, sizeof(g->fetch_error), "%s",
+	    r->fetch_error != NULL ? r->fetch_error : "");
+	ASSERT((r->fetch_rt == RT_NONE) == (r->fetch_error == NULL));
 	g->mode = r->policy != NULL ? sts_policy_mode(r->policy) : 0;
 	g->nmx = r->policy != NULL ? sts_policy_mx_count(r->policy) : 0;
 	snprintf(g->txt_id, sizeof(g->txt_id), "%s",
@@ -1232,6 +1238,7 @@ test_engine_cache(void)
 	engine_get(s, base, "FRESH", "v=STSv1; id=a1", false, &g);
 	T_CHECK(g.state == STS_STATE_POLICY && g.from_cache);
 	T_STREQ(g.error, "");
+	T_CHECK(g.fetch_rt == RT_NONE);
 	T_CHECK(world_requests("fresh") == 1);
 	/* §3.1: no TXT record does not remove a cached policy. */
 	engine_get(s, base, "fresh", NULL, false, &g);
@@ -1271,7 +1278,7 @@ static void
 test_engine_errors(void)
 {
 	struct event_base *base = event_base_new();
-	struct sts *s = engine_new(base, NULL, NULL, 5000);
+	struct sts *s = engine_new(base, NULL, NULL, 5000), *s2;
 	struct got g;
 
 	engine_get(s, base, "nocache", NULL, false, &g);
@@ -1282,18 +1289,40 @@ test_engine_errors(void)
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR);
 	T_STREQ(g.error, "HTTP 404");
 	T_STREQ(g.txt_id, "n1");
+	/* RFC 8460 §4.3.2.2 result types, for the TLS report */
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
+	T_STREQ(g.fetch_error, "HTTP 404");
 	engine_get(s, base, "untrusted", "v=STSv1; id=u1", false, &g);
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR && g.webpki);
 	T_CHECK(strstr(g.error, "certificate not trusted") != NULL);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	engine_get(s, base, "wrongname", "v=STSv1; id=w1", false, &g);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	s2 = engine_new(base, NULL, NULL, 1000);
+	engine_get(s2, base, "slow", "v=STSv1; id=s1", false, &g);
+	T_CHECK(g.state == STS_STATE_FETCH_ERROR && !g.webpki);
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
+	T_CHECK(strstr(g.fetch_error, "timeout") != NULL);
+	sts_free(s2);
+	/* Remembered for §3.3's interval: the same type and reason. */
+	engine_get(s, base, "untrusted", "v=STSv1; id=u1", false, &g);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	T_CHECK(
+	    strstr(g.fetch_error, "certificate not trusted") == g.fetch_error);
+	/* No TXT record, or a TXT lookup error: no fetch, nothing failed. */
+	engine_get(s, base, "nocache", NULL, true, &g);
+	T_CHECK(g.fetch_rt == RT_NONE);
 	world_policy("invalid",
 	    "version: STSv1\nmode: sometimes\nmx: a.example\n"
 	    "max_age: 1\n");
 	engine_get(s, base, "invalid", "v=STSv1; id=i1", false, &g);
 	T_CHECK(g.state == STS_STATE_INVALID);
 	T_CHECK(strstr(g.error, "unknown mode") != NULL);
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_INVALID);
 	engine_get(s, base, "redirect", "v=STSv1; id=r1", false, &g);
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR);
 	T_CHECK(strstr(g.error, "redirect refused") != NULL);
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
 	sts_free(s);
 	event_base_free(base);
 }
@@ -1316,6 +1345,8 @@ test_engine_refetch(void)
 	T_CHECK(g.state == STS_STATE_POLICY && g.from_cache);
 	T_STREQ(g.error, "HTTP 404");
 	T_STREQ(g.txt_id, "f2");
+	/* RFC 8461 §6: reportable although the cached policy applies */
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
 	T_CHECK(world_requests("flaky") == 2);
 	/* Within five minutes the same id is not fetched again. */
 	sts_test_clock(s, t0 + 200);
