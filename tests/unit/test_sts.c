@@ -792,6 +792,8 @@ static const char server_py[] =
     "def sni(sock, name, c):\n"
     "    if name and name.startswith('mta-sts.untrusted.'):\n"
     "        sock.context = self_ctx\n"
+    "    if name and name.startswith('mta-sts.nohandshake.'):\n"
+    "        return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE\n"
     "ctx.sni_callback = sni\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
@@ -1006,6 +1008,10 @@ static struct fetch_case fetch_cases[] = {
 	    .webpki = true },
 	{ .label = "wrongname",
 	    .err = "certificate not trusted",
+	    .webpki = true },
+	/* no TLS at all: the policy cannot be authenticated either */
+	{ .label = "nohandshake",
+	    .err = "TLS handshake failed",
 	    .webpki = true },
 };
 
@@ -1298,6 +1304,9 @@ test_engine_errors(void)
 	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
 	engine_get(s, base, "wrongname", "v=STSv1; id=w1", false, &g);
 	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	engine_get(s, base, "nohandshake", "v=STSv1; id=h1", false, &g);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	T_CHECK(strstr(g.fetch_error, "TLS handshake failed") != NULL);
 	s2 = engine_new(base, NULL, NULL, 1000);
 	engine_get(s2, base, "slow", "v=STSv1; id=s1", false, &g);
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR && !g.webpki);
