@@ -343,6 +343,22 @@ job_host_policy(struct job *j, struct outcome *o)
 
 #define JOB_TLSRPT_MAX 64
 
+/* An MTA-STS policy's lines and mx patterns (none for NULL), borrowed. */
+static void
+job_tlsrpt_sts(const struct sts_policy *p, const char **strs, size_t *ns,
+    const char **mx, size_t *nmx)
+{
+	size_t i;
+
+	for (i = 0;
+	     p != NULL && i < sts_policy_line_count(p) && i < JOB_TLSRPT_MAX;
+	     i++)
+		strs[(*ns)++] = sts_policy_line(p, i);
+	for (i = 0;
+	     p != NULL && i < sts_policy_mx_count(p) && i < JOB_TLSRPT_MAX; i++)
+		mx[(*nmx)++] = sts_policy_mx(p, i);
+}
+
 /* Which policy governed the current host, with its strings. */
 static enum tlsrpt_policy_type
 job_tlsrpt_policy(struct job *j, char **owned, const char **strs, size_t *ns,
@@ -359,13 +375,7 @@ job_tlsrpt_policy(struct job *j, char **owned, const char **strs, size_t *ns,
 	}
 	if (j->sts_use == POLICY_STS_OFF)
 		return TLSRPT_NO_POLICY;
-	for (i = 0;
-	     i < sts_policy_line_count(j->sts_policy) && i < JOB_TLSRPT_MAX;
-	     i++)
-		strs[(*ns)++] = sts_policy_line(j->sts_policy, i);
-	for (i = 0;
-	     i < sts_policy_mx_count(j->sts_policy) && i < JOB_TLSRPT_MAX; i++)
-		mx[(*nmx)++] = sts_policy_mx(j->sts_policy, i);
+	job_tlsrpt_sts(j->sts_policy, strs, ns, mx, nmx);
 	return TLSRPT_STS;
 }
 
@@ -399,6 +409,45 @@ job_tlsrpt(struct job *j, bool success, enum result_type rt)
 		    tlsrpt_store_error(j->d->cfg.tlsrpt));
 	for (i = 0; i < JOB_TLSRPT_MAX; i++)
 		free(owned[i]);
+}
+
+/*
+ * RFC 8461 §6: a policy that could not be fetched or authenticated is a
+ * reportable failure, also when the mail then goes out without MTA-STS
+ * (§3.3: no policy applies) or under a cached policy. It is a failure of
+ * the policy discovery of this delivery attempt, counted once as one
+ * failed session (RFC 8460 §4.2.2) under policy-type "sts" with the
+ * RFC 8460 §4.3.2.2 result type: without policy strings when nothing was
+ * cached (as Microsoft's and Stalwart's reports carry it), else under the
+ * cached policy's. The sessions that follow are counted as usual, under
+ * the policy that applied to them. A cached policy of mode none is the
+ * domain's opt-out and is not reported (§6).
+ */
+static void
+job_tlsrpt_discovery(struct job *j, const struct sts_result *res)
+{
+	const char *strs[JOB_TLSRPT_MAX], *mx[JOB_TLSRPT_MAX];
+	struct tlsrpt_session t;
+
+	/* RFC 8460 §3: report mail is not counted in the next report. */
+	if (j->d->cfg.tlsrpt == NULL || j->dest->report ||
+	    res->fetch_rt == RT_NONE ||
+	    (res->policy != NULL &&
+	        sts_policy_mode(res->policy) == STS_MODE_NONE))
+		return;
+	memset(&t, 0, sizeof(t));
+	t.when = time(NULL);
+	t.policy_domain = j->dest->domain;
+	t.type = TLSRPT_STS;
+	job_tlsrpt_sts(res->policy, strs, &t.npolicy_strings, mx, &t.nmx_hosts);
+	t.policy_strings = strs;
+	t.mx_hosts = mx;
+	t.success = false;
+	t.result_type = result_type_str(res->fetch_rt);
+	t.failure_reason_code = res->fetch_error;
+	if (tlsrpt_store_record(j->d->cfg.tlsrpt, &t) == -1)
+		log_warnx("TLS-RPT: cannot record a policy fetch failure: %s",
+		    tlsrpt_store_error(j->d->cfg.tlsrpt));
 }
 
 /* --- session callbacks --- */
@@ -768,6 +817,7 @@ job_sts_done(const struct sts_result *res, void *arg)
 
 	j->stsl = NULL;
 	j->sts_pending = false;
+	job_tlsrpt_discovery(j, res);
 	if (res->state == STS_STATE_POLICY && res->policy != NULL)
 		j->sts_policy = sts_policy_dup(res->policy);
 	snprintf(j->sts_txt_id, sizeof(j->sts_txt_id), "%s",

@@ -306,6 +306,10 @@ http_curl_error(struct http_request *x, CURLcode code)
 		snprintf(x->error, sizeof(x->error), "cannot connect: %s", why);
 		break;
 	case CURLE_SSL_CONNECT_ERROR:
+		/* No TLS with the server, so no certificate to trust: for
+		 * MTA-STS the policy cannot be authenticated (RFC 8460
+		 * §4.3.2.2 sts-webpki-invalid), not merely unreachable. */
+		x->res.webpki = true;
 		snprintf(x->error, sizeof(x->error), "TLS handshake failed: %s",
 		    why);
 		break;

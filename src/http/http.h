@@ -45,7 +45,8 @@ struct http_result {
 	const char *body;         /* when ok: borrowed until cb returns */
 	size_t len;
 	const char *error; /* when not ok: "HTTP 404", "timeout..." */
-	bool webpki;       /* the failure is the server's certificate */
+	bool webpki;       /* the server could not be authenticated: its
+	                    * certificate, or no TLS handshake at all */
 };
 
 /* Called once per request, from the top of the event loop. */

@@ -11,8 +11,10 @@
 
 #include "core/buf.h"
 #include "core/str.h"
+#include "core/txtrec.h"
 #include "core/xmalloc.h"
 
+#define RUA_VERSION  "v=TLSRPTv1"
 #define RUA_ADDR_MAX 254 /* RFC 5321 §4.5.3.1.3 path limit, less <> */
 
 struct rua_list {
@@ -30,48 +32,6 @@ static bool
 rua_wsp(char c)
 {
 	return c == ' ' || c == '\t';
-}
-
-/* tlsrpt-version field-delim: "v=TLSRPTv1" *WSP ";" (§3). */
-static const char *
-rua_versioned(const char *rec)
-{
-	static const char v[] = "v=TLSRPTv1";
-
-	if (strncmp(rec, v, sizeof(v) - 1) != 0)
-		return NULL;
-	rec += sizeof(v) - 1;
-	while (rua_wsp(*rec))
-		rec++;
-	return *rec == ';' ? rec + 1 : NULL;
-}
-
-/* tlsrpt-ext-name = (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / "."). */
-static bool
-rua_ext_name_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n == 0 || n > 32 || strchr("_-.", s[0]) != NULL)
-		return false;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		        (s[i] >= 'A' && s[i] <= 'Z') ||
-		        (s[i] >= '0' && s[i] <= '9') || strchr("_-.", s[i])))
-			return false;
-	return true;
-}
-
-/* tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E). */
-static bool
-rua_ext_value_ok(const char *s, size_t n)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		if (s[i] < 0x21 || s[i] > 0x7e || s[i] == ';' || s[i] == '=')
-			return false;
-	return n > 0;
 }
 
 static bool
@@ -138,7 +98,27 @@ rua_mailto(struct rua_list *l, const char *uri, size_t n)
 	return na > 0 ? rc : -1;
 }
 
-/* One tlsrpt-uri of n octets. Unknown schemes are skipped (0). */
+/* RFC 3986 §3.1: scheme = ALPHA *(ALPHA / DIGIT / "+" / "-" / ".") ":" */
+static bool
+rua_has_scheme(const char *uri, size_t n)
+{
+	size_t i;
+
+	if (n == 0 ||
+	    !((uri[0] >= 'a' && uri[0] <= 'z') ||
+	        (uri[0] >= 'A' && uri[0] <= 'Z')))
+		return false;
+	for (i = 1; i < n && uri[i] != ':'; i++)
+		if (!((uri[i] >= 'a' && uri[i] <= 'z') ||
+		        (uri[i] >= 'A' && uri[i] <= 'Z') ||
+		        (uri[i] >= '0' && uri[i] <= '9') ||
+		        strchr("+-.", uri[i]) != NULL))
+			return false;
+	return i < n;
+}
+
+/* One tlsrpt-uri of n octets. Unknown schemes are skipped (0); what is
+ * not a URI at all (no scheme) is malformed (-1). */
 static int
 rua_uri(struct rua_list *l, const char *uri, size_t n)
 {
@@ -149,6 +129,8 @@ rua_uri(struct rua_list *l, const char *uri, size_t n)
 		if ((unsigned char)uri[i] <= 0x20 ||
 		    (unsigned char)uri[i] >= 0x7f)
 			return -1;
+	if (!rua_has_scheme(uri, n))
+		return -1;
 	if (n > 7 && strncasecmp(uri, "mailto:", 7) == 0)
 		return rua_mailto(l, uri + 7, n - 7);
 	if (n > 8 && strncasecmp(uri, "https://", 8) == 0) {
@@ -159,11 +141,15 @@ rua_uri(struct rua_list *l, const char *uri, size_t n)
 	return 0;
 }
 
-/* tlsrpt-rua value: tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri). */
+/*
+ * tlsrpt-rua value: tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri); txtrec has
+ * already refused whitespace at its ends.
+ */
 static int
-rua_list(struct rua_list *l, const char *s, size_t n)
+rua_list(struct rua_list *l, struct str v)
 {
-	size_t i = 0, start, end;
+	const char *s = v.p;
+	size_t n = v.len, i = 0, start, end;
 
 	while (i <= n) {
 		while (i < n && rua_wsp(s[i]))
@@ -181,40 +167,32 @@ rua_list(struct rua_list *l, const char *s, size_t n)
 	return 0;
 }
 
-/* The fields after the version. Returns NULL or a static complaint. */
+/*
+ * The one v=TLSRPTv1 record, read by the grammar shared with _mta-sts
+ * (core/txtrec.h). Every rua field counts: §3 lets a record "declare more
+ * than one rua" and its ABNF lets the field repeat (docs/TLSRPT.md).
+ * Returns NULL or a static complaint.
+ */
 static const char *
-rua_fields(struct rua_list *l, const char *p)
+rua_fields(struct rua_list *l, const char *rec)
 {
+	struct txtrec r;
+	struct str name, value;
+	const char *err = NULL;
 	bool have_rua = false;
-	const char *f, *eq, *end;
-	size_t n;
 
-	while (*p != '\0') {
-		while (rua_wsp(*p))
-			p++;
-		f = p;
-		end = f + strcspn(f, ";");
-		p = *end == ';' ? end + 1 : end;
-		while (end > f && rua_wsp(end[-1]))
-			end--;
-		if (end == f) {
-			if (*p == '\0')
-				break; /* the optional final field-delim */
-			return "empty field";
-		}
-		if ((eq = memchr(f, '=', (size_t)(end - f))) == NULL)
-			return "field without '='";
-		n = (size_t)(eq - f);
-		if (n == 3 && strncmp(f, "rua", 3) == 0) {
-			if (have_rua)
-				return "rua given twice";
+	if (!txtrec_begin(&r, rec, strlen(rec), RUA_VERSION))
+		return "no v=TLSRPTv1";
+	while (txtrec_next(&r, &name, &value, &err) == 1) {
+		if (txtrec_is(name, "rua")) {
 			have_rua = true;
-			if (rua_list(l, eq + 1, (size_t)(end - eq - 1)) == -1)
+			if (rua_list(l, value) == -1)
 				return "malformed rua URI";
-		} else if (!rua_ext_name_ok(f, n) ||
-		    !rua_ext_value_ok(eq + 1, (size_t)(end - eq - 1)))
-			return "malformed field";
+		} else if (!txtrec_ext_value_ok(value))
+			return "malformed field value";
 	}
+	if (err != NULL)
+		return err;
 	return have_rua ? NULL : "no rua field";
 }
 
@@ -226,11 +204,16 @@ tlsrpt_rua_parse(
 	const char *body = NULL, *err;
 	size_t i, nv = 0;
 
-	for (i = 0; i < n; i++)
-		if (rua_versioned(records[i]) != NULL) {
-			body = rua_versioned(records[i]);
+	for (i = 0; i < n; i++) {
+		struct txtrec r;
+
+		/* §3: records not beginning with "v=TLSRPTv1;" are discarded */
+		if (txtrec_begin(
+		        &r, records[i], strlen(records[i]), RUA_VERSION)) {
+			body = records[i];
 			nv++;
 		}
+	}
 	if (nv != 1) {
 		*why = nv == 0 ? xstrdup("no v=TLSRPTv1 record") :
 		                 xasprintf("%zu v=TLSRPTv1 records, RFC 8460 "

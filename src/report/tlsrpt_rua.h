@@ -2,9 +2,13 @@
  * tlsrpt_rua: the reporting policy of a domain, the TXT record at
  * _smtp._tls.DOMAIN (RFC 8460 §3): "v=TLSRPTv1; rua=URI[,URI...]".
  *
- * Records that do not begin with v=TLSRPTv1 are discarded; unless exactly
- * one is left the domain does not take reports (§3). Unknown fields are
- * ignored when they are well-formed (tlsrpt-extension). Of the rua URIs,
+ * Records that do not begin with v=TLSRPTv1 and a field delimiter are
+ * discarded; unless exactly one is left the domain does not take reports
+ * (§3). The record is read by the grammar it shares with _mta-sts
+ * (core/txtrec.h): an empty field (";;") or trailing whitespace without
+ * ";" makes it malformed. Unknown fields are ignored when they are
+ * well-formed (tlsrpt-extension). A repeated rua field adds its URIs to
+ * the others' (§3: a record may "declare more than one rua"). Of the rua URIs,
  * mailto: (RFC 6068: percent-decoded, the address list split at commas,
  * header fields after '?' ignored) and https: are kept; other schemes are
  * skipped with a note.

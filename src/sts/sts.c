@@ -73,6 +73,7 @@ struct sts_job {
 	struct sts_result res;
 	struct sts_policy *policy; /* the one res points to (owned) */
 	char *error;
+	char *fetch_error; /* res.fetch_error */
 };
 
 /* A failed fetch, remembered for the §3.3 retry interval. */
@@ -202,6 +203,7 @@ sts_job_free(struct sts_job *job)
 	sts_policy_free(job->cached);
 	sts_policy_free(job->policy);
 	free(job->error);
+	free(job->fetch_error);
 	free(job->domain);
 	free(job);
 }
@@ -247,6 +249,23 @@ sts_job_error(struct sts_job *job, char *msg)
 {
 	free(job->error);
 	job->error = msg;
+}
+
+/*
+ * RFC 8460 §4.3.2.2: the result type of a failed fetch, for the report;
+ * why is the failure's own text.
+ */
+static void
+sts_job_fetch_rt(
+    struct sts_job *job, enum sts_state state, bool webpki, const char *why)
+{
+	job->res.webpki_error = webpki;
+	job->res.fetch_rt = state == STS_STATE_INVALID ? RT_STS_POLICY_INVALID :
+	    webpki                                     ? RT_STS_WEBPKI_INVALID :
+	             RT_STS_POLICY_FETCH_ERROR;
+	free(job->fetch_error);
+	job->fetch_error = xstrdup(why);
+	job->res.fetch_error = job->fetch_error;
 }
 
 /* §3.3: with no live policy, a still valid cached one applies. */
@@ -394,7 +413,7 @@ sts_job_txt(struct sts_job *job, char *const *txt, size_t n, bool txt_error)
 		    xasprintf(
 		        "not fetched again within %lld s of a failure: %s",
 		        (long long)job->s->backoff, f->error));
-		job->res.webpki_error = f->webpki;
+		sts_job_fetch_rt(job, f->state, f->webpki, f->error);
 		sts_job_fallback(job, f->state);
 		return;
 	}
@@ -456,7 +475,7 @@ static void
 sts_job_fetch_failed(struct sts_job *job, enum sts_state state, bool webpki)
 {
 	sts_fail_note(job, state, job->error, webpki);
-	job->res.webpki_error = webpki;
+	sts_job_fetch_rt(job, state, webpki, job->error);
 	sts_job_alert(job);
 	sts_job_fallback(job, state);
 }

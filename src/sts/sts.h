@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "core/outcome.h"
+
 struct event_base;
 struct dns_resolver;
 struct sts;
@@ -102,6 +104,18 @@ struct sts_result {
 	                    * cached policy answered instead; or NULL */
 	bool webpki_error; /* the fetch failed PKIX validation of
 	                    * mta-sts.DOMAIN (RFC 8460 sts-webpki-invalid) */
+	/*
+	 * The policy of the TXT id could not be had (RFC 8461 §6: a
+	 * reportable failure), also when a cached policy answered instead:
+	 * RT_STS_POLICY_FETCH_ERROR (HTTP status, redirect, media type,
+	 * size, timeout, connection, no address), RT_STS_WEBPKI_INVALID
+	 * (certificate or TLS handshake of mta-sts.DOMAIN) or
+	 * RT_STS_POLICY_INVALID (the body is not a policy); RT_NONE when no
+	 * fetch failed. fetch_error is the reason in words (the same for a
+	 * failure remembered from an earlier fetch, §3.3), else NULL.
+	 */
+	enum result_type fetch_rt;
+	const char *fetch_error;
 };
 
 const char *sts_state_str(enum sts_state st); /* "none", "policy", ... */

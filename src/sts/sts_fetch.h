@@ -32,7 +32,7 @@ struct sts_fetch_result {
 	const char *body; /* when ok: borrowed until the callback returns */
 	size_t len;
 	const char *error; /* when not ok: "HTTP 404", "timeout", ... */
-	bool webpki;       /* the failure is the server's certificate */
+	bool webpki;       /* mta-sts.DOMAIN could not be authenticated */
 };
 
 /* Called once per fetch, from the top of the event loop. */

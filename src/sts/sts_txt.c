@@ -13,140 +13,56 @@
 
 #include <string.h>
 
+#include "core/txtrec.h"
+
 #define STS_TXT_VERSION "v=STSv1"
-#define STS_TXT_NAME    32 /* sts-ext-name: 1 + *31 */
-
-struct sts_txt_cur {
-	const char *p, *end;
-};
-
-static bool
-sts_txt_alnum(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	    (c >= '0' && c <= '9');
-}
-
-/* sts-ext-value: 1*(%x21-3A / %x3C / %x3E-7E) */
-static bool
-sts_txt_value_char(char c)
-{
-	return c >= 0x21 && c <= 0x7e && c != '=' && c != ';';
-}
-
-static void
-sts_txt_wsp(struct sts_txt_cur *c)
-{
-	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t'))
-		c->p++;
-}
-
-/* sts-field-delim = *WSP ";" *WSP; -1 (cursor unchanged) without ";". */
-static int
-sts_txt_delim(struct sts_txt_cur *c)
-{
-	struct sts_txt_cur save = *c;
-
-	sts_txt_wsp(c);
-	if (c->p == c->end || *c->p != ';') {
-		*c = save;
-		return -1;
-	}
-	c->p++;
-	sts_txt_wsp(c);
-	return 0;
-}
-
-/* sts-ext-name; returns its length, 0 when malformed. */
-static size_t
-sts_txt_name(struct sts_txt_cur *c)
-{
-	const char *start = c->p, *s = c->p;
-
-	if (s == c->end || !sts_txt_alnum(*s))
-		return 0;
-	for (s++; s < c->end && s - start < STS_TXT_NAME; s++)
-		if (!sts_txt_alnum(*s) && *s != '_' && *s != '-' && *s != '.')
-			break;
-	if (s == c->end || *s != '=')
-		return 0;
-	c->p = s + 1;
-	return (size_t)(s - start);
-}
 
 /* sts-id = "id=" 1*32(ALPHA / DIGIT): copy the value to id. */
 static const char *
-sts_txt_id(const char *v, size_t n, char *id)
+sts_txt_id(struct str v, char *id)
 {
 	size_t i;
 
-	if (n == 0 || n > STS_ID_MAX)
+	if (v.len == 0 || v.len > STS_ID_MAX)
 		return "id not 1 to 32 letters and digits";
-	for (i = 0; i < n; i++)
-		if (!sts_txt_alnum(v[i]))
+	for (i = 0; i < v.len; i++)
+		if (!((v.p[i] >= 'a' && v.p[i] <= 'z') ||
+		        (v.p[i] >= 'A' && v.p[i] <= 'Z') ||
+		        (v.p[i] >= '0' && v.p[i] <= '9')))
 			return "id not 1 to 32 letters and digits";
-	memcpy(id, v, n);
-	id[n] = '\0';
+	memcpy(id, v.p, v.len);
+	id[v.len] = '\0';
 	return NULL;
-}
-
-/* One sts-field; the first "id" is the record's id (§3.2 duplicates). */
-static const char *
-sts_txt_field(struct sts_txt_cur *c, char *id, bool *have_id)
-{
-	const char *name = c->p, *v;
-	size_t nlen;
-
-	if ((nlen = sts_txt_name(c)) == 0)
-		return "malformed field name";
-	v = c->p;
-	while (c->p < c->end && sts_txt_value_char(*c->p))
-		c->p++;
-	if (c->p == v)
-		return "empty field value";
-	if (nlen != 2 || memcmp(name, "id", 2) != 0 || *have_id)
-		return NULL;
-	*have_id = true;
-	return sts_txt_id(v, (size_t)(c->p - v), id);
-}
-
-/* Whether txt begins with sts-version followed by sts-field-delim. */
-static bool
-sts_txt_is_sts(const char *txt, size_t len, struct sts_txt_cur *c)
-{
-	size_t vlen = strlen(STS_TXT_VERSION);
-
-	if (len < vlen || memcmp(txt, STS_TXT_VERSION, vlen) != 0)
-		return false;
-	c->p = txt + vlen;
-	c->end = txt + len;
-	return sts_txt_delim(c) == 0;
 }
 
 int
 sts_txt_parse(const char *txt, size_t len, char *id, const char **errstr)
 {
-	struct sts_txt_cur c;
-	const char *err;
+	struct txtrec r;
+	struct str name, value;
+	const char *err = NULL;
 	bool have_id = false;
+	int rc;
 
-	if (!sts_txt_is_sts(txt, len, &c))
+	if (!txtrec_begin(&r, txt, len, STS_TXT_VERSION))
 		return 0;
-	/* sts-version 1*(sts-field-delim sts-field) [sts-field-delim] */
-	do {
-		if (c.p == c.end)
-			break; /* the optional trailing delimiter */
-		if ((err = sts_txt_field(&c, id, &have_id)) != NULL) {
-			*errstr = err;
-			return -1;
+	while ((rc = txtrec_next(&r, &name, &value, &err)) == 1) {
+		/* The first id counts, later ones are ignored (§3.2, last
+		 * paragraph, read as applying to the record too). */
+		if (txtrec_is(name, "id") && !have_id) {
+			if ((err = sts_txt_id(value, id)) != NULL)
+				break;
+			have_id = true;
+		} else if (!txtrec_ext_value_ok(value)) {
+			/* a later id is an sts-extension by the ABNF */
+			err = "malformed field value";
+			break;
 		}
-	} while (sts_txt_delim(&c) == 0);
-	if (c.p != c.end) {
-		*errstr = "malformed field separator";
-		return -1;
 	}
-	if (!have_id) {
-		*errstr = "id missing";
+	if (err == NULL && !have_id)
+		err = "id missing";
+	if (err != NULL) {
+		*errstr = err;
 		return -1;
 	}
 	return 1;

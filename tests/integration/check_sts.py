@@ -16,13 +16,17 @@ old scenario).
 After a full run, the policy hosts' request log (DIR/run/httpsd.requests.jsonl,
 requests of selftest.py left out) is checked too:
   sts-fetch-sni              each fetch sent SNI and Host for mta-sts.DOMAIN (RFC 8461 §7.1, §3.3)
-  sts-redirect-not-followed  no request for a redirect's target (§3.3)
-  sts-no-fetch-without-txt   no fetch for a domain without a usable TXT (§3.1)
+  sts-redirect-not-followed  no request for a redirect's target (§3.3); the
+                             redirecting host must have been asked
+  sts-no-fetch-without-txt   no fetch for a domain without a usable TXT (§3.1);
+                             fetches for domains with one must be in the log
   sts-fetch-path             every fetch asked for /.well-known/mta-sts.txt (§3.2)
 and, with a stand-in libcurl.so.4 first on LD_LIBRARY_PATH:
   sts-libcurl-missing        the fetch fails naming the library, not the URL
 
-One `PASS <name>` / `FAIL <name>: <what differed>` line per case; always
+A case whose precondition did not hold (nothing fetched, so nothing to
+judge) FAILS. One `PASS <name>` / `FAIL <name>: <what differed>` line per
+case; always
 exits 0: the lines are the result.  Each check is bounded (30 s).
 """
 
@@ -126,14 +130,14 @@ def fetches(world, since):
 
 
 def log_cases(world, scenarios, since):
-    """(name, problems) of the checks on what the binary asked for."""
+    """(name, problems) of the checks on what the binary asked for. A
+    check whose precondition did not hold is a problem too: "nothing was
+    asked for" must not pass as "nothing wrong was asked for"."""
     with open(os.path.join(world, "world.json")) as f:
         port = json.load(f).get("https_port")
     reqs = fetches(world, since)
-    if not reqs:
-        none = ["the binary fetched no policy during this run"]
-        return [("sts-fetch-sni", none), ("sts-redirect-not-followed", []),
-                ("sts-no-fetch-without-txt", []), ("sts-fetch-path", none)]
+    none = ["the binary fetched no policy during this run"] if not reqs \
+        else []
     sni = ["%s: SNI %r, Host %r" % (r["host"], r.get("sni"),
                                     r.get("http_host"))
            for r in reqs if r.get("sni") != r["host"] or
@@ -141,20 +145,50 @@ def log_cases(world, scenarios, since):
     redirects = {"mta-sts." + s["domain"]: h["redirect"]
                  for s in scenarios
                  for n, h in s.get("https", {}).items() if h.get("redirect")}
-    followed = ["%s%s" % (r["host"], r["path"]) for r in reqs
-                if redirects.get(r["host"]) == r["path"]]
-    no_txt = {"mta-sts." + s["domain"] for s in scenarios
-              if s.get("expect_sts", {}).get("state") == "none"}
-    fetched = sorted({r["host"] for r in reqs if r["host"] in no_txt})
     paths = ["%s%s" % (r["host"], r["path"]) for r in reqs
              if r["path"] != WELL_KNOWN and
              redirects.get(r["host"]) != r["path"]]
-    return [("sts-fetch-sni", sni[:5]),
-            ("sts-redirect-not-followed", ["followed " + ", ".join(followed)]
-             if followed else []),
-            ("sts-no-fetch-without-txt", ["fetched " + ", ".join(fetched)]
-             if fetched else []),
-            ("sts-fetch-path", paths[:5])]
+    return [("sts-fetch-sni", none + sni[:5]),
+            ("sts-redirect-not-followed",
+             redirect_problems(reqs, redirects)),
+            ("sts-no-fetch-without-txt", no_txt_problems(reqs, scenarios)),
+            ("sts-fetch-path", none + paths[:5])]
+
+
+def redirect_problems(reqs, redirects):
+    """§3.3: no request for a redirect's target. Only meaningful when the
+    redirecting host was asked for the policy and so sent the redirect."""
+    if not redirects:
+        return ["no scenario has a redirecting policy host"]
+    asked = {r["host"] for r in reqs if r["path"] == WELL_KNOWN}
+    out = ["%s was never asked for %s: no redirect to refuse" % (h, WELL_KNOWN)
+           for h in sorted(redirects) if h not in asked]
+    followed = ["%s%s" % (r["host"], r["path"]) for r in reqs
+                if redirects.get(r["host"]) == r["path"]]
+    if followed:
+        out.append("followed " + ", ".join(followed))
+    return out
+
+
+def no_txt_problems(reqs, scenarios):
+    """§3.1: no fetch for a domain without a usable TXT record. Only
+    meaningful when such domains were checked and the log shows the
+    binary's fetches for the domains that do publish one."""
+    no_txt = {"mta-sts." + s["domain"] for s in scenarios
+              if s.get("expect_sts", {}).get("state") == "none"}
+    with_txt = {"mta-sts." + s["domain"] for s in scenarios
+                if s.get("expect_sts", {}).get("state") in
+                ("policy", "invalid") and s.get("https")}
+    out = []
+    if not no_txt:
+        out.append("no scenario lacks a usable TXT record")
+    if not with_txt & {r["host"] for r in reqs}:
+        out.append("no fetch logged for a domain with a usable TXT record "
+                   "(the log shows nothing of this run)")
+    fetched = sorted({r["host"] for r in reqs if r["host"] in no_txt})
+    if fetched:
+        out.append("fetched " + ", ".join(fetched))
+    return out
 
 
 def report(name, problems):

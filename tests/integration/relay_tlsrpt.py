@@ -7,6 +7,13 @@ under its policy (tlsa, sts, no-policy-found), and `danerelay tlsrpt list`
 RFC 8460 schema (checked with python3-jsonschema) and count the right
 sessions.
 
+Policy discovery (RFC 8461 §6, RFC 8460 §4.3.2.2): mail to a domain whose
+MTA-STS policy cannot be fetched (HTTP 404 and 500, a stalled host: a
+timeout), authenticated (untrusted, expired, misnamed certificate) or
+parsed goes out without a policy, and the day's report carries one failed
+session of sts-policy-fetch-error, sts-webpki-invalid or sts-policy-invalid
+under policy-type sts, beside the delivery under no-policy-found.
+
 Sending (§3, §5): `danerelay tlsrpt send --day TODAY` looks up each
 domain's _smtp._tls record in the world and
   - mails the report (multipart/report, §5.3) to mailto: destinations,
@@ -54,6 +61,10 @@ try:
     import dkim
 except ImportError:  # scripts/deps installs python3-dkim
     dkim = None
+try:
+    import tlsrpt_schema  # beside this file; needs python3-jsonschema
+except ImportError:
+    tlsrpt_schema = None
 
 SENDER = "postmaster@ee-311.test"
 SCHEMA = {
@@ -85,6 +96,26 @@ EXPECT = {
     "no-tlsa.test": ("no-policy-found", 1, 0, None),
     "sts-enforce.test": ("sts", 1, 0, None),
     "sts-enforce-self-signed.test": ("sts", 0, 1, "certificate-not-trusted"),
+}
+
+
+# RFC 8461 §6, RFC 8460 §4.3.2.2: domains of the world whose MTA-STS policy
+# cannot be had. The mail goes out without a policy (§3.3; opportunistic
+# TLS), and the day's report carries the failure of the policy discovery
+# under policy-type sts, beside the delivery under no-policy-found.
+# domain -> (result type, text the failure-reason-code contains)
+STS_FETCH_FAILS = {
+    "sts-fetch-404.test": ("sts-policy-fetch-error", "HTTP 404"),
+    "sts-fetch-500.test": ("sts-policy-fetch-error", "HTTP 500"),
+    "sts-fetch-stall.test": ("sts-policy-fetch-error", "timeout"),
+    "sts-fetch-tls-stall.test": ("sts-policy-fetch-error", "timeout"),
+    "sts-fetch-untrusted.test": ("sts-webpki-invalid",
+                                 "certificate not trusted"),
+    "sts-fetch-expired.test": ("sts-webpki-invalid",
+                               "certificate not trusted"),
+    "sts-fetch-wrong-name.test": ("sts-webpki-invalid",
+                                  "certificate not trusted"),
+    "sts-policy-invalid.test": ("sts-policy-invalid", "policy invalid"),
 }
 
 
@@ -124,6 +155,64 @@ def check_recording(relay, day):
     rc, out, err = relay.cli("tlsrpt", "show", "nothing.test", day)
     report("show.no-data", rc == 1 and "no data" in err, f"rc={rc}")
     return listed
+
+
+def sts_fetch_failure(doc, dom, rt, reason):
+    """What is wrong in doc, the report of dom after one message whose
+    policy fetch failed with rt: [] when nothing."""
+    errs = tlsrpt_schema.errors(doc) if tlsrpt_schema else \
+        ["python3-jsonschema missing"]
+    pols = {p["policy"]["policy-type"]: p for p in doc.get("policies", [])}
+    sts, none = pols.get("sts", {}), pols.get("no-policy-found", {})
+    want_sts = {"policy-type": "sts", "policy-string": [],
+                "policy-domain": dom}
+    details = sts.get("failure-details", [])
+    if sts.get("policy") != want_sts:
+        errs.append("sts policy %s" % sts.get("policy"))
+    if sts.get("summary") != {"total-successful-session-count": 0,
+                              "total-failure-session-count": 1}:
+        errs.append("sts summary %s" % sts.get("summary"))
+    if len(details) != 1 or details[0].get("result-type") != rt or \
+            details[0].get("failed-session-count") != 1 or \
+            reason not in details[0].get("failure-reason-code", ""):
+        errs.append("failure-details %s" % details)
+    if none.get("summary") != {"total-successful-session-count": 1,
+                               "total-failure-session-count": 0}:
+        errs.append("no-policy-found %s" % none.get("summary"))
+    return errs
+
+
+def check_sts_fetch_failures(args, day):
+    """One message to each domain of STS_FETCH_FAILS through a relay of its
+    own (so the counts are this run's): delivered without a policy, and
+    `tlsrpt show` carries the failure with its type and count (and the
+    report is valid by the schema of test_tlsrpt_schema.sh)."""
+    extra = "[tlsrpt]\norganization = relay.test\n" \
+            "contact = tlsrpt@reporter.test\n"
+    relay = Relay(args.binary, args.world, extra, name="tlsrpt-sts").start()
+    try:
+        sent = {d: relay.submit(SENDER, [f"user@{d}"])
+                for d in STS_FETCH_FAILS}
+        wait_until(lambda: all(world_mail(args.world, m[2])
+                               for m in sent.values()), 60)
+        for dom, (rt, reason) in STS_FETCH_FAILS.items():
+            name = f"sts-fetch-failure.{dom}"
+            # Precondition: the mail went out (without a policy, §3.3).
+            if not world_mail(args.world, sent[dom][2]):
+                report(name, False, "the message was not delivered: "
+                       + relay.tail(4))
+                continue
+            rc, out, err = relay.cli("tlsrpt", "show", dom, day)
+            try:
+                doc = json.loads(out)
+            except ValueError:
+                report(name, False, f"rc={rc} {err[:200]}")
+                continue
+            errs = sts_fetch_failure(doc, dom, rt, reason)
+            report(name, not errs, "; ".join(errs)[:400] + " " +
+                   json.dumps(doc.get("policies"))[:300])
+    finally:
+        relay.stop()
 
 
 def world_dns(world):
@@ -466,6 +555,7 @@ def main():
         check_send(args, relay, day, before)
     finally:
         relay.stop()
+    check_sts_fetch_failures(args, day)
     check_schedule(args, relay)
     check_outbound_dkim(args)
     check_idle(args)

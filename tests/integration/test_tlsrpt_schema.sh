@@ -1,8 +1,8 @@
 #!/bin/bash
 # The TLS reports danerelay builds (RFC 8460 §4.4), judged by a validator
-# that is not ours: python3-jsonschema against the JSON Schema below,
-# written from §4.3 and §4.4 (required fields, types, result types, no
-# unknown field names), and Python's gzip module for the
+# that is not ours: python3-jsonschema against the JSON Schema of
+# tlsrpt_schema.py beside this script (written from §4.3 and §4.4:
+# required fields, types, result types, no unknown field names), and Python's gzip module for the
 # application/tlsrpt+gzip form (§5.2), which must inflate to the same
 # octets. The reports are written by the unit test program in fixture
 # mode (DANERELAY_TEST_TLSRPT_DIR=DIR test_tlsrpt_store), which sits in the
@@ -24,10 +24,8 @@ if ! DANERELAY_TEST_TLSRPT_DIR="$dir" "$prog" >"$dir/list" 2>"$dir/err"; then
 fi
 echo "PASS fixture"
 
-"$py" - "$dir" <<'EOF'
+"$py" - "$dir" "$(cd "$(dirname "$0")" && pwd)" <<'EOF'
 import copy, glob, gzip, json, os, re, sys
-
-import jsonschema
 
 d = sys.argv[1]
 failed = False
@@ -42,111 +40,14 @@ def result(name, ok, why=""):
         print("FAIL %s: %s" % (name, why))
 
 
-DATETIME = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$"
-STRING = {"type": "string", "minLength": 1}
-STRINGS = {"type": "array", "items": STRING}
-COUNT = {"type": "integer", "minimum": 0}
-# RFC 8460 §4.3 (and the IANA registry it creates).
-RESULT_TYPES = [
-    "starttls-not-supported", "certificate-host-mismatch",
-    "certificate-expired", "certificate-not-trusted", "validation-failure",
-    "tlsa-invalid", "dnssec-invalid", "dane-required",
-    "sts-policy-fetch-error", "sts-policy-invalid", "sts-webpki-invalid",
-]
-SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": "RFC 8460 section 4.4 SMTP TLS report",
-    "type": "object",
-    "required": ["organization-name", "date-range", "contact-info",
-                 "report-id", "policies"],
-    "additionalProperties": False,
-    "properties": {
-        "organization-name": STRING,
-        "date-range": {
-            "type": "object",
-            "required": ["start-datetime", "end-datetime"],
-            "additionalProperties": False,
-            "properties": {
-                "start-datetime": {"type": "string", "pattern": DATETIME},
-                "end-datetime": {"type": "string", "pattern": DATETIME},
-            },
-        },
-        "contact-info": {"type": "string", "pattern": r"^[^@\s]+@[^@\s]+$"},
-        "report-id": STRING,
-        "policies": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["policy", "summary"],
-                "additionalProperties": False,
-                "properties": {
-                    "policy": {
-                        "type": "object",
-                        "required": ["policy-type", "policy-domain"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "policy-type": {
-                                "enum": ["tlsa", "sts", "no-policy-found"]},
-                            "policy-string": STRINGS,
-                            "policy-domain": STRING,
-                            "mx-host": STRINGS,
-                        },
-                        # A TLSA or STS policy is reported with its text.
-                        "if": {"properties": {
-                            "policy-type": {"enum": ["tlsa", "sts"]}}},
-                        "then": {"required": ["policy-string"]},
-                    },
-                    "summary": {
-                        "type": "object",
-                        "required": ["total-successful-session-count",
-                                     "total-failure-session-count"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "total-successful-session-count": COUNT,
-                            "total-failure-session-count": COUNT,
-                        },
-                    },
-                    "failure-details": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["result-type",
-                                         "failed-session-count"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "result-type": {"enum": RESULT_TYPES},
-                                "sending-mta-ip": STRING,
-                                "receiving-mx-hostname": STRING,
-                                "receiving-mx-helo": STRING,
-                                "receiving-ip": STRING,
-                                "failed-session-count": {
-                                    "type": "integer", "minimum": 1},
-                                "additional-information": STRING,
-                                "failure-reason-code": STRING,
-                            },
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-
-jsonschema.Draft202012Validator.check_schema(SCHEMA)
-validator = jsonschema.Draft202012Validator(SCHEMA)
-
-
-def errors(doc):
-    return ["%s: %s" % ("/".join(map(str, e.absolute_path)), e.message)
-            for e in validator.iter_errors(doc)]
-
+sys.path.insert(0, sys.argv[2])
+from tlsrpt_schema import errors  # noqa: E402
 
 listed = [l.split(" ", 1)[1].strip() for l in open(os.path.join(d, "list"))
           if l.startswith("report ")]
 names = sorted(os.path.basename(p) for p in listed)
 want = ["2026-03-01_example.com.json", "2026-03-01_example.net.json",
-        "2026-03-02_example.com.json"]
+        "2026-03-01_example.org.json", "2026-03-02_example.com.json"]
 result("reports-listed", names == want, "got %r" % names)
 
 docs = {}
@@ -210,6 +111,26 @@ try:
            "mode: enforce" in sts["policy-string"], repr(sts))
 except (KeyError, IndexError, TypeError) as e:
     result("sts-policy", False, repr(e))
+
+# A policy that could not be fetched (RFC 8461 §6): an sts entry with no
+# policy text, the failures by RFC 8460 §4.3.2.2 type, the sessions that
+# followed under no-policy-found (docs/TLSRPT.md).
+org = docs.get("2026-03-01_example.org", {})
+try:
+    p0, p1 = org["policies"]
+    ok = (p0["policy"] == {"policy-type": "sts", "policy-string": [],
+                           "policy-domain": "example.org"} and
+          p0["summary"] == {"total-successful-session-count": 0,
+                            "total-failure-session-count": 3} and
+          [(f["result-type"], f["failed-session-count"],
+            f.get("failure-reason-code"))
+           for f in p0["failure-details"]][0] ==
+          ("sts-policy-fetch-error", 2, "HTTP 404") and
+          p0["failure-details"][1]["result-type"] == "sts-webpki-invalid" and
+          p1["policy"]["policy-type"] == "no-policy-found")
+    result("sts-fetch-failure", ok, json.dumps(org.get("policies"))[:300])
+except (KeyError, IndexError, TypeError, ValueError) as e:
+    result("sts-fetch-failure", False, repr(e))
 
 # The schema is not vacuous: broken copies of a real report fail it.
 if com:

@@ -8,6 +8,7 @@
 #include "core/outcome.h"
 #include "core/qid.h"
 #include "core/str.h"
+#include "core/txtrec.h"
 #include "t.h"
 
 static void
@@ -203,6 +204,68 @@ qid_format_order_unique(void)
 	T_CHECK(bad == 0);
 }
 
+/*
+ * txtrec: the fields of a record, as slices, and where the grammar of
+ * RFC 8461 §3.1 / RFC 8460 §3 stops a record (the per-record tables are
+ * in test_sts.c and test_tlsrpt_send.c).
+ */
+static const struct {
+	const char *rec;
+	const char *fields; /* "name=value|..." of the fields read */
+	const char *err;    /* NULL: well-formed */
+} txtrec_cases[] = {
+	{ "v=X; a=1 ;b=c d, e;", "a=1|b=c d, e|", NULL },
+	{ "v=X\t;\ta=1\t;\t", "a=1|", NULL },
+	{ "v=X;a=1", "a=1|", NULL },
+	{ "v=X;", "", "no field" },
+	{ "v=X; a=1;;", "a=1|", "empty field" },
+	{ "v=X; a=1; ; b=2", "a=1|", "empty field" },
+	{ "v=X; a=1 ", "", "separator" },
+	{ "v=X; a=", "", "empty field value" },
+	{ "v=X; a= 1", "", "empty field value" },
+	{ "v=X; a", "", "malformed field name" },
+	{ "v=X; -a=1", "", "malformed field name" },
+	{ "v=X; abcdefghijabcdefghijabcdefghijab=1",
+	    "abcdefghijabcdefghijabcdefghijab=1|", NULL },
+	{ "v=X; abcdefghijabcdefghijabcdefghijabc=1", "",
+	    "malformed field name" },
+};
+
+static void
+txtrec_table(void)
+{
+	struct txtrec r;
+	struct str name, value;
+	char got[256];
+	size_t i, len;
+	int rc;
+
+	T_CHECK(!txtrec_begin(&r, "v=XY; a=1", 9, "v=X"));
+	T_CHECK(!txtrec_begin(&r, "v=X", 3, "v=X"));
+	T_CHECK(!txtrec_begin(&r, "v=X a=1", 7, "v=X"));
+	for (i = 0; i < sizeof(txtrec_cases) / sizeof(txtrec_cases[0]); i++) {
+		const char *err = NULL, *rec = txtrec_cases[i].rec;
+
+		got[0] = '\0';
+		T_CHECK(txtrec_begin(&r, rec, strlen(rec), "v=X"));
+		while ((rc = txtrec_next(&r, &name, &value, &err)) == 1) {
+			len = strlen(got);
+			snprintf(got + len, sizeof(got) - len, "%.*s=%.*s|",
+			    (int)name.len, name.p, (int)value.len, value.p);
+		}
+		if (strcmp(got, txtrec_cases[i].fields) != 0)
+			printf("  \"%s\": fields \"%s\"\n", rec, got);
+		T_STREQ(got, txtrec_cases[i].fields);
+		T_CHECK((rc == 0) == (txtrec_cases[i].err == NULL));
+		if (rc == -1 && txtrec_cases[i].err != NULL)
+			T_CHECK(strstr(err, txtrec_cases[i].err) != NULL);
+	}
+	T_CHECK(txtrec_ext_value_ok((struct str){ "a:b<>", 5 }));
+	T_CHECK(!txtrec_ext_value_ok((struct str){ "a=b", 3 }));
+	T_CHECK(!txtrec_ext_value_ok((struct str){ "a b", 3 }));
+	T_CHECK(!txtrec_ext_value_ok((struct str){ "", 0 }));
+}
+
 int
 main(void)
 {
@@ -215,5 +278,6 @@ main(void)
 	T_RUN(str_digit_values);
 	T_RUN(outcome_classes);
 	T_RUN(qid_format_order_unique);
+	T_RUN(txtrec_table);
 	T_EXIT();
 }

@@ -31,6 +31,7 @@
 #include "core/str.h"
 #include "dns/dns.h"
 #include "dns/dns_packet.h"
+#include "report/tlsrpt_rua.h"
 #include "sts/sts.h"
 #include "sts/sts_cache.h"
 #include "sts/sts_fetch.h"
@@ -397,44 +398,74 @@ struct txt_case {
 	const char *want; /* the id when rc == 1, an error part when -1 */
 };
 
+/*
+ * Where a case comes from: [mox] mjl-/mox mtasts/parse_test.go TestRecord,
+ * [stalwart] stalwartlabs/mail-auth src/mta_sts/parse.rs
+ * mta_sts_record_parse, [snawoot] Snawoot/postfix-mta-sts-resolver
+ * tests/test_utils.py test_parse_mta_sts_record. Where they accept what
+ * the ABNF refuses, the case says so and we follow the ABNF.
+ */
 static const struct txt_case txt_cases[] = {
+	/* [stalwart] [mox] [snawoot] */
 	{ "v=STSv1; id=20160831085700Z;", 1, "20160831085700Z" },
-	{ "v=STSv1;id=abc", 1, "abc" },
-	{ "v=STSv1 ; id=abc", 1, "abc" },
+	/* [stalwart] */
+	{ "v=STSv1; id=20190429T010101", 1, "20190429T010101" },
+	{ "v=STSv1;id=20160831085700Z;", 1, "20160831085700Z" }, /* [snawoot] */
+	{ "v=STSv1;id=20160831085700Z", 1, "20160831085700Z" },  /* [snawoot] */
+	/* [mox]: whitespace on both sides of ";" is field-delim */
+	{ "v=STSv1; \t id=20160831085700Z  \t;", 1, "20160831085700Z" },
+	{ "v=STSv1; id=a", 1, "a" },                /* [mox] */
+	{ "v=STSv1; id=a; more=a; ext=2", 1, "a" }, /* [mox] */
+	{ "v=STSv1;id=abc", 1, "abc" }, { "v=STSv1 ; id=abc", 1, "abc" },
 	{ "v=STSv1\t;\tid=abc;\t ", 1, "abc" },
 	{ "v=STSv1; id=abc; ext=val; x_y.z-1=a:b<>", 1, "abc" },
 	{ "v=STSv1; ext=1; id=abc", 1, "abc" },
 	{ "v=STSv1; id=first; id=second", 1, "first" },
 	{ "v=STSv1; id=first; id=not-an-id", 1, "first" },
+	{ "v=STSv1; id=first; id=a b", -1, "malformed field value" },
 	{ "v=STSv1; id=abcdefghijabcdefghijabcdefghij12", 1,
 	    "abcdefghijabcdefghijabcdefghij12" },
 	{ "v=STSv1; id=abcdefghijabcdefghijabcdefghij123", -1, "id not" },
-	{ "v=STSv1; id=abc-def", -1, "id not" },
+	/* [mox] id too long, invalid id, empty id */
+	{ "v=STSv1; id=012345678901234567890123456789012", -1, "id not" },
+	{ "v=STSv1; id=test-123", -1, "id not" },
 	{ "v=STSv1; id=", -1, "empty field value" },
+	{ "v=STSv1; id=abc-def", -1, "id not" },
+	/* [snawoot] accepts trailing whitespace; the ABNF wants a ";" */
+	{ "v=STSv1;        id=20160831085700Z   ", -1, "separator" },
 	{ "v=STSv1; id=abc ", -1, "separator" },
-	{ "v=STSv1; id=abc;;", -1, "malformed field name" },
-	{ "v=STSv1;", -1, "id missing" },
-	{ "v=STSv1; ;id=abc", -1, "malformed field name" },
+	/* [mox] "additional semicolon"; [snawoot] accepts ";;;" */
+	{ "v=STSv1; id=a;;", -1, "empty field" },
+	{ "v=STSv1; id=20160831085700Z;;;", -1, "empty field" },
+	{ "v=STSv1; id=abc; ;", -1, "empty field" },
+	{ "v=STSv1;", -1, "no field" },         /* [mox] missing id */
+	{ "v=STSv1; ext=1", -1, "id missing" }, /* [mox] */
+	{ "v=STSv1; ;id=abc", -1, "empty field" },
 	{ "v=STSv1; foo", -1, "malformed field name" },
 	{ "v=STSv1; foo=", -1, "empty field value" },
-	{ "v=STSv1; foo=a=b; id=x", -1, "separator" },
-	{ "v=STSv1; foo=a b; id=x", -1, "separator" },
+	{ "v=STSv1; id=a; more=", -1, "empty field value" }, /* [mox] */
+	/* [mox] extension name too long, invalid name, "==" */
+	{ "v=STSv1; id=a; a12345678901234567890123456789012=1", -1,
+	    "malformed field name" },
+	{ "v=STSv1; id=a; 1%=a", -1, "malformed field name" },
+	{ "v=STSv1; id=a; test==", -1, "malformed field value" },
+	{ "v=STSv1; foo=a=b; id=x", -1, "malformed field value" },
+	{ "v=STSv1; foo=a b; id=x", -1, "malformed field value" },
+	{ "v=STSv1; foo= a; id=x", -1, "empty field value" },
 	{ "v=STSv1; ID=abc", -1, "id missing" },
-	{ "v=STSv1; ext=1", -1, "id missing" },
 	{ "v=STSv1; id=abc; \xc3\xa9=x", -1, "malformed field name" },
-	{ "v=STSv1; id=abc; x=\xc3\xa9", -1, "empty field value" },
-	{ "v=STSv1; id=abc; x=a\xc3\xa9", -1, "separator" },
+	{ "v=STSv1; id=abc; x=\xc3\xa9", -1, "malformed field value" },
+	{ "v=STSv1; id=abc; x=a\xc3\xa9", -1, "malformed field value" },
 	{ "v=STSv1; abcdefghijabcdefghijabcdefghijabc=1; id=a", -1,
 	    "malformed field name" },
 	{ "v=STSv1; abcdefghijabcdefghijabcdefghijab=1; id=a", 1, "a" },
-	{ "v=STSv1 id=abc", 0, NULL },
-	{ "v=STSv10; id=abc", 0, NULL },
-	{ "V=STSv1; id=abc", 0, NULL },
-	{ "v=stsv1; id=abc", 0, NULL },
-	{ " v=STSv1; id=abc", 0, NULL },
-	{ "v=STSv1", 0, NULL },
-	{ "v=spf1 -all", 0, NULL },
-	{ "", 0, NULL },
+	/* not STSv1 records: discarded ([mox] STSv0, STSv10, STSv2, bare) */
+	{ "v=STSv0", 0, NULL }, { "v=STSv10", 0, NULL }, { "v=STSv2", 0, NULL },
+	{ "v=STSv1 id=abc", 0, NULL }, { "v=STSv10; id=abc", 0, NULL },
+	{ "V=STSv1; id=abc", 0, NULL }, { "v=stsv1; id=abc", 0, NULL },
+	{ " v=STSv1; id=abc", 0, NULL }, { "v=STSv1", 0, NULL },
+	{ "v=spf1 -all", 0, NULL }, { "", 0, NULL }, /* [snawoot] */
+	{ " ;   ;  ", 0, NULL },                     /* [snawoot] */
 };
 
 static void
@@ -461,6 +492,70 @@ test_txt_table(void)
 			printf("  \"%s\": error \"%s\"\n", c->txt, err);
 		if (rc == -1 && c->rc == -1)
 			T_CHECK(strstr(err, c->want) != NULL);
+	}
+}
+
+/*
+ * One reading of the grammar for both TXT records (core/txtrec.h): the
+ * same tail after a valid first field gets the same verdict from the
+ * _mta-sts parser and the _smtp._tls parser. ";;" is the case the
+ * _smtp._tls parser used to accept ([mox] tlsrpt/parse_test.go and
+ * mtasts/parse_test.go both refuse it as "additional semicolon").
+ */
+static const struct {
+	const char *tail;
+	bool valid;
+} shape_cases[] = {
+	{ "", true },
+	{ ";", true },
+	{ " ; ", true },
+	{ "; x=1", true },
+	{ "; x=1;", true },
+	{ "\t;\tx.y-z_1=v\t;", true },
+	{ ";;", false },
+	{ "; ;", false },
+	{ "; x=1;;", false },
+	{ " ", false },
+	{ "; x=1 ", false },
+	{ "; x=", false },
+	{ "; x", false },
+	{ "; =1", false },
+	{ "; x= 1", false },
+	{ "; x=1 y", false },
+	{ "; x=a=b", false },
+	{ "; _x=1", false },
+	{ " x=1", false },
+};
+
+static void
+test_txt_one_reading(void)
+{
+	char rec[128], id[STS_ID_MAX + 1];
+	const char *err, *one[1] = { rec };
+	struct tlsrpt_rua *v = NULL;
+	char *why = NULL;
+	size_t i;
+	int sts, rpt;
+
+	for (i = 0; i < NITEMS(shape_cases); i++) {
+		snprintf(
+		    rec, sizeof(rec), "v=STSv1; id=a%s", shape_cases[i].tail);
+		sts = sts_txt_parse(rec, strlen(rec), id, &err);
+		snprintf(rec, sizeof(rec),
+		    "v=TLSRPTv1; rua=mailto:a@b.example%s",
+		    shape_cases[i].tail);
+		rpt = tlsrpt_rua_parse(one, 1, &v, &why);
+		if ((sts == 1) != shape_cases[i].valid ||
+		    (rpt > 0) != shape_cases[i].valid)
+			printf("  tail \"%s\": sts %d, tlsrpt %d (%s)\n",
+			    shape_cases[i].tail, sts, rpt,
+			    why != NULL ? why : "");
+		T_CHECK((sts == 1) == shape_cases[i].valid);
+		T_CHECK((rpt > 0) == shape_cases[i].valid);
+		if (rpt > 0)
+			tlsrpt_rua_free(v, (size_t)rpt);
+		free(why);
+		why = NULL;
 	}
 }
 
@@ -697,6 +792,8 @@ static const char server_py[] =
     "def sni(sock, name, c):\n"
     "    if name and name.startswith('mta-sts.untrusted.'):\n"
     "        sock.context = self_ctx\n"
+    "    if name and name.startswith('mta-sts.nohandshake.'):\n"
+    "        return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE\n"
     "ctx.sni_callback = sni\n"
     "class S(socketserver.ThreadingMixIn, http.server.HTTPServer):\n"
     "    daemon_threads = True\n"
@@ -912,6 +1009,10 @@ static struct fetch_case fetch_cases[] = {
 	{ .label = "wrongname",
 	    .err = "certificate not trusted",
 	    .webpki = true },
+	/* no TLS at all: the policy cannot be authenticated either */
+	{ .label = "nohandshake",
+	    .err = "TLS handshake failed",
+	    .webpki = true },
 };
 
 static int fetch_done_count;
@@ -1044,6 +1145,8 @@ struct got {
 	int calls;
 	enum sts_state state;
 	bool has_policy, from_cache, txt_error, webpki;
+	enum result_type fetch_rt;
+	char fetch_error[512];
 	enum sts_mode mode;
 	size_t nmx;
 	char txt_id[STS_ID_MAX + 1];
@@ -1063,6 +1166,10 @@ got_cb(const struct sts_result *r, void *arg)
 	g->from_cache = r->from_cache;
 	g->txt_error = r->txt_error;
 	g->webpki = r->webpki_error;
+	g->fetch_rt = r->fetch_rt;
+	snprintf(g->fetch_error, sizeof(g->fetch_error), "%s",
+	    r->fetch_error != NULL ? r->fetch_error : "");
+	ASSERT((r->fetch_rt == RT_NONE) == (r->fetch_error == NULL));
 	g->mode = r->policy != NULL ? sts_policy_mode(r->policy) : 0;
 	g->nmx = r->policy != NULL ? sts_policy_mx_count(r->policy) : 0;
 	snprintf(g->txt_id, sizeof(g->txt_id), "%s",
@@ -1137,6 +1244,7 @@ test_engine_cache(void)
 	engine_get(s, base, "FRESH", "v=STSv1; id=a1", false, &g);
 	T_CHECK(g.state == STS_STATE_POLICY && g.from_cache);
 	T_STREQ(g.error, "");
+	T_CHECK(g.fetch_rt == RT_NONE);
 	T_CHECK(world_requests("fresh") == 1);
 	/* §3.1: no TXT record does not remove a cached policy. */
 	engine_get(s, base, "fresh", NULL, false, &g);
@@ -1176,7 +1284,7 @@ static void
 test_engine_errors(void)
 {
 	struct event_base *base = event_base_new();
-	struct sts *s = engine_new(base, NULL, NULL, 5000);
+	struct sts *s = engine_new(base, NULL, NULL, 5000), *s2;
 	struct got g;
 
 	engine_get(s, base, "nocache", NULL, false, &g);
@@ -1187,18 +1295,43 @@ test_engine_errors(void)
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR);
 	T_STREQ(g.error, "HTTP 404");
 	T_STREQ(g.txt_id, "n1");
+	/* RFC 8460 §4.3.2.2 result types, for the TLS report */
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
+	T_STREQ(g.fetch_error, "HTTP 404");
 	engine_get(s, base, "untrusted", "v=STSv1; id=u1", false, &g);
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR && g.webpki);
 	T_CHECK(strstr(g.error, "certificate not trusted") != NULL);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	engine_get(s, base, "wrongname", "v=STSv1; id=w1", false, &g);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	engine_get(s, base, "nohandshake", "v=STSv1; id=h1", false, &g);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	T_CHECK(strstr(g.fetch_error, "TLS handshake failed") != NULL);
+	s2 = engine_new(base, NULL, NULL, 1000);
+	engine_get(s2, base, "slow", "v=STSv1; id=s1", false, &g);
+	T_CHECK(g.state == STS_STATE_FETCH_ERROR && !g.webpki);
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
+	T_CHECK(strstr(g.fetch_error, "timeout") != NULL);
+	sts_free(s2);
+	/* Remembered for §3.3's interval: the same type and reason. */
+	engine_get(s, base, "untrusted", "v=STSv1; id=u1", false, &g);
+	T_CHECK(g.fetch_rt == RT_STS_WEBPKI_INVALID);
+	T_CHECK(
+	    strstr(g.fetch_error, "certificate not trusted") == g.fetch_error);
+	/* No TXT record, or a TXT lookup error: no fetch, nothing failed. */
+	engine_get(s, base, "nocache", NULL, true, &g);
+	T_CHECK(g.fetch_rt == RT_NONE);
 	world_policy("invalid",
 	    "version: STSv1\nmode: sometimes\nmx: a.example\n"
 	    "max_age: 1\n");
 	engine_get(s, base, "invalid", "v=STSv1; id=i1", false, &g);
 	T_CHECK(g.state == STS_STATE_INVALID);
 	T_CHECK(strstr(g.error, "unknown mode") != NULL);
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_INVALID);
 	engine_get(s, base, "redirect", "v=STSv1; id=r1", false, &g);
 	T_CHECK(g.state == STS_STATE_FETCH_ERROR);
 	T_CHECK(strstr(g.error, "redirect refused") != NULL);
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
 	sts_free(s);
 	event_base_free(base);
 }
@@ -1221,6 +1354,8 @@ test_engine_refetch(void)
 	T_CHECK(g.state == STS_STATE_POLICY && g.from_cache);
 	T_STREQ(g.error, "HTTP 404");
 	T_STREQ(g.txt_id, "f2");
+	/* RFC 8461 §6: reportable although the cached policy applies */
+	T_CHECK(g.fetch_rt == RT_STS_POLICY_FETCH_ERROR);
 	T_CHECK(world_requests("flaky") == 2);
 	/* Within five minutes the same id is not fetched again. */
 	sts_test_clock(s, t0 + 200);
@@ -1738,6 +1873,7 @@ main(void)
 	T_RUN(test_policy_huge);
 	T_RUN(test_mx_match);
 	T_RUN(test_txt_table);
+	T_RUN(test_txt_one_reading);
 	T_RUN(test_txt_select);
 	T_RUN(test_ctype);
 	T_RUN(test_cache_roundtrip);

@@ -152,6 +152,36 @@ record_mix(struct tlsrpt_store *s)
 	return rc;
 }
 
+/*
+ * What the relay records for a delivery attempt whose MTA-STS policy could
+ * not be fetched (deliver_job.c job_tlsrpt_discovery, RFC 8461 §6): a
+ * failed session under policy-type sts without policy strings, no MX, the
+ * fetch's reason; the session that follows under no-policy-found. On
+ * 2026-03-01 for example.org: 2 sts-policy-fetch-error "HTTP 404", 1
+ * sts-webpki-invalid, 3 no-policy-found successes.
+ */
+static int
+record_fetch_failures(struct tlsrpt_store *s)
+{
+	struct tlsrpt_session t;
+	int rc = 0;
+
+	t = sess("example.org", TLSRPT_STS, at(2026, 3, 1, 8, 0, 0));
+	t.policy_strings = NULL;
+	t.npolicy_strings = 0;
+	t.mx_hosts = NULL;
+	t.nmx_hosts = 0;
+	t.sending_mta_ip = NULL;
+	fail(&t, "sts-policy-fetch-error", NULL, NULL, "HTTP 404");
+	rc |= rec(s, &t, 2);
+	fail(&t, "sts-webpki-invalid", NULL, NULL,
+	    "certificate not trusted: self-signed certificate");
+	rc |= rec(s, &t, 1);
+	t = sess("example.org", TLSRPT_NO_POLICY, at(2026, 3, 1, 8, 0, 1));
+	rc |= rec(s, &t, 3);
+	return rc;
+}
+
 static struct tlsrpt_store *
 open_fresh(const char *name)
 {
@@ -389,6 +419,45 @@ test_report(void)
 	tlsrpt_store_close(s);
 }
 
+/* A policy fetch failure: its own sts entry, the sessions beside it. */
+static void
+test_fetch_failure(void)
+{
+	struct tlsrpt_store *s = open_fresh("ff.db");
+	const json_t *p0, *p1, *fd, *f;
+	json_t *j;
+
+	T_CHECK(s != NULL && record_fetch_failures(s) == 0);
+	j = build_json(s, "example.org", "2026-03-01");
+	T_CHECK(
+	    j != NULL && json_array_size(json_object_get(j, "policies")) == 2);
+	p0 = json_array_get(json_object_get(j, "policies"), 0);
+	p1 = json_array_get(json_object_get(j, "policies"), 1);
+	T_STREQ(jstr(p0, "policy", "policy-type"), "sts");
+	T_STREQ(jstr(p0, "policy", "policy-domain"), "example.org");
+	T_CHECK(json_array_size(json_object_get(
+	            json_object_get(p0, "policy"), "policy-string")) == 0);
+	T_CHECK(
+	    json_object_get(json_object_get(p0, "policy"), "mx-host") == NULL);
+	T_CHECK(jint(p0, "summary", "total-successful-session-count") == 0);
+	T_CHECK(jint(p0, "summary", "total-failure-session-count") == 3);
+	fd = json_object_get(p0, "failure-details");
+	T_CHECK(json_array_size(fd) == 2);
+	f = json_array_get(fd, 0);
+	T_STREQ(jstr(f, "result-type", NULL), "sts-policy-fetch-error");
+	T_CHECK(jint(f, "failed-session-count", NULL) == 2);
+	T_STREQ(jstr(f, "failure-reason-code", NULL), "HTTP 404");
+	T_CHECK(json_object_get(f, "receiving-mx-hostname") == NULL &&
+	    json_object_get(f, "receiving-ip") == NULL &&
+	    json_object_get(f, "sending-mta-ip") == NULL);
+	T_STREQ(jstr(json_array_get(fd, 1), "result-type", NULL),
+	    "sts-webpki-invalid");
+	T_STREQ(jstr(p1, "policy", "policy-type"), "no-policy-found");
+	T_CHECK(jint(p1, "summary", "total-successful-session-count") == 3);
+	json_decref(j);
+	tlsrpt_store_close(s);
+}
+
 /* The report read by our own receiving side: nothing to tolerate. */
 static void
 test_report_parses(void)
@@ -603,7 +672,8 @@ fixture(const char *dir)
 	int rc = 0;
 
 	free(path);
-	if (s == NULL || record_mix(s) == -1) {
+	if (s == NULL || record_mix(s) == -1 ||
+	    record_fetch_failures(s) == -1) {
 		fprintf(
 		    stderr, "fixture: %s\n", s ? tlsrpt_store_error(s) : err);
 		return 1;
@@ -650,6 +720,7 @@ main(void)
 	T_RUN(test_open_refuse);
 	T_RUN(test_domains);
 	T_RUN(test_report);
+	T_RUN(test_fetch_failure);
 	T_RUN(test_report_parses);
 	T_RUN(test_gzip);
 	T_RUN(test_refused_sessions);
