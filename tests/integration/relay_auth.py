@@ -31,7 +31,6 @@ import argparse
 import base64
 import collections
 import os
-import re
 import shutil
 import socket
 import ssl
@@ -42,7 +41,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worldlib import Relay  # noqa: E402
+from worldlib import Relay, make_cert  # noqa: E402
 from worldlib import report as _report  # noqa: E402
 
 ATTACKER = "127.0.0.2"          # outside relay_networks, guessing
@@ -121,16 +120,6 @@ class Client:
             self.sock.close()
         except OSError:
             pass
-
-
-def make_cert(directory):
-    cert = os.path.join(directory, "relay.cert.pem")
-    key = os.path.join(directory, "relay.key.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "2", "-subj", "/CN=relay.test"],
-                   check=True, capture_output=True, timeout=30)
-    return cert, key
 
 
 def credentials(binary, directory):
@@ -334,7 +323,7 @@ def main():
                            dir=os.path.dirname(os.path.abspath(args.world)))
     relay = None
     try:
-        cert, key = make_cert(tmp)
+        cert, key = make_cert(tmp, "relay.test")
         auth = credentials(binary, tmp)
         extra = (f"[server]\nrelay_networks = 127.0.0.1/32\n"
                  f"tls_cert = {cert}\ntls_key = {key}\nauth_file = {auth}\n"

@@ -26,7 +26,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worldlib import Relay, free_port  # noqa: E402
+from worldlib import Relay, free_port, make_cert  # noqa: E402
 from worldlib import report as _report  # noqa: E402
 
 PERMISSIVE = """openssl_conf = openssl_init
@@ -97,13 +97,7 @@ def main():
                            dir=os.path.dirname(os.path.abspath(args.world)))
     relay = None
     try:
-        cert = os.path.join(tmp, "relay.cert.pem")
-        key = os.path.join(tmp, "relay.key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
-                        "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                        "-keyout", key, "-out", cert, "-days", "2", "-subj",
-                        "/CN=relay.test"], check=True, capture_output=True,
-                       timeout=30)
+        cert, key = make_cert(tmp, "relay.test")
         conf = os.path.join(tmp, "permissive.cnf")
         with open(conf, "w") as f:
             f.write(PERMISSIVE)
