@@ -116,7 +116,10 @@ fuzz_answer(struct smtp_server *m, struct smtp_server_action *a, int *n)
 			ev.text = "TLSv1.3 with cipher (fuzz)";
 			break;
 		case SMTP_SRV_ACT_AUTH:
-			ev.type = SMTP_SRV_EV_AUTH_RESULT;
+			/* "bob" stands for a busy or locked-out check. */
+			ev.type = strcmp(a->user, "bob") == 0 ?
+			    SMTP_SRV_EV_AUTH_TEMPFAIL :
+			    SMTP_SRV_EV_AUTH_RESULT;
 			ev.ok = strcmp(a->user, "alice") == 0;
 			break;
 		case SMTP_SRV_ACT_COMMIT:

@@ -238,6 +238,13 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    NULL, "private key (PEM) for STARTTLS" },
 	{ CONF_SERVER_AUTH_FILE, "server", "auth_file", CONF_T_PATH, NULL, 0, 0,
 	    NULL, "user:hash lines (danerelay passwd); AUTH only after TLS" },
+	{ CONF_SERVER_AUTH_MAX_FAILURES, "server", "auth_max_failures",
+	    CONF_T_INT, "5", 1, 1000, NULL,
+	    "failed AUTH from one client network (IPv4 address, IPv6 /64) "
+	    "that lock it out" },
+	{ CONF_SERVER_AUTH_LOCKOUT, "server", "auth_lockout", CONF_T_DURATION,
+	    "10m", 1, 86400, NULL,
+	    "how long failures count, and a lockout lasts after the last one" },
 	{ CONF_SERVER_MAX_MESSAGE_SIZE, "server", "max_message_size",
 	    CONF_T_INT, "26214400", 1024, 2147483647LL, NULL,
 	    "largest message in octets (SIZE, RFC 1870)" },

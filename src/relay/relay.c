@@ -198,6 +198,9 @@ relay_server_config(struct relay *r, const struct conf *c, SSL_CTX *tls,
 	    (unsigned)conf_int(c, CONF_SERVER_COMMAND_TIMEOUT) * 1000;
 	sc->data_timeout_ms =
 	    (unsigned)conf_int(c, CONF_SERVER_DATA_TIMEOUT) * 1000;
+	sc->auth_max_failures =
+	    (unsigned)conf_int(c, CONF_SERVER_AUTH_MAX_FAILURES);
+	sc->auth_lockout = (unsigned)conf_int(c, CONF_SERVER_AUTH_LOCKOUT);
 	sc->queue = r->queue;
 	sc->dkim = conf_bool(c, CONF_DKIM_SIGN_OUTBOUND) ? r->dkim : NULL;
 	sc->on_queued = relay_on_queued;

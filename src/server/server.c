@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -42,6 +43,8 @@ struct server {
 	struct server_net *nets;
 	struct server_listener **lis;
 	size_t nlis;
+	struct server_authpool *authpool; /* password checks */
+	struct server_authfail *authfail; /* failures per network */
 	struct server_session **sess;
 	size_t nsess;   /* all sessions, refused ones included */
 	size_t nactive; /* sessions not refused */
@@ -124,6 +127,10 @@ server_cfg_copy(struct server_config *dst, const struct server_config *src)
 		dst->command_timeout_ms = SERVER_COMMAND_TIMEOUT_MS;
 	if (dst->data_timeout_ms == 0)
 		dst->data_timeout_ms = SERVER_DATA_TIMEOUT_MS;
+	if (dst->auth_max_failures == 0)
+		dst->auth_max_failures = SERVER_AUTH_MAX_FAILURES;
+	if (dst->auth_lockout == 0)
+		dst->auth_lockout = SERVER_AUTH_LOCKOUT_S;
 }
 
 /* ---- sessions ------------------------------------------------------- */
@@ -145,6 +152,51 @@ server_relay_allowed(const struct server *s, const struct sockaddr *sa)
 {
 	return server_net_match(s->nets, sa);
 }
+
+/* ---- AUTH: the workers and the failure count ------------------------ */
+
+struct server_authpool *
+server_auth_pool(const struct server *s)
+{
+	return s->authpool;
+}
+
+/* Seconds that only go forward: a clock step must not lift a lockout. */
+static time_t
+server_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+bool
+server_auth_locked(struct server *s, const struct sockaddr *sa, unsigned *count)
+{
+	*count = server_authfail_count(
+	    s->authfail, sa, s->cfg.auth_lockout, server_now());
+	return *count >= s->cfg.auth_max_failures;
+}
+
+unsigned
+server_auth_failed(
+    struct server *s, const struct sockaddr *sa, unsigned *delay_ms)
+{
+	unsigned n = server_authfail_add(
+	    s->authfail, sa, s->cfg.auth_lockout, server_now());
+	unsigned shift = n > 1 ? n - 1 : 0;
+
+	/* 1 s, 2 s, 4 s, then 8 s: guessing slows down at once. */
+	if (shift > 3)
+		shift = 3;
+	*delay_ms = SERVER_AUTH_DELAY_MS << shift;
+	if (*delay_ms > SERVER_AUTH_DELAY_MAX_MS)
+		*delay_ms = SERVER_AUTH_DELAY_MAX_MS;
+	return n;
+}
+
+/* ---- sessions (continued) ------------------------------------------- */
 
 size_t
 server_sessions(const struct server *s)
@@ -445,6 +497,9 @@ server_new(
 
 	s->base = base;
 	server_cfg_copy(&s->cfg, cfg);
+	s->authpool =
+	    server_authpool_new(base, SERVER_AUTH_WORKERS, SERVER_AUTH_QUEUE);
+	s->authfail = server_authfail_new(SERVER_AUTH_NETS);
 	s->done_ev = event_new(base, -1, 0, server_done_cb, s);
 	if (s->done_ev == NULL)
 		panic("server_new: out of memory");
@@ -516,6 +571,9 @@ server_free(struct server *s)
 	while (s->nsess > 0)
 		server_session_free(s->sess[s->nsess - 1]);
 	free(s->sess);
+	/* After the sessions: they cancel their checks as they go. */
+	server_authpool_free(s->authpool);
+	server_authfail_free(s->authfail);
 	server_listeners_free(s->lis, s->nlis);
 	server_net_free(s->nets);
 	if (s->done_ev != NULL)

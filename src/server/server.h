@@ -33,6 +33,13 @@ struct server_config {
 	unsigned max_connections;
 	unsigned max_connections_per_ip;
 	unsigned command_timeout_ms; /* RFC 5321 §4.5.3.2.7: 5 min */
+	/*
+	 * Failed AUTH per client network (IPv4 address, IPv6 /64): this
+	 * many within auth_lockout seconds of each other lock the network
+	 * out for auth_lockout seconds after the last (docs/SERVER.md).
+	 */
+	unsigned auth_max_failures;
+	unsigned auth_lockout;
 	unsigned data_timeout_ms; /* per chunk of DATA (§4.5.3.2.5: 3 min) */
 	struct queue *queue;      /* borrowed */
 	/*
@@ -50,7 +57,8 @@ struct server_config {
 };
 /*
  * Added: a limit or timeout left at 0 takes its default (25 MiB, 1000
- * recipients, 1000 connections, 50 per address, 5 min, 3 min); hostname
+ * recipients, 1000 connections, 50 per address, 5 min, 3 min, 5 AUTH
+ * failures, 600 s of lockout); hostname
  * NULL takes gethostname(). The auth table and the queue are looked up
  * in the current configuration each time they are used, so after
  * server_reload() returns the old ones are no longer touched.
@@ -102,10 +110,24 @@ void server_auth_free(struct server_auth *a);
 /*
  * Constant-time check of user/password (an unknown user costs the same
  * scrypt run as a known one). a NULL = false. Takes some 50-100 ms of
- * CPU by design (scrypt, N=2^15).
+ * CPU by design (scrypt, N=2^15): sessions run it on the workers of
+ * server_authpool (server_int.h), never on the event loop.
  */
 bool server_auth_check(
     const struct server_auth *a, const char *user, const char *password);
+/*
+ * The same check in three steps, so that the costly middle one can run on
+ * another thread: _new copies what the check needs (the user's entry, or
+ * the dummy for an unknown user, and the password), so the table may be
+ * reloaded or freed meanwhile; returns new, or NULL when a is NULL or the
+ * password is longer than 1024 octets. _run (any thread, touches only t)
+ * derives and compares; NULL is false. _free wipes; NULL is fine.
+ */
+struct server_auth_try;
+struct server_auth_try *server_auth_try_new(
+    const struct server_auth *a, const char *user, const char *password);
+bool server_auth_try_run(const struct server_auth_try *t);
+void server_auth_try_free(struct server_auth_try *t);
 /*
  * Hash a password for the credentials file: returns new string
  * ("$scrypt$ln=15,r=8,p=1$salt$key"), or NULL if OpenSSL fails.

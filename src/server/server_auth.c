@@ -37,6 +37,7 @@
 #define AUTH_MEM_MAX  (256ull * 1024 * 1024)
 #define AUTH_LINE_MAX 1024
 #define AUTH_USER_MAX 255
+#define AUTH_PASS_MAX 1024 /* as smtp_server takes it */
 
 struct server_auth_entry {
 	char *user;
@@ -289,24 +290,66 @@ server_auth_derive(
 	    -1;
 }
 
+/*
+ * One check, self-contained: a copy of the entry (or the dummy) and of
+ * the password, so it can run on a worker thread while the table is
+ * reloaded or the session goes away.
+ */
+struct server_auth_try {
+	struct server_auth_entry e; /* user unused */
+	bool known;
+	char password[AUTH_PASS_MAX + 1];
+};
+
+struct server_auth_try *
+server_auth_try_new(
+    const struct server_auth *a, const char *user, const char *password)
+{
+	struct server_auth_try *t;
+	const struct server_auth_entry *e;
+
+	if (a == NULL || user == NULL || password == NULL ||
+	    strlen(password) >= sizeof(t->password))
+		return NULL;
+	t = xcalloc(1, sizeof(*t));
+	e = server_auth_find(a, user);
+	t->known = e != NULL;
+	t->e = e != NULL ? *e : a->dummy;
+	t->e.user = NULL;
+	memcpy(t->password, password, strlen(password) + 1);
+	return t;
+}
+
+bool
+server_auth_try_run(const struct server_auth_try *t)
+{
+	unsigned char out[AUTH_KEY_MAX];
+	bool ok;
+
+	if (t == NULL || server_auth_derive(&t->e, t->password, out) == -1)
+		return false;
+	ok = CRYPTO_memcmp(out, t->e.key, t->e.key_len) == 0 && t->known;
+	OPENSSL_cleanse(out, sizeof(out));
+	return ok;
+}
+
+void
+server_auth_try_free(struct server_auth_try *t)
+{
+	if (t == NULL)
+		return;
+	OPENSSL_cleanse(t, sizeof(*t));
+	free(t);
+}
+
 bool
 server_auth_check(
     const struct server_auth *a, const char *user, const char *password)
 {
-	const struct server_auth_entry *e;
-	unsigned char out[AUTH_KEY_MAX];
-	bool ok;
+	struct server_auth_try *t = server_auth_try_new(a, user, password);
+	bool ok = server_auth_try_run(t);
 
-	if (a == NULL || user == NULL || password == NULL)
-		return false;
-	e = server_auth_find(a, user);
-	ok = e != NULL;
-	if (e == NULL)
-		e = &a->dummy;
-	if (server_auth_derive(e, password, out) == -1)
-		return false;
-	ok = CRYPTO_memcmp(out, e->key, e->key_len) == 0 && ok;
-	OPENSSL_cleanse(out, sizeof(out));
+	server_auth_try_free(t);
 	return ok;
 }
 

@@ -78,12 +78,22 @@ struct server_session {
 	bool fresh;   /* input to feed (new, or not yet shown) */
 	bool blocked; /* too much output unsent */
 	bool in_tls;  /* handshake running */
+	/*
+	 * AUTH: the password check running (or NULL); the event that
+	 * delivers a failed check's verdict late, and whether that verdict
+	 * is 454 rather than 535; the user name, sanitized for the log.
+	 */
+	struct server_authpool_job *auth_job;
+	struct event *auth_ev;
+	bool auth_temp;
+	char auth_user[64];
 };
 
 static void server_session_act(
     struct server_session *s, const struct smtp_server_action *act);
 static void server_session_step(
     struct server_session *s, const struct smtp_server_event *ev);
+static void server_session_pump(struct server_session *s);
 
 /* ---- lifetime ------------------------------------------------------- */
 
@@ -92,6 +102,8 @@ server_session_destroy(struct server_session *s)
 {
 	log_debug("%s: disconnect from %s", s->id, s->client);
 	server_session_gone(s->srv, s);
+	/* A check still running: its verdict must not find us. */
+	server_authpool_cancel(server_auth_pool(s->srv), s->auth_job);
 	/* libevent may free the buffer later than now: unhook from it. */
 	if (s->drain != NULL)
 		evbuffer_remove_cb_entry(
@@ -99,6 +111,7 @@ server_session_destroy(struct server_session *s)
 	if (s->bev != NULL)
 		bufferevent_free(s->bev); /* the filter frees sock and SSL */
 	event_free(s->timer);
+	event_free(s->auth_ev);
 	event_free(s->free_ev);
 	smtp_server_free(s->fsm);
 	SSL_CTX_free(s->tls);
@@ -120,6 +133,7 @@ server_session_finish(struct server_session *s)
 	s->dead = true;
 	s->reading = false;
 	evtimer_del(s->timer);
+	evtimer_del(s->auth_ev);
 	bufferevent_disable(s->bev, EV_READ | EV_WRITE);
 	event_active(s->free_ev, EV_TIMEOUT, 0);
 }
@@ -286,25 +300,108 @@ server_session_tls_error(struct server_session *s, char *dst, size_t len)
 
 /* ---- AUTH and commit ------------------------------------------------ */
 
+/*
+ * AUTH runs in three steps, none of which blocks the loop: the check is
+ * handed to the password workers (server_authpool.c); their verdict comes
+ * back to server_session_auth_done(); a failure is counted for the client
+ * network and answered after a growing delay (server_session_auth_cb).
+ * A network over [server] auth_max_failures is not checked at all: 454
+ * (RFC 4954 §6: "temporary authentication failure"), as when the
+ * workers' queue is full. Meanwhile the machine waits in AUTH_CHECK and
+ * input stays buffered.
+ */
+static void
+server_session_auth_reply(struct server_session *s, bool temp, unsigned ms)
+{
+	struct timeval tv = {
+		.tv_sec = (time_t)(ms / 1000),
+		.tv_usec = (suseconds_t)(ms % 1000 * 1000),
+	};
+
+	s->auth_temp = temp;
+	evtimer_add(s->auth_ev, &tv);
+}
+
+static void
+server_session_auth_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct server_session *s = arg;
+	struct smtp_server_event ev = { .type = s->auth_temp ?
+		    SMTP_SRV_EV_AUTH_TEMPFAIL :
+		    SMTP_SRV_EV_AUTH_RESULT,
+		.now = time(NULL) };
+
+	if (s->dead || s->closing)
+		return;
+	server_session_step(s, &ev);
+	server_session_pump(s);
+}
+
+static void
+server_session_auth_done(bool ok, void *arg)
+{
+	struct server_session *s = arg;
+	struct smtp_server_event ev = {
+		.type = SMTP_SRV_EV_AUTH_RESULT, .ok = true, .now = time(NULL)
+	};
+	const struct server_config *cfg = server_cfg(s->srv);
+	const struct sockaddr *sa = (const struct sockaddr *)&s->sa;
+	unsigned n, ms;
+
+	s->auth_job = NULL;
+	if (s->dead || s->closing)
+		return;
+	/* The user name helps fail2ban and the admin; never the password. */
+	if (ok) {
+		log_info("%s: AUTH ok user=%s client=%s", s->id, s->auth_user,
+		    s->client);
+		server_session_step(s, &ev);
+		server_session_pump(s);
+		return;
+	}
+	n = server_auth_failed(s->srv, sa, &ms);
+	log_warnx("%s: AUTH failed user=%s client=%s failures=%u", s->id,
+	    s->auth_user, s->client, n);
+	if (n == cfg->auth_max_failures)
+		log_warnx(
+		    "%s: AUTH lockout client=%s for %us after %u failures",
+		    s->id, s->ip, cfg->auth_lockout, n);
+	server_session_auth_reply(s, false, ms);
+}
+
 static void
 server_session_auth(
     struct server_session *s, const char *user, const char *password)
 {
 	const struct server_config *cfg = server_cfg(s->srv);
-	struct smtp_server_event ev = { .type = SMTP_SRV_EV_AUTH_RESULT,
-		.now = time(NULL) };
-	char safe[64];
+	struct server_auth_try *t;
+	unsigned n;
 
-	ev.ok = server_auth_check(cfg->auth, user, password);
-	smtp_reply_sanitize(safe, sizeof(safe), user, strlen(user));
-	/* The user name helps fail2ban and the admin; never the password. */
-	if (ev.ok)
-		log_info(
-		    "%s: AUTH ok user=%s client=%s", s->id, safe, s->client);
-	else
-		log_warnx("%s: AUTH failed user=%s client=%s", s->id, safe,
-		    s->client);
-	server_session_step(s, &ev);
+	smtp_reply_sanitize(
+	    s->auth_user, sizeof(s->auth_user), user, strlen(user));
+	if (server_auth_locked(s->srv, (const struct sockaddr *)&s->sa, &n)) {
+		log_info("%s: AUTH locked out user=%s client=%s failures=%u",
+		    s->id, s->auth_user, s->client, n);
+		server_session_auth_reply(s, true, SERVER_AUTH_DELAY_MS);
+		return;
+	}
+	/* NULL after a reload that dropped auth_file. */
+	if ((t = server_auth_try_new(cfg->auth, user, password)) == NULL) {
+		log_warnx("%s: AUTH not checked user=%s client=%s: no "
+		          "credentials loaded",
+		    s->id, s->auth_user, s->client);
+		server_session_auth_reply(s, true, 0);
+		return;
+	}
+	s->auth_job = server_authpool_submit(
+	    server_auth_pool(s->srv), t, server_session_auth_done, s);
+	if (s->auth_job == NULL) {
+		log_warnx(
+		    "%s: AUTH not checked user=%s client=%s: the password "
+		    "workers are busy",
+		    s->id, s->auth_user, s->client);
+		server_session_auth_reply(s, true, 0);
+	}
 }
 
 static enum queue_ret
@@ -653,7 +750,9 @@ server_session_new(struct server *srv, evutil_socket_t fd,
 	    bufferevent_socket_new(base, fd, BEV_OPT_CLOSE_ON_FREE);
 	s->timer = evtimer_new(base, server_session_timer_cb, s);
 	s->free_ev = event_new(base, -1, 0, server_session_free_cb, s);
-	if (s->bev == NULL || s->timer == NULL || s->free_ev == NULL)
+	s->auth_ev = evtimer_new(base, server_session_auth_cb, s);
+	if (s->bev == NULL || s->timer == NULL || s->free_ev == NULL ||
+	    s->auth_ev == NULL)
 		panic("server_session_new: out of memory");
 	server_session_setup_bev(s);
 	return s;

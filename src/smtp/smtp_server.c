@@ -698,19 +698,33 @@ smtp_server_auth_check(struct smtp_server *m)
 	smtp_server_enter(m, SMTP_SRV_AUTH_CHECK);
 }
 
-/* A credential we cannot use: same reply as a wrong password. */
+/*
+ * A failed AUTH: 535 (RFC 4954 §6) or, when the credentials could not be
+ * checked, 454 4.7.0 "Temporary authentication failure"; both count.
+ */
 static void
-smtp_server_auth_fail(struct smtp_server *m)
+smtp_server_auth_failed(struct smtp_server *m, bool temp)
 {
 	smtp_server_wipe(m);
 	m->auth_failures++;
-	smtp_server_reply(
-	    m, 535, "5.7.8", "Authentication credentials invalid");
+	if (temp)
+		smtp_server_reply(
+		    m, 454, "4.7.0", "Temporary authentication failure");
+	else
+		smtp_server_reply(
+		    m, 535, "5.7.8", "Authentication credentials invalid");
 	if (m->auth_failures >= SMTP_SRV_AUTH_FAILURES_MAX)
 		smtp_server_close(
 		    m, "4.7.0", "Too many failed authentication attempts");
 	else
 		smtp_server_enter(m, SMTP_SRV_COMMAND);
+}
+
+/* A credential we cannot use: same reply as a wrong password. */
+static void
+smtp_server_auth_fail(struct smtp_server *m)
+{
+	smtp_server_auth_failed(m, false);
 }
 
 /* Copy n octets of text (no NUL inside) into a field of size dstlen. */
@@ -1229,12 +1243,12 @@ smtp_server_on_tls_done(struct smtp_server *m, const char *info)
 }
 
 static void
-smtp_server_on_auth_result(struct smtp_server *m, bool ok)
+smtp_server_on_auth_result(struct smtp_server *m, bool ok, bool temp)
 {
 	if (m->phase != SMTP_SRV_AUTH_CHECK)
 		return;
 	if (!ok) {
-		smtp_server_auth_fail(m);
+		smtp_server_auth_failed(m, temp);
 		return;
 	}
 	m->auth_user = xstrdup(m->user);
@@ -1348,7 +1362,10 @@ smtp_server_step(struct smtp_server *m, const struct smtp_server_event *ev,
 		smtp_server_on_tls_done(m, ev->text);
 		break;
 	case SMTP_SRV_EV_AUTH_RESULT:
-		smtp_server_on_auth_result(m, ev->ok);
+		smtp_server_on_auth_result(m, ev->ok, false);
+		break;
+	case SMTP_SRV_EV_AUTH_TEMPFAIL:
+		smtp_server_on_auth_result(m, false, true);
 		break;
 	case SMTP_SRV_EV_COMMITTED:
 		smtp_server_on_committed(m, ev->ok, ev->text);

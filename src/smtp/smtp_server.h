@@ -73,6 +73,8 @@ enum smtp_server_event_type {
 	SMTP_SRV_EV_TIMEOUT,     /* the current wait's deadline passed */
 	SMTP_SRV_EV_SHUTDOWN,    /* the server is going down */
 	SMTP_SRV_EV_CLOSED,      /* the peer is gone: nothing more to send */
+	/* The credentials were not checked: busy or locked out (454). */
+	SMTP_SRV_EV_AUTH_TEMPFAIL,
 };
 
 struct smtp_server_event {
@@ -88,7 +90,8 @@ enum smtp_server_action_type {
 	SMTP_SRV_ACT_NONE,      /* nothing to do (machine done already) */
 	SMTP_SRV_ACT_READ,      /* send the output, wait for input */
 	SMTP_SRV_ACT_START_TLS, /* send the output, then the handshake */
-	SMTP_SRV_ACT_AUTH,      /* check user/password, feed AUTH_RESULT */
+	SMTP_SRV_ACT_AUTH,      /* check user/password, feed AUTH_RESULT
+	                         * (or AUTH_TEMPFAIL), maybe later */
 	SMTP_SRV_ACT_COMMIT,    /* store smtp_server_txn(), feed COMMITTED */
 	SMTP_SRV_ACT_CLOSE,     /* send the output, then close */
 };

@@ -97,11 +97,21 @@ tls_client_ctx_new(char **digests, const char **errstr)
 {
 	SSL_CTX *ctx;
 
-	/* The protocol minimum stays at the system default (crypto-policies).
-	 */
 	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
 		ERR_clear_error();
 		*errstr = "cannot create the TLS client context";
+		return NULL;
+	}
+	/*
+	 * TLS 1.2 at least, in code, whatever the system policy allows
+	 * (RFC 8996: TLS 1.0 and 1.1 are deprecated; RFC 8461 §7.2 and
+	 * RFC 7525 for MTA-STS). The system may still raise the floor,
+	 * never lower it.
+	 */
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+		ERR_clear_error();
+		SSL_CTX_free(ctx);
+		*errstr = "cannot set the TLS protocol floor";
 		return NULL;
 	}
 	if (SSL_CTX_dane_enable(ctx) <= 0) {

@@ -29,8 +29,8 @@ struct tls_tlsa {
  * names: sha256 (matching type 1), sha512 (2), case-insensitive. A digest
  * left out of the list is disabled: its records become unusable. digests
  * NULL keeps OpenSSL's order (sha512, then sha256). An empty list, an
- * unknown or a repeated name is an error. Protocol versions stay at the
- * system default; peer verification is off at the context level (see
+ * unknown or a repeated name is an error. The protocol floor is TLS 1.2
+ * (set here, not left to the system policy); peer verification is off at the context level (see
  * tls_dane_setup). Returns new (SSL_CTX_free), or NULL with *errstr
  * (static).
  */

@@ -26,6 +26,14 @@ tls_server_ctx_new(const char *cert_file, const char *key_file, char **errstr)
 
 	if (ctx == NULL)
 		return tls_server_fail(ctx, errstr, "cannot create", "context");
+	/*
+	 * TLS 1.2 at least, in code: a system policy (OPENSSL_CONF,
+	 * crypto-policies) that allows less does not lower it (RFC 8996
+	 * deprecates TLS 1.0 and 1.1).
+	 */
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
+		return tls_server_fail(
+		    ctx, errstr, "cannot set the protocol floor of", "context");
 	/* Mail servers are asked by many old clients; no compression, no
 	 * renegotiation by clients, the server's cipher order. */
 	SSL_CTX_set_options(ctx,

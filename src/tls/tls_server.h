@@ -8,7 +8,8 @@
 
 /*
  * A server SSL_CTX with the certificate chain in cert_file (PEM, leaf
- * first) and the private key in key_file. Returns new (SSL_CTX_free), or
+ * first) and the private key in key_file, TLS 1.2 at least whatever the
+ * system policy allows. Returns new (SSL_CTX_free), or
  * NULL with *errstr (new string) naming the file and the problem.
  */
 SSL_CTX *tls_server_ctx_new(

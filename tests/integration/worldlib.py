@@ -28,6 +28,19 @@ def report(name, ok, why=""):
     print(f"PASS {name}" if ok else f"FAIL {name}: {why}", flush=True)
 
 
+def make_cert(directory, name):
+    """Self-signed P-256 certificate and key for name, made by openssl;
+    (cert, key) paths in directory. Raises when openssl fails."""
+    cert = os.path.join(directory, name + ".cert.pem")
+    key = os.path.join(directory, name + ".key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "2", "-subj", "/CN=" + name,
+                    "-addext", "subjectAltName=DNS:" + name],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
 class Relay:
     """One `danerelay serve` process with its own queue and config."""
 

@@ -1149,6 +1149,265 @@ test_auth_file(void)
 	rmdir(dir);
 }
 
+/* ---- AUTH: lockout, failure table, worker pool ---------------------- */
+
+#define PLAIN_WRONG  "AUTH PLAIN AGFsaWNlAHdyb25n\r\n"     /* alice:wrong */
+#define PLAIN_SECRET "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n" /* alice:secret */
+
+/* Connect from `from`, STARTTLS, EHLO again: ready for AUTH. */
+static bool
+cli_tls_ready(struct client *c, int port, const char *from)
+{
+	bool ok = cli_connect(c, port, from) == 0 && cli_cmd(c, NULL, 220) &&
+	    cli_cmd(c, "EHLO c.example\r\n", 250) &&
+	    cli_cmd(c, "STARTTLS\r\n", 220) && cli_starttls(c) &&
+	    cli_cmd(c, "EHLO c.example\r\n", 250);
+
+	if (!ok) {
+		printf("  cannot get a TLS session from %s\n", from);
+		T_CHECK(0);
+	}
+	return ok;
+}
+
+static double
+secs_since(const struct timeval *t0)
+{
+	struct timeval t1;
+
+	gettimeofday(&t1, NULL);
+	return (double)(t1.tv_sec - t0->tv_sec) +
+	    (double)(t1.tv_usec - t0->tv_usec) / 1e6;
+}
+
+/*
+ * auth_max_failures = 2: two wrong passwords from 127.0.0.2 are answered
+ * after 1 s and 2 s; the address is then locked out, so even the right
+ * password gets 454 (not checked); the session's third failure ends it.
+ * Another address still logs in.
+ */
+static void
+dlg_auth_lockout(struct client *c, struct world *w)
+{
+	struct timeval t0;
+	double dt;
+
+	if (!cli_tls_ready(c, w->port, "127.0.0.2"))
+		return;
+	gettimeofday(&t0, NULL);
+	cli_cmd(c, PLAIN_WRONG, 535);
+	dt = secs_since(&t0);
+	T_CHECK(dt >= 0.9 && dt < 10);
+	cli_cmd(c, PLAIN_WRONG, 535);
+	dt = secs_since(&t0);
+	T_CHECK(dt >= 2.9 && dt < 20);
+	cli_cmd(c, PLAIN_SECRET, 454);
+	T_STREQ(c->reply, "454 4.7.0 Temporary authentication failure");
+	cli_cmd(c, NULL, 421);
+	cli_close(c);
+	if (!cli_tls_ready(c, w->port, "127.0.0.3"))
+		return;
+	cli_cmd(c, PLAIN_SECRET, 235);
+	cli_cmd(c, "QUIT\r\n", 221);
+}
+
+static void
+test_server_auth_lockout(void)
+{
+	struct world w;
+
+	world_init(&w, true);
+	w.cfg.auth_max_failures = 2;
+	if (world_start(&w))
+		world_run(&w, dlg_auth_lockout);
+	world_done(&w);
+}
+
+static struct sockaddr_storage
+sa_of(const char *ip)
+{
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
+		sin->sin_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1)
+		sin6->sin6_family = AF_INET6;
+	else
+		ss.ss_family = AF_UNIX;
+	return ss;
+}
+
+static unsigned
+fail_add(struct server_authfail *t, const char *ip, time_t now)
+{
+	struct sockaddr_storage ss = sa_of(ip);
+
+	return server_authfail_add(t, (struct sockaddr *)&ss, 600, now);
+}
+
+static unsigned
+fail_count(struct server_authfail *t, const char *ip, time_t now)
+{
+	struct sockaddr_storage ss = sa_of(ip);
+
+	return server_authfail_count(t, (struct sockaddr *)&ss, 600, now);
+}
+
+/* Counting, the window, IPv6 /64 and IPv4-mapped keys. */
+static void
+test_authfail_count(void)
+{
+	struct server_authfail *t = server_authfail_new(100);
+
+	T_CHECK(fail_count(t, "192.0.2.1", 1000) == 0);
+	T_CHECK(fail_add(t, "192.0.2.1", 1000) == 1);
+	T_CHECK(fail_add(t, "192.0.2.1", 1300) == 2);
+	T_CHECK(fail_count(t, "192.0.2.1", 1899) == 2);
+	/* 600 s after the last failure the count is gone... */
+	T_CHECK(fail_count(t, "192.0.2.1", 1900) == 0);
+	/* ...and the next failure starts again at 1. */
+	T_CHECK(fail_add(t, "192.0.2.1", 1900) == 1);
+	T_CHECK(fail_count(t, "192.0.2.2", 1900) == 0);
+	/* An IPv4-mapped IPv6 address is the IPv4 one. */
+	T_CHECK(fail_add(t, "::ffff:192.0.2.1", 1901) == 2);
+	/* IPv6 counts per /64. */
+	T_CHECK(fail_add(t, "2001:db8:1:2::1", 1000) == 1);
+	T_CHECK(fail_add(t, "2001:db8:1:2:ffff:eeee:dddd:cccc", 1001) == 2);
+	T_CHECK(fail_count(t, "2001:db8:1:3::1", 1001) == 0);
+	T_CHECK(fail_count(t, "2001:db8:1:2::99", 1001) == 2);
+	/* Other families are not counted. */
+	T_CHECK(fail_add(t, "not an address", 1000) == 0);
+	T_CHECK(server_authfail_size(t) == 2);
+	server_authfail_free(t);
+	server_authfail_free(NULL);
+}
+
+/* The cap: expired slots are reused first, then the one idle longest. */
+static void
+test_authfail_cap(void)
+{
+	struct server_authfail *t = server_authfail_new(3);
+	char ip[32];
+	int i;
+
+	T_CHECK(fail_add(t, "192.0.2.1", 1000) == 1);
+	T_CHECK(fail_add(t, "192.0.2.2", 1100) == 1);
+	T_CHECK(fail_add(t, "192.0.2.3", 1200) == 1);
+	T_CHECK(fail_add(t, "192.0.2.1", 1300) == 2);
+	/* Full: 192.0.2.2 has been idle longest and goes. */
+	T_CHECK(fail_add(t, "192.0.2.4", 1400) == 1);
+	T_CHECK(server_authfail_size(t) == 3);
+	T_CHECK(fail_count(t, "192.0.2.2", 1400) == 0);
+	T_CHECK(fail_count(t, "192.0.2.1", 1400) == 2);
+	T_CHECK(fail_count(t, "192.0.2.3", 1400) == 1);
+	/* At 1850 192.0.2.3 (last 1200) has expired: its slot is taken. */
+	T_CHECK(fail_add(t, "192.0.2.5", 1850) == 1);
+	T_CHECK(fail_count(t, "192.0.2.1", 1850) == 2);
+	T_CHECK(fail_count(t, "192.0.2.4", 1850) == 1);
+	/* A flood of addresses never grows the table past its cap. */
+	for (i = 0; i < 1000; i++) {
+		snprintf(ip, sizeof(ip), "10.0.%d.%d", i / 256, i % 256);
+		fail_add(t, ip, 2000 + i);
+	}
+	T_CHECK(server_authfail_size(t) == 3);
+	T_CHECK(fail_count(t, "10.0.3.231", 2999) == 1);
+	server_authfail_free(t);
+}
+
+struct pool_result {
+	atomic_int calls;
+	bool ok;
+};
+
+static void
+pool_done(bool ok, void *arg)
+{
+	struct pool_result *r = arg;
+
+	r->ok = ok;
+	atomic_fetch_add(&r->calls, 1);
+}
+
+/* Whether every check submitted and not cancelled has its verdict. */
+static bool
+pool_all_done(struct server_authpool_job **j, struct pool_result *r, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		if (i != 1 && j[i] != NULL && atomic_load(&r[i].calls) == 0)
+			return false;
+	return true;
+}
+
+/*
+ * The worker pool: verdicts come back on the loop; the queue is bounded
+ * (one worker, two waiting: of six checks sent at once some are refused);
+ * a cancelled check's verdict never arrives; freeing the pool drops what
+ * is left.
+ */
+static void
+test_authpool(void)
+{
+	char dir[] = "/tmp/dr-test-pool.XXXXXX";
+	struct event_base *base = event_base_new();
+	struct server_authpool *p = server_authpool_new(base, 1, 2);
+	struct server_auth *a;
+	struct server_authpool_job *j[7];
+	struct pool_result r[9] = { 0 };
+	struct timeval t0;
+	int i, refused = 0;
+
+	T_CHECK(mkdtemp(dir) != NULL);
+	if ((a = world_auth(dir)) == NULL)
+		goto out;
+	j[0] = server_authpool_submit(
+	    p, server_auth_try_new(a, "alice", "secret"), pool_done, &r[0]);
+	/* Give the worker the time to take it (a check takes far longer). */
+	usleep(20000);
+	j[1] = server_authpool_submit(
+	    p, server_auth_try_new(a, "alice", "wrong"), pool_done, &r[1]);
+	for (i = 2; i < 7; i++) {
+		j[i] = server_authpool_submit(p,
+		    server_auth_try_new(a, "bob", "secret"), pool_done, &r[i]);
+		refused += j[i] == NULL;
+	}
+	T_CHECK(j[0] != NULL && j[1] != NULL && refused >= 3);
+	/* The table may go (a reload): the checks have their own copies. */
+	server_auth_free(a);
+	server_authpool_cancel(p, j[1]);
+	gettimeofday(&t0, NULL);
+	while (!pool_all_done(j, r, 7) && secs_since(&t0) < 30) {
+		event_base_loop(base, EVLOOP_NONBLOCK);
+		usleep(5000);
+	}
+	/* What the pipe may still hold for the cancelled one. */
+	usleep(200000);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	T_CHECK(atomic_load(&r[0].calls) == 1 && r[0].ok);
+	T_CHECK(atomic_load(&r[1].calls) == 0);
+	for (i = 2; i < 7; i++)
+		T_CHECK(j[i] == NULL ?
+		        atomic_load(&r[i].calls) == 0 :
+		        atomic_load(&r[i].calls) == 1 && !r[i].ok);
+	/* Checks still waiting or running when the pool goes: dropped. */
+	a = world_auth(dir);
+	for (i = 7; i < 9; i++)
+		server_authpool_submit(p,
+		    server_auth_try_new(a, "alice", "secret"), pool_done,
+		    &r[i]);
+	server_auth_free(a);
+out:
+	server_authpool_free(p);
+	event_base_loop(base, EVLOOP_NONBLOCK);
+	T_CHECK(atomic_load(&r[7].calls) == 0 && atomic_load(&r[8].calls) == 0);
+	event_base_free(base);
+	unlink(write_file(dir, ""));
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1162,6 +1421,10 @@ main(void)
 	T_RUN(test_server_pipelined);
 	T_RUN(test_server_relay_denied);
 	T_RUN(test_server_tls_auth);
+	T_RUN(test_server_auth_lockout);
+	T_RUN(test_authfail_count);
+	T_RUN(test_authfail_cap);
+	T_RUN(test_authpool);
 	T_RUN(test_server_starttls_junk);
 	T_RUN(test_server_limits);
 	T_RUN(test_server_timeout);

@@ -434,6 +434,20 @@ static const struct fsm_case fsm_cases[] = {
 	          "Authentication credentials invalid|421 4.7.0 mx.test Too "
 	          "many failed authentication attempts|<close>",
 	    NULL },
+	/* RFC 4954 §6: busy or locked out, 454; it counts as a failure. */
+	{ "auth temporary failure", F_TLS | F_AUTH, 0,
+	    { "EHLO c.example\r\n", "STARTTLS\r\n", "!tls",
+	        "EHLO c.example\r\n", "AUTH PLAIN " PLAIN_OK "\r\n",
+	        "!auth-temp", "AUTH PLAIN " PLAIN_BAD "\r\n", "!auth-fail",
+	        "AUTH PLAIN " PLAIN_OK "\r\n", "!auth-temp", "NOOP\r\n" },
+	    GREET "|" EHLO_STARTTLS
+	          "|220 2.0.0 Ready to start TLS|<tls>|" EHLO_AUTH
+	          "|<auth alice:secret>|454 4.7.0 Temporary authentication "
+	          "failure|<auth alice:wrong>|535 5.7.8 Authentication "
+	          "credentials invalid|<auth alice:secret>|454 4.7.0 "
+	          "Temporary authentication failure|421 4.7.0 mx.test Too "
+	          "many failed authentication attempts|<close>",
+	    NULL },
 	{ "auth cancel and garbage", F_TLS | F_AUTH, 0,
 	    { "EHLO c.example\r\n", "STARTTLS\r\n", "!tls",
 	        "EHLO c.example\r\n", "AUTH LOGIN\r\n", "*\r\n",
@@ -846,6 +860,7 @@ replay_step(struct replay *r, const char *s)
 		{ "!tls", SMTP_SRV_EV_TLS_DONE, true, "TLSv1.3 with cipher X" },
 		{ "!auth-ok", SMTP_SRV_EV_AUTH_RESULT, true, NULL },
 		{ "!auth-fail", SMTP_SRV_EV_AUTH_RESULT, false, NULL },
+		{ "!auth-temp", SMTP_SRV_EV_AUTH_TEMPFAIL, false, NULL },
 		{ "!commit-ok", SMTP_SRV_EV_COMMITTED, true, "Q1" },
 		{ "!commit-fail", SMTP_SRV_EV_COMMITTED, false, NULL },
 		{ "!timeout", SMTP_SRV_EV_TIMEOUT, false, NULL },

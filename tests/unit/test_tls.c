@@ -23,6 +23,7 @@
 #include "tls/tls_cert.h"
 #include "tls/tls_client.h"
 #include "tls/tls_gate.h"
+#include "tls/tls_server.h"
 
 #include "t.h"
 
@@ -935,6 +936,89 @@ t_wr_enc(BIO *b, void *k)
 	    b, k, EVP_aes_128_cbc(), "pw", 2, NULL, NULL);
 }
 
+/*
+ * A peer of old: TLS 1.0 and 1.1 only, at security level 0 (which TLS
+ * 1.1's SHA-1 signatures need), as a permissive system policy
+ * (OPENSSL_CONF with MinProtocol = TLSv1) would leave it.
+ */
+static SSL_CTX *
+t_old_ctx(SSL_CTX *ctx)
+{
+	ASSERT(ctx != NULL);
+	SSL_CTX_set_security_level(ctx, 0);
+	if (SSL_CTX_set_cipher_list(ctx, "DEFAULT@SECLEVEL=0") != 1 ||
+	    SSL_CTX_set_min_proto_version(ctx, TLS1_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_1_VERSION) != 1)
+		panic("t_old_ctx: cannot configure");
+	return ctx;
+}
+
+/* Whether a handshake between contexts c and s completes. */
+static bool
+t_handshake_ok(SSL_CTX *cctx, SSL_CTX *sctx)
+{
+	SSL *c = SSL_new(cctx), *s = SSL_new(sctx);
+	bool ok;
+
+	ASSERT(c != NULL && s != NULL);
+	ok = t_handshake(c, s) == 0;
+	SSL_free(c);
+	SSL_free(s);
+	ERR_clear_error();
+	return ok;
+}
+
+/*
+ * The TLS floor is TLS 1.2 in our code on both sides, not left to the
+ * system policy: with everything else made permissive (security level 0,
+ * every cipher), a TLS 1.1 peer is still refused. The control pair shows
+ * this OpenSSL can speak TLS 1.1 at all, so the refusal is the floor's.
+ */
+static void
+tls_floor(void)
+{
+	const char *errstr = NULL, *cert, *key;
+	char *pem, *err2 = NULL, path[128];
+	SSL_CTX *cctx = tls_client_ctx_new(NULL, &errstr), *sctx, *oc, *os;
+
+	pem = t_pem_of(t_wr_cert, pki.leaf[LEAF_GOOD]);
+	cert = t_text("floor.crt", pem);
+	snprintf(path, sizeof(path), "%s", cert);
+	free(pem);
+	pem = t_pem_of(t_wr_priv, pki.leaf_key);
+	key = t_text("floor.key", pem);
+	free(pem);
+	sctx = tls_server_ctx_new(path, key, &err2);
+	T_CHECK(cctx != NULL && sctx != NULL);
+	if (cctx == NULL || sctx == NULL) {
+		printf("  %s %s\n", errstr ? errstr : "", err2 ? err2 : "");
+		goto out;
+	}
+	T_CHECK(SSL_CTX_get_min_proto_version(cctx) == TLS1_2_VERSION);
+	T_CHECK(SSL_CTX_get_min_proto_version(sctx) == TLS1_2_VERSION);
+	SSL_CTX_set_security_level(cctx, 0);
+	SSL_CTX_set_security_level(sctx, 0);
+	T_CHECK(SSL_CTX_set_cipher_list(cctx, "DEFAULT@SECLEVEL=0") == 1);
+	T_CHECK(SSL_CTX_set_cipher_list(sctx, "DEFAULT@SECLEVEL=0") == 1);
+	oc = t_old_ctx(SSL_CTX_new(TLS_client_method()));
+	os = t_old_ctx(t_server_ctx(LEAF_GOOD, false));
+	/* Control: TLS 1.1 works where no floor is set. */
+	T_CHECK(t_handshake_ok(oc, os));
+	/* Our server refuses a TLS 1.1 client, our client a TLS 1.1 server. */
+	T_CHECK(!t_handshake_ok(oc, sctx));
+	T_CHECK(!t_handshake_ok(cctx, os));
+	/* And TLS 1.2 or better between our two still works. */
+	T_CHECK(t_handshake_ok(cctx, sctx));
+	SSL_CTX_free(oc);
+	SSL_CTX_free(os);
+out:
+	free(err2);
+	SSL_CTX_free(cctx);
+	SSL_CTX_free(sctx);
+	unlink(path);
+	unlink(key);
+}
+
 static void
 load_certs_errors(void)
 {
@@ -1294,6 +1378,7 @@ main(void)
 	T_RUN(load_certs_ok);
 	T_RUN(load_certs_key_given);
 	T_RUN(load_keys);
+	T_RUN(tls_floor);
 	T_RUN(facts_escaping_dates);
 	T_RUN(gate_fifo);
 	T_RUN(gate_expiry);
