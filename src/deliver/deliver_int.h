@@ -44,6 +44,7 @@ struct drcpt {
 	/* what deliver_decide did, for deliver_decide_message */
 	enum queue_rcpt_status decided;
 	bool warn_now; /* a delay DSN is due */
+	bool logged;   /* its log line is out (deliver_hold writes again) */
 	TAILQ_ENTRY(drcpt) entry;
 };
 TAILQ_HEAD(drcpt_list, drcpt);

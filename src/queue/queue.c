@@ -23,20 +23,33 @@ static struct queue *queue_open_mode(
     const char *dir, bool create, char **errstr);
 
 /*
- * The system's reason too: SQLITE_FULL says "database or disk is full",
- * the errno says which (ENOSPC, EDQUOT).
+ * The system's reason too, where SQLite keeps it; its SQLITE_FULL ("database
+ * or disk is full") keeps none, and means a write got ENOSPC (or EDQUOT).
  */
+static const char *
+queue_fail_why(struct queue *q)
+{
+	int sys = sqlite3_system_errno(q->db);
+
+	if (sys != 0)
+		return strerror(sys);
+	if ((q->errcode & 0xff) == SQLITE_FULL)
+		return "ENOSPC: no space left on the queue's filesystem";
+	return NULL;
+}
+
 int
 queue_fail(struct queue *q, const char *what)
 {
-	int sys = sqlite3_system_errno(q->db);
+	const char *why;
 
 	if (q->batch > 0 && q->batch_err != 0)
 		return -1; /* keep the first error: it is the cause */
 	q->errcode = sqlite3_extended_errcode(q->db);
+	why = queue_fail_why(q);
 	snprintf(q->err, sizeof(q->err), "%s: %s: %s%s%s%s", q->path, what,
-	    sqlite3_errmsg(q->db), sys != 0 ? " (" : "",
-	    sys != 0 ? strerror(sys) : "", sys != 0 ? ")" : "");
+	    sqlite3_errmsg(q->db), why != NULL ? " (" : "",
+	    why != NULL ? why : "", why != NULL ? ")" : "");
 	if (q->batch > 0 && (q->errcode & 0xff) != SQLITE_CONSTRAINT)
 		q->batch_err = q->errcode;
 	return -1;
