@@ -121,11 +121,11 @@ def disk_deliver_while_full(relay, args, mnt, msgids):
     arrived = wait_until(
         lambda: all(c >= 1 for c in counts(args.world, msgids).values()), 40)
     report("disk.delivered-while-full", arrived,
-           f"{counts(args.world, msgids)}: {relay.tail()}")
+           f"{counts(args.world, msgids)}: {relay.tail(6)}")
     paused = wait_until(lambda: log_has(relay, "delivery paused"), 20)
     report("disk.pause-names-cause",
            paused is not None and "disk is full" in paused,
-           f"{paused!r}: {relay.tail()}")
+           f"{paused!r}: {relay.tail(6)}")
     time.sleep(8)  # the old code sent the same message again every ~2 s
     c = counts(args.world, msgids)
     report("disk.no-redelivery-while-full",
@@ -137,7 +137,7 @@ def disk_recover(relay, args, mnt, msgids):
         if name.startswith("filler."):
             os.unlink(os.path.join(mnt, name))
     resumed = wait_until(lambda: log_has(relay, "delivery resumed"), 60)
-    report("disk.resumes-when-writable", resumed is not None, relay.tail())
+    report("disk.resumes-when-writable", resumed is not None, relay.tail(6))
     ids = [q for q, m in msgids.items()]
     queued = {e["msgid"] for e in relay.queue()}
     delivered = [q for q in ids if any(
@@ -260,7 +260,10 @@ def test_chown_link(args, base):
     with open(target, "w") as f:
         f.write("root's\n")
     os.chown(target, 0, 0)
-    relay = Relay(args.binary, args.world, "[server]\nuser = nobody\n",
+    # No MTA-STS: its cache's SQLite would replace a link named like its
+    # files before the hand-over; the hand-over alone is under test here.
+    relay = Relay(args.binary, args.world,
+                  "[server]\nuser = nobody\n[mta_sts]\nenabled = no\n",
                   name="chown")
     qdir = queue_dir(relay)
     os.mkdir(qdir, 0o700)
