@@ -15,8 +15,8 @@ struct conf;
 /*
  * Refuse what must not run: root without [server] user unless [server]
  * allow_root, a queue directory or private key readable or writable by
- * group or others, a queue file that is a link (when root). Returns 0, or -1 with
- * *errstr (new; says how to fix it).
+ * group or others, a queue file that is a link (when root). Returns 0,
+ * or -1 with *errstr (new; says how to fix it).
  */
 int relay_local_check(const struct conf *c, char **errstr);
 
