@@ -64,6 +64,7 @@ class DaneRelay:
                          "hold": "yes" if self.held else "no"},
             "server": {"listen": "%s:%d" % (self.addr, self.port),
                        "hostname": "relay.bench",
+                       "allow_root": "yes",
                        "max_connections": 10000,
                        "max_connections_per_ip": 10000},
             "queue": {"directory": os.path.join(self.dir, "queue")},

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "cli/cli.h"
@@ -72,6 +73,8 @@ cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 	 * default action would kill the relay.
 	 */
 	signal(SIGHUP, SIG_IGN);
+	/* Everything the relay creates holds mail or keys: 0600, 0700. */
+	umask(077);
 	if ((s.relay = relay_new(s.base, ctx->config_path, &err, &ex)) ==
 	    NULL) {
 		log_warnx("cannot start: %s", err);

@@ -268,9 +268,15 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    0, NULL,
 	    "refuse a certificate that matches none of our own secure TLSA "
 	    "records (no = serve it anyway)" },
+	{ CONF_SERVER_ALLOW_ROOT, "server", "allow_root", CONF_T_BOOL, "no", 0,
+	    0, NULL, "yes: run as root without [server] user" },
 	{ CONF_QUEUE_DIRECTORY, "queue", "directory", CONF_T_PATH,
 	    "/var/spool/danerelay", 0, 0, NULL,
 	    "where the queue database lives" },
+	{ CONF_QUEUE_MIN_FREE_SPACE, "queue", "min_free_space", CONF_T_INT,
+	    "100", 0, 1048576, NULL,
+	    "MB the queue filesystem keeps free: below it new mail gets 452 "
+	    "4.3.1" },
 	{ CONF_POLICY_MODE, "policy", "mode", CONF_T_STR, "enforce", 0, 0,
 	    check_mode,
 	    "enforce, or log-only: record would-be failures, deliver anyway" },

@@ -323,7 +323,7 @@ deliver_dest_kick(struct deliver *d, struct ddest *dest)
 	struct job *j;
 	size_t n;
 
-	while (!d->stopping && dest->npending > 0) {
+	while (!d->stopping && !d->paused && dest->npending > 0) {
 		/* An open connection first: no lookup, no handshake. */
 		if ((j = deliver_job_idle_take(dest)) == NULL &&
 		    (dest->active >= dest->limit ||
@@ -399,7 +399,7 @@ deliver_scan(struct deliver *d)
 		d->slice = false;
 	}
 
-	if (d->stopping || d->cfg.hold)
+	if (d->stopping || d->cfg.hold || d->paused)
 		return;
 	/*
 	 * Recipients in flight stay due in the queue until their outcome is
@@ -468,6 +468,7 @@ deliver_new(const struct deliver_config *cfg)
 	d->policy = cfg->policy;
 	TAILQ_INIT(&d->dests);
 	TAILQ_INIT(&d->joblist);
+	TAILQ_INIT(&d->held);
 	d->timer = evtimer_new(cfg->base, deliver_tick, d);
 	evtimer_add(d->timer, &now);
 	d->gate = tls_gate_new(cfg->base,
@@ -541,6 +542,7 @@ deliver_free(struct deliver *d)
 
 	if (d == NULL)
 		return;
+	deliver_hold_free(d);
 	while ((dest = TAILQ_FIRST(&d->dests)) != NULL)
 		deliver_dest_free(d, dest);
 	event_free(d->timer);

@@ -208,7 +208,9 @@ deliver_decide(
 	        r->o->cls == OUTCOME_PERM ? "bounced" :
 	                                    "deferred",
 	    fields);
-	decide_log(r, f, mta, word, now);
+	if (!r->logged) /* once, though a write kept back is done again */
+		decide_log(r, f, mta, word, now);
+	r->logged = true;
 	json_decref(fields);
 	(void)m;
 }

@@ -44,12 +44,16 @@ struct drcpt {
 	/* what deliver_decide did, for deliver_decide_message */
 	enum queue_rcpt_status decided;
 	bool warn_now; /* a delay DSN is due */
+	bool logged;   /* its log line is out (deliver_hold writes again) */
 	TAILQ_ENTRY(drcpt) entry;
 };
 TAILQ_HEAD(drcpt_list, drcpt);
 
 struct job;
 TAILQ_HEAD(job_list, job);
+
+struct dheld; /* deliver_hold.c */
+TAILQ_HEAD(dheld_list, dheld);
 
 struct ddest {
 	char *domain;
@@ -99,6 +103,12 @@ struct deliver {
 	struct event *grace;   /* shutdown: abort what is still running */
 	struct tls_gate *gate; /* TLS handshakes at once, all destinations */
 	bool stopping;
+	/* outcomes not written yet (deliver_hold.c): no new attempts */
+	bool paused;
+	struct dheld_list held;
+	size_t nheld; /* recipients in held */
+	struct event *probe;
+	int probe_s;
 	void (*stopped)(void *arg);
 	void *stopped_arg;
 };
@@ -177,6 +187,18 @@ void deliver_decide(
     struct deliver *d, struct dmsg *m, struct drcpt *r, const struct dfacts *f);
 void deliver_decide_message(
     struct deliver *d, struct dmsg *m, const struct dfacts *f);
+
+/*
+ * deliver_hold.c: decide and write the outcomes of msgs (an array of
+ * nmsg, taken over with their recipients, which leave the in-flight set
+ * once written) in one transaction. If the write fails, they are kept in
+ * memory, the scheduler pauses (d->paused: no new attempt) and a timer
+ * writes them when the queue can be written again, then resumes.
+ */
+void deliver_outcomes(
+    struct deliver *d, struct dmsg *msgs, size_t nmsg, const struct dfacts *f);
+/* At exit: a last try to write what is kept, then free it. */
+void deliver_hold_free(struct deliver *d);
 
 void drcpt_free(struct drcpt *r);
 

@@ -148,38 +148,34 @@ job_msgs_free(struct job *j)
 /*
  * Write the outcome of every recipient of j (f: the facts of the
  * attempt, or NULL) in one queue transaction (group commit: one fsync for
- * the whole job instead of several per recipient), then free them.
+ * the whole job instead of several per recipient), or keep them until
+ * the queue can be written (deliver_hold.c).
  */
 static void
 job_settle(struct job *j, const struct dfacts *f)
 {
-	struct deliver *d = j->d;
 	size_t i, k;
 
-	queue_batch_begin(d->cfg.queue);
 	for (i = 0; i < j->nmsg; i++) {
 		struct dmsg *m = &j->msgs[i];
 
+		job_msg_send_free(m);
 		for (k = 0; k < m->n; k++) {
 			struct drcpt *r = m->rcpts[k];
 
-			if (!r->done) {
-				if (j->have_fail)
-					*r->o = j->fail;
-				if (outcome_is_ok(r->o))
-					outcome_set(r->o, OUTCOME_TEMP, "4.4.7",
-					    RT_NONE,
-					    "no attempt could be made");
-			}
-			deliver_decide(d, m, r, f);
-			deliver_inflight_del(d, r->id);
+			if (r->done)
+				continue;
+			if (j->have_fail)
+				*r->o = j->fail;
+			if (outcome_is_ok(r->o))
+				outcome_set(r->o, OUTCOME_TEMP, "4.4.7",
+				    RT_NONE, "no attempt could be made");
 		}
-		deliver_decide_message(d, m, f);
 	}
-	if (queue_batch_end(d->cfg.queue) == -1)
-		log_warnx("queue: cannot record delivery outcomes: %s",
-		    queue_error(d->cfg.queue));
-	job_msgs_free(j);
+	/* They are deliver_hold's now: written, or kept until they can be. */
+	deliver_outcomes(j->d, j->msgs, j->nmsg, f);
+	j->msgs = NULL;
+	j->nmsg = j->cur = 0;
 }
 
 /* Runs at the top of the loop: decide everything, free, tell deliver.c. */

@@ -6,6 +6,7 @@
 #include "queue/queue_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,12 +22,36 @@
 static struct queue *queue_open_mode(
     const char *dir, bool create, char **errstr);
 
+/*
+ * The system's reason too, where SQLite keeps it; its SQLITE_FULL ("database
+ * or disk is full") keeps none, and means a write got ENOSPC (or EDQUOT).
+ */
+static const char *
+queue_fail_why(struct queue *q)
+{
+	int sys = sqlite3_system_errno(q->db);
+
+	if (sys != 0)
+		return strerror(sys);
+	if ((q->errcode & 0xff) == SQLITE_FULL)
+		return "ENOSPC: no space left on the queue's filesystem";
+	return NULL;
+}
+
 int
 queue_fail(struct queue *q, const char *what)
 {
+	const char *why;
+
+	if (q->batch > 0 && q->batch_err != 0)
+		return -1; /* keep the first error: it is the cause */
 	q->errcode = sqlite3_extended_errcode(q->db);
-	snprintf(q->err, sizeof(q->err), "%s: %s: %s", q->path, what,
-	    sqlite3_errmsg(q->db));
+	why = queue_fail_why(q);
+	snprintf(q->err, sizeof(q->err), "%s: %s: %s%s%s%s", q->path, what,
+	    sqlite3_errmsg(q->db), why != NULL ? " (" : "",
+	    why != NULL ? why : "", why != NULL ? ")" : "");
+	if (q->batch > 0 && (q->errcode & 0xff) != SQLITE_CONSTRAINT)
+		q->batch_err = q->errcode;
 	return -1;
 }
 
@@ -63,6 +88,8 @@ queue_run(struct queue *q, sqlite3_stmt *st, const char *what)
 {
 	int rc;
 
+	if (q->batch > 0 && q->batch_err != 0)
+		return -1; /* the batch is lost: write nothing outside it */
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
 	if (rc != SQLITE_DONE) {
@@ -82,6 +109,8 @@ queue_run(struct queue *q, sqlite3_stmt *st, const char *what)
 int
 queue_tx_begin(struct queue *q)
 {
+	if (q->batch > 0 && q->batch_err != 0)
+		return -1;
 	if (q->batch > 0)
 		return sqlite3_exec(q->db, "SAVEPOINT tx", NULL, NULL, NULL) ==
 		        SQLITE_OK ?
@@ -127,6 +156,7 @@ queue_batch_begin(struct queue *q)
 {
 	if (q->batch++ > 0)
 		return 0;
+	q->batch_err = 0;
 	if (queue_run(q, queue_stmt(q, QUEUE_ST_BEGIN), "begin batch") == 0)
 		return 0;
 	q->batch = 0;
@@ -136,9 +166,13 @@ queue_batch_begin(struct queue *q)
 int
 queue_batch_end(struct queue *q)
 {
+	int failed = q->batch_err;
+
 	if (q->batch == 0 || --q->batch > 0)
 		return 0;
-	if (queue_run(q, queue_stmt(q, QUEUE_ST_COMMIT), "commit batch") == 0)
+	q->batch_err = 0;
+	if (failed == 0 &&
+	    queue_run(q, queue_stmt(q, QUEUE_ST_COMMIT), "commit batch") == 0)
 		return 0;
 	if (sqlite3_get_autocommit(q->db) == 0)
 		sqlite3_step(queue_stmt(q, QUEUE_ST_ROLLBACK));
@@ -279,6 +313,24 @@ queue_check_magic(const char *path, char **errstr)
 	return -1;
 }
 
+/*
+ * Queued mail is private from the first byte, whatever the umask: the
+ * database is created 0600 before SQLite opens it, and SQLite gives its
+ * -wal and -shm files the mode of the database.
+ */
+static int
+queue_create_private(const char *path, char **errstr)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+
+	if (fd == -1) {
+		*errstr = xasprintf("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 struct queue *
 queue_open(const char *dir, char **errstr)
 {
@@ -301,7 +353,12 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 	if (create && queue_mkdir(dir, errstr) == -1)
 		return NULL;
 	q = xcalloc(1, sizeof(*q));
+	q->dir = xstrdup(dir);
 	q->path = xasprintf("%s/%s", dir, QUEUE_DB_NAME);
+	if (create && queue_create_private(q->path, errstr) == -1) {
+		queue_close(q);
+		return NULL;
+	}
 	if (create)
 		flags |= SQLITE_OPEN_CREATE;
 	else if (access(q->path, F_OK) == -1) {
@@ -323,6 +380,8 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 		queue_close(q);
 		return NULL;
 	}
+	if (create)
+		queue_space_setup(q);
 	return q;
 }
 
@@ -337,6 +396,7 @@ queue_close(struct queue *q)
 		sqlite3_finalize(q->st[i]);
 	/* The last connection to close checkpoints the WAL into the DB. */
 	sqlite3_close(q->db);
+	free(q->dir);
 	free(q->path);
 	free(q);
 }

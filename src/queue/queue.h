@@ -278,6 +278,22 @@ int queue_bounce(struct queue *q, const char *msgid_or_rcpt_id);
 /* Whether the operator asked to bounce rcpt (consumed by the daemon). */
 bool queue_rcpt_bounce_requested(struct queue *q, int64_t rcpt);
 
+/*
+ * Whether the queue's filesystem has less than need octets free for us
+ * (statvfs f_bavail, measured at most once a second: cheap enough for
+ * every MAIL and RCPT). A filesystem that cannot be measured is not low.
+ */
+bool queue_space_low(struct queue *q, uint64_t need);
+
+/*
+ * Give the space of messages that left back to the filesystem: pages
+ * freed by dropped bodies are cut off the end of the file (SQLite
+ * incremental vacuum) and a WAL grown by a large message is truncated
+ * (checkpoint TRUNCATE, skipped while another process reads). Cheap when
+ * there is nothing to do; for a periodic timer. 0, or -1 (queue_error).
+ */
+int queue_compact(struct queue *q);
+
 /* Last SQLite error text of q (borrowed); "" when none. */
 const char *queue_error(const struct queue *q);
 

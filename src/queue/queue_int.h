@@ -41,12 +41,22 @@ enum queue_st {
 
 struct queue {
 	sqlite3 *db;
+	char *dir;  /* the queue directory (statvfs) */
 	char *path; /* of the database file, for messages */
 	sqlite3_stmt *st[QUEUE_ST_COUNT];
 	char err[512];
 	int errcode; /* extended SQLite code of the last failure */
 	int batch;   /* queue_batch_begin depth: inner transactions are
 	              * savepoints of the batch's one transaction */
+	/*
+	 * The first failure inside a batch other than a constraint: SQLite
+	 * may have rolled the whole transaction back already (SQLITE_FULL
+	 * does), so every later write of the batch fails at once instead of
+	 * running in autocommit mode, and queue_batch_end() reports it.
+	 */
+	int batch_err;
+	time_t space_at; /* when space_free was measured (queue_space.c) */
+	uint64_t space_free;
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
@@ -56,6 +66,13 @@ struct queue {
 	"last_result_type, last_text, last_mta, delay_warned, "      \
 	"bounce_requested, (SELECT kind FROM messages m WHERE "      \
 	"m.id = recipients.msgid)"
+
+/*
+ * queue_space.c: with the daemon's queue (create mode), make the file able
+ * to shrink (auto_vacuum = INCREMENTAL, converting an older queue once
+ * with VACUUM). Failure only costs the shrinking: logged, never fatal.
+ */
+void queue_space_setup(struct queue *q);
 
 /* Create or check the schema of a freshly opened database. 0 or -1. */
 int queue_schema_init(struct queue *q);

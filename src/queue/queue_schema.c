@@ -155,6 +155,10 @@ queue_schema_wal(struct queue *q)
 	if (sqlite3_exec(q->db, "PRAGMA cache_size = -256", NULL, NULL, NULL) !=
 	    SQLITE_OK)
 		return queue_fail(q, "cache_size");
+	/* A WAL grown by a large message shrinks back after checkpoints. */
+	if (sqlite3_exec(q->db, "PRAGMA journal_size_limit = 4194304", NULL,
+	        NULL, NULL) != SQLITE_OK)
+		return queue_fail(q, "journal_size_limit");
 	return 0;
 }
 
@@ -245,6 +249,14 @@ queue_schema_init(struct queue *q)
 	}
 	if (version != 0 && queue_schema_check(q, version, appid) == -1)
 		return -1;
+	/*
+	 * Only a file without tables can take auto_vacuum without a VACUUM,
+	 * and WAL mode writes the first page: set it before (queue_space.c).
+	 */
+	if (version == 0 &&
+	    sqlite3_exec(q->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL,
+	        NULL) != SQLITE_OK)
+		return queue_fail(q, "auto_vacuum");
 	if (queue_schema_wal(q) == -1)
 		return -1;
 	if (version == 0 && queue_schema_create(q) == -1)

@@ -22,6 +22,7 @@
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "relay/relay_guard.h"
+#include "relay/relay_local.h"
 #include "server/server.h"
 #include "report/dkim.h"
 #include "report/tlsrpt.h"
@@ -54,6 +55,8 @@ struct relay {
 	struct dkim_signer *dkim;      /* [dkim], or NULL */
 	struct relay_tlsrpt *reporter; /* sends the reports, or NULL */
 	struct event *purge_timer;
+	struct event *compact_timer;
+	int lock_fd; /* the queue's exclusive lock (relay_local.c), or -1 */
 	time_t *retry;
 	char hostname[256];
 	int stopping;
@@ -202,6 +205,8 @@ relay_server_config(struct relay *r, const struct conf *c, SSL_CTX *tls,
 	    (unsigned)conf_int(c, CONF_SERVER_AUTH_MAX_FAILURES);
 	sc->auth_lockout = (unsigned)conf_int(c, CONF_SERVER_AUTH_LOCKOUT);
 	sc->queue = r->queue;
+	sc->min_free_space =
+	    (uint64_t)conf_int(c, CONF_QUEUE_MIN_FREE_SPACE) * 1024 * 1024;
 	sc->dkim = conf_bool(c, CONF_DKIM_SIGN_OUTBOUND) ? r->dkim : NULL;
 	sc->on_queued = relay_on_queued;
 	sc->arg = r;
@@ -263,14 +268,7 @@ static int
 relay_drop_privileges(struct relay *r, char **errstr)
 {
 	const char *user = conf_str(r->conf, CONF_SERVER_USER);
-	const char *dir = conf_str(r->conf, CONF_QUEUE_DIRECTORY);
 	struct passwd *pw;
-	char path[4096];
-	static const char *const files[] = { "", "/queue.db", "/queue.db-wal",
-		"/queue.db-shm", "/mta-sts.db", "/mta-sts.db-wal",
-		"/mta-sts.db-shm", "/tlsrpt.db", "/tlsrpt.db-wal",
-		"/tlsrpt.db-shm" };
-	size_t i;
 
 	if (geteuid() != 0 || user == NULL)
 		return 0;
@@ -278,12 +276,8 @@ relay_drop_privileges(struct relay *r, char **errstr)
 		*errstr = xasprintf("[server] user %s: no such user", user);
 		return -1;
 	}
-	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(path, sizeof(path), "%s%s", dir, files[i]);
-		if (chown(path, pw->pw_uid, pw->pw_gid) == -1 &&
-		    errno != ENOENT)
-			log_warn("chown %s", path);
-	}
+	relay_local_chown(
+	    conf_str(r->conf, CONF_QUEUE_DIRECTORY), pw->pw_uid, pw->pw_gid);
 	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
 	    setuid(pw->pw_uid) == -1 || setuid(0) != -1) {
 		*errstr = xasprintf(
@@ -357,6 +351,7 @@ relay_sts(struct relay *r, char **errstr)
 
 /* The trace of finished messages is kept this long, then purged. */
 #define RELAY_TRACE_DAYS 30
+#define RELAY_COMPACT_S  10 /* queue_compact(): cheap when idle */
 
 static void
 relay_purge(evutil_socket_t fd, short ev, void *arg)
@@ -371,6 +366,18 @@ relay_purge(evutil_socket_t fd, short ev, void *arg)
 		         "%d days ago",
 		    n, RELAY_TRACE_DAYS);
 	evtimer_add(r->purge_timer, &tv);
+}
+
+/* Give the space of delivered messages back to the filesystem. */
+static void
+relay_compact(evutil_socket_t fd, short ev, void *arg)
+{
+	struct relay *r = arg;
+	struct timeval tv = { RELAY_COMPACT_S, 0 };
+
+	if (queue_compact(r->queue) == -1)
+		log_warnx("queue: cannot compact: %s", queue_error(r->queue));
+	evtimer_add(r->compact_timer, &tv);
 }
 
 /* RFC 8460: count every TLS negotiation, in a store beside the queue. */
@@ -430,6 +437,12 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	r->boot_conf = r->conf;
 	relay_hostname(r);
+	if (relay_local_check(r->conf, &err) == -1)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	r->lock_fd =
+	    relay_local_lock(conf_str(r->conf, CONF_QUEUE_DIRECTORY), &err);
+	if (r->lock_fd == -1)
+		return relay_fail(r, errstr, ex, EX_TEMPFAIL, err);
 	if ((r->resolver = relay_resolver_new(r->conf, r->base, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_UNAVAILABLE, err);
 	r->client_tls =
@@ -464,6 +477,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	relay_reporter(r);
 	r->purge_timer = evtimer_new(r->base, relay_purge, r);
 	event_active(r->purge_timer, EV_TIMEOUT, 0); /* first purge at start */
+	r->compact_timer = evtimer_new(r->base, relay_compact, r);
+	event_active(r->compact_timer, EV_TIMEOUT, 0);
 	return 0;
 }
 
@@ -474,6 +489,7 @@ relay_new(
 	struct relay *r = xcalloc(1, sizeof(*r));
 
 	r->base = base;
+	r->lock_fd = -1;
 	r->config_path = config_path != NULL ? xstrdup(config_path) : NULL;
 	if (relay_build(r, errstr, ex) == -1)
 		return NULL;
@@ -566,6 +582,8 @@ relay_free(struct relay *r)
 		event_free(r->sts_timer);
 	if (r->purge_timer != NULL)
 		event_free(r->purge_timer);
+	if (r->compact_timer != NULL)
+		event_free(r->compact_timer);
 	sts_free(r->sts);
 	tlsrpt_store_close(r->tlsrpt);
 	dkim_signer_free(r->dkim);
@@ -580,5 +598,7 @@ relay_free(struct relay *r)
 	conf_free(r->boot_conf);
 	free(r->retry);
 	free(r->config_path);
+	if (r->lock_fd != -1)
+		close(r->lock_fd); /* last: the queue is closed */
 	free(r);
 }

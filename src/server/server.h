@@ -42,6 +42,8 @@ struct server_config {
 	unsigned auth_lockout;
 	unsigned data_timeout_ms; /* per chunk of DATA (§4.5.3.2.5: 3 min) */
 	struct queue *queue;      /* borrowed */
+	/* [queue] min_free_space: below it, MAIL and RCPT get 452 4.3.1 */
+	uint64_t min_free_space;
 	/*
 	 * [dkim] sign_outbound: accepted mail whose From: is in the
 	 * signer's domain is DKIM-signed before it is queued (borrowed;

@@ -708,6 +708,27 @@ server_session_setup_bev(struct server_session *s)
 
 /* ---- the contract --------------------------------------------------- */
 
+/* [queue] min_free_space, and room for the declared SIZE on top. */
+static bool
+server_session_storage_low(size_t size, void *arg)
+{
+	struct server_session *s = arg;
+	const struct server_config *cfg = server_cfg(s->srv);
+	static time_t said;
+	time_t now = time(NULL);
+
+	if (cfg->queue == NULL ||
+	    !queue_space_low(cfg->queue, cfg->min_free_space + size))
+		return false;
+	if (now - said >= 60) { /* once a minute, not once a client */
+		said = now;
+		log_warnx("queue filesystem below [queue] min_free_space "
+		          "(%llu octets): new mail refused with 452 4.3.1",
+		    (unsigned long long)cfg->min_free_space);
+	}
+	return true;
+}
+
 static struct smtp_server *
 server_session_fsm(struct server_session *s, enum smtp_server_refuse refuse)
 {
@@ -723,6 +744,8 @@ server_session_fsm(struct server_session *s, enum smtp_server_refuse refuse)
 		.max_message_size = cfg->max_message_size,
 		.max_recipients = cfg->max_recipients,
 		.refuse = refuse,
+		.storage_low = server_session_storage_low,
+		.storage_arg = s,
 	};
 
 	return smtp_server_new(&p);

@@ -447,6 +447,21 @@ smtp_server_cmd_help(struct smtp_server *m)
 
 /* ---- MAIL, RCPT ----------------------------------------------------- */
 
+/*
+ * The queue is short of room: 452 (RFC 5321 §4.5.3.1.10, RFC 1870 §6.2
+ * "insufficient system storage") with RFC 3463 4.3.1 "mail system full":
+ * the client keeps the message and retries later.
+ */
+static bool
+smtp_server_storage_low(struct smtp_server *m, size_t size)
+{
+	if (m->p.storage_low == NULL ||
+	    !m->p.storage_low(size, m->p.storage_arg))
+		return false;
+	smtp_server_reply(m, 452, "4.3.1", "Insufficient system storage");
+	return true;
+}
+
 static void
 smtp_server_cmd_mail(struct smtp_server *m)
 {
@@ -471,6 +486,8 @@ smtp_server_cmd_mail(struct smtp_server *m)
 		    "Message size exceeds fixed maximum message size");
 		return;
 	}
+	if (smtp_server_storage_low(m, c->has_size ? c->size : 0))
+		return;
 	m->in_txn = true;
 	m->sender = xstrdup(c->path);
 	m->envid = c->has_envid ? xstrdup(c->envid) : NULL;
@@ -528,6 +545,8 @@ smtp_server_cmd_rcpt(struct smtp_server *m)
 		smtp_server_error(m, 554, "5.7.1", "Relay access denied");
 		return;
 	}
+	if (smtp_server_storage_low(m, 0))
+		return;
 	/* RFC 5321 §4.5.3.1.10: 452, the client retries the rest later. */
 	if (m->nrcpt >= m->p.max_recipients) {
 		smtp_server_reply(m, 452, "4.5.3", "Too many recipients");

@@ -62,6 +62,13 @@ struct smtp_server_params {
 	size_t max_message_size; /* octets, as received (SIZE, RFC 1870) */
 	size_t max_recipients;
 	enum smtp_server_refuse refuse;
+	/*
+	 * Whether the queue lacks room for a message of size octets (0:
+	 * unknown), asked at MAIL and RCPT; NULL: never. The machine stays
+	 * pure: the caller measures.
+	 */
+	bool (*storage_low)(size_t size, void *arg);
+	void *storage_arg;
 };
 
 enum smtp_server_event_type {

@@ -58,6 +58,9 @@ class Relay:
         sections.setdefault("server", {}).setdefault(
             "listen", f"127.0.0.1:{self.port}")
         sections["server"].setdefault("hostname", "relay.test")
+        # The tests run as root: say so, unless the test drops to a user.
+        if "user" not in sections["server"]:
+            sections["server"].setdefault("allow_root", "yes")
         sections.setdefault("queue", {}).setdefault(
             "directory", os.path.join(self.dir, "queue"))
         with open(self.conf, "w") as f:

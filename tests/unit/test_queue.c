@@ -17,6 +17,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1235,6 +1236,53 @@ fixture(const char *dir)
 	return 0;
 }
 
+static void
+count_one_cb(const struct queue_rcpt *r, void *arg)
+{
+	(void)r;
+	(*(int *)arg)++;
+}
+
+/*
+ * A write that fails inside a batch (here EFBIG past RLIMIT_FSIZE; on a
+ * full disk SQLITE_FULL, which may roll the whole transaction back) loses
+ * the whole batch: no later write of it is committed on its own, and the
+ * end says so. The caller keeps the outcomes (deliver_hold.c).
+ */
+static void
+batch_failure_loses_whole_batch(void)
+{
+	char *dir = tmp_new(), id[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir);
+	size_t big = 4 << 20;
+	uint8_t *data = xcalloc(1, big);
+	struct msg_spec s = { "a@example.org", NULL, { "b@example.com", NULL },
+		data, big };
+	struct rlimit old, lim;
+	int n = 0;
+
+	memset(data, 'x', big);
+	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	signal(SIGXFSZ, SIG_IGN);
+	T_CHECK(getrlimit(RLIMIT_FSIZE, &old) == 0);
+	lim = old;
+	lim.rlim_cur = 1 << 20;
+	T_CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+	T_CHECK(queue_batch_begin(q) == 0);
+	T_CHECK(add_spec(q, &s, id) == -1);
+	T_CHECK(queue_rcpt_delivered(q, 1, &att_ok) == -1);
+	T_CHECK(queue_batch_end(q) == -1);
+	T_CHECK(strstr(queue_error(q), "insert") != NULL);
+	T_CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+	signal(SIGXFSZ, SIG_DFL);
+	/* Nothing of the batch reached the file: rcpt 1 is still due. */
+	T_CHECK(queue_due(q, time(NULL) + 1, 10, count_one_cb, &n) == 1);
+	T_CHECK(queue_rcpt_delivered(q, 1, &att_ok) == 0);
+	queue_close(q);
+	free(data);
+	tmp_free(dir);
+}
+
 int
 main(void)
 {
@@ -1263,6 +1311,7 @@ main(void)
 	T_RUN(refuses_foreign_and_newer);
 	T_RUN(open_existing_needs_db);
 	T_RUN(crash_kill9);
+	T_RUN(batch_failure_loses_whole_batch);
 	T_RUN(bulk_10000);
 	T_RUN(names);
 	T_EXIT();

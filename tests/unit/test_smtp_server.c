@@ -1167,6 +1167,71 @@ test_fsm_details(void)
 	smtp_server_free(m);
 }
 
+/* What storage_low was asked, and what it answers. */
+struct storage {
+	bool low;
+	size_t asked;
+	int calls;
+};
+
+static bool
+storage_low(size_t size, void *arg)
+{
+	struct storage *st = arg;
+
+	st->asked = size;
+	st->calls++;
+	return st->low;
+}
+
+/* The output of one input line fed to m. */
+static const char *
+fsm_say(struct smtp_server *m, const char *line)
+{
+	struct smtp_server_event ev = { .type = SMTP_SRV_EV_INPUT,
+		.now = 1700000000 };
+	struct smtp_server_action a;
+	size_t len;
+
+	smtp_server_output_clear(m);
+	ev.data = line;
+	ev.len = strlen(line);
+	smtp_server_step(m, &ev, &a);
+	return smtp_server_output(m, &len);
+}
+
+/* [queue] min_free_space: 452 4.3.1 at MAIL (with SIZE) and at RCPT. */
+static void
+test_fsm_storage(void)
+{
+	struct storage st = { true, 0, 0 };
+	struct smtp_server_params p = { .id = "test",
+		.hostname = "mx.test",
+		.client_ip = "192.0.2.7",
+		.relay_allowed = true,
+		.max_message_size = 10000,
+		.max_recipients = 10,
+		.storage_low = storage_low,
+		.storage_arg = &st };
+	struct smtp_server *m = smtp_server_new(&p);
+	struct smtp_server_event ev = { .type = SMTP_SRV_EV_CONNECTED };
+	struct smtp_server_action a;
+
+	smtp_server_step(m, &ev, &a);
+	fsm_say(m, "EHLO c.example\r\n");
+	T_CHECK(strncmp(fsm_say(m, "MAIL FROM:<a@b.example> SIZE=5000\r\n"),
+	            "452 4.3.1 ", 10) == 0);
+	T_CHECK(st.calls == 1 && st.asked == 5000);
+	st.low = false;
+	T_CHECK(
+	    strncmp(fsm_say(m, "MAIL FROM:<a@b.example>\r\n"), "250 ", 4) == 0);
+	st.low = true;
+	T_CHECK(strncmp(fsm_say(m, "RCPT TO:<c@d.example>\r\n"), "452 4.3.1 ",
+	            10) == 0);
+	T_CHECK(st.asked == 0);
+	smtp_server_free(m);
+}
+
 int
 main(void)
 {
@@ -1179,5 +1244,6 @@ main(void)
 	T_RUN(test_fsm_received_tls);
 	T_RUN(test_fsm_connect);
 	T_RUN(test_fsm_details);
+	T_RUN(test_fsm_storage);
 	T_EXIT();
 }

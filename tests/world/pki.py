@@ -126,7 +126,12 @@ class Pki:
         self._write("ca-inter.pem", cert_pem(self.inter))
 
     def _write(self, name, data):
-        with open(os.path.join(self.dir, name), "wb") as f:
+        # Private keys 0600 from creation: the relay refuses looser ones.
+        mode = 0o600 if name.endswith(".key.pem") else 0o644
+        path = os.path.join(self.dir, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as f:
             f.write(data)
 
     def issue(self, host, spec):
