@@ -122,8 +122,17 @@ send_parse(int argc, char **argv, char day[TLSRPT_DAY_LEN])
 	tlsrpt_day(time(NULL) - 86400, day);
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "d:", longopts, NULL)) != -1) {
-		if (ch != 'd' || strlen(optarg) != TLSRPT_DAY_LEN - 1)
+		if (ch != 'd')
 			return -1;
+		/* A day that is not on the calendar is a usage error, not an
+		 * empty report: the caller must hear of it (EX_USAGE). */
+		if (tlsrpt_day_start(optarg) == (time_t)-1) {
+			fprintf(stderr,
+			    "danerelay tlsrpt send: --day %s: expected a "
+			    "calendar day YYYY-MM-DD\n",
+			    optarg);
+			return -1;
+		}
 		memcpy(day, optarg, TLSRPT_DAY_LEN);
 	}
 	return optind == argc ? 0 : -1;

@@ -607,6 +607,21 @@ static const struct fsm_case fsm_cases[] = {
 	          "|550 5.1.1 This relay has no local mailboxes|501 5.1.3 Bad "
 	          "recipient address syntax",
 	    NULL },
+	/* RFC 7672 §2.2.2: no DANE for an address literal: refused at
+	 * RCPT, never accepted and bounced later. */
+	{ "address literal refused", F_RELAY, 0,
+	    { "EHLO c.example\r\n", "MAIL FROM:<a@b.example>\r\n",
+	        "RCPT TO:<u@[192.0.2.1]>\r\n",
+	        "RCPT TO:<u@[IPv6:2001:db8::1]>\r\n",
+	        "RCPT TO:<\"x@[192.0.2.1]\"@d.example>\r\n" },
+	    GREET "|" EHLO_PLAIN "|" OK_MAIL
+	          "|550 5.7.1 <u@[192.0.2.1]>: address literals are not "
+	          "relayed: no DANE or MTA-STS authentication is possible for "
+	          "them (RFC 7672 section 2.2.2)"
+	          "|550 5.7.1 <u@[IPv6:2001:db8::1]>: address literals are not "
+	          "relayed: no DANE or MTA-STS authentication is possible for "
+	          "them (RFC 7672 section 2.2.2)|" OK_RCPT,
+	    NULL },
 	{ "misc commands", F_RELAY, 0,
 	    { "NOOP\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nFOO\r\n" },
 	    GREET "|250 2.0.0 Ok|252 2.5.0 Cannot VRFY user, but will accept "
