@@ -289,6 +289,38 @@ test_xtext(void)
 	T_CHECK(smtp_xtext_decode(out, 4, "abc", 3) == 3);
 }
 
+/* RFC 3461 §4.2: ORCPT is kept as received and decoded once, for DSNs. */
+static void
+test_orcpt(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "rfc822;bob+2Bx@example.org", "rfc822;bob+x@example.org" },
+		{ "rfc822;a+3Db@example.org", "rfc822;a=b@example.org" },
+		{ "rfc822;plain@example.org", "rfc822;plain@example.org" },
+		{ "rfc822;bad+2b", "rfc822;bad+2b" },
+		{ "no-type", "no-type" },
+		{ "x;", "x;" },
+	};
+	struct smtp_cmd c;
+	const char *line = "RCPT TO:<bob+x@example.org> "
+	                   "ORCPT=rfc822;bob+2Bx@example.org";
+	size_t i;
+	char *s;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = smtp_orcpt_decode(cases[i].in);
+		T_STREQ(s, cases[i].want);
+		free(s);
+	}
+	/* The parser keeps the value as given, and its address decoded. */
+	T_CHECK(smtp_cmd_parse(&c, line, strlen(line), false) == 0);
+	T_CHECK(c.has_orcpt);
+	T_STREQ(c.orcpt, "rfc822;bob+2Bx@example.org");
+	T_STREQ(c.orcpt_addr, "bob+x@example.org");
+}
+
 /* ---- server state machine ------------------------------------------ */
 
 #define F_RELAY 0x1 /* client in relay_networks */
@@ -1173,6 +1205,7 @@ main(void)
 	T_RUN(test_cmd_table);
 	T_RUN(test_cmd_limits);
 	T_RUN(test_xtext);
+	T_RUN(test_orcpt);
 	T_RUN(test_fsm_table);
 	T_RUN(test_fsm_octets);
 	T_RUN(test_fsm_txn);
