@@ -143,21 +143,59 @@ conf_defaults(void)
 	return c;
 }
 
+/*
+ * The name of a [domain NAME] section, lowercased and without its one
+ * trailing dot (DNS names are case-insensitive and "example.org." is
+ * "example.org"), checked as an RFC 5321 §4.1.2 Domain: labels of letters,
+ * digits and inner hyphens, 1 to 63 octets each, 253 in all. NULL or a
+ * static error.
+ */
+static const char *
+conf_domain_name(char *name)
+{
+	size_t len, n;
+	char *p, *dot;
+
+	str_lower(name);
+	len = strlen(name);
+	if (len > 1 && name[len - 1] == '.')
+		name[--len] = '\0';
+	if (len == 0 || strcmp(name, ".") == 0)
+		return "expected [domain NAME] with a domain name";
+	if (name[0] == '.')
+		return "a domain name does not start with '.' (a section "
+		       "matches one domain exactly: write [domain example.org])";
+	if (len > 253)
+		return "domain name longer than 253 characters";
+	for (p = name; *p != '\0'; p = *dot != '\0' ? dot + 1 : dot) {
+		dot = p + strcspn(p, ".");
+		n = (size_t)(dot - p);
+		if (n == 0)
+			return "empty label in domain name ('..')";
+		if (n > 63)
+			return "label of more than 63 characters in domain name";
+		if (strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") < n)
+			return "domain name with characters other than letters, "
+			       "digits, '-' and '.'";
+		if (p[0] == '-' || p[n - 1] == '-')
+			return "domain name label that starts or ends with '-'";
+	}
+	return NULL;
+}
+
 /* "[domain NAME]": start a per-destination section. */
 static const char *
 conf_domain_begin(struct conf *c, char *line, char *section, size_t seclen,
     char *errbuf, size_t errlen)
 {
-	char *name = str_trim(line + 7);
+	char *name = str_trim(line + 6); /* after "domain" */
+	const char *err;
 	size_t i;
 
-	str_lower(name);
-	if (*name == '\0' ||
-	    strspn(name,
-	        "abcdefghijklmnopqrstuvwxyz"
-	        "0123456789-.") != strlen(name) ||
-	    strlen(name) > 253)
-		return "expected [domain NAME] with a domain name";
+	if ((err = conf_domain_name(name)) != NULL) {
+		snprintf(errbuf, errlen, "[domain %s]: %s", name, err);
+		return errbuf;
+	}
 	for (i = 0; i < c->ndomain; i++) {
 		if (strcmp(c->domains[i].name, name) == 0) {
 			snprintf(errbuf, errlen,
@@ -247,7 +285,8 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 			return "malformed section header (expected [name])";
 		*end = '\0';
 		line = str_trim(line + 1);
-		if (strncmp(line, "domain ", 7) == 0)
+		if (strncmp(line, "domain ", 7) == 0 ||
+		    strcmp(line, "domain") == 0)
 			return conf_domain_begin(
 			    c, line, section, seclen, errbuf, errlen);
 		if (!conf_section_known(line)) {
