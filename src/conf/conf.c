@@ -4,6 +4,7 @@
 #include "conf/conf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 struct conf_val {
 	bool set;      /* given in the file (else default) */
+	unsigned line; /* where it was given, 0 = not in the file */
 	char *raw;     /* text as given, or the default; NULL = unset */
 	long long num; /* ints, bools, durations */
 	char **list;   /* lists */
@@ -28,6 +30,7 @@ struct conf {
 	struct conf_domain *domains;
 	size_t ndomain;
 	unsigned lineno; /* while parsing */
+	char *file;      /* the name it was read as, NULL = defaults */
 };
 
 static const struct conf_key_def *
@@ -319,11 +322,16 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 	}
 	err = conf_set(&c->v[def->key], def, value);
 	if (err != NULL) {
-		snprintf(
-		    errbuf, errlen, "%s.%s = %s: %s", section, key, value, err);
+		/* The one mistake the format invites: "key = v  # why". */
+		snprintf(errbuf, errlen, "%s.%s = %s: %s%s", section, key,
+		    value, err,
+		    strstr(value, " #") != NULL || strstr(value, " ;") != NULL ?
+		        " (comments go on lines of their own)" :
+		        "");
 		return errbuf;
 	}
 	c->v[def->key].set = true;
+	c->v[def->key].line = c->lineno;
 	return NULL;
 }
 
@@ -334,6 +342,8 @@ conf_parse(const char *text, size_t len, const char *name, char **errstr)
 	char section[64] = "", line[CONF_MAX_LINE + 1], errbuf[512];
 	const char *p = text, *end = text + len, *nl, *err;
 	size_t lineno = 0, n;
+
+	c->file = xstrdup(name);
 
 	while (p < end) {
 		lineno++;
@@ -409,6 +419,7 @@ conf_free(struct conf *c)
 		free(c->v[i].raw);
 		str_vec_free(c->v[i].list);
 	}
+	free(c->file);
 	for (i = 0; i < c->ndomain; i++) {
 		free(c->domains[i].name);
 		free(c->domains[i].security);
@@ -491,18 +502,74 @@ conf_dump(const struct conf *c, FILE *fp)
 	const char *section = "";
 	size_t i;
 
+	fprintf(fp, "# Keys commented out have their default value.\n");
+
 	for (i = 0; i < CONF_KEY_COUNT; i++) {
 		if (strcmp(section, conf_keys[i].section) != 0) {
 			section = conf_keys[i].section;
 			fprintf(fp, "%s[%s]\n", i == 0 ? "" : "\n", section);
 		}
-		fprintf(fp, "# %s\n", conf_keys[i].help);
+		/* Comments on lines of their own: the output is valid input
+		 * again, and reading it back prints the same text. */
+		fprintf(fp, "# %s%s\n", conf_keys[i].help,
+		    conf_keys[i].reload ? "" : " (restart to change)");
 		if (c->v[i].raw == NULL)
 			fprintf(fp, "# %s = (unset)\n", conf_keys[i].name);
 		else
-			fprintf(fp, "%s = %s%s\n", conf_keys[i].name,
-			    c->v[i].raw, c->v[i].set ? "" : "    # default");
+			fprintf(fp, "%s%s = %s\n", c->v[i].set ? "" : "# ",
+			    conf_keys[i].name, c->v[i].raw);
 	}
 	for (i = 0; i < c->ndomain; i++)
 		conf_dump_domain(&c->domains[i], fp);
+}
+
+const char *
+conf_key_section(enum conf_key k)
+{
+	return conf_keys[k].section;
+}
+
+const char *
+conf_key_name(enum conf_key k)
+{
+	return conf_keys[k].name;
+}
+
+bool
+conf_key_reloadable(enum conf_key k)
+{
+	return conf_keys[k].reload;
+}
+
+const char *
+conf_raw(const struct conf *c, enum conf_key k)
+{
+	return c->v[k].raw;
+}
+
+const char *
+conf_file(const struct conf *c)
+{
+	return c->file != NULL ? c->file : "(built-in defaults)";
+}
+
+unsigned
+conf_key_line(const struct conf *c, enum conf_key k)
+{
+	return c->v[k].line;
+}
+
+char *
+conf_errorf(const struct conf *c, enum conf_key k, const char *fmt, ...)
+{
+	char text[1024], where[64] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (c->v[k].line != 0)
+		snprintf(where, sizeof(where), ":%u", c->v[k].line);
+	return xasprintf("%s%s: [%s] %s: %s", conf_file(c), where,
+	    conf_keys[k].section, conf_keys[k].name, text);
 }
