@@ -179,8 +179,9 @@ conf_domain_names(void)
 	conf_free(c);
 	c = parse("[domain example.org]\n[domain EXAMPLE.org.]\n", &err);
 	T_CHECK(c == NULL);
-	T_STREQ(err, "test.conf:2: duplicate section [domain example.org] "
-	             "(first at line 1)");
+	T_STREQ(err,
+	    "test.conf:2: duplicate section [domain example.org] "
+	    "(first at line 1)");
 	free(err);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(text, sizeof(text), "[domain %s]\n", bad[i].name);
