@@ -51,9 +51,8 @@ struct relay {
 	struct sts *sts;
 	struct event *sts_timer;
 	struct tlsrpt_store *tlsrpt;
-	struct dkim_signer *dkim; /* [dkim], or NULL */
-	char
-	    *dkim_set; /* "domain selector key_file" of dkim (relay_dkim_set) */
+	struct dkim_signer *dkim;      /* [dkim], or NULL */
+	char *dkim_set;                /* its relay_dkim_set() */
 	struct relay_tlsrpt *reporter; /* sends the reports, or NULL */
 	struct event *purge_timer;
 	time_t *retry;
@@ -517,29 +516,35 @@ relay_reload_restart_keys(const struct relay *r, const struct conf *c)
 	}
 }
 
-/*
- * The signer of c when its [dkim] set differs from the running one;
- * *keep true when the running one stays (unchanged, or the new key
- * cannot be loaded: then the old set is kept whole, with a warning).
- */
-static struct dkim_signer *
-relay_reload_dkim(const struct relay *r, const struct conf *c, bool *keep)
-{
-	struct dkim_signer *s;
-	char *set = relay_dkim_set(c), *err = NULL;
+enum relay_dkim_change {
+	RELAY_DKIM_SAME,   /* the running signer stays */
+	RELAY_DKIM_NEW,    /* a new signer, or none: [dkim] was removed */
+	RELAY_DKIM_FAILED, /* the new key cannot be loaded: the old set stays */
+};
 
-	*keep = strcmp(set, r->dkim_set) == 0;
-	free(set);
-	if (*keep)
-		return NULL;
-	if ((s = relay_dkim_signer(c, &err)) == NULL && err != NULL) {
-		log_warnx("%s: still signing with the old [dkim] domain, "
-		          "selector and key (%s)",
-		    err, r->dkim_set);
-		free(err);
-		*keep = true;
+/* The signer of c, when its [dkim] set differs from the running one. */
+static enum relay_dkim_change
+relay_reload_dkim(
+    const struct relay *r, const struct conf *c, struct dkim_signer **s)
+{
+	char *set = relay_dkim_set(c), *err = NULL;
+	bool same = strcmp(set, r->dkim_set) == 0;
+
+	*s = NULL;
+	if (same) {
+		free(set);
+		return RELAY_DKIM_SAME;
 	}
-	return s;
+	if ((*s = relay_dkim_signer(c, &err)) == NULL && err != NULL) {
+		log_warnx("%s: [dkim] %s not applied: still signing with the "
+		          "old domain, selector and key (%s)",
+		    err, set, r->dkim_set);
+		free(err);
+		free(set);
+		return RELAY_DKIM_FAILED;
+	}
+	free(set);
+	return RELAY_DKIM_NEW;
 }
 
 /* The new server TLS context and credentials of c, or -1 with *errstr. */
@@ -572,9 +577,9 @@ relay_reload(struct relay *r, char **errstr)
 	struct server_config sc;
 	struct server_auth *auth;
 	struct dkim_signer *dkim;
+	enum relay_dkim_change dc;
 	struct conf *c;
 	SSL_CTX *tls;
-	bool keep;
 
 	if ((c = conf_load(r->config_path, errstr)) == NULL)
 		return -1;
@@ -583,9 +588,9 @@ relay_reload(struct relay *r, char **errstr)
 		conf_free(c);
 		return -1;
 	}
-	dkim = relay_reload_dkim(r, c, &keep);
+	dc = relay_reload_dkim(r, c, &dkim);
 	relay_server_config(r, c, tls, auth, &sc);
-	if (!keep)
+	if (dc == RELAY_DKIM_NEW)
 		sc.dkim = conf_bool(c, CONF_DKIM_SIGN_OUTBOUND) ? dkim : NULL;
 	if (server_reload(r->server, &sc, errstr) == -1) {
 		dkim_signer_free(dkim);
@@ -600,7 +605,7 @@ relay_reload(struct relay *r, char **errstr)
 	server_auth_free(r->auth);
 	r->server_tls = tls;
 	r->auth = auth;
-	if (!keep) {
+	if (dc == RELAY_DKIM_NEW) {
 		/* Nothing holds the old signer across callbacks. */
 		dkim_signer_free(r->dkim);
 		r->dkim = dkim;
@@ -608,7 +613,9 @@ relay_reload(struct relay *r, char **errstr)
 		r->dkim_set = relay_dkim_set(c);
 		log_info("[dkim] now signing as %s", r->dkim_set);
 	}
-	if (r->reporter != NULL)
+	/* The reports' From: defaults to the [dkim] domain: it moves with
+	 * the signer, never without it. */
+	if (r->reporter != NULL && dc != RELAY_DKIM_FAILED)
 		relay_tlsrpt_reconfigure(r->reporter, c, r->hostname, r->dkim);
 	policy_free(r->policy);
 	if (r->conf != r->boot_conf)

@@ -231,12 +231,13 @@ check_dkim(const struct conf *c, bool reload)
 		return conf_errorf(c, first,
 		    "domain, selector and key_file go together: set %s too",
 		    missing);
-	if ((msg = check_file(c, CONF_DKIM_KEY_FILE)) != NULL)
-		return msg;
 	/* On SIGHUP the key is loaded by relay_reload, which keeps the old
-	 * signer when it cannot: not a reason to refuse the rest. */
+	 * signer when it cannot (the file may be readable by root only):
+	 * not a reason to refuse the rest. */
 	if (reload)
 		return NULL;
+	if ((msg = check_file(c, CONF_DKIM_KEY_FILE)) != NULL)
+		return msg;
 	if ((s = relay_dkim_signer(c, &err)) == NULL) {
 		msg = conf_errorf(c, CONF_DKIM_KEY_FILE, "%s",
 		    strncmp(err, "[dkim] ", 7) == 0 ? err + 7 : err);

@@ -8,6 +8,8 @@ restart (docs/CONFIG.md, the "reload" column; src/conf/conf_keys.c).
   reload.restart-key-*     [queue] directory changed: a warning names it
                            and the directory still used, mail still flows
                            from the old queue, the new one is not created
+  reload.dkim-unloadable-* a new [dkim] key that cannot be loaded: a
+                           warning, the old set stays whole and signs
   reload.invalid-*         a file that does not pass check-config: the
                            reload is refused with FILE:LINE and the old
                            configuration stays whole (signing goes on)
@@ -120,6 +122,33 @@ def check_restart_key(args, relay):
            f"{new} exists: {os.path.exists(new)}")
 
 
+def check_dkim_unloadable(args, relay, dnsfunc):
+    """A new [dkim] key that cannot be loaded: the old set stays whole."""
+    bad = os.path.join(relay.dir, "not-a-key.pem")
+    with open(bad, "w") as f:
+        f.write("not a key\n")
+
+    def to_bad(s):
+        s["dkim"]["selector"] = "tlsrpt"
+        s["dkim"]["key_file"] = bad
+    rewrite(relay, to_bad)
+    lines = hup(relay)
+    report("reload.dkim-unloadable-warned",
+           has(lines, bad, "not applied: still signing with the old")
+           and has(lines, "configuration reloaded"), lines)
+    raw = send_signed(args, relay, "unloadable key")
+    sel = selector_of(raw)
+    report("reload.dkim-unloadable-old-set-kept",
+           sel == "mail" and dkim is not None
+           and dkim.verify(raw, dnsfunc=dnsfunc),
+           f"selector {sel!r}: {raw[:200]!r}")
+
+    def back(s):
+        s["dkim"]["selector"] = "mail"
+        s["dkim"]["key_file"] = f"{args.world}/certs/dkim-mail.key.pem"
+    rewrite(relay, back)
+
+
 def check_invalid(args, relay, dnsfunc):
     """[dkim] domain without selector: refused, old set kept whole."""
     def half(s):
@@ -152,6 +181,7 @@ def main():
     try:
         check_dkim(args, relay, dnsfunc)
         check_restart_key(args, relay)
+        check_dkim_unloadable(args, relay, dnsfunc)
         check_invalid(args, relay, dnsfunc)
     finally:
         relay.stop()
