@@ -8,8 +8,9 @@
  *
  * Exit status: 0 every report was delivered or queued (or nothing was
  * due); 75 (EX_TEMPFAIL) some will be retried (by the relay) or a DNS
- * lookup failed; 1 some were given up; EX_CONFIG / EX_NOINPUT /
- * EX_UNAVAILABLE when the config, the store or the resolver is missing.
+ * lookup failed; 1 some were given up; EX_USAGE for a --day that is not
+ * a calendar day; EX_CONFIG / EX_NOINPUT / EX_UNAVAILABLE when the config,
+ * the store or the resolver is missing.
  */
 #include <event2/event.h>
 #include <getopt.h>
