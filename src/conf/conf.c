@@ -170,6 +170,8 @@ conf_domain_name(char *name)
 		       "matches one domain exactly: write [domain example.org])";
 	if (len > 253)
 		return "domain name longer than 253 characters";
+	if (name[len - 1] == '.')
+		return "empty label in domain name ('..')";
 	for (p = name; *p != '\0'; p = *dot != '\0' ? dot + 1 : dot) {
 		dot = p + strcspn(p, ".");
 		n = (size_t)(dot - p);

@@ -145,6 +145,7 @@ conf_domain_names(void)
 	} bad[] = {
 		{ ".example.org", "a domain name does not start with '.'" },
 		{ "example..org", "empty label in domain name" },
+		{ "example.org..", "empty label in domain name" },
 		{ "ex_ample.org", "characters other than letters" },
 		{ "-example.org", "starts or ends with '-'" },
 		{ "example-.org", "starts or ends with '-'" },
