@@ -202,6 +202,17 @@ cmd_tlsrpt_total(json_t *report, const char *key)
 	return n;
 }
 
+/* Whether day is a calendar day "YYYY-MM-DD"; says why not on stderr. */
+static bool
+cmd_tlsrpt_day_ok(const char *day)
+{
+	if (tlsrpt_day_start(day) != (time_t)-1)
+		return true;
+	fprintf(stderr,
+	    "danerelay tlsrpt: %s: expected a calendar day YYYY-MM-DD\n", day);
+	return false;
+}
+
 /* `tlsrpt list [--day D] [--json]`: what will be reported for a day. */
 static int
 cmd_tlsrpt_list(int argc, char **argv, struct cli_ctx *ctx)
@@ -224,7 +235,7 @@ cmd_tlsrpt_list(int argc, char **argv, struct cli_ctx *ctx)
 	while ((ch = getopt_long(argc, argv, "jd:", longopts, NULL)) != -1) {
 		if (ch == 'j')
 			json = true;
-		else if (ch == 'd' && strlen(optarg) == TLSRPT_DAY_LEN - 1)
+		else if (ch == 'd' && cmd_tlsrpt_day_ok(optarg))
 			memcpy(day, optarg, TLSRPT_DAY_LEN);
 		else
 			return cli_usage("tlsrpt");
@@ -280,7 +291,7 @@ cmd_tlsrpt_show(int argc, char **argv, struct cli_ctx *ctx)
 	char *text;
 	json_t *rep;
 
-	if (argc != 3)
+	if (argc != 3 || !cmd_tlsrpt_day_ok(argv[2]))
 		return cli_usage("tlsrpt");
 	if ((s = cmd_tlsrpt_store(ctx, &c)) == NULL) {
 		conf_free(c);

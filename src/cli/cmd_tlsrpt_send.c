@@ -8,8 +8,9 @@
  *
  * Exit status: 0 every report was delivered or queued (or nothing was
  * due); 75 (EX_TEMPFAIL) some will be retried (by the relay) or a DNS
- * lookup failed; 1 some were given up; EX_CONFIG / EX_NOINPUT /
- * EX_UNAVAILABLE when the config, the store or the resolver is missing.
+ * lookup failed; 1 some were given up; EX_USAGE for a --day that is not
+ * a calendar day; EX_CONFIG / EX_NOINPUT / EX_UNAVAILABLE when the config,
+ * the store or the resolver is missing.
  */
 #include <event2/event.h>
 #include <getopt.h>
@@ -122,8 +123,17 @@ send_parse(int argc, char **argv, char day[TLSRPT_DAY_LEN])
 	tlsrpt_day(time(NULL) - 86400, day);
 	optind = 0;
 	while ((ch = getopt_long(argc, argv, "d:", longopts, NULL)) != -1) {
-		if (ch != 'd' || strlen(optarg) != TLSRPT_DAY_LEN - 1)
+		if (ch != 'd')
 			return -1;
+		/* A day that is not on the calendar is a usage error, not an
+		 * empty report: the caller must hear of it (EX_USAGE). */
+		if (tlsrpt_day_start(optarg) == (time_t)-1) {
+			fprintf(stderr,
+			    "danerelay tlsrpt send: --day %s: expected a "
+			    "calendar day YYYY-MM-DD\n",
+			    optarg);
+			return -1;
+		}
 		memcpy(day, optarg, TLSRPT_DAY_LEN);
 	}
 	return optind == argc ? 0 : -1;

@@ -4,6 +4,7 @@
 #include "conf/conf.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 
 struct conf_val {
 	bool set;      /* given in the file (else default) */
+	unsigned line; /* where it was given, 0 = not in the file */
 	char *raw;     /* text as given, or the default; NULL = unset */
 	long long num; /* ints, bools, durations */
 	char **list;   /* lists */
@@ -28,6 +30,7 @@ struct conf {
 	struct conf_domain *domains;
 	size_t ndomain;
 	unsigned lineno; /* while parsing */
+	char *file;      /* the name it was read as, NULL = defaults */
 };
 
 static const struct conf_key_def *
@@ -143,21 +146,61 @@ conf_defaults(void)
 	return c;
 }
 
+/*
+ * The name of a [domain NAME] section, lowercased and without its one
+ * trailing dot (DNS names are case-insensitive and "example.org." is
+ * "example.org"), checked as an RFC 5321 §4.1.2 Domain: labels of letters,
+ * digits and inner hyphens, 1 to 63 octets each, 253 in all. NULL or a
+ * static error.
+ */
+static const char *
+conf_domain_name(char *name)
+{
+	size_t len, n;
+	char *p, *dot;
+
+	str_lower(name);
+	len = strlen(name);
+	if (len > 1 && name[len - 1] == '.')
+		name[--len] = '\0';
+	if (len == 0 || strcmp(name, ".") == 0)
+		return "expected [domain NAME] with a domain name";
+	if (name[0] == '.')
+		return "a domain name does not start with '.' (a section "
+		       "matches one domain exactly: write [domain example.org])";
+	if (len > 253)
+		return "domain name longer than 253 characters";
+	if (name[len - 1] == '.')
+		return "empty label in domain name ('..')";
+	for (p = name; *p != '\0'; p = *dot != '\0' ? dot + 1 : dot) {
+		dot = p + strcspn(p, ".");
+		n = (size_t)(dot - p);
+		if (n == 0)
+			return "empty label in domain name ('..')";
+		if (n > 63)
+			return "label of more than 63 characters in domain name";
+		if (strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789-") < n)
+			return "domain name with characters other than letters, "
+			       "digits, '-' and '.'";
+		if (p[0] == '-' || p[n - 1] == '-')
+			return "domain name label that starts or ends with '-'";
+	}
+	return NULL;
+}
+
 /* "[domain NAME]": start a per-destination section. */
 static const char *
 conf_domain_begin(struct conf *c, char *line, char *section, size_t seclen,
     char *errbuf, size_t errlen)
 {
-	char *name = str_trim(line + 7);
+	char *name = str_trim(line + 6); /* after "domain" */
+	const char *err;
 	size_t i;
 
-	str_lower(name);
-	if (*name == '\0' ||
-	    strspn(name,
-	        "abcdefghijklmnopqrstuvwxyz"
-	        "0123456789-.") != strlen(name) ||
-	    strlen(name) > 253)
-		return "expected [domain NAME] with a domain name";
+	if ((err = conf_domain_name(name)) != NULL) {
+		snprintf(errbuf, errlen, "[domain %s]: %s", name, err);
+		return errbuf;
+	}
 	for (i = 0; i < c->ndomain; i++) {
 		if (strcmp(c->domains[i].name, name) == 0) {
 			snprintf(errbuf, errlen,
@@ -247,7 +290,8 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 			return "malformed section header (expected [name])";
 		*end = '\0';
 		line = str_trim(line + 1);
-		if (strncmp(line, "domain ", 7) == 0)
+		if (strncmp(line, "domain ", 7) == 0 ||
+		    strcmp(line, "domain") == 0)
 			return conf_domain_begin(
 			    c, line, section, seclen, errbuf, errlen);
 		if (!conf_section_known(line)) {
@@ -280,11 +324,16 @@ conf_line(struct conf *c, char *line, char *section, size_t seclen,
 	}
 	err = conf_set(&c->v[def->key], def, value);
 	if (err != NULL) {
-		snprintf(
-		    errbuf, errlen, "%s.%s = %s: %s", section, key, value, err);
+		/* The one mistake the format invites: "key = v  # why". */
+		snprintf(errbuf, errlen, "%s.%s = %s: %s%s", section, key,
+		    value, err,
+		    strstr(value, " #") != NULL || strstr(value, " ;") != NULL ?
+		        " (comments go on lines of their own)" :
+		        "");
 		return errbuf;
 	}
 	c->v[def->key].set = true;
+	c->v[def->key].line = c->lineno;
 	return NULL;
 }
 
@@ -295,6 +344,8 @@ conf_parse(const char *text, size_t len, const char *name, char **errstr)
 	char section[64] = "", line[CONF_MAX_LINE + 1], errbuf[512];
 	const char *p = text, *end = text + len, *nl, *err;
 	size_t lineno = 0, n;
+
+	c->file = xstrdup(name);
 
 	while (p < end) {
 		lineno++;
@@ -370,6 +421,7 @@ conf_free(struct conf *c)
 		free(c->v[i].raw);
 		str_vec_free(c->v[i].list);
 	}
+	free(c->file);
 	for (i = 0; i < c->ndomain; i++) {
 		free(c->domains[i].name);
 		free(c->domains[i].security);
@@ -452,18 +504,74 @@ conf_dump(const struct conf *c, FILE *fp)
 	const char *section = "";
 	size_t i;
 
+	fprintf(fp, "# Keys commented out have their default value.\n");
+
 	for (i = 0; i < CONF_KEY_COUNT; i++) {
 		if (strcmp(section, conf_keys[i].section) != 0) {
 			section = conf_keys[i].section;
 			fprintf(fp, "%s[%s]\n", i == 0 ? "" : "\n", section);
 		}
-		fprintf(fp, "# %s\n", conf_keys[i].help);
+		/* Comments on lines of their own: the output is valid input
+		 * again, and reading it back prints the same text. */
+		fprintf(fp, "# %s%s\n", conf_keys[i].help,
+		    conf_keys[i].reload ? "" : " (restart to change)");
 		if (c->v[i].raw == NULL)
 			fprintf(fp, "# %s = (unset)\n", conf_keys[i].name);
 		else
-			fprintf(fp, "%s = %s%s\n", conf_keys[i].name,
-			    c->v[i].raw, c->v[i].set ? "" : "    # default");
+			fprintf(fp, "%s%s = %s\n", c->v[i].set ? "" : "# ",
+			    conf_keys[i].name, c->v[i].raw);
 	}
 	for (i = 0; i < c->ndomain; i++)
 		conf_dump_domain(&c->domains[i], fp);
+}
+
+const char *
+conf_key_section(enum conf_key k)
+{
+	return conf_keys[k].section;
+}
+
+const char *
+conf_key_name(enum conf_key k)
+{
+	return conf_keys[k].name;
+}
+
+bool
+conf_key_reloadable(enum conf_key k)
+{
+	return conf_keys[k].reload;
+}
+
+const char *
+conf_raw(const struct conf *c, enum conf_key k)
+{
+	return c->v[k].raw;
+}
+
+const char *
+conf_file(const struct conf *c)
+{
+	return c->file != NULL ? c->file : "(built-in defaults)";
+}
+
+unsigned
+conf_key_line(const struct conf *c, enum conf_key k)
+{
+	return c->v[k].line;
+}
+
+char *
+conf_errorf(const struct conf *c, enum conf_key k, const char *fmt, ...)
+{
+	char text[1024], where[64] = "";
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (c->v[k].line != 0)
+		snprintf(where, sizeof(where), ":%u", c->v[k].line);
+	return xasprintf("%s%s: [%s] %s: %s", conf_file(c), where,
+	    conf_keys[k].section, conf_keys[k].name, text);
 }

@@ -124,7 +124,39 @@ char **conf_list(
  */
 long long *conf_durations(const struct conf *c, enum conf_key k, size_t *n);
 
-/* Print the effective configuration, one `key = value` per line by section. */
+/*
+ * Print the effective configuration by section: each key after a comment
+ * line with its help; keys at their default are commented out, unset ones
+ * shown as "# key = (unset)". The output is valid input, and reading it
+ * back prints the same text.
+ */
 void conf_dump(const struct conf *c, FILE *fp);
+
+/* The section and name of k as declared (static). */
+const char *conf_key_section(enum conf_key k);
+const char *conf_key_name(enum conf_key k);
+
+/*
+ * Whether SIGHUP applies k (the table's reload flag); a change of any
+ * other key needs a restart.
+ */
+bool conf_key_reloadable(enum conf_key k);
+
+/* The value of k as written, or its default; NULL when unset. Borrowed. */
+const char *conf_raw(const struct conf *c, enum conf_key k);
+
+/* The name c was read as ("(built-in defaults)" for none). Borrowed. */
+const char *conf_file(const struct conf *c);
+
+/* The line k was set on, 0 when the file does not set it. */
+unsigned conf_key_line(const struct conf *c, enum conf_key k);
+
+/*
+ * A configuration error about k, in the one form they all take:
+ * "FILE:LINE: [section] key: TEXT" (no ":LINE" when k is not in the
+ * file). Returns new, caller frees.
+ */
+char *conf_errorf(const struct conf *c, enum conf_key k, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

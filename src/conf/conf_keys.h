@@ -25,7 +25,15 @@ struct conf_key_def {
 	/* Extra check of a parsed value; NULL or a static error text. */
 	const char *(*check)(const char *value);
 	const char *help;
+	/*
+	 * CONF_RELOAD: SIGHUP applies it fully; CONF_RESTART: a change is
+	 * named in a warning as needing a restart (relay_reload).
+	 */
+	bool reload;
 };
+
+#define CONF_RELOAD  true
+#define CONF_RESTART false
 
 extern const struct conf_key_def conf_keys[CONF_KEY_COUNT];
 

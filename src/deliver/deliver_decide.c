@@ -15,6 +15,7 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
 #include "report/dsn.h"
+#include "smtp/smtp_cmd.h"
 
 #define DECIDE_REPORT_LIFETIME 86400 /* RFC 8460 §5.5 */
 
@@ -321,6 +322,7 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
     enum dsn_action action)
 {
 	struct dsn_rcpt *rcpts = xcalloc(m->n, sizeof(*rcpts));
+	char **orcpt = xcalloc(m->n, sizeof(*orcpt));
 	size_t k, n = 0;
 
 	for (k = 0; k < m->n; k++) {
@@ -329,7 +331,11 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
 		if (!decide_wants(r, action) || !decide_notify(r, action))
 			continue;
 		rcpts[n].addr = r->addr;
-		rcpts[n].orcpt = r->orcpt;
+		/* Queued as received (xtext); the report shows it decoded
+		 * (RFC 3464 §2.3.1, dsn.h). */
+		if (r->orcpt != NULL)
+			orcpt[n] = smtp_orcpt_decode(r->orcpt);
+		rcpts[n].orcpt = orcpt[n];
 		rcpts[n].action = action;
 		rcpts[n].status = r->o->status;
 		rcpts[n].result_type = result_type_str(r->o->rt);
@@ -352,6 +358,9 @@ decide_dsn(struct deliver *d, struct dmsg *m, const struct dfacts *f,
 	}
 	if (n > 0 && m->msg != NULL)
 		decide_send_dsn(d, m->msg, rcpts, n, action);
+	for (k = 0; k < n; k++)
+		free(orcpt[k]);
+	free(orcpt);
 	free(rcpts);
 }
 

@@ -824,7 +824,7 @@ job_sts_done(const struct sts_result *res, void *arg)
 
 /* --- transactions --- */
 
-/* RFC 3461 §4: xtext for ENVID and ORCPT. Returns new. */
+/* RFC 3461 §4: xtext for ENVID (stored decoded). Returns new. */
 static char *
 job_xtext(const char *s)
 {
@@ -845,7 +845,6 @@ static char *
 job_rcpt_params(const struct drcpt *r)
 {
 	struct buf b;
-	char *x;
 
 	buf_init(&b, 4096);
 	if (r->notify & QUEUE_NOTIFY_NEVER)
@@ -857,11 +856,14 @@ job_rcpt_params(const struct drcpt *r)
 		    r->notify & QUEUE_NOTIFY_DELAY ? "DELAY," : "");
 	if (b.len > 0 && b.data[b.len - 1] == ',')
 		b.data[--b.len] = '\0';
-	if (r->orcpt != NULL) {
-		x = job_xtext(r->orcpt);
-		buf_printf(&b, "%sORCPT=%s", b.len > 0 ? " " : "", x);
-		free(x);
-	}
+	/*
+	 * RFC 3461 §4.2: the queue keeps ORCPT as it was received,
+	 * "addr-type;xtext" (smtp_cmd.c checked it), and it is passed on
+	 * unchanged: encoding it again would turn "bob+2Bx" into
+	 * "bob+2B2Bx".
+	 */
+	if (r->orcpt != NULL)
+		buf_printf(&b, "%sORCPT=%s", b.len > 0 ? " " : "", r->orcpt);
 	if (b.len == 0) {
 		buf_free(&b);
 		return NULL;

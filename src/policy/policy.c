@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf/conf.h"
 #include "core/str.h"
@@ -134,10 +135,15 @@ policy_free(struct policy *p)
 void
 policy_for(const struct policy *p, const char *domain, struct policy_dest *out)
 {
-	size_t i;
+	size_t i, len = strlen(domain);
 
+	/* Names compare without case and without a trailing dot (the
+	 * sections are stored lowercase, without it: conf.c). */
+	if (len > 1 && domain[len - 1] == '.')
+		len--;
 	for (i = 0; i < p->n; i++) {
-		if (strcmp(p->entries[i].domain, domain) == 0) {
+		if (strlen(p->entries[i].domain) == len &&
+		    strncasecmp(p->entries[i].domain, domain, len) == 0) {
 			*out = p->entries[i].dest;
 			return;
 		}

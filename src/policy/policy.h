@@ -44,7 +44,7 @@ struct policy_dest {
 struct policy *policy_new(const struct conf *c);
 void policy_free(struct policy *p);
 
-/* The policy for domain (lowercase). */
+/* The policy for domain (any case, a trailing dot ignored). */
 void policy_for(
     const struct policy *p, const char *domain, struct policy_dest *out);
 

@@ -53,6 +53,7 @@ struct relay {
 	struct event *sts_timer;
 	struct tlsrpt_store *tlsrpt;
 	struct dkim_signer *dkim;      /* [dkim], or NULL */
+	char *dkim_set;                /* its relay_dkim_set() */
 	struct relay_tlsrpt *reporter; /* sends the reports, or NULL */
 	struct event *purge_timer;
 	struct event *compact_timer;
@@ -82,18 +83,11 @@ relay_selftest_cb(struct dns_answer *a, void *arg)
 struct dns_resolver *
 relay_resolver_new(const struct conf *c, struct event_base *base, char **errstr)
 {
-	struct dns_options o = { 0 };
+	struct dns_options o;
 	struct relay_wait w = { NULL, false };
 	struct dns_resolver *res;
 
-	o.trust_anchor_file = conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE);
-	o.root_servers = conf_list(c, CONF_DNS_ROOT_SERVERS);
-	o.forwarders = conf_list(c, CONF_DNS_FORWARDERS);
-	o.timeout_ms = (unsigned)conf_int(c, CONF_DNS_TIMEOUT) * 1000;
-	if (o.root_servers[0] == NULL)
-		o.root_servers = NULL;
-	if (o.forwarders[0] == NULL)
-		o.forwarders = NULL;
+	relay_dns_options(c, &o);
 	if ((res = dns_resolver_new(base, &o, errstr)) == NULL)
 		return NULL;
 	/* Without DNSSEC validation every DANE domain would look bogus. */
@@ -415,6 +409,18 @@ relay_reporter(struct relay *r)
 	relay_tlsrpt_schedule(r->reporter);
 }
 
+/* [dkim] domain, selector and key_file as one string, to see a change. */
+static char *
+relay_dkim_set(const struct conf *c)
+{
+	const char *d = conf_str(c, CONF_DKIM_DOMAIN);
+	const char *s = conf_str(c, CONF_DKIM_SELECTOR);
+	const char *k = conf_str(c, CONF_DKIM_KEY_FILE);
+
+	return xasprintf("%s %s %s", d != NULL ? d : "-", s != NULL ? s : "-",
+	    k != NULL ? k : "-");
+}
+
 static int
 relay_fail(struct relay *r, char **errstr, int *ex, int code, char *msg)
 {
@@ -436,9 +442,10 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	if ((r->conf = conf_load(r->config_path, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	r->boot_conf = r->conf;
-	relay_hostname(r);
-	if (relay_local_check(r->conf, &err) == -1)
+	/* What check-config refuses, serve refuses, before anything. */
+	if (relay_check_config(r->conf, false, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	relay_hostname(r);
 	r->lock_fd =
 	    relay_local_lock(conf_str(r->conf, CONF_QUEUE_DIRECTORY), &err);
 	if (r->lock_fd == -1)
@@ -463,6 +470,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	r->policy = policy_new(r->conf);
 	if ((r->dkim = relay_dkim_signer(r->conf, &err)) == NULL && err != NULL)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	r->dkim_set = relay_dkim_set(r->conf);
 	if (relay_sts(r, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	if (relay_tlsrpt(r, &err) == -1)
@@ -500,44 +508,132 @@ relay_new(
 	return r;
 }
 
+/*
+ * SIGHUP: name every restart-only key whose value differs from the one
+ * the relay runs with (read at start), every time, until the restart.
+ */
+static void
+relay_reload_restart_keys(const struct relay *r, const struct conf *c)
+{
+	const char *was, *now;
+	size_t k;
+
+	for (k = 0; k < CONF_KEY_COUNT; k++) {
+		if (conf_key_reloadable((enum conf_key)k))
+			continue;
+		was = conf_raw(r->boot_conf, (enum conf_key)k);
+		now = conf_raw(c, (enum conf_key)k);
+		if (was == now ||
+		    (was != NULL && now != NULL && strcmp(was, now) == 0))
+			continue;
+		log_warnx("[%s] %s changed: needs a restart; still using %s",
+		    conf_key_section((enum conf_key)k),
+		    conf_key_name((enum conf_key)k),
+		    was != NULL ? was : "(unset)");
+	}
+}
+
+enum relay_dkim_change {
+	RELAY_DKIM_SAME,   /* the running signer stays */
+	RELAY_DKIM_NEW,    /* a new signer, or none: [dkim] was removed */
+	RELAY_DKIM_FAILED, /* the new key cannot be loaded: the old set stays */
+};
+
+/* The signer of c, when its [dkim] set differs from the running one. */
+static enum relay_dkim_change
+relay_reload_dkim(
+    const struct relay *r, const struct conf *c, struct dkim_signer **s)
+{
+	char *set = relay_dkim_set(c), *err = NULL;
+	bool same = strcmp(set, r->dkim_set) == 0;
+
+	*s = NULL;
+	if (same) {
+		free(set);
+		return RELAY_DKIM_SAME;
+	}
+	if ((*s = relay_dkim_signer(c, &err)) == NULL && err != NULL) {
+		log_warnx("%s: [dkim] %s not applied: still signing with the "
+		          "old domain, selector and key (%s)",
+		    err, set, r->dkim_set);
+		free(err);
+		free(set);
+		return RELAY_DKIM_FAILED;
+	}
+	free(set);
+	return RELAY_DKIM_NEW;
+}
+
+/* The new server TLS context and credentials of c, or -1 with *errstr. */
+static int
+relay_reload_server(struct relay *r, const struct conf *c, SSL_CTX **tls,
+    struct server_auth **auth, char **errstr)
+{
+	const char *authf = conf_str(c, CONF_SERVER_AUTH_FILE);
+	char *err = NULL;
+
+	*auth = NULL;
+	*tls = relay_server_tls(r, c, &err);
+	if (*tls == NULL && err != NULL) {
+		*errstr =
+		    xasprintf("%s; the old certificate stays in service", err);
+		free(err);
+		return -1;
+	}
+	if (authf != NULL &&
+	    (*auth = server_auth_load(authf, errstr)) == NULL) {
+		SSL_CTX_free(*tls);
+		return -1;
+	}
+	return 0;
+}
+
 int
 relay_reload(struct relay *r, char **errstr)
 {
 	struct server_config sc;
-	struct server_auth *auth = NULL;
+	struct server_auth *auth;
+	struct dkim_signer *dkim;
+	enum relay_dkim_change dc;
 	struct conf *c;
 	SSL_CTX *tls;
-	char *err = NULL;
-	const char *authf;
 
 	if ((c = conf_load(r->config_path, errstr)) == NULL)
 		return -1;
-	tls = relay_server_tls(r, c, &err);
-	if (tls == NULL && err != NULL) {
-		*errstr =
-		    xasprintf("%s; the old certificate stays in service", err);
-		free(err);
+	if (relay_check_config(c, true, errstr) == -1 ||
+	    relay_reload_server(r, c, &tls, &auth, errstr) == -1) {
 		conf_free(c);
 		return -1;
 	}
-	authf = conf_str(c, CONF_SERVER_AUTH_FILE);
-	if (authf != NULL && (auth = server_auth_load(authf, errstr)) == NULL) {
-		SSL_CTX_free(tls);
-		conf_free(c);
-		return -1;
-	}
+	dc = relay_reload_dkim(r, c, &dkim);
 	relay_server_config(r, c, tls, auth, &sc);
+	if (dc == RELAY_DKIM_NEW)
+		sc.dkim = conf_bool(c, CONF_DKIM_SIGN_OUTBOUND) ? dkim : NULL;
 	if (server_reload(r->server, &sc, errstr) == -1) {
+		dkim_signer_free(dkim);
 		SSL_CTX_free(tls);
 		server_auth_free(auth);
 		conf_free(c);
 		return -1;
 	}
+	relay_reload_restart_keys(r, c);
 	/* Sessions hold their own references; the old objects can go. */
 	SSL_CTX_free(r->server_tls);
 	server_auth_free(r->auth);
 	r->server_tls = tls;
 	r->auth = auth;
+	if (dc == RELAY_DKIM_NEW) {
+		/* Nothing holds the old signer across callbacks. */
+		dkim_signer_free(r->dkim);
+		r->dkim = dkim;
+		free(r->dkim_set);
+		r->dkim_set = relay_dkim_set(c);
+		log_info("[dkim] now signing as %s", r->dkim_set);
+	}
+	/* The reports' From: defaults to the [dkim] domain: it moves with
+	 * the signer, never without it. */
+	if (r->reporter != NULL && dc != RELAY_DKIM_FAILED)
+		relay_tlsrpt_reconfigure(r->reporter, c, r->hostname, r->dkim);
 	policy_free(r->policy);
 	if (r->conf != r->boot_conf)
 		conf_free(r->conf);
@@ -597,6 +693,7 @@ relay_free(struct relay *r)
 		conf_free(r->conf);
 	conf_free(r->boot_conf);
 	free(r->retry);
+	free(r->dkim_set);
 	free(r->config_path);
 	if (r->lock_fd != -1)
 		close(r->lock_fd); /* last: the queue is closed */

@@ -9,12 +9,30 @@
 #ifndef DR_RELAY_H
 #define DR_RELAY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct conf;
+struct dns_options;
 struct dns_resolver;
 struct event_base;
 struct relay;
+
+/*
+ * relay_check.c: everything `serve` would refuse in c, without side
+ * effects (nothing bound, created or resolved): listen and relay_networks
+ * syntax, the files that must be there and readable (TLS certificate and
+ * key, auth_file, DKIM key, trust anchors, CA bundles), TLS and DKIM keys
+ * that must load, [dkim] complete, the [server] user, the queue
+ * directory. `serve` and `check-config` run it first; a reload (reload
+ * true) skips the restart-only keys and leaves the DKIM key to
+ * relay_reload(). Returns 0, or -1 with *errstr (new)
+ * "FILE:LINE: [section] key: what to fix".
+ */
+int relay_check_config(const struct conf *c, bool reload, char **errstr);
+
+/* The resolver options of [dns] (strings borrowed from c). */
+void relay_dns_options(const struct conf *c, struct dns_options *o);
 
 /*
  * The resolver of [dns] on base, self-tested: the root DNSKEY RRset must
@@ -37,9 +55,14 @@ struct relay *relay_new(
     struct event_base *base, const char *config_path, char **errstr, int *ex);
 
 /*
- * SIGHUP: read the configuration again and apply it; a new certificate
- * that fails the DANE guard is refused and the old one kept. Returns 0, or
- * -1 with *errstr (new string) and nothing changed.
+ * SIGHUP: read the configuration again and apply it. A file that does not
+ * pass relay_check_config(), or a new certificate that fails the DANE
+ * guard, is refused whole: nothing changes. Otherwise every key declared
+ * CONF_RELOAD (conf_keys.c) is applied fully; [dkim] domain, selector and
+ * key_file as one set (a key that cannot be loaded keeps the old set, with
+ * a warning); a changed restart-only key is named in a warning
+ * ("KEY changed: needs a restart; still using OLD"). Returns 0, or -1 with
+ * *errstr (new string) and nothing changed.
  */
 int relay_reload(struct relay *r, char **errstr);
 

@@ -31,23 +31,23 @@ local_root(const struct conf *c, char **errstr)
 	if (geteuid() != 0 || conf_str(c, CONF_SERVER_USER) != NULL ||
 	    conf_bool(c, CONF_SERVER_ALLOW_ROOT))
 		return 0;
-	*errstr = xstrdup("running as root without [server] user: set "
-	                  "[server] user to an unprivileged account for the "
-	                  "relay, or [server] allow_root = yes to run as root "
-	                  "anyway");
+	*errstr = conf_errorf(c, CONF_SERVER_USER,
+	    "running as root without [server] user: set [server] user to an "
+	    "unprivileged account for the relay, or [server] allow_root = yes "
+	    "to run as root anyway");
 	return -1;
 }
 
 static int
-local_dir(const char *dir, char **errstr)
+local_dir(const struct conf *c, const char *dir, char **errstr)
 {
 	struct stat sb;
 
 	if (stat(dir, &sb) == -1 || (sb.st_mode & LOCAL_LOOSE) == 0)
 		return 0; /* missing: created 0700 */
-	*errstr = xasprintf("queue directory %s is mode %04o: other local "
-	                    "users could read or change queued mail; run: "
-	                    "chmod 700 %s",
+	*errstr = conf_errorf(c, CONF_QUEUE_DIRECTORY,
+	    "queue directory %s is mode %04o: other local users could read "
+	    "or change queued mail; run: chmod 700 %s",
 	    dir, (unsigned)(sb.st_mode & 07777), dir);
 	return -1;
 }
@@ -83,16 +83,18 @@ local_files_plain(const char *dir, char **errstr)
 }
 
 static int
-local_key(const char *what, const char *path, char **errstr)
+local_key(const struct conf *c, enum conf_key k, char **errstr)
 {
+	const char *path = conf_str(c, k);
 	struct stat sb;
 
 	if (path == NULL || stat(path, &sb) == -1 ||
 	    (sb.st_mode & LOCAL_LOOSE) == 0)
 		return 0; /* a missing file is reported where it is read */
-	*errstr = xasprintf("%s %s is mode %04o: other local users could "
-	                    "read or change it; run: chmod 600 %s",
-	    what, path, (unsigned)(sb.st_mode & 07777), path);
+	*errstr = conf_errorf(c, k,
+	    "%s is mode %04o: other local users could read or change it; "
+	    "run: chmod 600 %s",
+	    path, (unsigned)(sb.st_mode & 07777), path);
 	return -1;
 }
 
@@ -101,16 +103,13 @@ relay_local_check(const struct conf *c, char **errstr)
 {
 	const char *dir = conf_str(c, CONF_QUEUE_DIRECTORY);
 
-	if (local_root(c, errstr) == -1 || local_dir(dir, errstr) == -1 ||
+	if (local_root(c, errstr) == -1 || local_dir(c, dir, errstr) == -1 ||
 	    local_files_plain(dir, errstr) == -1)
 		return -1;
-	if (local_key("[server] tls_key", conf_str(c, CONF_SERVER_TLS_KEY),
-	        errstr) == -1 ||
-	    local_key("[dkim] key_file", conf_str(c, CONF_DKIM_KEY_FILE),
-	        errstr) == -1)
+	if (local_key(c, CONF_SERVER_TLS_KEY, errstr) == -1 ||
+	    local_key(c, CONF_DKIM_KEY_FILE, errstr) == -1)
 		return -1;
-	return local_key(
-	    "[server] auth_file", conf_str(c, CONF_SERVER_AUTH_FILE), errstr);
+	return local_key(c, CONF_SERVER_AUTH_FILE, errstr);
 }
 
 /* The PID that holds the lock on fd, or 0 if unknown. */

@@ -139,6 +139,25 @@ relay_tlsrpt_sender(struct relay_tlsrpt *t)
 	return t->sender;
 }
 
+void
+relay_tlsrpt_reconfigure(struct relay_tlsrpt *t, const struct conf *c,
+    const char *hostname, const struct dkim_signer *dkim)
+{
+	struct relay_tlsrpt_ident id;
+	struct tlsrpt_send_config sc;
+
+	relay_tlsrpt_ident(c, hostname, &id);
+	memset(&sc, 0, sizeof(sc));
+	sc.dkim = dkim;
+	sc.organization = id.organization;
+	sc.contact = id.contact;
+	sc.submitter = id.submitter;
+	sc.sender_address = id.sender_address;
+	tlsrpt_send_reconfigure(t->sender, &sc);
+	relay_tlsrpt_ident_free(&t->id);
+	t->id = id;
+}
+
 /* §4.1: a random delay of 1 s up to max_delay after the day's end. */
 static time_t
 relay_tlsrpt_delay(const struct relay_tlsrpt *t, const char *day)

@@ -50,6 +50,14 @@ struct relay_tlsrpt *relay_tlsrpt_new(
 
 struct tlsrpt_sender *relay_tlsrpt_sender(struct relay_tlsrpt *t);
 
+/*
+ * SIGHUP: the identity of later reports from c ([tlsrpt] organization,
+ * contact, sender_address and the [dkim] domain they default to) and the
+ * signer dkim (borrowed, or NULL).
+ */
+void relay_tlsrpt_reconfigure(struct relay_tlsrpt *t, const struct conf *c,
+    const char *hostname, const struct dkim_signer *dkim);
+
 /* The daemon: start the daily schedule. */
 void relay_tlsrpt_schedule(struct relay_tlsrpt *t);
 

@@ -612,3 +612,14 @@ tlsrpt_send_run(struct tlsrpt_sender *s, const char *day, time_t now,
 	ts_lookup_more(s);
 	return 0;
 }
+
+void
+tlsrpt_send_reconfigure(
+    struct tlsrpt_sender *s, const struct tlsrpt_send_config *c)
+{
+	s->c.dkim = c->dkim;
+	s->c.organization = c->organization;
+	s->c.contact = c->contact;
+	s->c.submitter = c->submitter;
+	s->c.sender_address = c->sender_address;
+}

@@ -65,6 +65,15 @@ struct tlsrpt_send_stats {
 /* All pointers borrowed for the sender's life. Returns new. */
 struct tlsrpt_sender *tlsrpt_send_new(const struct tlsrpt_send_config *c);
 
+/*
+ * SIGHUP: later reports are signed with c->dkim and carry c's identity
+ * (organization, contact, submitter, sender_address); the other fields of
+ * c are ignored. Borrowed as in tlsrpt_send_new; the old pointers are not
+ * used once this returns (they are read only inside callbacks).
+ */
+void tlsrpt_send_reconfigure(
+    struct tlsrpt_sender *s, const struct tlsrpt_send_config *c);
+
 /* Cancels what is in flight (no callback). NULL is fine. */
 void tlsrpt_send_free(struct tlsrpt_sender *s);
 

@@ -480,6 +480,38 @@ server_listeners(struct server *s, char *const *listen,
 
 /* ---- the contract --------------------------------------------------- */
 
+char *
+server_check_listen(char *const *listen)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	size_t i, j;
+
+	for (i = 0; listen != NULL && listen[i] != NULL; i++) {
+		if (server_parse_addr(listen[i], &ss, &len) == -1)
+			return xasprintf(
+			    "%s: expected ADDR:PORT with a numeric "
+			    "address, IPv6 as [ADDR]:PORT",
+			    listen[i]);
+		for (j = 0; j < i; j++)
+			if (strcmp(listen[i], listen[j]) == 0)
+				return xasprintf("%s: listed twice", listen[i]);
+	}
+	return NULL;
+}
+
+char *
+server_check_networks(char *const *cidrs)
+{
+	struct server_net *n;
+	char *err = NULL;
+
+	if ((n = server_net_new(cidrs, &err)) == NULL)
+		return err;
+	server_net_free(n);
+	return NULL;
+}
+
 static void
 server_done_cb(evutil_socket_t fd, short what, void *arg)
 {

@@ -77,6 +77,14 @@ struct server *server_new(
     struct event_base *base, const struct server_config *cfg, char **errstr);
 
 /*
+ * What server_new() would refuse in cfg->listen and cfg->relay_networks,
+ * checked without binding (check-config, and every start and reload
+ * through relay_check_config()). Return NULL, or a new error text.
+ */
+char *server_check_listen(char *const *listen);
+char *server_check_networks(char *const *cidrs);
+
+/*
  * Apply a new configuration (SIGHUP): limits, relay networks, TLS context
  * and credentials for new sessions; listeners that changed are rebound.
  * Returns 0, or -1 with *errstr and the old configuration kept.

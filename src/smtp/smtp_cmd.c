@@ -9,10 +9,12 @@
 #include "smtp/smtp_cmd.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/log.h"
+#include "core/xmalloc.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -410,6 +412,27 @@ smtp_xtext_decode(char *dst, size_t dstlen, const char *src, size_t len)
 	}
 	dst[n] = '\0';
 	return (int)n;
+}
+
+char *
+smtp_orcpt_decode(const char *orcpt)
+{
+	const char *semi = strchr(orcpt, ';');
+	size_t tlen, n;
+	char *out;
+
+	if (semi == NULL)
+		return xstrdup(orcpt);
+	tlen = (size_t)(semi - orcpt) + 1;
+	n = strlen(semi + 1);
+	out = xmalloc(tlen + n + 1);
+	memcpy(out, orcpt, tlen);
+	/* xtext never grows when decoded: n + 1 octets are enough. */
+	if (smtp_xtext_decode(out + tlen, n + 1, semi + 1, n) < 0) {
+		free(out);
+		return xstrdup(orcpt);
+	}
+	return out;
 }
 
 static int

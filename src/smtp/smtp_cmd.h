@@ -137,6 +137,15 @@ const char *smtp_verb_str(enum smtp_verb v);
 int smtp_xtext_decode(char *dst, size_t dstlen, const char *src, size_t len);
 
 /*
+ * An ORCPT value as received and queued ("rfc822;bob+2Bx", RFC 3461
+ * §4.2: addr-type ";" xtext) with its xtext decoded ("rfc822;bob+x"),
+ * the form a DSN's Original-Recipient field shows (RFC 3464 §2.3.1).
+ * Returns new (caller frees); a value that is not addr-type ";" xtext is
+ * returned unchanged.
+ */
+char *smtp_orcpt_decode(const char *orcpt);
+
+/*
  * Whether s (len octets) is a domain (RFC 5321 §4.1.2: LDH labels of at
  * most 63 octets, 255 in all). utf8 admits U-labels (RFC 6531 §3.3), lax
  * admits '_' (seen in the HELO names of real clients).

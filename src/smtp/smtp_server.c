@@ -521,6 +521,15 @@ smtp_server_add_rcpt(struct smtp_server *m)
 	r->notify = c->notify;
 }
 
+/* Whether the domain of a parsed path is an address literal ("[...]"). */
+static bool
+smtp_server_is_literal(const char *path)
+{
+	const char *at = strrchr(path, '@');
+
+	return at != NULL && at[1] == '[';
+}
+
 static void
 smtp_server_cmd_rcpt(struct smtp_server *m)
 {
@@ -543,6 +552,20 @@ smtp_server_cmd_rcpt(struct smtp_server *m)
 	/* Never an open relay: a known network or a login (RFC 5321 §3.6). */
 	if (!m->p.relay_allowed && m->auth_user == NULL) {
 		smtp_server_error(m, 554, "5.7.1", "Relay access denied");
+		return;
+	}
+	/*
+	 * RFC 7672 §2.2.2: an address literal names no DNS domain, so
+	 * neither DANE nor MTA-STS (RFC 8461 §3.4) can authenticate its
+	 * server. Refused here, with the reason, rather than accepted and
+	 * bounced later (RFC 3463: X.7.1, delivery not authorized).
+	 */
+	if (smtp_server_is_literal(c->path)) {
+		smtp_server_replyf(m,
+		    "550 5.7.1 <%s>: address literals are not relayed: no "
+		    "DANE or MTA-STS authentication is possible for them "
+		    "(RFC 7672 section 2.2.2)",
+		    c->path);
 		return;
 	}
 	if (smtp_server_storage_low(m, 0))

@@ -31,8 +31,16 @@ expect no-command 64 'usage:' -- "$bin"
 expect unknown-command 64 "unknown command 'frob'" -- "$bin" frob
 expect bad-trace 64 'unknown trace category' -- "$bin" -T nope help
 
-expect check-config-defaults 0 'port = 25' -- "$bin" check-config
-printf '[dns]\nroot_servers = 127.0.0.1@5353\n[delivery]\nport = 2525\n' >"$tmp/good.conf"
+# serve refuses root without [server] user, and so does check-config
+# (this suite runs as root in CI; elsewhere the defaults are fine).
+if [ "$(id -u)" -eq 0 ]; then
+	expect check-config-root-refused 78 '\[server\] user: running as root without \[server\] user: set \[server\] user .* or \[server\] allow_root = yes' -- "$bin" check-config
+else
+	expect check-config-root-refused 0 'port = 25' -- "$bin" check-config
+fi
+printf '[server]\nallow_root = yes\n' >"$tmp/defaults.conf"
+expect check-config-defaults 0 'port = 25' -- "$bin" -c "$tmp/defaults.conf" check-config
+printf '[server]\nallow_root = yes\n[dns]\nroot_servers = 127.0.0.1@5353\n[delivery]\nport = 2525\n' >"$tmp/good.conf"
 expect check-config-good 0 'port = 2525$' -- "$bin" -c "$tmp/good.conf" check-config
 printf '[dns]\n\n  bogus_key = 1\n' >"$tmp/bad.conf"
 expect check-config-unknown-key 78 "bad.conf:3: unknown key 'bogus_key' in \[dns\]" -- "$bin" -c "$tmp/bad.conf" check-config
@@ -41,6 +49,98 @@ expect check-config-range 78 'range.conf:2: delivery.port = 99999' -- "$bin" -c 
 head -c 3000 /dev/urandom >"$tmp/garbage.conf"
 expect check-config-garbage 78 'garbage.conf:[0-9]+: ' -- "$bin" -c "$tmp/garbage.conf" check-config
 expect check-config-missing 78 'No such file' -- "$bin" -c "$tmp/none.conf" check-config
+
+# check-config refuses what serve refuses (relay_check_config), at the line
+# of the key, naming it: one case per class of mistake.
+# bad NAME REGEX -- CONFIG-TEXT
+bad() {
+	local name=$1 re=$2
+	printf "$4" >"$tmp/$name.conf"
+	expect "check-config-$name" 78 "$name.conf:$re" -- "$bin" -c "$tmp/$name.conf" check-config
+}
+bad listen-name '2: \[server\] listen: localhost:25: expected ADDR:PORT' -- '[server]\nlisten = localhost:25\n'
+bad listen-twice '2: \[server\] listen: 127.0.0.1:2525: listed twice' -- '[server]\nlisten = 127.0.0.1:2525 127.0.0.1:2525\n'
+bad networks-host-bits '3: \[server\] relay_networks: 127.0.0.1/8: host bits set' -- '[server]\n\nrelay_networks = 127.0.0.1/8\n'
+bad networks-garbage '2: \[server\] relay_networks: 1.2.3.4.5: not an IPv4' -- '[server]\nrelay_networks = 1.2.3.4.5\n'
+bad cert-missing '2: \[server\] tls_cert: /nonexistent/cert.pem: No such file' -- '[server]\ntls_cert = /nonexistent/cert.pem\ntls_key = /nonexistent/key.pem\n'
+bad cert-alone '2: \[server\] tls_cert: tls_cert and tls_key go together: set \[server\] tls_key too' -- '[server]\ntls_cert = /etc/hostname\n'
+bad cert-not-pem '2: \[server\] tls_cert: .*hostname' -- '[server]\ntls_cert = /etc/hostname\ntls_key = /etc/hostname\n'
+bad auth-missing '2: \[server\] auth_file: /nonexistent/users: No such file' -- '[server]\nauth_file = /nonexistent/users\n'
+bad user-unknown '2: \[server\] user: no-such-user-dr: no such user' -- '[server]\nuser = no-such-user-dr\n'
+bad dkim-no-selector '2: \[dkim\] domain: domain, selector and key_file go together: set selector and key_file too' -- '[dkim]\ndomain = example.org\n'
+bad dkim-key-missing '4: \[dkim\] key_file: /nonexistent/dkim.pem: No such file' -- '[dkim]\ndomain = example.org\nselector = s1\nkey_file = /nonexistent/dkim.pem\n'
+bad dkim-key-bad '4: \[dkim\] key_file: ' -- '[dkim]\ndomain = example.org\nselector = s1\nkey_file = /etc/hostname\n'
+bad dkim-sign-alone '2: \[dkim\] sign_outbound: signing needs \[dkim\] domain, selector and key_file' -- '[dkim]\nsign_outbound = yes\n'
+bad anchor-missing '2: \[dns\] trust_anchor_file: /nonexistent/root.key: No such file' -- '[dns]\ntrust_anchor_file = /nonexistent/root.key\n'
+bad anchor-garbage '2: \[dns\] trust_anchor_file: ' -- '[dns]\ntrust_anchor_file = /etc/passwd\n'
+bad dns-both '3: \[dns\] forwarders: not together with \[dns\] root_servers' -- '[dns]\nroot_servers = 127.0.0.1\nforwarders = 127.0.0.2\n'
+bad queue-parent '2: \[queue\] directory: /nonexistent/a/q: its parent /nonexistent/a is not a directory' -- '[queue]\ndirectory = /nonexistent/a/q\n'
+bad queue-file '2: \[queue\] directory: /etc/hostname: not a directory' -- '[queue]\ndirectory = /etc/hostname\n'
+bad sts-ca-missing '2: \[mta_sts\] ca_file: /nonexistent/ca.pem: No such file' -- '[mta_sts]\nca_file = /nonexistent/ca.pem\n'
+bad tlsrpt-ca-missing '2: \[tlsrpt\] ca_file: /nonexistent/ca.pem: No such file' -- '[tlsrpt]\nca_file = /nonexistent/ca.pem\n'
+bad trailing-comment '2: delivery.port = 25 # smtp: expected a number in range \(comments go on lines of their own\)' -- '[delivery]\nport = 25 # smtp\n'
+bad domain-leading-dot "2: \\[domain .example.org\\]: a domain name does not start with '.'" -- '[policy]\n[domain .example.org]\n'
+bad domain-empty-label '1: \[domain a..b\]: empty label' -- '[domain a..b]\n'
+
+# A configuration that sets everything that loads files, all good.
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -subj /CN=relay.test -days 2 -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+    >/dev/null 2>&1 && openssl genpkey -algorithm ed25519 -out "$tmp/dkim.pem" 2>/dev/null; then
+	echo "alice:\$scrypt\$ln=15,r=8,p=1\$AAAAAAAAAAAAAAAAAAAAAA==\$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=" >"$tmp/users"
+	chmod 600 "$tmp/users" "$tmp/key.pem" "$tmp/dkim.pem"
+	cat >"$tmp/full.conf" <<EOC
+# a comment
+[server]
+allow_root = yes
+listen = 127.0.0.1:2525, [::1]:2525
+relay_networks = 10.0.0.0/8 ::1/128
+tls_cert = $tmp/cert.pem
+tls_key = $tmp/key.pem
+auth_file = $tmp/users
+[queue]
+directory = $tmp/q
+[delivery]
+retry_schedule = 1m 5m
+[dkim]
+domain = example.org
+selector = s1
+key_file = $tmp/dkim.pem
+sign_outbound = yes
+[domain Example.ORG.]
+security = dane-only
+exception = ticket #4711: broken TLSA
+EOC
+	expect check-config-full 0 '^tls_cert = ' -- "$bin" -c "$tmp/full.conf" check-config
+	# A private key others can read: refused with the fix, at its line.
+	cp "$tmp/key.pem" "$tmp/loose.pem"
+	chmod 644 "$tmp/loose.pem"
+	sed "s|^tls_key = .*|tls_key = $tmp/loose.pem|" "$tmp/full.conf" >"$tmp/loose.conf"
+	expect check-config-loose-key 78 "loose.conf:7: \[server\] tls_key: .*mode 0644.*run: chmod 600 $tmp/loose.pem" -- "$bin" -c "$tmp/loose.conf" check-config
+else
+	echo "FAIL check-config-full: openssl could not make the test certificate and keys"
+fi
+
+# The printed configuration is valid input, and reading it back prints the
+# same configuration (the first line names the file read).
+roundtrip() {
+	local name=$1 conf=$2 out1 out2 rc1 rc2
+	out1=$("$bin" -c "$conf" check-config 2>&1)
+	rc1=$?
+	printf '%s\n' "$out1" >"$tmp/$name.out1.conf"
+	out2=$("$bin" -c "$tmp/$name.out1.conf" check-config 2>&1)
+	rc2=$?
+	if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then
+		echo "FAIL check-config-roundtrip-$name: exit $rc1 then $rc2: $(echo "$out2" | head -2 | tr '\n' ' ')"
+	elif [ "$(echo "$out1" | tail -n +2)" != "$(echo "$out2" | tail -n +2)" ]; then
+		echo "FAIL check-config-roundtrip-$name: the output differs when read back"
+	else
+		echo "PASS check-config-roundtrip-$name"
+	fi
+}
+printf '[server]\nallow_root = yes\n' >"$tmp/empty.conf"
+roundtrip defaults "$tmp/empty.conf"
+roundtrip good "$tmp/good.conf"
+[ -f "$tmp/full.conf" ] && roundtrip full "$tmp/full.conf"
 
 expect check-no-domain 2 'no domain given' -- "$bin" check
 expect check-bad-port 2 'expected 1..65535' -- "$bin" check --port 0 example.com

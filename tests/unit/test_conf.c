@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "conf/conf.h"
+#include "policy/policy.h"
 #include "t.h"
 
 static struct conf *
@@ -134,6 +135,71 @@ conf_missing_file(void)
 	free(err);
 }
 
+/* [domain NAME]: case and a trailing dot do not matter; bad names are
+ * errors with file:line. */
+static void
+conf_domain_names(void)
+{
+	static const struct {
+		const char *name, *err;
+	} bad[] = {
+		{ ".example.org", "a domain name does not start with '.'" },
+		{ "example..org", "empty label in domain name" },
+		{ "example.org..", "empty label in domain name" },
+		{ "ex_ample.org", "characters other than letters" },
+		{ "-example.org", "starts or ends with '-'" },
+		{ "example-.org", "starts or ends with '-'" },
+		{ "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		  "aaaa.org",
+		    "label of more than 63 characters" },
+		{ ".", "expected [domain NAME] with a domain name" },
+		{ "", "expected [domain NAME] with a domain name" },
+		{ "a.b.", NULL },
+	};
+	struct policy_dest pd;
+	struct policy *p;
+	struct conf *c;
+	char *err, text[256];
+	size_t i;
+
+	c = parse("[domain Example.ORG.]\nsecurity = may\n"
+	          "[domain xn--bcher-kva.example]\nsecurity = encrypt\n",
+	    &err);
+	T_CHECK(c != NULL);
+	if (c == NULL)
+		return;
+	T_STREQ(conf_domain_at(c, 0)->name, "example.org");
+	p = policy_new(c);
+	policy_for(p, "example.org", &pd);
+	T_CHECK(pd.security == POLICY_MAY);
+	policy_for(p, "EXAMPLE.org.", &pd);
+	T_CHECK(pd.security == POLICY_MAY);
+	policy_for(p, "other.org", &pd);
+	T_CHECK(pd.security == POLICY_DANE);
+	policy_free(p);
+	conf_free(c);
+	c = parse("[domain example.org]\n[domain EXAMPLE.org.]\n", &err);
+	T_CHECK(c == NULL);
+	T_STREQ(err,
+	    "test.conf:2: duplicate section [domain example.org] "
+	    "(first at line 1)");
+	free(err);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(text, sizeof(text), "[domain %s]\n", bad[i].name);
+		c = parse(text, &err);
+		if (bad[i].err == NULL) {
+			T_CHECK(c != NULL);
+		} else {
+			T_CHECK(c == NULL);
+			T_CHECK(err != NULL &&
+			    strncmp(err, "test.conf:1: ", 13) == 0 &&
+			    strstr(err, bad[i].err) != NULL);
+		}
+		conf_free(c);
+		free(err);
+	}
+}
+
 int
 main(void)
 {
@@ -142,5 +208,6 @@ main(void)
 	T_RUN(conf_errors_table);
 	T_RUN(conf_long_line_and_nul);
 	T_RUN(conf_missing_file);
+	T_RUN(conf_domain_names);
 	T_EXIT();
 }

@@ -289,6 +289,38 @@ test_xtext(void)
 	T_CHECK(smtp_xtext_decode(out, 4, "abc", 3) == 3);
 }
 
+/* RFC 3461 §4.2: ORCPT is kept as received and decoded once, for DSNs. */
+static void
+test_orcpt(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "rfc822;bob+2Bx@example.org", "rfc822;bob+x@example.org" },
+		{ "rfc822;a+3Db@example.org", "rfc822;a=b@example.org" },
+		{ "rfc822;plain@example.org", "rfc822;plain@example.org" },
+		{ "rfc822;bad+2b", "rfc822;bad+2b" },
+		{ "no-type", "no-type" },
+		{ "x;", "x;" },
+	};
+	struct smtp_cmd c;
+	const char *line = "RCPT TO:<bob+x@example.org> "
+	                   "ORCPT=rfc822;bob+2Bx@example.org";
+	size_t i;
+	char *s;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = smtp_orcpt_decode(cases[i].in);
+		T_STREQ(s, cases[i].want);
+		free(s);
+	}
+	/* The parser keeps the value as given, and its address decoded. */
+	T_CHECK(smtp_cmd_parse(&c, line, strlen(line), false) == 0);
+	T_CHECK(c.has_orcpt);
+	T_STREQ(c.orcpt, "rfc822;bob+2Bx@example.org");
+	T_STREQ(c.orcpt_addr, "bob+x@example.org");
+}
+
 /* ---- server state machine ------------------------------------------ */
 
 #define F_RELAY 0x1 /* client in relay_networks */
@@ -620,6 +652,21 @@ static const struct fsm_case fsm_cases[] = {
 	    GREET "|" EHLO_PLAIN "|" OK_MAIL
 	          "|550 5.1.1 This relay has no local mailboxes|501 5.1.3 Bad "
 	          "recipient address syntax",
+	    NULL },
+	/* RFC 7672 §2.2.2: no DANE for an address literal: refused at
+	 * RCPT, never accepted and bounced later. */
+	{ "address literal refused", F_RELAY, 0,
+	    { "EHLO c.example\r\n", "MAIL FROM:<a@b.example>\r\n",
+	        "RCPT TO:<u@[192.0.2.1]>\r\n",
+	        "RCPT TO:<u@[IPv6:2001:db8::1]>\r\n",
+	        "RCPT TO:<\"x@[192.0.2.1]\"@d.example>\r\n" },
+	    GREET "|" EHLO_PLAIN "|" OK_MAIL
+	          "|550 5.7.1 <u@[192.0.2.1]>: address literals are not "
+	          "relayed: no DANE or MTA-STS authentication is possible for "
+	          "them (RFC 7672 section 2.2.2)"
+	          "|550 5.7.1 <u@[IPv6:2001:db8::1]>: address literals are not "
+	          "relayed: no DANE or MTA-STS authentication is possible for "
+	          "them (RFC 7672 section 2.2.2)|" OK_RCPT,
 	    NULL },
 	{ "misc commands", F_RELAY, 0,
 	    { "NOOP\r\nVRFY bob\r\nEXPN list\r\nHELP\r\nFOO\r\n" },
@@ -1238,6 +1285,7 @@ main(void)
 	T_RUN(test_cmd_table);
 	T_RUN(test_cmd_limits);
 	T_RUN(test_xtext);
+	T_RUN(test_orcpt);
 	T_RUN(test_fsm_table);
 	T_RUN(test_fsm_octets);
 	T_RUN(test_fsm_txn);
