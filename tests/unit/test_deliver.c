@@ -142,7 +142,7 @@ fx_add(struct fx *x, enum queue_kind kind, const char *sender, const char *addr,
 	if (queue_add(x->d.cfg.queue, &in, msgid, &err) == -1) {
 		printf("  queue_add: %s\n", err);
 		free(err);
-		T_CHECK(!"message queued");
+		T_FAIL("message queued");
 		return -1;
 	}
 	queue_msg_rcpts(x->d.cfg.queue, msgid, rows_cb, &rs);
@@ -280,7 +280,7 @@ decide_one(struct fx *x, const struct decide_case *c)
 		    rs.n == 1 ? rs.last_text[0] : "?",
 		    queue_rcpt_status_str(c->want), c->want_status,
 		    c->want_next, c->want_warn);
-		T_CHECK(!"decision as in the table");
+		T_FAIL("decision as in the table");
 	}
 	drcpt_drop(r);
 }
@@ -436,7 +436,7 @@ dsn_one(const struct dsn_case *c)
 	        n != 1 || strcmp(action, c->want_action) != 0) {
 		printf("  %s: %zu DSN(s), action \"%s\"; want %s\n", c->name, n,
 		    action, c->want_action != NULL ? c->want_action : "none");
-		T_CHECK(!"DSN as in the table");
+		T_FAIL("DSN as in the table");
 	}
 	queue_msg_free(m.msg);
 	drcpt_drop(r);

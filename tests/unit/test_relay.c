@@ -67,7 +67,7 @@ test_ident(void)
 		if (c == NULL) {
 			printf("  %s: conf_parse: %s\n", w->name, err);
 			free(err);
-			T_CHECK(!"config parsed");
+			T_FAIL("config parsed");
 			continue;
 		}
 		relay_tlsrpt_ident(c, "relay.test", &id);
@@ -78,7 +78,7 @@ test_ident(void)
 			printf("  %s: %s | %s | %s | %s\n", w->name,
 			    id.sender_address, id.contact, id.submitter,
 			    id.organization);
-			T_CHECK(!"identity as in the table");
+			T_FAIL("identity as in the table");
 		}
 		relay_tlsrpt_ident_free(&id);
 		conf_free(c);
@@ -149,7 +149,7 @@ test_schedule(void)
 			printf("  case %zu: %s, want %s\n", i,
 			    due ? day : "none",
 			    cases[i].want ? cases[i].want : "none");
-			T_CHECK(!"due day as in the table");
+			T_FAIL("due day as in the table");
 		}
 	}
 	/* Yesterday becomes due exactly at its end plus its delay. */

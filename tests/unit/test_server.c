@@ -261,7 +261,7 @@ cli_open(struct client *c, int port, const char *from)
 		return true;
 	printf("  cannot connect to 127.0.0.1:%d from %s: %s\n", port,
 	    from != NULL ? from : "any address", strerror(errno));
-	T_CHECK(!"cannot connect to the server");
+	T_FAIL("cannot connect to the server");
 	return false;
 }
 
