@@ -3,15 +3,24 @@
  * they are from (relay_tlsrpt_ident: sender, contact-info, the
  * TLS-Report-Submitter that must match the contact's domain, RFC 8460
  * §5.3; organization-name), and the daily schedule of RFC 8460 §4.1
- * (which day is due, when, and that a finished day is not sent again).
+ * (which day is due, when, and that a finished day is not sent again);
+ * and the inbound DANE guard's decision from our own TLSA answer
+ * (relay_guard_judge).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
 #include "conf/conf.h"
+#include "core/buf.h"
 #include "core/log.h"
+#include "dns/dns.h"
+#include "dns/dns_answer.h"
+#include "relay/relay_guard.h"
 #include "relay/relay_tlsrpt.h"
 #include "t.h"
 
@@ -198,6 +207,120 @@ test_delay(void)
 	T_CHECK(differ); /* and not the same for every process */
 }
 
+/* ---- the inbound DANE guard ---------------------------------------- */
+
+#define GUARD_QNAME "_25._tcp.mx.example"
+
+/* A NOERROR answer for GUARD_QNAME TLSA with one record u s m data. */
+static struct dns_answer *
+guard_answer(const uint8_t *rdata, size_t len, int sec)
+{
+	static const uint8_t qname[] = "\x03_25\x04_tcp\x02mx\x07"
+	                               "example";
+	uint8_t pkt[512];
+	size_t off = 0;
+
+	memcpy(pkt, "\x00\x00\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00", 12);
+	off = 12;
+	memcpy(pkt + off, qname, sizeof(qname));
+	off += sizeof(qname);
+	memcpy(pkt + off, "\x00\x34\x00\x01", 4);
+	off += 4;
+	memcpy(pkt + off, "\xc0\x0c\x00\x34\x00\x01\x00\x00\x0e\x10", 10);
+	off += 10;
+	pkt[off++] = (uint8_t)(len >> 8);
+	pkt[off++] = (uint8_t)len;
+	memcpy(pkt + off, rdata, len);
+	off += len;
+	return dns_answer_new_unbound(
+	    GUARD_QNAME, DNS_TYPE_TLSA, 0, pkt, (int)off, sec, NULL);
+}
+
+/* A self-signed P-256 leaf; spki gets "3 1 1" + SHA-256 of its key. */
+static STACK_OF(X509) *
+guard_chain(uint8_t spki[35])
+{
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	EVP_PKEY *key = EVP_EC_gen("P-256");
+	X509 *x = X509_new();
+	unsigned char *der = NULL;
+	unsigned int n = 0;
+	int len;
+
+	X509_set_version(x, 2);
+	ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+	X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+	X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+	X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
+	    (const unsigned char *)"mx.example", -1, -1, 0);
+	X509_set_issuer_name(x, X509_get_subject_name(x));
+	X509_set_pubkey(x, key);
+	X509_sign(x, key, EVP_sha256());
+	len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+	spki[0] = 3;
+	spki[1] = 1;
+	spki[2] = 1;
+	T_CHECK(len > 0 &&
+	    EVP_Digest(der, (size_t)len, spki + 3, &n, EVP_sha256(), NULL) &&
+	    n == 32);
+	OPENSSL_free(der);
+	EVP_PKEY_free(key);
+	sk_X509_push(chain, x);
+	return chain;
+}
+
+static void
+test_guard(void)
+{
+	char *digests[] = { "sha512", "sha256", NULL };
+	uint8_t good[35], wrong[35], pkix[35];
+	STACK_OF(X509) *chain = guard_chain(good);
+	const struct {
+		const char *name;
+		const uint8_t *rdata; /* NULL: SERVFAIL */
+		int sec;              /* 0 insecure, 1 bogus, 2 secure */
+		int want;
+		const char *says;
+	} cases[] = {
+		{ "matches", good, 2, 1,
+		    "the certificate matches the published TLSA records" },
+		{ "mismatch", wrong, 2, -1,
+		    "Publish first: " GUARD_QNAME ". IN TLSA 3 1 1 " },
+		/* not secure: nothing a DANE client would check */
+		{ "insecure", wrong, 0, 0, "no secure TLSA records" },
+		{ "bogus", wrong, 1, 0, "TLSA lookup failed" },
+		/* PKIX-TA(0) is unusable for SMTP (RFC 7672 §3.1.3) */
+		{ "unusable", pkix, 2, 0, "no usable TLSA record" },
+		{ "servfail", NULL, 0, 0, "TLSA lookup failed" },
+	};
+	struct dns_answer *a;
+	struct buf msg;
+	size_t i;
+	int rc;
+
+	memcpy(wrong, good, sizeof(good));
+	wrong[34] ^= 1;
+	memcpy(pkix, good, sizeof(good));
+	pkix[0] = 0;
+	for (i = 0; i < NELEM(cases); i++) {
+		a = cases[i].rdata != NULL ?
+		    guard_answer(cases[i].rdata, sizeof(good), cases[i].sec) :
+		    dns_answer_new_error(GUARD_QNAME, DNS_TYPE_TLSA,
+		        DNS_ERR_SERVFAIL, "servfail");
+		buf_init(&msg, 4096);
+		rc = relay_guard_judge(a, GUARD_QNAME, chain, digests, &msg);
+		if (rc != cases[i].want ||
+		    strstr(buf_cstr(&msg), cases[i].says) == NULL) {
+			printf("  %s: %d \"%s\"\n", cases[i].name, rc,
+			    buf_cstr(&msg));
+			T_FAIL("guard decision as in the table");
+		}
+		buf_free(&msg);
+		dns_answer_free(a);
+	}
+	sk_X509_pop_free(chain, X509_free);
+}
+
 int
 main(void)
 {
@@ -212,6 +335,7 @@ main(void)
 	T_RUN(test_ident);
 	T_RUN(test_schedule);
 	T_RUN(test_delay);
+	T_RUN(test_guard);
 	remove("/tmp/dr-test-relay.key");
 	T_EXIT();
 }
