@@ -691,7 +691,7 @@ def run_jobs(world, scenarios, hosts):
 
 # Tools the probes run; without one, every probe that needs it FAILs, and
 # one line says why up front.
-TOOLS = {"delv": "bind9-dnsutils", "dig": "bind9-dnsutils",
+TOOLS = {"delv": "dnsutils", "dig": "dnsutils",
          "openssl": "openssl"}
 
 
