@@ -109,6 +109,13 @@ struct check_domain {
 
 /* check_verdict.c: verdict and warnings once all facts are in. */
 void check_domain_judge(struct check_domain *d, const struct check_opts *o);
+/*
+ * The verdict of a host that takes the mail: its DANE level, whether the
+ * path to it is verified (secure MX RRset, RFC 7672 §2.2.1; only read
+ * for DANE_LEVEL_AUTH), and whether an MTA-STS policy is enforced on it.
+ */
+enum check_verdict check_verdict_pass(
+    enum dane_level level, bool verified_path, enum policy_sts_use sts);
 void check_warn(struct check_domain *d, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

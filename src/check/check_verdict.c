@@ -68,20 +68,29 @@ check_host_judge(struct check_host *h, bool connect)
 		h->outcome = h->conns[0].outcome;
 }
 
-static enum check_verdict
-check_pass_verdict(const struct check_host *h)
+enum check_verdict
+check_verdict_pass(
+    enum dane_level level, bool verified_path, enum policy_sts_use sts)
 {
-	switch (dane_host_level(h->dh)) {
+	switch (level) {
 	case DANE_LEVEL_AUTH:
-		return dane_host_verified_path(h->dh) ? CHECK_VERIFIED :
-		                                        CHECK_TRUSTED;
+		return verified_path ? CHECK_VERIFIED : CHECK_TRUSTED;
 	case DANE_LEVEL_ENCRYPT:
 		return CHECK_ENCRYPTED;
 	default:
 		/* MTA-STS enforce: TLS with a PKIX-valid MX certificate. */
-		return h->sts_use == POLICY_STS_ENFORCE ? CHECK_VERIFIED :
-		                                          CHECK_OPPORTUNISTIC;
+		return sts == POLICY_STS_ENFORCE ? CHECK_VERIFIED :
+		                                   CHECK_OPPORTUNISTIC;
 	}
+}
+
+static enum check_verdict
+check_pass_verdict(const struct check_host *h)
+{
+	return check_verdict_pass(dane_host_level(h->dh),
+	    dane_host_level(h->dh) == DANE_LEVEL_AUTH &&
+	        dane_host_verified_path(h->dh),
+	    h->sts_use);
 }
 
 static void

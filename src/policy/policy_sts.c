@@ -46,27 +46,28 @@ policy_sts_ssl(SSL *ssl, const char *host)
 	tls_pkix_setup(ssl, host);
 }
 
+enum result_type
+policy_sts_result_type(long err)
+{
+	switch (err) {
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+		return RT_CERTIFICATE_HOST_MISMATCH;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		return RT_CERTIFICATE_EXPIRED;
+	default:
+		return RT_CERTIFICATE_NOT_TRUSTED;
+	}
+}
+
 bool
 policy_sts_verify(SSL *ssl, const char *host, struct outcome *o)
 {
 	long err = tls_verify_result(ssl);
-	enum result_type rt;
 
 	if (err == X509_V_OK)
 		return true;
-	switch (err) {
-	case X509_V_ERR_HOSTNAME_MISMATCH:
-		rt = RT_CERTIFICATE_HOST_MISMATCH;
-		break;
-	case X509_V_ERR_CERT_HAS_EXPIRED:
-	case X509_V_ERR_CERT_NOT_YET_VALID:
-		rt = RT_CERTIFICATE_EXPIRED;
-		break;
-	default:
-		rt = RT_CERTIFICATE_NOT_TRUSTED;
-		break;
-	}
-	outcome_set(o, OUTCOME_TEMP, "4.7.5", rt,
+	outcome_set(o, OUTCOME_TEMP, "4.7.5", policy_sts_result_type(err),
 	    "MTA-STS: the certificate of %s fails PKIX validation: %s "
 	    "(RFC 8461 §4.2)",
 	    host, tls_verify_error_str(err));

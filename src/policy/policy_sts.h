@@ -42,6 +42,10 @@ bool policy_sts_mx_ok(
 /* §4.2: prepare ssl for PKIX validation of the MX name. */
 void policy_sts_ssl(SSL *ssl, const char *host);
 
+/* RFC 8460 §4.3 result type of a PKIX verify error (X509_V_ERR_*, not
+ * X509_V_OK): host mismatch, expired (or not yet valid), else not trusted. */
+enum result_type policy_sts_result_type(long verify_err);
+
 /* §4.2: judge the handshake; false with o filled (4.7.5) on failure. */
 bool policy_sts_verify(SSL *ssl, const char *host, struct outcome *o);
 

@@ -57,12 +57,10 @@ relay_guard_oneline(char *s)
 			*s = ';';
 }
 
-/* One port: 1 = matches, 0 = nothing to match, -1 = mismatch. */
-static int
-relay_guard_port(struct event_base *base, struct dns_resolver *r,
-    const char *qname, STACK_OF(X509) *chain, char **digests, struct buf *msg)
+int
+relay_guard_judge(const struct dns_answer *a, const char *qname,
+    STACK_OF(X509) *chain, char **digests, struct buf *msg)
 {
-	struct dns_answer *a = relay_guard_lookup(base, r, qname);
 	const struct tls_tlsa *recs;
 	struct dane_tlsa *t = NULL;
 	char *suggest = NULL;
@@ -106,6 +104,17 @@ relay_guard_port(struct event_base *base, struct dns_resolver *r,
 	}
 	free(suggest);
 	dane_tlsa_free(t);
+	return rc;
+}
+
+/* One port: 1 = matches, 0 = nothing to match, -1 = mismatch. */
+static int
+relay_guard_port(struct event_base *base, struct dns_resolver *r,
+    const char *qname, STACK_OF(X509) *chain, char **digests, struct buf *msg)
+{
+	struct dns_answer *a = relay_guard_lookup(base, r, qname);
+	int rc = relay_guard_judge(a, qname, chain, digests, msg);
+
 	dns_answer_free(a);
 	return rc;
 }

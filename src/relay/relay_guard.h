@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/x509.h>
+
+struct buf;
+struct dns_answer;
 struct event_base;
 struct dns_resolver;
 
@@ -24,5 +28,15 @@ struct dns_resolver;
 int relay_guard_check(struct event_base *base, struct dns_resolver *r,
     const char *hostname, const uint16_t *ports, size_t nports,
     const char *cert_file, char **digests, char **msg);
+
+/*
+ * One port's decision from its TLSA answer a (borrowed), without I/O:
+ * 1 = chain matches a secure usable record, 0 = nothing to check (the
+ * lookup failed, the answer is not secure or has no usable record),
+ * -1 = it matches none (msg then names the record to publish first, made
+ * for qname). Appends one sentence for the log to msg.
+ */
+int relay_guard_judge(const struct dns_answer *a, const char *qname,
+    STACK_OF(X509) *chain, char **digests, struct buf *msg);
 
 #endif

@@ -28,7 +28,7 @@
 #include "report/tlsrpt_send.h"
 
 #define RT_TICK_S 60 /* schedule check and retries */
-#define RT_DAYS   3  /* days looked back */
+#define RT_DAYS   RELAY_TLSRPT_DAYS
 
 struct relay_tlsrpt {
 	struct event_base *base;
@@ -36,10 +36,7 @@ struct relay_tlsrpt {
 	struct tlsrpt_sender *sender;
 	struct relay_tlsrpt_ident id;
 	struct event *timer;
-	time_t max_delay;
-	uint32_t salt; /* the random delay, per day, per process */
-	char finished[RT_DAYS][TLSRPT_DAY_LEN];
-	unsigned nfinished;
+	struct relay_tlsrpt_days days; /* the schedule's state */
 	char run_day[TLSRPT_DAY_LEN]; /* of the run in progress, "" = retries */
 };
 
@@ -108,9 +105,9 @@ relay_tlsrpt_new(const struct conf *c, const struct relay_tlsrpt_deps *d)
 	t->http = http_client_new(d->base, conf_str(c, CONF_TLSRPT_CA_FILE));
 	t->base = d->base;
 	relay_tlsrpt_ident(c, d->hostname, &t->id);
-	t->max_delay = (time_t)conf_int(c, CONF_TLSRPT_MAX_DELAY);
-	if (getentropy(&t->salt, sizeof(t->salt)) == -1)
-		t->salt = (uint32_t)getpid();
+	t->days.max_delay = (time_t)conf_int(c, CONF_TLSRPT_MAX_DELAY);
+	if (getentropy(&t->days.salt, sizeof(t->days.salt)) == -1)
+		t->days.salt = (uint32_t)getpid();
 	memset(&sc, 0, sizeof(sc));
 	sc.base = d->base;
 	sc.resolver = d->resolver;
@@ -159,8 +156,8 @@ relay_tlsrpt_reconfigure(struct relay_tlsrpt *t, const struct conf *c,
 }
 
 /* §4.1: a random delay of 1 s up to max_delay after the day's end. */
-static time_t
-relay_tlsrpt_delay(const struct relay_tlsrpt *t, const char *day)
+time_t
+relay_tlsrpt_delay(const struct relay_tlsrpt_days *t, const char *day)
 {
 	uint32_t h = 2166136261u ^ t->salt;
 	size_t i;
@@ -173,7 +170,7 @@ relay_tlsrpt_delay(const struct relay_tlsrpt *t, const char *day)
 }
 
 static bool
-relay_tlsrpt_finished(const struct relay_tlsrpt *t, const char *day)
+relay_tlsrpt_finished(const struct relay_tlsrpt_days *t, const char *day)
 {
 	unsigned i;
 
@@ -186,9 +183,9 @@ relay_tlsrpt_finished(const struct relay_tlsrpt *t, const char *day)
 static void relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg);
 
 /* The oldest of the last days that is due and not finished, or none. */
-static bool
+bool
 relay_tlsrpt_due_day(
-    const struct relay_tlsrpt *t, time_t now, char day[TLSRPT_DAY_LEN])
+    const struct relay_tlsrpt_days *t, time_t now, char day[TLSRPT_DAY_LEN])
 {
 	time_t start = now - now % 86400;
 	int k;
@@ -211,7 +208,7 @@ relay_tlsrpt_tick(evutil_socket_t fd, short what, void *arg)
 	struct relay_tlsrpt *t = arg;
 	time_t now = time(NULL);
 
-	if (!relay_tlsrpt_due_day(t, now, t->run_day))
+	if (!relay_tlsrpt_due_day(&t->days, now, t->run_day))
 		t->run_day[0] =
 		    '\0'; /* only retries: the next look in a minute */
 	if (tlsrpt_send_run(t->sender,
@@ -231,9 +228,9 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 	struct timeval tv = { RT_TICK_S, 0 };
 
 	if (t->run_day[0] != '\0' && st->dns_later == 0) {
-		memcpy(t->finished[t->nfinished % RT_DAYS], t->run_day,
-		    TLSRPT_DAY_LEN);
-		t->nfinished++;
+		memcpy(t->days.finished[t->days.nfinished % RT_DAYS],
+		    t->run_day, TLSRPT_DAY_LEN);
+		t->days.nfinished++;
 	}
 	if (st->domains > 0 || st->queued > 0 || st->posted > 0 ||
 	    st->failed > 0)

@@ -10,6 +10,12 @@
 #ifndef DR_RELAY_TLSRPT_H
 #define DR_RELAY_TLSRPT_H
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "report/tlsrpt.h"
+
 struct conf;
 struct event_base;
 struct dns_resolver;
@@ -62,6 +68,29 @@ void relay_tlsrpt_reconfigure(struct relay_tlsrpt *t, const struct conf *c,
 void relay_tlsrpt_schedule(struct relay_tlsrpt *t);
 
 void relay_tlsrpt_free(struct relay_tlsrpt *t);
+
+/*
+ * The daily schedule's decisions, apart from the timer so they can be
+ * tested. A day (UTC) is due once it has ended plus its delay; the last
+ * RELAY_TLSRPT_DAYS days are looked at; a day in finished[] (the last
+ * nfinished runs, a ring) is not due again.
+ */
+#define RELAY_TLSRPT_DAYS 3
+struct relay_tlsrpt_days {
+	time_t max_delay; /* [tlsrpt] max_delay; 0 = no delay */
+	uint32_t salt;    /* the random delay, per day, per process */
+	char finished[RELAY_TLSRPT_DAYS][TLSRPT_DAY_LEN];
+	unsigned nfinished;
+};
+
+/* §4.1: the delay after day's end, 1 s up to max_delay (0 if that is 0),
+ * fixed for a given salt and day. */
+time_t relay_tlsrpt_delay(const struct relay_tlsrpt_days *s, const char *day);
+
+/* The oldest of the last days that is due at now and not finished: true
+ * with day ("YYYY-MM-DD") filled, or false. */
+bool relay_tlsrpt_due_day(
+    const struct relay_tlsrpt_days *s, time_t now, char day[TLSRPT_DAY_LEN]);
 
 /*
  * The [dkim] signer, or NULL with *errstr NULL when [dkim] is not

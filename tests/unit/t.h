@@ -24,6 +24,16 @@ static int t_total_failed;
 		}                                                      \
 	} while (0)
 
+/* Record a failure with its reason: a precondition not met, a table row
+ * that does not hold. */
+#define T_FAIL(why)                                                      \
+	do {                                                             \
+		if (!t_failed_now)                                       \
+			printf("FAIL %s: %s:%d: %s\n", t_name, __FILE__, \
+			    __LINE__, why);                              \
+		t_failed_now = 1;                                        \
+	} while (0)
+
 #define T_STREQ(a, b)                                                          \
 	do {                                                                   \
 		const char *t_a_ = (a), *t_b_ = (b);                           \

@@ -250,6 +250,21 @@ cli_connect(struct client *c, int port, const char *from)
 	return connect(c->fd, (struct sockaddr *)&sin, sizeof(sin));
 }
 
+/*
+ * cli_connect() for a dialogue that needs the connection: a failure is
+ * recorded with its reason, so a dialogue that cannot start FAILs.
+ */
+static bool
+cli_open(struct client *c, int port, const char *from)
+{
+	if (cli_connect(c, port, from) == 0)
+		return true;
+	printf("  cannot connect to 127.0.0.1:%d from %s: %s\n", port,
+	    from != NULL ? from : "any address", strerror(errno));
+	T_FAIL("cannot connect to the server");
+	return false;
+}
+
 static void
 cli_close(struct client *c)
 {
@@ -467,7 +482,7 @@ check_stored(struct world *w, const char *body, const char *with)
 static void
 dlg_plain(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	T_CHECK(strstr(c->reply, "PIPELINING") != NULL);
@@ -505,7 +520,7 @@ dlg_pipelined(struct client *c, struct world *w)
 	static const int want[] = { 250, 250, 250, 250, 354 };
 	size_t i;
 
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_send(c,
 	    "EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n"
@@ -534,11 +549,8 @@ test_server_pipelined(void)
 static void
 dlg_relay_denied(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, "127.0.0.2") != 0) {
-		printf("  cannot bind 127.0.0.2\n");
-		T_CHECK(0);
+	if (!cli_open(c, w->port, "127.0.0.2"))
 		return;
-	}
 	cli_cmd(c, NULL, 220);
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	cli_cmd(c, "MAIL FROM:<a@b.example>\r\n", 250);
@@ -564,7 +576,7 @@ test_server_relay_denied(void)
 static void
 dlg_tls_auth(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, "127.0.0.2") != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, "127.0.0.2") || !cli_cmd(c, NULL, 220))
 		return;
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	T_CHECK(strstr(c->reply, "250-STARTTLS") != NULL ||
@@ -611,7 +623,7 @@ test_server_tls_auth(void)
 static void
 dlg_starttls_junk(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	cli_cmd(c, "STARTTLS\r\nMAIL FROM:<evil@x.example>\r\n", 421);
@@ -637,18 +649,18 @@ dlg_limits(struct client *c, struct world *w)
 	size_t i;
 
 	for (i = 0; i < 2; i++) {
-		T_CHECK(cli_connect(&more[i], w->port, NULL) == 0);
+		cli_open(&more[i], w->port, NULL);
 		cli_cmd(&more[i], NULL, 220);
 	}
-	T_CHECK(cli_connect(c, w->port, NULL) == 0);
+	cli_open(c, w->port, NULL);
 	cli_cmd(c, NULL, 421);
 	T_CHECK(strstr(c->reply, "421 4.7.0 ") == c->reply);
 	T_CHECK(cli_eof(c));
 	cli_close(c);
 	/* Another address is fine until the total is reached. */
-	T_CHECK(cli_connect(&more[2], w->port, "127.0.0.2") == 0);
+	cli_open(&more[2], w->port, "127.0.0.2");
 	cli_cmd(&more[2], NULL, 220);
-	T_CHECK(cli_connect(c, w->port, "127.0.0.3") == 0);
+	cli_open(c, w->port, "127.0.0.3");
 	cli_cmd(c, NULL, 421);
 	T_CHECK(strstr(c->reply, "421 4.3.2 ") == c->reply);
 	/* The sessions still work. */
@@ -676,7 +688,7 @@ dlg_timeout(struct client *c, struct world *w)
 	struct timeval t0, t1;
 	long ms;
 
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	gettimeofday(&t0, NULL);
 	/* An unfinished line does not hold the deadline off. */
@@ -704,7 +716,7 @@ test_server_timeout(void)
 static void
 dlg_data_timeout(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_send(c,
 	    "EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n"
@@ -748,7 +760,7 @@ dlg_flood(struct client *c, struct world *w)
 	char buf[65536], cmds[6 * 1000];
 	ssize_t r;
 
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	for (i = 0; i < 1000; i++)
 		memcpy(cmds + 6 * i, "NOOP\r\n", 6);
@@ -813,7 +825,7 @@ dlg_endless(struct client *c, struct world *w)
 	char junk[4096];
 	int i;
 
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	memset(junk, 'x', sizeof(junk));
 	for (i = 0; i < 32; i++)
@@ -838,7 +850,7 @@ test_server_endless_line(void)
 static void
 dlg_not_stored(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_send(c,
 	    "EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n"
@@ -872,7 +884,7 @@ dlg_oversize(struct client *c, struct world *w)
 	char chunk[1000];
 	int i;
 
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	T_CHECK(strstr(c->reply, "SIZE 100000") != NULL);
@@ -908,7 +920,7 @@ dlg_shutdown(struct client *c, struct world *w)
 {
 	struct client other;
 
-	if (cli_connect(c, w->port, NULL) != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, NULL) || !cli_cmd(c, NULL, 220))
 		return;
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	atomic_store(&w->want_shutdown, 1);
@@ -939,7 +951,7 @@ test_server_shutdown(void)
 static void
 dlg_reloaded(struct client *c, struct world *w)
 {
-	if (cli_connect(c, w->port, "127.0.0.2") != 0 || !cli_cmd(c, NULL, 220))
+	if (!cli_open(c, w->port, "127.0.0.2") || !cli_cmd(c, NULL, 220))
 		return;
 	cli_cmd(c, "EHLO c.example\r\n", 250);
 	cli_cmd(c, "MAIL FROM:<a@b.example>\r\n", 250);

@@ -21,8 +21,12 @@ declared _mta-sts TXT and mta-sts A records, a strict reference client
 expected verdict must follow from the policy, the MX names and the MX
 certificates as verified with the test CA (RFC 8461 §4, §5).
 
-Prints `PASS <scenario>` or `FAIL <scenario>: <why>` per scenario and a
-summary; exits 1 if anything failed.
+Prints `PASS <scenario>` or `FAIL <scenario>: <why>` per scenario as soon
+as its probes are done, and a summary; exits 1 if anything failed.  A probe
+that cannot run (a tool missing, a timeout, an exception) FAILs its
+scenario; a missing tool also gets one `FAIL tools: ...` line up front;
+SIGTERM (scripts/test's timeout) prints a FAIL for every unfinished
+scenario.
 """
 
 import argparse
@@ -32,6 +36,8 @@ import glob
 import hashlib
 import json
 import os
+import shutil
+import signal
 import smtplib
 import socket
 import ssl
@@ -634,14 +640,79 @@ def jobs_for(world, scenario, hosts):
     return jobs
 
 
+def run_job(fn, world, args):
+    """One probe; whatever it raises is its problem, never lost: a missing
+    tool (FileNotFoundError), a timeout or a bug in the probe all FAIL the
+    scenario it belongs to."""
+    try:
+        return fn(world, *args)
+    except subprocess.TimeoutExpired as e:
+        return "%s: %s timed out after %s s" % (fn.__name__, e.cmd[0],
+                                                e.timeout)
+    except Exception as e:              # noqa: BLE001, reported, not hidden
+        return "%s: %s: %s" % (fn.__name__, type(e).__name__, e)
+
+
+REPORTED = set()   # scenarios whose line is printed
+
+
+def report(name, problems):
+    print("FAIL %s: %s" % (name, "; ".join(problems)) if problems
+          else "PASS %s" % name, flush=True)
+    REPORTED.add(name)
+
+
 def run_jobs(world, scenarios, hosts):
-    """{scenario name: [problems]} with every probe run in a pool."""
+    """Run every probe in a pool and print each scenario's line as soon as
+    its last probe is done (a step stopped half-way still shows what it
+    finished).  Returns {scenario name: [problems]}."""
+    results = {s["name"]: [] for s in scenarios}
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        futures = {s["name"]: [pool.submit(fn, world, *args)
-                               for fn, *args in jobs_for(world, s, hosts)]
-                   for s in scenarios}
-        return {name: [p for p in (f.result() for f in fs) if p]
-                for name, fs in futures.items()}
+        left, owner = {}, {}
+        for s in scenarios:
+            jobs = jobs_for(world, s, hosts)
+            left[s["name"]] = len(jobs)
+            if not jobs:
+                # Nothing checked is not a pass.
+                results[s["name"]].append("no probe for this scenario")
+                report(s["name"], results[s["name"]])
+            for fn, *args in jobs:
+                owner[pool.submit(run_job, fn, world, args)] = s["name"]
+        for f in concurrent.futures.as_completed(owner):
+            name = owner.pop(f)
+            problem = f.result()
+            if problem:
+                results[name].append(problem)
+            left[name] -= 1
+            if left[name] == 0:
+                report(name, results[name])
+    return results
+
+
+# Tools the probes run; without one, every probe that needs it FAILs, and
+# one line says why up front.
+TOOLS = {"delv": "dnsutils", "dig": "dnsutils",
+         "openssl": "openssl"}
+
+
+def missing_tools():
+    return ["%s (Debian package %s)" % (t, pkg) for t, pkg in TOOLS.items()
+            if shutil.which(t) is None]
+
+
+def on_term(signum, frame):
+    """Stopped (by scripts/test's timeout): what never finished FAILs."""
+    try:
+        for name in STATE["names"]:
+            if name not in REPORTED:
+                print("FAIL %s: unfinished when stopped by signal %d" % (
+                    name, signum))
+        sys.stdout.flush()
+    finally:
+        os._exit(1)     # the pool's threads would hold a normal exit
+
+
+STATE = {"names": []}
 
 
 def main(argv=None):
@@ -651,9 +722,18 @@ def main(argv=None):
     args = ap.parse_args(argv)
     world_dir = os.path.abspath(args.world)
     world = load(os.path.join(world_dir, "world.json"))
+    tools_failed = 0
+    for tool in missing_tools():
+        print("FAIL tools: %s not found; every probe that needs it fails"
+              % tool, flush=True)
+        tools_failed = 1
     world["validator"] = ubprobe.validator(world)
     if not world["validator"]:
-        print("note: libunbound not found, DNS checked with delv only")
+        # danerelay links libunbound: a machine without it cannot run
+        # the relay either, so this is a failure, not a note.
+        print("FAIL libunbound: libunbound.so.8 not found, DNS checked "
+              "with delv only", flush=True)
+        tools_failed = 1
     hosts = load(os.path.join(world_dir, "hosts.json"))["hosts"]
     world["smtp_hosts"] = hosts
     https_json = os.path.join(world_dir, "https.json")
@@ -661,15 +741,17 @@ def main(argv=None):
         if os.path.exists(https_json) else []
     scenarios = [s for s in load(os.path.join(HERE, "scenarios.json"))
                  if not args.only or s["name"] == args.only]
+    if not scenarios:
+        print("FAIL selftest: no scenario named %s" % args.only)
+        return 1
+    STATE["names"] = [s["name"] for s in scenarios]
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     results = run_jobs(world, scenarios, hosts)
-    for s in scenarios:
-        problems = results[s["name"]]
-        print("FAIL %s: %s" % (s["name"], "; ".join(problems)) if problems
-              else "PASS %s" % s["name"])
     failed = sum(1 for p in results.values() if p)
     print("selftest: %d scenarios, %d passed, %d failed" % (
         len(results), len(results) - failed, failed))
-    return 1 if failed else 0
+    return 1 if failed or tools_failed else 0
 
 
 if __name__ == "__main__":
