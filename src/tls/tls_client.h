@@ -30,9 +30,9 @@ struct tls_tlsa {
  * left out of the list is disabled: its records become unusable. digests
  * NULL keeps OpenSSL's order (sha512, then sha256). An empty list, an
  * unknown or a repeated name is an error. The protocol floor is TLS 1.2
- * (set here, not left to the system policy); peer verification is off at the context level (see
- * tls_dane_setup). Returns new (SSL_CTX_free), or NULL with *errstr
- * (static).
+ * (set here, not left to the system policy); peer verification is off at the
+ * context level (see tls_dane_setup). Returns new (SSL_CTX_free), or NULL with
+ * *errstr (static).
  */
 SSL_CTX *tls_client_ctx_new(char **digests, const char **errstr);
 
