@@ -620,6 +620,11 @@ job_host_resolved(struct dane_host *h, void *arg)
 	snprintf(j->facts.mx, sizeof(j->facts.mx), "%s", dane_host_name(h));
 	j->facts.ip[0] = '\0';
 	j->facts.would_fail = false;
+	if (dane_host_addr_warning(h) != NULL)
+		log_info("delivery to %s: %s; using %s's other addresses (RFC "
+		         "7672 §2.1.2)",
+		    j->dest->domain, dane_host_addr_warning(h)->text,
+		    dane_host_name(h));
 	if (!job_host_policy(j, &o)) {
 		if (o.rt != RT_NONE)
 			job_tlsrpt(j, false, o.rt);
