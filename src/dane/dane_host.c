@@ -76,20 +76,6 @@ struct dane_host_lookup {
 
 static void dane_host_tlsa_next(struct dane_host_lookup *l);
 
-static char **
-dane_strv_dup(char **v)
-{
-	size_t n = 0, i;
-	char **out;
-
-	while (v != NULL && v[n] != NULL)
-		n++;
-	out = xcalloc(n + 1, sizeof(*out));
-	for (i = 0; i < n; i++)
-		out[i] = xstrdup(v[i]);
-	return out;
-}
-
 static void
 dane_refnames_add(struct dane_host *h, size_t *n, const char *name)
 {
@@ -425,7 +411,7 @@ dane_host_resolve(struct dns_resolver *r, const struct dane_host_params *p,
 	h->nexthop_expanded =
 	    p->nexthop_expanded != NULL ? xstrdup(p->nexthop_expanded) : NULL;
 	h->nexthop_secure = p->nexthop_secure;
-	h->digests = dane_strv_dup(p->digests);
+	h->digests = str_vec_dup(p->digests);
 	outcome_ok(&h->outcome);
 	l->r = r;
 	l->h = h;

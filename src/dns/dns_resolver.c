@@ -33,6 +33,7 @@
 #include <unbound.h>
 
 #include "core/log.h"
+#include "core/str.h"
 #include "core/xmalloc.h"
 #include "dns/dns_answer.h"
 #include "dns/dns_name.h"
@@ -275,32 +276,6 @@ resolver_ctx_new(
 	return ctx;
 }
 
-static char **
-resolver_list_dup(char *const *v)
-{
-	char **out;
-	size_t i, n = 0;
-
-	if (v == NULL)
-		return NULL;
-	while (v[n] != NULL)
-		n++;
-	out = xcalloc(n + 1, sizeof(char *));
-	for (i = 0; i < n; i++)
-		out[i] = xstrdup(v[i]);
-	return out;
-}
-
-static void
-resolver_list_free(char **v)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
 struct dns_resolver *
 dns_resolver_new(
     struct event_base *base, const struct dns_options *opt, char **errstr)
@@ -318,8 +293,8 @@ dns_resolver_new(
 	r->trust_anchor_file = opt->trust_anchor_file != NULL ?
 	    xstrdup(opt->trust_anchor_file) :
 	    NULL;
-	r->root_servers = resolver_list_dup(opt->root_servers);
-	r->forwarders = resolver_list_dup(opt->forwarders);
+	r->root_servers = str_vec_dup(opt->root_servers);
+	r->forwarders = str_vec_dup(opt->forwarders);
 	TAILQ_INIT(&r->queries);
 	return r;
 }
@@ -364,8 +339,8 @@ dns_resolver_free(struct dns_resolver *r)
 		query_release(q);
 	ub_ctx_delete(r->ctx);
 	free(r->trust_anchor_file);
-	resolver_list_free(r->root_servers);
-	resolver_list_free(r->forwarders);
+	str_vec_free(r->root_servers);
+	str_vec_free(r->forwarders);
 	free(r);
 }
 
