@@ -31,8 +31,9 @@ void relay_hostname_of(const struct conf *c, char *out, size_t len);
 /*
  * Load config_path (NULL: defaults), set up the resolver (its DNSSEC
  * self-test runs in the background, relay_dns.h: deliveries wait for it,
- * mail is accepted meanwhile), open the queue, run the DANE guard, bind the listeners, drop
- * privileges ([server] user, when root), start delivering. Returns new, or
+ * mail is accepted meanwhile), open the queue, run the DANE guard, bind
+ * the listeners, drop privileges ([server] user, when root), start
+ * delivering. Returns new, or
  * NULL with *errstr (new string) and a sysexits code in *ex.
  */
 struct relay *relay_new(
