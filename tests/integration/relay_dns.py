@@ -82,6 +82,21 @@ def submit_n(relay, n, dest, tag):
     return out
 
 
+def start_and_submit(relay, name, n, tag):
+    """Start serve (it must start whatever DNS does) and submit n
+    messages; the sends, or None when serve did not start."""
+    try:
+        relay.start()
+        report(f"{name}.serve-starts", True)
+    except RuntimeError as e:
+        report(f"{name}.serve-starts", False, str(e)[-300:])
+        return None
+    sent = submit_n(relay, n, DEST, tag)
+    report(f"{name}.accepted-250", all(c == 250 for c, _, _ in sent),
+           str([c for c, _, _ in sent]))
+    return sent
+
+
 def test_down_at_start(args):
     name = "dns-down-at-start"
     if not nsd_stop(args.world):
@@ -89,15 +104,9 @@ def test_down_at_start(args):
         return
     relay = Relay(args.binary, args.world, SLOW_RETRY, name="dnsdown")
     try:
-        try:
-            relay.start()
-            report(f"{name}.serve-starts", True)
-        except RuntimeError as e:
-            report(f"{name}.serve-starts", False, str(e)[-300:])
+        sent = start_and_submit(relay, name, 3, "dns down")
+        if sent is None:
             return
-        sent = submit_n(relay, 3, DEST, "dns down")
-        report(f"{name}.accepted-250", all(c == 250 for c, _, _ in sent),
-               str([c for c, _, _ in sent]))
         line = wait_until(lambda: log_has(relay, "dns: resolver unreachable",
                                           "deliveries deferred"), 60)
         report(f"{name}.logs-resolver-state", bool(line), relay.tail())
@@ -172,15 +181,9 @@ def test_cannot_validate(args):
     with open(relay.conf, "w") as f:
         f.write(text)
     try:
-        try:
-            relay.start()
-            report(f"{name}.serve-starts", True)
-        except RuntimeError as e:
-            report(f"{name}.serve-starts", False, str(e)[-300:])
+        sent = start_and_submit(relay, name, 2, "no validation")
+        if sent is None:
             return
-        sent = submit_n(relay, 2, DEST, "no validation")
-        report(f"{name}.accepted-250", all(c == 250 for c, _, _ in sent),
-               str([c for c, _, _ in sent]))
         line = wait_until(lambda: log_has(
             relay, "dns: DNSSEC validation fails", "deliveries deferred"), 60)
         report(f"{name}.logs-validation-fails", bool(line), relay.tail())
