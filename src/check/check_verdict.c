@@ -277,6 +277,19 @@ check_warn_expiry(struct check_domain *d, const struct check_host *h,
 	}
 }
 
+/* RFC 7672 §2.1.2: one address family failed, the other is in use. */
+static void
+check_warn_addr(struct check_domain *d, const struct check_host *h)
+{
+	const struct outcome *w = dane_host_addr_warning(h->dh);
+
+	if (w != NULL)
+		check_warn(d, "address-lookup-failed",
+		    "%s: %s; only its other addresses are used (RFC 7672 "
+		    "§2.1.2)",
+		    h->name, w->text);
+}
+
 static void
 check_warn_coverage(struct check_domain *d)
 {
@@ -370,6 +383,7 @@ check_domain_judge(struct check_domain *d, const struct check_opts *o)
 		if (h->dh == NULL)
 			continue;
 		check_warn_records(d, h);
+		check_warn_addr(d, h);
 		for (j = 0; j < h->nconn; j++) {
 			if (h->conns[j].tls) {
 				check_warn_chain(d, h, &h->conns[j]);

@@ -114,6 +114,20 @@ str_vec_free(char **v)
 	free(v);
 }
 
+char **
+str_vec_dup(char *const *v)
+{
+	size_t n = 0, i;
+	char **out;
+
+	while (v != NULL && v[n] != NULL)
+		n++;
+	out = xcalloc(n + 1, sizeof(*out));
+	for (i = 0; i < n; i++)
+		out[i] = xstrdup(v[i]);
+	return out;
+}
+
 void
 str_lower(char *s)
 {

@@ -54,6 +54,9 @@ char *str_trim(char *s);
  */
 char **str_split_list(const char *s, size_t *n);
 void str_vec_free(char **v);
+/* A copy of the NULL-terminated vector v (NULL: an empty one). Returns
+ * new, caller frees with str_vec_free. */
+char **str_vec_dup(char *const *v);
 
 /* Lowercase ASCII in place. */
 void str_lower(char *s);

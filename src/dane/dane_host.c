@@ -44,6 +44,9 @@ struct dane_host {
 	struct outcome outcome;
 
 	struct dns_answer *a, *aaaa, *cname;
+	/* One family's lookup failed, the other's addresses are used. */
+	bool addr_partial;
+	struct outcome addr_warning;
 	/* As many as there are, up to DANE_HOST_MAX_ADDRS: a host lives as
 	 * long as its connection, thousands at once (docs/PERFORMANCE.md). */
 	struct dane_host_addr *addrs;
@@ -72,20 +75,6 @@ struct dane_host_lookup {
 };
 
 static void dane_host_tlsa_next(struct dane_host_lookup *l);
-
-static char **
-dane_strv_dup(char **v)
-{
-	size_t n = 0, i;
-	char **out;
-
-	while (v != NULL && v[n] != NULL)
-		n++;
-	out = xcalloc(n + 1, sizeof(*out));
-	for (i = 0; i < n; i++)
-		out[i] = xstrdup(v[i]);
-	return out;
-}
 
 static void
 dane_refnames_add(struct dane_host *h, size_t *n, const char *name)
@@ -182,24 +171,51 @@ dane_host_collect(
 	}
 }
 
-/* A lookup error of either family makes the host unusable (§2.1.2). */
+/* A secure RRset with at least one address: usable without its sibling. */
 static bool
-dane_host_addr_errors(struct dane_host *h)
+dane_host_family_ok(const struct dns_answer *a)
 {
-	const struct dns_answer *bad = NULL;
+	return dns_answer_status(a) == DNS_OK &&
+	    dns_answer_sec(a) == DNS_SEC_SECURE && dns_answer_count(a) > 0;
+}
 
-	if (dns_answer_status(h->a) == DNS_ERR_BOGUS)
-		bad = h->a;
-	else if (dns_answer_status(h->aaaa) == DNS_ERR_BOGUS)
-		bad = h->aaaa;
-	else if (dns_answer_status(h->a) != DNS_OK)
-		bad = h->a;
-	else if (dns_answer_status(h->aaaa) != DNS_OK)
-		bad = h->aaaa;
-	if (bad == NULL)
-		return false;
-	dane_outcome_dns(&h->outcome, bad);
-	return true;
+int
+dane_host_addr_families(const struct dns_answer *a,
+    const struct dns_answer *aaaa, const struct dns_answer **bad)
+{
+	bool a_ok = dns_answer_status(a) == DNS_OK;
+	bool aaaa_ok = dns_answer_status(aaaa) == DNS_OK;
+	const struct dns_answer *good = NULL;
+
+	*bad = NULL;
+	if (a_ok && aaaa_ok)
+		return 0;
+	if (a_ok != aaaa_ok) {
+		*bad = a_ok ? aaaa : a;
+		good = a_ok ? a : aaaa;
+	} else if (dns_answer_status(a) == DNS_ERR_BOGUS ||
+	    dns_answer_status(aaaa) != DNS_ERR_BOGUS)
+		*bad = a; /* a validation failure is named first */
+	else
+		*bad = aaaa;
+	return good != NULL && dane_host_family_ok(good) ? 1 : -1;
+}
+
+/* dane_host_addr_families() for h; the failure goes to h->outcome or,
+ * when the other family is used, to h->addr_warning. */
+static int
+dane_host_addr_errors(struct dane_host *h, const struct dns_answer **skip)
+{
+	const struct dns_answer *bad;
+	int rc = dane_host_addr_families(h->a, h->aaaa, &bad);
+
+	*skip = NULL;
+	if (rc == 0)
+		return 0;
+	dane_outcome_dns(rc == 1 ? &h->addr_warning : &h->outcome, bad);
+	if (rc == 1)
+		*skip = bad;
+	return rc;
 }
 
 static void
@@ -242,14 +258,18 @@ static void
 dane_host_addr_done(struct dane_host_lookup *l)
 {
 	struct dane_host *h = l->h;
-	const struct dns_answer *first;
+	const struct dns_answer *first, *skip = NULL;
+	int rc;
 
-	if (dane_host_addr_errors(h)) {
+	if ((rc = dane_host_addr_errors(h, &skip)) == -1) {
 		dane_host_fail(l);
 		return;
 	}
-	dane_host_collect(h, h->a, h->port);
-	dane_host_collect(h, h->aaaa, h->port);
+	h->addr_partial = rc == 1;
+	if (skip != h->a)
+		dane_host_collect(h, h->a, h->port);
+	if (skip != h->aaaa)
+		dane_host_collect(h, h->aaaa, h->port);
 	if (h->naddr == 0) {
 		outcome_set(&h->outcome, OUTCOME_TEMP, "4.4.4", RT_NONE,
 		    "%s has no address records (%s)", h->name,
@@ -257,10 +277,12 @@ dane_host_addr_done(struct dane_host_lookup *l)
 		dane_host_fail(l);
 		return;
 	}
-	first = dns_answer_count(h->a) > 0 ? h->a : h->aaaa;
+	first = skip != h->a && dns_answer_count(h->a) > 0 ? h->a : h->aaaa;
 	h->expanded = xstrdup(dns_answer_canonname(first));
-	h->addr_secure = dns_answer_sec(h->a) == DNS_SEC_SECURE &&
-	    dns_answer_sec(h->aaaa) == DNS_SEC_SECURE;
+	/* With one family skipped, the one in use is secure (checked). */
+	h->addr_secure =
+	    (skip == h->a || dns_answer_sec(h->a) == DNS_SEC_SECURE) &&
+	    (skip == h->aaaa || dns_answer_sec(h->aaaa) == DNS_SEC_SECURE);
 	if (h->addr_secure) {
 		dane_host_tlsa_candidates(h, true);
 		dane_host_tlsa_next(l);
@@ -389,7 +411,7 @@ dane_host_resolve(struct dns_resolver *r, const struct dane_host_params *p,
 	h->nexthop_expanded =
 	    p->nexthop_expanded != NULL ? xstrdup(p->nexthop_expanded) : NULL;
 	h->nexthop_secure = p->nexthop_secure;
-	h->digests = dane_strv_dup(p->digests);
+	h->digests = str_vec_dup(p->digests);
 	outcome_ok(&h->outcome);
 	l->r = r;
 	l->h = h;
@@ -495,6 +517,12 @@ bool
 dane_host_addr_secure(const struct dane_host *h)
 {
 	return h->addr_secure;
+}
+
+const struct outcome *
+dane_host_addr_warning(const struct dane_host *h)
+{
+	return h->addr_partial ? &h->addr_warning : NULL;
 }
 
 const char *

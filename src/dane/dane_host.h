@@ -68,6 +68,25 @@ const struct sockaddr *dane_host_addr(
 const char *dane_host_addr_str(const struct dane_host *h, size_t i);
 /* The address RRsets validated as secure. */
 bool dane_host_addr_secure(const struct dane_host *h);
+/*
+ * RFC 7672 §2.1.2 for the address lookups of one host: 0 when both the A
+ * and the AAAA answer are usable; 1 when one failed (bogus, SERVFAIL,
+ * timeout) and the other is a secure RRset with addresses: only the
+ * failed family's addresses are unusable, delivery proceeds via the
+ * others, as Postfix does (the TLSA lookup stays mandatory); -1 when the
+ * host is unusable (both failed, or the remaining family is insecure or
+ * empty). *bad is the failed answer (borrowed), NULL for 0.
+ */
+int dane_host_addr_families(const struct dns_answer *a,
+    const struct dns_answer *aaaa, const struct dns_answer **bad);
+
+/*
+ * When the A or the AAAA lookup failed (bogus, SERVFAIL, timeout) while the
+ * other family's RRset is secure with addresses, only the other family's
+ * addresses are used (RFC 7672 §2.1.2) and this is why the failed one was
+ * skipped (4.7.324 or 4.4.3); NULL when nothing was skipped. Borrowed.
+ */
+const struct outcome *dane_host_addr_warning(const struct dane_host *h);
 /* Name after CNAME expansion of the address lookup. */
 const char *dane_host_expanded(const struct dane_host *h);
 

@@ -11,6 +11,7 @@
 #include <malloc.h>
 #endif
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -365,12 +366,15 @@ deliver_dest_ok(struct deliver *d, struct ddest *dest)
 }
 
 void
-deliver_job_finished(struct deliver *d, struct ddest *dest, bool connected)
+deliver_job_finished(
+    struct deliver *d, struct ddest *dest, bool connected, bool counts)
 {
 	dest->active--;
 	d->jobs--;
 	if (connected)
 		deliver_dest_ok(d, dest);
+	else if (!counts)
+		;
 	else if (dest->last_fail = time(NULL),
 	    ++dest->fails >= d->cfg.dead_after) {
 		dest->dead_until = time(NULL) + d->cfg.dead_time;
@@ -399,7 +403,9 @@ deliver_scan(struct deliver *d)
 		d->slice = false;
 	}
 
-	if (d->stopping || d->cfg.hold || d->paused)
+	/* Until the resolver's self-test answers, nothing is tried. */
+	if (d->stopping || d->cfg.hold || d->paused ||
+	    d->dns == DELIVER_DNS_UNKNOWN)
 		return;
 	/*
 	 * Recipients in flight stay due in the queue until their outcome is
@@ -498,6 +504,16 @@ deliver_set_hold(struct deliver *d, bool hold)
 {
 	d->cfg.hold = hold;
 	if (!hold)
+		deliver_wake(d);
+}
+
+void
+deliver_set_dns(struct deliver *d, enum deliver_dns st, const char *why)
+{
+	d->dns = st;
+	snprintf(d->dns_why, sizeof(d->dns_why), "%s",
+	    why != NULL ? why : "DNS is unusable");
+	if (st == DELIVER_DNS_OK)
 		deliver_wake(d);
 }
 

@@ -53,6 +53,16 @@ struct deliver_config {
 	unsigned scan_interval_ms; /* queue poll period; 0 = 1000 */
 	bool hold;                 /* [delivery] hold: start no attempt */
 	unsigned tls_handshakes;   /* at once (tls/tls_gate.h); 0 = 128 */
+	/* an MX lookup failed (not bogus): is DNS itself down? or NULL */
+	void (*on_dns_error)(void *arg);
+	void *dns_arg;
+};
+
+/* What the resolver's self-test says (relay/relay_dns.h). */
+enum deliver_dns {
+	DELIVER_DNS_OK,      /* validating: deliver (the default) */
+	DELIVER_DNS_UNKNOWN, /* not known yet: start no attempt */
+	DELIVER_DNS_DOWN,    /* unusable: defer at once with 4.4.3 */
 };
 
 /* Start delivering (all pointers borrowed for the object's life). */
@@ -66,6 +76,14 @@ void deliver_set_policy(struct deliver *d, const struct policy *p);
 
 /* [delivery] hold changed by a reload: false starts delivering again. */
 void deliver_set_hold(struct deliver *d, bool hold);
+
+/*
+ * The resolver's state changed. While DOWN, due recipients are deferred
+ * at once with 4.4.3 and why (copied) as the reason, without counting
+ * against their destinations; mail is never sent without DNSSEC
+ * validation. OK wakes the scheduler.
+ */
+void deliver_set_dns(struct deliver *d, enum deliver_dns st, const char *why);
 
 /*
  * Start no new attempts; done is called (from the event loop) once the

@@ -102,6 +102,8 @@ struct deliver {
 	struct job_list joblist;
 	struct event *grace;   /* shutdown: abort what is still running */
 	struct tls_gate *gate; /* TLS handshakes at once, all destinations */
+	enum deliver_dns dns;  /* the resolver's state */
+	char dns_why[512];     /* why it is DOWN */
 	bool stopping;
 	/* outcomes not written yet (deliver_hold.c): no new attempts */
 	bool paused;
@@ -143,8 +145,10 @@ struct dmsg {
 
 /* deliver.c */
 void deliver_inflight_del(struct deliver *d, int64_t id);
+/* counts: the attempt says something about dest (not so while DNS is
+ * down), for the dead-destination cache. */
 void deliver_job_finished(
-    struct deliver *d, struct ddest *dest, bool connected);
+    struct deliver *d, struct ddest *dest, bool connected, bool counts);
 
 /* deliver_job.c: run one job for dest over the given recipients. */
 void deliver_job_start(

@@ -61,6 +61,7 @@ struct job {
 	bool tls_required;
 	struct dfacts facts;
 	bool connected; /* some session reached READY */
+	bool dns_down;  /* deferred at once: the resolver is unusable */
 	bool have_fail;
 	struct outcome fail;      /* most preferred host's failure */
 	struct dfacts fail_facts; /* where it happened */
@@ -185,7 +186,7 @@ job_finish_cb(evutil_socket_t fd, short ev, void *arg)
 	struct job *j = arg;
 	struct deliver *d = j->d;
 	struct ddest *dest = j->dest;
-	bool connected = j->connected;
+	bool connected = j->connected, counts = !j->dns_down;
 
 	if (!connected && j->have_fail)
 		dest->dead_reason = j->fail;
@@ -195,7 +196,7 @@ job_finish_cb(evutil_socket_t fd, short ev, void *arg)
 	                       NULL);
 	TAILQ_REMOVE(&d->joblist, j, entry);
 	job_free(j);
-	deliver_job_finished(d, dest, connected);
+	deliver_job_finished(d, dest, connected, counts);
 }
 
 static void
@@ -664,6 +665,11 @@ job_host_resolved(struct dane_host *h, void *arg)
 	snprintf(j->facts.mx, sizeof(j->facts.mx), "%s", dane_host_name(h));
 	j->facts.ip[0] = '\0';
 	j->facts.would_fail = false;
+	if (dane_host_addr_warning(h) != NULL)
+		log_info("delivery to %s: %s; using %s's other addresses (RFC "
+		         "7672 §2.1.2)",
+		    j->dest->domain, dane_host_addr_warning(h)->text,
+		    dane_host_name(h));
 	if (!job_host_policy(j, &o)) {
 		if (o.rt != RT_NONE)
 			job_tlsrpt(j, false, o.rt);
@@ -784,6 +790,10 @@ job_mx_resolved(struct dane_mx *mx, void *arg)
 	case DANE_MX_NULL:
 	case DANE_MX_NXDOMAIN:
 	case DANE_MX_ERROR:
+		/* Not bogus: no answer at all; maybe DNS itself is down. */
+		if (strcmp(dane_mx_outcome(mx)->status, "4.4.3") == 0 &&
+		    j->d->cfg.on_dns_error != NULL)
+			j->d->cfg.on_dns_error(j->d->cfg.dns_arg);
 		/* RFC 7672 §2.1.2: an MX lookup error defers the domain. */
 		job_fail_all(j, dane_mx_outcome(mx));
 		return;
@@ -1183,6 +1193,15 @@ deliver_job_start(
 	job_group(j, rcpts, n);
 	if (job_operator_bounces(j)) {
 		job_finish(j);
+		return;
+	}
+	if (d->dns == DELIVER_DNS_DOWN) {
+		/* RFC 3463 §3.5 X.4.3: directory server failure. Never an
+		 * attempt without DNSSEC validation (RFC 7672 §2.1.1). */
+		outcome_set(
+		    &o, OUTCOME_TEMP, "4.4.3", RT_NONE, "%s", d->dns_why);
+		j->dns_down = true;
+		job_fail_all(j, &o);
 		return;
 	}
 	if (dest->dead_until > time(NULL)) {

@@ -79,6 +79,16 @@ struct dns_options {
 struct dns_resolver *dns_resolver_new(
     struct event_base *base, const struct dns_options *opt, char **errstr);
 
+/*
+ * Replace libunbound's context with a fresh one made from the same options,
+ * forgetting its caches. After its servers stopped answering libunbound
+ * keeps them marked unresponsive and waits up to minutes before it tries
+ * them again; a relay waiting for DNS to return resets instead. Queries in
+ * flight are answered DNS_ERR_TIMEOUT. Returns 0, or -1 with *errstr (new)
+ * and the old context kept.
+ */
+int dns_resolver_reset(struct dns_resolver *r, char **errstr);
+
 /* The event loop the resolver runs on (borrowed). */
 struct event_base *dns_resolver_base(const struct dns_resolver *r);
 

@@ -276,6 +276,13 @@ dns_answer_new_unbound(const char *qname, uint16_t qtype, int err,
 	return answer_rcode(a);
 }
 
+bool
+dns_answer_servfail_timeout(int err, int sec, long elapsed_ms)
+{
+	return err == RCODE_SERVFAIL && sec != 1 &&
+	    elapsed_ms >= DNS_SLOW_SERVFAIL_MS;
+}
+
 void
 dns_answer_free(struct dns_answer *a)
 {

@@ -28,10 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <time.h>
 #include <unbound-event.h>
 #include <unbound.h>
 
 #include "core/log.h"
+#include "core/str.h"
 #include "core/xmalloc.h"
 #include "dns/dns_answer.h"
 #include "dns/dns_name.h"
@@ -50,13 +52,18 @@ struct dns_query {
 	struct event *timer;       /* deadline, then delivery */
 	struct dns_answer *answer; /* set once known */
 	int async_id;
-	bool ub_pending; /* libunbound holds a pointer to us */
+	bool ub_pending;      /* libunbound holds a pointer to us */
+	struct timespec sent; /* CLOCK_MONOTONIC, when libunbound got it */
 };
 
 struct dns_resolver {
 	struct event_base *base;
 	struct ub_ctx *ctx;
 	unsigned timeout_ms;
+	/* what the context was made from, for dns_resolver_reset() */
+	char *trust_anchor_file;
+	char **root_servers;
+	char **forwarders;
 	TAILQ_HEAD(, dns_query) queries;
 };
 
@@ -141,10 +148,25 @@ query_ub_cb(void *arg, int rcode, void *pkt, int len, int sec, char *why_bogus,
 {
 	struct dns_query *q = arg;
 	struct dns_answer *a;
+	struct timespec now;
+	long ms;
+	char *text;
 
 	q->ub_pending = false;
-	a = dns_answer_new_unbound(
-	    q->name, q->type, rcode, pkt, len, sec, why_bogus);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long)(now.tv_sec - q->sent.tv_sec) * 1000 +
+	    (now.tv_nsec - q->sent.tv_nsec) / 1000000;
+	if (dns_answer_servfail_timeout(rcode, sec, ms)) {
+		text = xasprintf("timeout: no DNS server answered within "
+		                 "%ld.%ld s (libunbound gave up and reports "
+		                 "SERVFAIL)",
+		    ms / 1000, (ms % 1000) / 100);
+		a = dns_answer_new_error(
+		    q->name, q->type, DNS_ERR_TIMEOUT, text);
+		free(text);
+	} else
+		a = dns_answer_new_unbound(
+		    q->name, q->type, rcode, pkt, len, sec, why_bogus);
 	query_answer(q, a);
 }
 
@@ -184,6 +206,7 @@ dns_query(struct dns_resolver *r, const char *name, uint16_t type, dns_cb *cb,
 	evtimer_add(q->timer, &tv);
 	log_trace(LOG_CAT_DNS, "dns: query %s/%s", q->name, dns_type_str(type));
 	q->ub_pending = true;
+	clock_gettime(CLOCK_MONOTONIC, &q->sent);
 	rc = ub_resolve_event(
 	    r->ctx, q->name, type, CLASS_IN, q, query_ub_cb, &q->async_id);
 	if (rc != 0) {
@@ -233,11 +256,11 @@ resolver_finalize(struct ub_ctx *ctx, char **errstr)
 	return rc != 0 ? -1 : 0;
 }
 
-struct dns_resolver *
-dns_resolver_new(
+/* A fresh, finalized context for opt, or NULL with *errstr. */
+static struct ub_ctx *
+resolver_ctx_new(
     struct event_base *base, const struct dns_options *opt, char **errstr)
 {
-	struct dns_resolver *r;
 	struct ub_ctx *ctx;
 
 	if ((ctx = ub_ctx_create_event(base)) == NULL) {
@@ -250,13 +273,58 @@ dns_resolver_new(
 		ub_ctx_delete(ctx);
 		return NULL;
 	}
+	return ctx;
+}
+
+struct dns_resolver *
+dns_resolver_new(
+    struct event_base *base, const struct dns_options *opt, char **errstr)
+{
+	struct dns_resolver *r;
+	struct ub_ctx *ctx;
+
+	if ((ctx = resolver_ctx_new(base, opt, errstr)) == NULL)
+		return NULL;
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	r->ctx = ctx;
 	r->timeout_ms =
 	    opt->timeout_ms != 0 ? opt->timeout_ms : DEFAULT_TIMEOUT_MS;
+	r->trust_anchor_file = opt->trust_anchor_file != NULL ?
+	    xstrdup(opt->trust_anchor_file) :
+	    NULL;
+	r->root_servers = str_vec_dup(opt->root_servers);
+	r->forwarders = str_vec_dup(opt->forwarders);
 	TAILQ_INIT(&r->queries);
 	return r;
+}
+
+int
+dns_resolver_reset(struct dns_resolver *r, char **errstr)
+{
+	struct dns_options o = { 0 };
+	struct dns_query *q, *next;
+	struct ub_ctx *ctx;
+
+	o.trust_anchor_file = r->trust_anchor_file;
+	o.root_servers = r->root_servers;
+	o.forwarders = r->forwarders;
+	o.timeout_ms = r->timeout_ms;
+	if ((ctx = resolver_ctx_new(r->base, &o, errstr)) == NULL)
+		return -1;
+	/* Queries of the old context end now, as errors, from the loop. */
+	for (q = TAILQ_FIRST(&r->queries); q != NULL; q = next) {
+		next = TAILQ_NEXT(q, entry);
+		if (!q->ub_pending)
+			continue; /* answered, waiting for its timer */
+		(void)ub_cancel(r->ctx, q->async_id);
+		q->ub_pending = false;
+		query_fail(q, DNS_ERR_TIMEOUT,
+		    xstrdup("the resolver was restarted before an answer"));
+	}
+	ub_ctx_delete(r->ctx);
+	r->ctx = ctx;
+	return 0;
 }
 
 void
@@ -270,6 +338,9 @@ dns_resolver_free(struct dns_resolver *r)
 	while ((q = TAILQ_FIRST(&r->queries)) != NULL)
 		query_release(q);
 	ub_ctx_delete(r->ctx);
+	free(r->trust_anchor_file);
+	str_vec_free(r->root_servers);
+	str_vec_free(r->forwarders);
 	free(r);
 }
 

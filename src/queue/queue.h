@@ -273,6 +273,13 @@ int queue_list(struct queue *q, queue_rcpt_cb *cb, void *arg);
 int queue_retry(
     struct queue *q, const char *msgid_or_rcpt_id); /* next_attempt = now */
 int queue_delete(struct queue *q, const char *msgid_or_rcpt_id);
+/*
+ * Make due at now every queued recipient whose last attempt was at or
+ * after since (the daemon, when DNS returns after an outage: what was
+ * deferred meanwhile goes again at once). No trace event. Returns the
+ * number made due, or -1.
+ */
+int queue_retry_since(struct queue *q, time_t since, time_t now);
 /* Make queued recipients due now with a "bounce requested" mark. */
 int queue_bounce(struct queue *q, const char *msgid_or_rcpt_id);
 /* Whether the operator asked to bounce rcpt (consumed by the daemon). */

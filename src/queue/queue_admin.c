@@ -215,6 +215,25 @@ queue_bounce(struct queue *q, const char *msgid_or_rcpt_id)
 }
 
 int
+queue_retry_since(struct queue *q, time_t since, time_t now)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	q->err[0] = '\0';
+	if (sqlite3_prepare_v2(q->db,
+	        "UPDATE recipients SET next_attempt = ?2 WHERE status = 0 "
+	        "AND last_attempt >= ?1 AND next_attempt > ?2",
+	        -1, &st, NULL) != SQLITE_OK)
+		return queue_fail(q, "retry since");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+	rc = queue_run(q, st, "retry since");
+	sqlite3_finalize(st);
+	return rc == -1 ? -1 : sqlite3_changes(q->db);
+}
+
+int
 queue_list(struct queue *q, queue_rcpt_cb *cb, void *arg)
 {
 	sqlite3_stmt *st;

@@ -21,6 +21,7 @@
 #include "dns/dns.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
+#include "relay/relay_dns.h"
 #include "relay/relay_guard.h"
 #include "relay/relay_local.h"
 #include "server/server.h"
@@ -42,6 +43,7 @@ struct relay {
 	 */
 	struct conf *boot_conf;
 	struct dns_resolver *resolver;
+	struct relay_dns *dns; /* the resolver's self-test and state */
 	struct queue *queue;
 	SSL_CTX *client_tls;
 	SSL_CTX *server_tls;
@@ -80,15 +82,24 @@ relay_selftest_cb(struct dns_answer *a, void *arg)
 	dns_answer_free(a);
 }
 
+/* The resolver of [dns], not yet tested. */
+static struct dns_resolver *
+relay_resolver_open(
+    const struct conf *c, struct event_base *base, char **errstr)
+{
+	struct dns_options o;
+
+	relay_dns_options(c, &o);
+	return dns_resolver_new(base, &o, errstr);
+}
+
 struct dns_resolver *
 relay_resolver_new(const struct conf *c, struct event_base *base, char **errstr)
 {
-	struct dns_options o;
 	struct relay_wait w = { NULL, false };
 	struct dns_resolver *res;
 
-	relay_dns_options(c, &o);
-	if ((res = dns_resolver_new(base, &o, errstr)) == NULL)
+	if ((res = relay_resolver_open(c, base, errstr)) == NULL)
 		return NULL;
 	/* Without DNSSEC validation every DANE domain would look bogus. */
 	dns_selftest(res, relay_selftest_cb, &w);
@@ -166,6 +177,15 @@ relay_on_queued(const char *msgid, void *arg)
 
 	if (r->deliver != NULL)
 		deliver_wake(r->deliver);
+}
+
+static void
+relay_on_dns_error(void *arg)
+{
+	struct relay *r = arg;
+
+	if (r->dns != NULL)
+		relay_dns_trouble(r->dns);
 }
 
 static void
@@ -255,6 +275,8 @@ relay_deliver_config(struct relay *r, struct deliver_config *dc)
 	dc->hold = conf_bool(c, CONF_DELIVERY_HOLD);
 	dc->tls_handshakes =
 	    (unsigned)conf_int(c, CONF_DELIVERY_TLS_HANDSHAKES);
+	dc->on_dns_error = relay_on_dns_error;
+	dc->dns_arg = r;
 }
 
 /* Started as root: hand the queue to the user, then become that user. */
@@ -450,8 +472,15 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	    relay_local_lock(conf_str(r->conf, CONF_QUEUE_DIRECTORY), &err);
 	if (r->lock_fd == -1)
 		return relay_fail(r, errstr, ex, EX_TEMPFAIL, err);
-	if ((r->resolver = relay_resolver_new(r->conf, r->base, &err)) == NULL)
-		return relay_fail(r, errstr, ex, EX_UNAVAILABLE, err);
+	/*
+	 * Not self-tested here: serve starts and queues mail while DNS is
+	 * down, and relay_dns keeps deliveries deferred until it validates.
+	 * A resolver that cannot even be set up (bad trust anchor file) is a
+	 * configuration error.
+	 */
+	r->resolver = relay_resolver_open(r->conf, r->base, &err);
+	if (r->resolver == NULL)
+		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	r->client_tls =
 	    tls_client_ctx_new(conf_list(r->conf, CONF_DANE_DIGESTS), &terr);
 	if (r->client_tls == NULL)
@@ -482,6 +511,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_NOPERM, err);
 	relay_deliver_config(r, &dc);
 	r->deliver = deliver_new(&dc);
+	r->dns = relay_dns_new(r->base, r->resolver, r->deliver, r->queue);
 	relay_reporter(r);
 	r->purge_timer = evtimer_new(r->base, relay_purge, r);
 	event_active(r->purge_timer, EV_TIMEOUT, 0); /* first purge at start */
@@ -672,6 +702,7 @@ relay_free(struct relay *r)
 	if (r == NULL)
 		return;
 	relay_tlsrpt_free(r->reporter);
+	relay_dns_free(r->dns);
 	deliver_free(r->deliver);
 	server_free(r->server);
 	if (r->sts_timer != NULL)

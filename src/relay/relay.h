@@ -35,9 +35,10 @@ int relay_check_config(const struct conf *c, bool reload, char **errstr);
 void relay_dns_options(const struct conf *c, struct dns_options *o);
 
 /*
- * The resolver of [dns] on base, self-tested: the root DNSKEY RRset must
- * validate, or every DANE domain would look bogus. Returns new, or NULL
- * with *errstr (new). Also for commands that need the relay's DNS view.
+ * The resolver of [dns] on base, self-tested at once: the root DNSKEY
+ * RRset must validate, or every DANE domain would look bogus. Returns new,
+ * or NULL with *errstr (new). For one-shot commands that need the relay's
+ * DNS view; serve tests in the background instead (relay_dns.h).
  */
 struct dns_resolver *relay_resolver_new(
     const struct conf *c, struct event_base *base, char **errstr);
@@ -46,9 +47,11 @@ struct dns_resolver *relay_resolver_new(
 void relay_hostname_of(const struct conf *c, char *out, size_t len);
 
 /*
- * Load config_path (NULL: defaults), check the resolver (root DNSKEY must
- * validate), open the queue, run the DANE guard, bind the listeners, drop
- * privileges ([server] user, when root), start delivering. Returns new, or
+ * Load config_path (NULL: defaults), set up the resolver (its DNSSEC
+ * self-test runs in the background, relay_dns.h: deliveries wait for it,
+ * mail is accepted meanwhile), open the queue, run the DANE guard, bind
+ * the listeners, drop privileges ([server] user, when root), start
+ * delivering. Returns new, or
  * NULL with *errstr (new string) and a sysexits code in *ex.
  */
 struct relay *relay_new(

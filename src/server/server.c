@@ -57,35 +57,11 @@ struct server {
 
 /* ---- configuration -------------------------------------------------- */
 
-static char **
-server_vec_dup(char *const *v)
-{
-	size_t n = 0, i;
-	char **out;
-
-	while (v != NULL && v[n] != NULL)
-		n++;
-	out = xcalloc(n + 1, sizeof(*out));
-	for (i = 0; i < n; i++)
-		out[i] = xstrdup(v[i]);
-	return out;
-}
-
-static void
-server_vec_free(char **v)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && v[i] != NULL; i++)
-		free(v[i]);
-	free(v);
-}
-
 static void
 server_cfg_clear(struct server_config *c)
 {
-	server_vec_free(c->listen);
-	server_vec_free(c->relay_networks);
+	str_vec_free(c->listen);
+	str_vec_free(c->relay_networks);
 	free((char *)(uintptr_t)c->hostname);
 	SSL_CTX_free(c->tls);
 	memset(c, 0, sizeof(*c));
@@ -108,8 +84,8 @@ static void
 server_cfg_copy(struct server_config *dst, const struct server_config *src)
 {
 	*dst = *src;
-	dst->listen = server_vec_dup(src->listen);
-	dst->relay_networks = server_vec_dup(src->relay_networks);
+	dst->listen = str_vec_dup(src->listen);
+	dst->relay_networks = str_vec_dup(src->relay_networks);
 	dst->hostname = src->hostname != NULL && src->hostname[0] != '\0' ?
 	    xstrdup(src->hostname) :
 	    server_default_hostname();

@@ -7,6 +7,7 @@
 
 #include <openssl/x509_vfy.h>
 
+#include "dane/dane_host.h"
 #include "dane/dane_outcome.h"
 #include "dane/dane_tlsa.h"
 #include "dns/dns.h"
@@ -222,6 +223,114 @@ outcome_verify_table(void)
 	}
 }
 
+/* mx.example A (qtype 1) or AAAA (28): n records, DNSSEC state sec. */
+static struct dns_answer *
+addr_answer(uint16_t qtype, size_t n, int sec)
+{
+	static const uint8_t qname[] = "\x02mx\x07"
+	                               "example";
+	uint8_t pkt[512];
+	size_t off, i, rdlen = qtype == DNS_TYPE_A ? 4 : 16;
+
+	memcpy(pkt, "\x00\x00\x81\x80\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+	pkt[7] = (uint8_t)n;
+	off = 12;
+	memcpy(pkt + off, qname, sizeof(qname));
+	off += sizeof(qname);
+	pkt[off++] = 0;
+	pkt[off++] = (uint8_t)qtype;
+	memcpy(pkt + off, "\x00\x01", 2);
+	off += 2;
+	for (i = 0; i < n; i++) {
+		memcpy(pkt + off, "\xc0\x0c\x00", 3);
+		off += 3;
+		pkt[off++] = (uint8_t)qtype;
+		memcpy(pkt + off, "\x00\x01\x00\x00\x0e\x10\x00", 7);
+		off += 7;
+		pkt[off++] = (uint8_t)rdlen;
+		memset(pkt + off, 0, rdlen);
+		pkt[off] = 127;
+		pkt[off + rdlen - 1] = (uint8_t)(i + 1);
+		off += rdlen;
+	}
+	return dns_answer_new_unbound(
+	    "mx.example", qtype, 0, pkt, (int)off, sec, NULL);
+}
+
+static struct dns_answer *
+addr_fail(uint16_t qtype, int how)
+{
+	if (how == 1) /* bogus */
+		return dns_answer_new_unbound(
+		    "mx.example", qtype, 0, NULL, 0, 1, "bad signature");
+	if (how == 2) /* SERVFAIL */
+		return dns_answer_new_unbound(
+		    "mx.example", qtype, 2, NULL, 0, 0, NULL);
+	return dns_answer_new_error(
+	    "mx.example", qtype, DNS_ERR_TIMEOUT, "no answer");
+}
+
+/*
+ * RFC 7672 §2.1.2 per address family: one failed lookup leaves the other
+ * family usable when its RRset is secure and has addresses.
+ */
+static void
+addr_families_table(void)
+{
+	/* kind: S secure with records, E secure empty, I insecure with
+	 * records, B bogus, F SERVFAIL, T timeout. */
+	static const struct {
+		char a, aaaa;
+		int want;
+		char bad; /* 'a', '6' or 0 */
+		const char *status;
+	} cases[] = {
+		{ 'S', 'S', 0, 0, NULL },
+		{ 'S', 'E', 0, 0, NULL },
+		{ 'I', 'I', 0, 0, NULL },
+		{ 'S', 'B', 1, '6', "4.7.324" }, /* the case */
+		{ 'S', 'F', 1, '6', "4.4.3" },
+		{ 'S', 'T', 1, '6', "4.4.3" },
+		{ 'B', 'S', 1, 'a', "4.7.324" },
+		{ 'I', 'B', -1, '6', "4.7.324" }, /* insecure rest: no */
+		{ 'E', 'B', -1, '6', "4.7.324" }, /* nothing remains */
+		{ 'B', 'B', -1, 'a', "4.7.324" },
+		{ 'F', 'B', -1, '6', "4.7.324" }, /* bogus named first */
+		{ 'T', 'F', -1, 'a', "4.4.3" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct dns_answer *ans[2];
+		const struct dns_answer *bad;
+		struct outcome o;
+		const char k[2] = { cases[i].a, cases[i].aaaa };
+		const uint16_t t[2] = { DNS_TYPE_A, DNS_TYPE_AAAA };
+		size_t f;
+		int rc;
+
+		for (f = 0; f < 2; f++)
+			ans[f] = k[f] == 'S' ? addr_answer(t[f], 2, 2) :
+			    k[f] == 'E'      ? addr_answer(t[f], 0, 2) :
+			    k[f] == 'I'      ? addr_answer(t[f], 1, 0) :
+			    k[f] == 'B'      ? addr_fail(t[f], 1) :
+			    k[f] == 'F'      ? addr_fail(t[f], 2) :
+			                       addr_fail(t[f], 3);
+		rc = dane_host_addr_families(ans[0], ans[1], &bad);
+		T_CHECK(rc == cases[i].want);
+		T_CHECK(bad ==
+		    (cases[i].bad == 'a'        ? ans[0] :
+		            cases[i].bad == '6' ? ans[1] :
+		                                  NULL));
+		if (bad != NULL && cases[i].status != NULL) {
+			dane_outcome_dns(&o, bad);
+			T_STREQ(o.status, cases[i].status);
+		}
+		dns_answer_free(ans[0]);
+		dns_answer_free(ans[1]);
+	}
+}
+
 int
 main(void)
 {
@@ -230,5 +339,6 @@ main(void)
 	T_RUN(outcome_dns_table);
 	T_RUN(outcome_smtp_table);
 	T_RUN(outcome_verify_table);
+	T_RUN(addr_families_table);
 	T_EXIT();
 }

@@ -23,6 +23,7 @@
 #include "dns/dns_answer.h"
 #include "dns/dns_packet.h"
 #include "dns/dns_setup.h"
+#include "relay/relay_dns.h"
 #include "t.h"
 
 #define NITEMS(a) (sizeof(a) / sizeof((a)[0]))
@@ -756,6 +757,52 @@ test_selftest_explain(void)
 	dns_answer_free(a);
 }
 
+/*
+ * libunbound reports silent servers as SERVFAIL: only a slow one is a
+ * timeout (dns_answer_servfail_timeout), and the relay's resolver state
+ * names each kind (relay_dns_explain).
+ */
+static void
+test_servfail_timeout(void)
+{
+	static const struct {
+		int err, sec;
+		long ms;
+		bool timeout;
+	} cases[] = {
+		{ 2, 0, 17400, true }, /* forwarder down: libunbound gave up */
+		{ 2, 0, DNS_SLOW_SERVFAIL_MS, true },
+		{ 2, 0, 40, false },    /* upstream answered SERVFAIL */
+		{ 2, 1, 17400, false }, /* bogus is never a timeout */
+		{ 0, 0, 17400, false }, /* an answer, however slow */
+		{ 5, 0, 17400, false }, /* REFUSED */
+	};
+	struct dns_answer *a;
+	char why[512];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		T_CHECK(dns_answer_servfail_timeout(cases[i].err, cases[i].sec,
+		            cases[i].ms) == cases[i].timeout);
+
+	a = dns_answer_new_error(".", DNS_TYPE_DNSKEY, DNS_ERR_TIMEOUT, "t");
+	T_CHECK(relay_dns_explain(a, why, sizeof(why)) == 0);
+	T_CHECK(strstr(why, "unreachable (timeout)") != NULL &&
+	    strstr(why, "SERVFAIL") == NULL);
+	dns_answer_free(a);
+	a = dns_answer_new_unbound(".", DNS_TYPE_DNSKEY, 2, NULL, 0, 0, NULL);
+	T_CHECK(relay_dns_explain(a, why, sizeof(why)) == 0);
+	T_CHECK(strstr(why, "(SERVFAIL)") != NULL &&
+	    strstr(why, "timeout") == NULL);
+	dns_answer_free(a);
+	a = dns_answer_new_unbound(
+	    ".", DNS_TYPE_DNSKEY, 0, NULL, 0, 1, "no DNSKEY matches the DS");
+	T_CHECK(relay_dns_explain(a, why, sizeof(why)) == 0);
+	T_CHECK(strstr(why, "DNSSEC validation fails") != NULL &&
+	    strstr(why, "bogus") != NULL);
+	dns_answer_free(a);
+}
+
 /* ------------------------------------------------------------------ */
 /* Names and strings. */
 
@@ -1218,6 +1265,42 @@ test_live_timeout(void)
 	event_base_free(base);
 }
 
+/*
+ * dns_resolver_reset: a query in flight is answered as a timeout, and the
+ * fresh context answers the next one.
+ */
+static void
+test_live_reset(void)
+{
+	struct event_base *base = event_base_new();
+	struct fake f;
+	struct dns_resolver *r;
+	struct got g = { 0 }, after = { 0 };
+	char *err = NULL;
+
+	fake_start(&f, base);
+	r = fake_resolver(base, &f, false, 5000);
+	dns_query(r, "silent.example", DNS_TYPE_A, got_cb, &g);
+	run_until(base, &g.calls, 1, 200);
+	T_CHECK(g.calls == 0);
+	T_CHECK(dns_resolver_reset(r, &err) == 0 && err == NULL);
+	run_until(base, &g.calls, 1, 1000);
+	T_CHECK(g.calls == 1 && g.a != NULL &&
+	    dns_answer_status(g.a) == DNS_ERR_TIMEOUT);
+	if (g.a != NULL)
+		T_CHECK(strstr(dns_answer_error(g.a), "restarted") != NULL);
+	dns_query(r, "mail.example", DNS_TYPE_A, got_cb, &after);
+	run_until(base, &after.calls, 1, 3000);
+	T_CHECK(after.calls == 1 && after.a != NULL &&
+	    dns_answer_status(after.a) == DNS_OK);
+	got_reset(&g);
+	got_reset(&after);
+	free(err);
+	dns_resolver_free(r);
+	fake_stop(&f);
+	event_base_free(base);
+}
+
 /* Cancel, free with pending queries, free and cancel from callbacks. */
 static void
 test_live_cancel(void)
@@ -1370,6 +1453,7 @@ main(void)
 	T_RUN(test_answer_typed);
 	T_RUN(test_answer_error);
 	T_RUN(test_selftest_explain);
+	T_RUN(test_servfail_timeout);
 	T_RUN(test_name_check);
 	T_RUN(test_strings);
 	T_RUN(test_setup_server);
@@ -1378,6 +1462,7 @@ main(void)
 	T_RUN(test_live_deferred);
 	T_RUN(test_live_answers);
 	T_RUN(test_live_timeout);
+	T_RUN(test_live_reset);
 	T_RUN(test_live_cancel);
 	T_RUN(test_live_no_local_zones);
 	unlink(test_anchor);
