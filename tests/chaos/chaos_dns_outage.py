@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""DNS that dies and returns mid-run.
+
+Four clients submit to two destinations; then the world's only name
+server (NSD) is killed, and for the outage the clients submit to those two
+and to four destinations the relay has not resolved yet (nothing in its
+cache: their mail must wait). NSD is started again and the load goes on a
+little. Every acknowledged message must arrive exactly once (no fault here
+allows a duplicate); mail submitted during the outage to the new
+destinations must have waited for DNS (proof that the outage bit), and
+all of it must be delivered soon after DNS answers again.
+
+Usage: chaos_dns_outage.py --binary PATH --world DIR [--outage S]
+"""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import chaoslib as cl  # noqa: E402
+
+WARM = cl.DESTS[:2]
+COLD = cl.DESTS[2:6]
+
+
+def main():
+    ap = cl.common_args(argparse.ArgumentParser())
+    ap.add_argument("--outage", type=float, default=8.0)
+    ap.add_argument("--recovery", type=float, default=60,
+                    help="seconds allowed after DNS returns")
+    args = ap.parse_args()
+    name = "dns-outage" if args.outage <= 30 else \
+        "dns-outage-%ds" % args.outage
+    ledger = cl.Ledger(name)
+    recv = cl.Receivers(args.world)
+    relay = cl.ChaosRelay(args.binary, args.world,
+                          "[delivery]\nretry_schedule = 1s\n", name="dnsout")
+    problems = []
+    fig, bad = {}, []
+    try:
+        if not cl.dns_answers(args.world):
+            raise RuntimeError("the world's DNS does not answer at start")
+        relay.start()
+        warm = cl.Load(ledger, [relay.port], ["user@" + d for d in WARM],
+                       threads=2, pause=0.05).start()
+        time.sleep(2.0)
+        with ledger.fault("dns-down") as f:
+            if not cl.nsd_stop(args.world):
+                raise RuntimeError("NSD still answers after it was killed")
+            cold = cl.Load(ledger, [relay.port],
+                           ["user@" + d for d in COLD + WARM], threads=2,
+                           pause=0.05).start()
+            time.sleep(args.outage)
+            if not cl.nsd_start(args.world):
+                raise RuntimeError("NSD did not come back")
+        back = f["t1"]
+        time.sleep(2.0)
+        warm.stop()
+        cold.stop()
+        cl.wait_delivered(ledger, recv, args.recovery)
+        time.sleep(2.0)
+        rc = relay.stop()
+        if rc != 0:
+            problems.append("relay stop exit %s" % rc)
+        fig, bad = cl.judge(ledger, recv, [relay.queue_dir()])
+        copies = recv.copies(ledger.tag)
+        with ledger.lock:
+            held = [m for m, r in ledger.sent.items() if r["code"] == 250
+                    and f["t0"] <= r["t0"] <= f["t1"] - 1.0
+                    and r["rcpt"].split("@")[1] in COLD]
+        waited = [m for m in held if copies.get(m)
+                  and copies[m][0]["t_dot"] >= back - 0.5]
+        late = [copies[m][0]["t_dot"] - back for m in held if copies.get(m)]
+        fig["outage_s"] = "%.1f" % (back - f["t0"])
+        fig["accepted_during_outage"] = sum(
+            1 for r in ledger.sent.values()
+            if r["code"] == 250 and f["t0"] <= r["t0"] <= f["t1"])
+        fig["waited_for_dns"] = len(waited)
+        fig["recovery_s"] = "%.1f" % max(late or [0])
+        if not waited:
+            problems.append("no mail waited for DNS: the outage did not "
+                            "bite (%d held)" % len(held))
+        if fig["accepted_during_outage"] == 0:
+            problems.append("nothing was accepted during the outage")
+    except RuntimeError as e:
+        problems.append(str(e).splitlines()[0] if str(e) else "relay")
+        fig, bad = cl.judge(ledger, recv)
+    finally:
+        relay.stop()
+        cl.ensure_dns(args.world)
+    san = cl.sanitizer_report(relay)
+    if san:
+        problems.append("sanitizer: " + san)
+    return cl.verdict(name, fig, problems, bad)
+
+
+if __name__ == "__main__":
+    sys.exit(cl.guard("dns-outage", main))
