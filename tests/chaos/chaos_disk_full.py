@@ -179,7 +179,10 @@ def main():
         # 5. room again
         if not relay.alive():
             relay.start()
-        cl.wait_delivered(ledger, recv, args.drain)
+        if not cl.wait_delivered(ledger, recv, args.drain):
+            why = cl.stuck(relay)
+            if why:
+                problems.append(why)
         time.sleep(3.0)
         shrunk = cl.wait_until(lambda: used_bytes(queue) < peak / 2, 15)
         fig["queue_kib_peak"] = peak >> 10

@@ -53,7 +53,10 @@ def main():
             if not cl.nsd_start(args.world):
                 raise RuntimeError("NSD did not come back")
         back = f["t1"]
-        cl.wait_delivered(ledger, recv, args.recovery)
+        if not cl.wait_delivered(ledger, recv, args.recovery):
+            why = cl.stuck(relay)
+            if why:
+                problems.append(why)
         time.sleep(2.0)
         rc = relay.stop()
         if rc != 0:

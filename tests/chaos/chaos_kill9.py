@@ -50,7 +50,10 @@ def main():
             restarts.append(time.monotonic() - t)
         time.sleep(1.0)
         load.stop()
-        cl.wait_delivered(ledger, recv, args.drain)
+        if not cl.wait_delivered(ledger, recv, args.drain):
+            why = cl.stuck(relay)
+            if why:
+                problems.append(why)
         time.sleep(3.0)                 # late duplicates have time to come
         rc = relay.stop()
         if rc != 0:

@@ -46,7 +46,10 @@ def main():
                        limit=args.messages).start()
         load.wait(120)
         load.stop()
-        cl.wait_delivered(ledger, recv, args.drain)
+        if not cl.wait_delivered(ledger, recv, args.drain):
+            why = cl.stuck(relay)
+            if why:
+                problems.append(why)
         time.sleep(3.0)
         rc = relay.stop()
         if rc != 0:

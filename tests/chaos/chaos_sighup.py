@@ -52,7 +52,10 @@ def main():
         during = [r for r in ledger.sent.values()
                   if ledger.faults[0]["t0"] <= r["t0"] <= ledger.faults[0]["t1"]]
         ok_during = sum(1 for r in during if r["code"] == 250)
-        cl.wait_delivered(ledger, recv, args.drain)
+        if not cl.wait_delivered(ledger, recv, args.drain):
+            why = cl.stuck(relay)
+            if why:
+                problems.append(why)
         time.sleep(2.0)
         rc = relay.stop()
         if rc != 0:

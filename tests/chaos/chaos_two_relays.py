@@ -113,7 +113,10 @@ def main():
         if not any(r.alive() for r in relays):
             problems.append("no relay left running")
             a.start()
-        cl.wait_delivered(ledger, recv, args.drain)
+        if not cl.wait_delivered(ledger, recv, args.drain):
+            why = cl.stuck(survivor)
+            if why:
+                problems.append(why)
         time.sleep(3.0)
         fig2, bad = cl.judge(ledger, recv, [shared])
         fig.update(fig2)

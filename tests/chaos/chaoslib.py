@@ -484,6 +484,9 @@ def log_mentions(relay, words):
 def guard(name, main):
     """Run a scenario's main; a crash of the harness itself is a FAIL with
     the reason, never a silent exit."""
+    # timeout(1) sends SIGTERM: unwind, so that the finally blocks bring
+    # NSD back, stop the relays and unmount what was mounted.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     try:
         return main()
     except Exception as e:          # noqa: BLE001 - reported, then fail
@@ -492,3 +495,21 @@ def guard(name, main):
         print("FAIL chaos.%s: the harness crashed: %s: %s" % (
             name, type(e).__name__, e), flush=True)
         return 1
+
+
+def stuck(relay):
+    """What the relay's queue says about mail still in it: a problem text
+    (the commonest last result), or None when nothing is queued."""
+    try:
+        q = relay.queue()
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return "the queue cannot be read"
+    if not q:
+        return None
+    seen = {}
+    for e in q:
+        k = "%s %s" % (e.get("last_status") or "never tried",
+                       (e.get("last_text") or "").strip()[:90])
+        seen[k] = seen.get(k, 0) + 1
+    top = max(seen, key=seen.get)
+    return "%d still queued, e.g. %d with: %s" % (len(q), seen[top], top)
