@@ -109,115 +109,94 @@ def main():
                     help="seconds of delivery with the disk full")
     ap.add_argument("--drain", type=float, default=60)
     args = ap.parse_args()
-    name = "disk-full"
-    ledger = cl.Ledger(name)
-    recv = cl.Receivers(args.world)
+    sc = cl.Scenario("disk-full", args)
     top = tempfile.mkdtemp(prefix="chaos-disk.",
                            dir=os.path.dirname(os.path.abspath(args.world)))
     mnt = os.path.join(top, "mnt")
+    queue = os.path.join(mnt, "queue")
     os.mkdir(mnt)
-    problems = []
-    fig, bad = {}, []
-    mounted = False
-    relay = None
-    try:
+    relay = sc.relay("[delivery]\nretry_schedule = 1s\nhold = yes\n"
+                     "[server]\nmax_message_size = 1000000\n"
+                     "[queue]\ndirectory = %s\n" % queue, "disk")
+    mounted = []
+
+    def body():
         why = mount_tmpfs(mnt)
         if why:
             raise RuntimeError("cannot mount the small filesystem: " + why)
-        mounted = True
-        queue = os.path.join(mnt, "queue")
-        extra = ("[delivery]\nretry_schedule = 1s\nhold = yes\n"
-                 "[server]\nmax_message_size = 1000000\n"
-                 "[queue]\ndirectory = %s\n" % queue)
-        relay = cl.ChaosRelay(args.binary, args.world, extra, name="disk")
+        mounted.append(mnt)
         reserve = reserve_key(relay)
-        fig["min_free_space"] = reserve or "unknown-key"
+        sc.fig["min_free_space"] = reserve or "unknown-key"
         if reserve:
             with open(relay.conf, "a") as f:
                 f.write("\n[queue]\nmin_free_space = %s\n" % reserve)
         relay.start()
         rcpts = ["user@" + d for d in cl.DESTS[:4]]
-        cl.Load(ledger, [relay.port], rcpts, threads=2, size=BIG,
+        cl.Load(sc.ledger, [relay.port], rcpts, threads=2, size=BIG,
                 limit=args.messages).start().wait(120)
         peak = used_bytes(queue)
         filler = os.path.join(mnt, "filler")
-        # 2. below the reserve, the disk not full yet
-        left = fill(filler, RESERVE // 2)
-        recs = [cl.send_one(ledger, relay.port, rcpts[i % 4], BIG)
-                for i in range(4)]
-        fig["below_reserve_replies"] = ",".join(
-            str(r["code"]) for r in recs)
-        if not all(r["code"] == 452 and "4.3.1" in r["text"] for r in recs):
-            problems.append("with %d KiB free (reserve 4 MiB) new mail got "
-                            "%s, not 452 4.3.1" % (
-                                left >> 10, [r["code"] for r in recs]))
+        below_reserve(sc, relay, rcpts, fill(filler, RESERVE // 2))
         peak = max(peak, used_bytes(queue))
-        # 3. full
-        with ledger.fault("unwritable") as full:
+        with sc.ledger.fault("unwritable") as full:
             fill(filler, 0)
-            recs = [cl.send_one(ledger, relay.port, rcpts[i % 4], BIG)
-                    for i in range(3)]
-            fig["full_replies"] = ",".join(str(r["code"]) for r in recs)
-            if any(r["code"] == 250 for r in recs):
-                problems.append("250 for new mail while the disk was full")
-            elif not all(r["code"] == 452 and "4.3.1" in r["text"]
-                         for r in recs):
-                problems.append("disk full: new mail got %s, not 452 4.3.1"
-                                % [(r["code"], r["text"][:40]) for r in recs])
-            # 4. deliver while the outcomes cannot be written
+            when_full(sc, relay, rcpts)
+            # deliver while the outcomes cannot be written
             set_conf(relay, "hold", "no")
             relay.proc.send_signal(signal.SIGHUP)
             time.sleep(args.full_for)
             if not relay.alive():
-                problems.append("the relay exited while the disk was full: "
-                                + " ".join(relay.tail(3).split()[-20:]))
-            copies = recv.copies(ledger.tag)
-            fig["copies_while_full"] = sum(
-                1 for lst in copies.values() for c in lst
-                if c["t_dot"] >= full["t0"])
+                sc.problem("the relay exited while the disk was full: " +
+                           " ".join(relay.tail(3).split()[-20:]))
+            sc.fig["copies_while_full"] = sum(
+                1 for lst in sc.recv.copies(sc.ledger.tag).values()
+                for c in lst if c["t_dot"] >= full["t0"])
             os.unlink(filler)
-        # 5. room again
         if not relay.alive():
             relay.start()
-        if not cl.wait_delivered(ledger, recv, args.drain):
-            why = cl.stuck(relay)
-            if why:
-                problems.append(why)
-        time.sleep(3.0)
-        shrunk = cl.wait_until(lambda: used_bytes(queue) < peak / 2, 15)
-        fig["queue_kib_peak"] = peak >> 10
-        fig["queue_kib_after"] = used_bytes(queue) >> 10
-        if not shrunk:
-            problems.append("queue files did not shrink after the mail left "
-                            "(%d KiB, peak %d KiB)" % (
-                                fig["queue_kib_after"], peak >> 10))
         log = open(relay.log, errors="replace").read()
+        sc.drain(relay, args.drain, settle=3.0, queue_dir=queue)
+        shrunk = cl.wait_until(lambda: used_bytes(queue) < peak / 2, 15)
+        sc.fig["queue_kib_peak"] = peak >> 10
+        sc.fig["queue_kib_after"] = used_bytes(queue) >> 10
+        if not shrunk:
+            sc.problem("queue files did not shrink after the mail left "
+                       "(%d KiB, peak %d KiB)" % (sc.fig["queue_kib_after"],
+                                                  peak >> 10))
         if "no transaction is active" in log:
-            problems.append("the log hides the cause: 'no transaction is "
-                            "active'")
+            sc.problem("the log hides the cause: 'no transaction is active'")
         if not re.search(r"(?i)no space|disk is full|disk full|free space",
                          log):
-            problems.append("the log never says the disk is full")
-        rc = relay.stop()
-        if rc != 0:
-            problems.append("relay stop exit %s" % rc)
-        fig2, bad = cl.judge(ledger, recv, [queue])
-        fig.update(fig2)
-    except RuntimeError as e:
-        problems.append(str(e).splitlines()[0] if str(e) else "relay")
-        fig2, bad = cl.judge(ledger, recv)
-        fig.update(fig2)
-    finally:
-        if relay is not None:
-            relay.stop()
-        if mounted:
-            if subprocess.run(["umount", mnt]).returncode != 0:
-                subprocess.run(["umount", "-l", mnt])
-    if relay is not None:
-        san = cl.sanitizer_report(relay)
-        if san:
-            problems.append("sanitizer: " + san)
-    return cl.verdict(name, fig, problems, bad)
+            sc.problem("the log never says the disk is full")
+
+    def unmount():
+        for m in mounted:
+            if subprocess.run(["umount", m]).returncode != 0:
+                subprocess.run(["umount", "-l", m])
+
+    return sc.run(body, cleanup=unmount)
+
+
+def below_reserve(sc, relay, rcpts, left):
+    """Less free space than the reserve, the disk not full: 452 4.3.1."""
+    recs = [cl.send_one(sc.ledger, relay.port, rcpts[i % 4], BIG)
+            for i in range(4)]
+    sc.fig["below_reserve_replies"] = ",".join(str(r["code"]) for r in recs)
+    if not all(r["code"] == 452 and "4.3.1" in r["text"] for r in recs):
+        sc.problem("with %d KiB free (reserve 4 MiB) new mail got %s, not "
+                   "452 4.3.1" % (left >> 10, [r["code"] for r in recs]))
+
+
+def when_full(sc, relay, rcpts):
+    """The disk full: never 250; 452 4.3.1 wanted."""
+    recs = [cl.send_one(sc.ledger, relay.port, rcpts[i % 4], BIG)
+            for i in range(3)]
+    sc.fig["full_replies"] = ",".join(str(r["code"]) for r in recs)
+    if any(r["code"] == 250 for r in recs):
+        sc.problem("250 for new mail while the disk was full")
+    elif not all(r["code"] == 452 and "4.3.1" in r["text"] for r in recs):
+        sc.problem("disk full: new mail got %s, not 452 4.3.1" % [
+            (r["code"], r["text"][:40]) for r in recs])
 
 
 if __name__ == "__main__":

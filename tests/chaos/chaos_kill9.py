@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Crash loops: kill -9 of `danerelay serve` under load, again and again.
 
-Four clients submit without pause to several DANE destinations of the test
+Four clients submit without pause to six DANE destinations of the test
 world; every 0.7-2 s the relay is killed with SIGKILL and started again at
 once. Then the load stops and the queue drains. Every message acknowledged
 with 250 must arrive, and a message may arrive twice only when a kill cut
@@ -29,52 +29,32 @@ def main():
                     help="seconds allowed for the queue to drain")
     args = ap.parse_args()
     name = "kill9" if args.cycles <= 10 else "kill9-%d" % args.cycles
+    sc = cl.Scenario(name, args)
+    relay = sc.relay("[delivery]\nretry_schedule = 1s\n", name)
     rnd = random.Random(args.seed)
-    ledger = cl.Ledger(name)
-    recv = cl.Receivers(args.world)
-    relay = cl.ChaosRelay(args.binary, args.world,
-                          "[delivery]\nretry_schedule = 1s\n", name=name)
-    problems = []
-    try:
+
+    def body():
         relay.start()
-        load = cl.Load(ledger, [relay.port], ["user@" + d for d in cl.DESTS],
-                       threads=4).start()
+        load = cl.Load(sc.ledger, [relay.port],
+                       ["user@" + d for d in cl.DESTS[:6]], threads=4).start()
         restarts = []
         for _ in range(args.cycles):
             time.sleep(rnd.uniform(0.7, 2.0))
             if not relay.alive():
-                problems.append("the relay died by itself: " + relay.tail(3))
-            relay.kill9(ledger)
+                sc.problem("the relay died by itself: " + relay.tail(3))
+            relay.kill9(sc.ledger)
             t = time.monotonic()
             relay.start()
             restarts.append(time.monotonic() - t)
         time.sleep(1.0)
         load.stop()
-        if not cl.wait_delivered(ledger, recv, args.drain):
-            why = cl.stuck(relay)
-            if why:
-                problems.append(why)
-        time.sleep(3.0)                 # late duplicates have time to come
-        rc = relay.stop()
-        if rc != 0:
-            problems.append("relay stop exit %s" % rc)
-        fig, bad = cl.judge(ledger, recv, [relay.queue_dir()])
-        fig["kills"] = ledger.count("kill9")
-        fig["restart_max_s"] = "%.1f" % max(restarts or [0])
-        if fig["kills"] < args.cycles:
-            problems.append("only %d kills" % fig["kills"])
-        if fig.get("dup_kill", 0) + fig["cut"] == 0 and args.cycles >= 5:
-            # not a failure of the relay, but the test proved less
-            print("note: no kill fell inside a transaction", flush=True)
-    except RuntimeError as e:
-        problems.append(str(e).splitlines()[0] if str(e) else "relay")
-        fig, bad = cl.judge(ledger, recv)
-    finally:
-        relay.stop()
-    san = cl.sanitizer_report(relay)
-    if san:
-        problems.append("sanitizer: " + san)
-    return cl.verdict(name, fig, problems, bad)
+        sc.drain(relay, args.drain, settle=3.0)
+        sc.fig["kills"] = sc.ledger.count("kill9")
+        sc.fig["restart_max_s"] = "%.1f" % max(restarts or [0])
+        if sc.fig["kills"] < args.cycles:
+            sc.problem("only %d kills" % sc.fig["kills"])
+
+    return sc.run(body)
 
 
 if __name__ == "__main__":

@@ -22,21 +22,17 @@ def main():
                     help="seconds the signals are spread over")
     ap.add_argument("--drain", type=float, default=60)
     args = ap.parse_args()
-    name = "sighup-storm"
-    ledger = cl.Ledger(name)
-    recv = cl.Receivers(args.world)
-    relay = cl.ChaosRelay(args.binary, args.world,
-                          "[delivery]\nretry_schedule = 1s\n", name="sighup")
-    problems = []
-    fig, bad = {}, []
-    try:
+    sc = cl.Scenario("sighup-storm", args)
+    relay = sc.relay("[delivery]\nretry_schedule = 1s\n", "sighup")
+
+    def body():
         relay.start()
-        load = cl.Load(ledger, [relay.port], ["user@" + d for d in cl.DESTS],
-                       threads=4).start()
+        load = cl.Load(sc.ledger, [relay.port],
+                       ["user@" + d for d in cl.DESTS[:6]], threads=4).start()
         time.sleep(1.0)
         sent = 0
-        with ledger.fault("sighup-storm"):
-            for i in range(args.signals):
+        with sc.ledger.fault("sighup-storm") as storm:
+            for _ in range(args.signals):
                 if not relay.alive():
                     break
                 relay.proc.send_signal(signal.SIGHUP)
@@ -46,34 +42,21 @@ def main():
         alive = relay.alive()
         load.stop()
         if not alive:
-            problems.append("the relay died during the storm: " +
-                            relay.tail(3).replace("\n", " "))
+            sc.problem("the relay died during the storm: " +
+                       " ".join(relay.tail(3).split()[-20:]))
             relay.start()               # to let the queue drain and count
-        during = [r for r in ledger.sent.values()
-                  if ledger.faults[0]["t0"] <= r["t0"] <= ledger.faults[0]["t1"]]
-        ok_during = sum(1 for r in during if r["code"] == 250)
-        if not cl.wait_delivered(ledger, recv, args.drain):
-            why = cl.stuck(relay)
-            if why:
-                problems.append(why)
-        time.sleep(2.0)
-        rc = relay.stop()
-        if rc != 0:
-            problems.append("relay stop exit %s" % rc)
-        fig, bad = cl.judge(ledger, recv, [relay.queue_dir()])
-        fig["sighups"] = sent
-        fig["accepted_during_storm"] = ok_during
-        if ok_during == 0:
-            problems.append("nothing was accepted during the storm")
-    except RuntimeError as e:
-        problems.append(str(e).splitlines()[0] if str(e) else "relay")
-        fig, bad = cl.judge(ledger, recv)
-    finally:
-        relay.stop()
-    san = cl.sanitizer_report(relay)
-    if san:
-        problems.append("sanitizer: " + san)
-    return cl.verdict(name, fig, problems, bad)
+        during = sum(1 for r in list(sc.ledger.sent.values())
+                     if r["code"] == 250 and
+                     storm["t0"] <= r["t0"] <= storm["t1"])
+        sc.drain(relay, args.drain)
+        sc.fig["sighups"] = sent
+        sc.fig["reloads"] = open(relay.log, errors="replace").read().count(
+            "configuration reloaded")
+        sc.fig["accepted_during_storm"] = during
+        if during == 0:
+            sc.problem("nothing was accepted during the storm")
+
+    return sc.run(body)
 
 
 if __name__ == "__main__":

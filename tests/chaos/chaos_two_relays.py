@@ -38,9 +38,15 @@ def spawn(relay):
     return relay
 
 
-def names_pid(relay, pid):
-    text = open(relay.log, errors="replace").read()
-    return str(pid) in text, " ".join(text.split()[-25:])
+def refused(sc, loser, holder, what):
+    """loser must have exited non-zero, naming holder's PID."""
+    text = open(loser.log, errors="replace").read()
+    if loser.alive():
+        sc.problem("%s keeps running beside PID %d" % (what, holder.proc.pid))
+    elif loser.proc.returncode == 0 or str(holder.proc.pid) not in text:
+        sc.problem("%s exited %s without naming PID %d: %s" % (
+            what, loser.proc.returncode, holder.proc.pid,
+            " ".join(text.split()[-25:])))
 
 
 def main():
@@ -48,90 +54,54 @@ def main():
     ap.add_argument("--messages", type=int, default=80)
     ap.add_argument("--drain", type=float, default=60)
     args = ap.parse_args()
-    name = "two-relays"
-    ledger = cl.Ledger(name)
-    recv = cl.Receivers(args.world)
+    sc = cl.Scenario("two-relays", args)
     extra = "[delivery]\nretry_schedule = 1s\n"
-    a = cl.ChaosRelay(args.binary, args.world, extra, name="two-a")
+    a = sc.relay(extra, "two-a")
     shared = a.queue_dir()
-    b = cl.ChaosRelay(args.binary, args.world, extra +
-                      "[queue]\ndirectory = %s\n" % shared, name="two-b")
-    c = cl.ChaosRelay(args.binary, args.world, extra +
-                      "[queue]\ndirectory = %s\n" % shared, name="two-c")
-    relays = [a, b]
-    problems = []
-    fig, bad = {}, []
-    try:
-        ports = lambda: [r.port for r in relays  # noqa: E731
-                         if r.alive() and listening(r.port)]
-        load = cl.Load(ledger, ports, ["user@" + d for d in cl.DESTS[:4]],
-                       threads=4, limit=args.messages).start()
+    b = sc.relay(extra + "[queue]\ndirectory = %s\n" % shared, "two-b")
+    c = sc.relay(extra + "[queue]\ndirectory = %s\n" % shared, "two-c")
+    pair = [a, b]
+
+    def body():
+        load = cl.Load(sc.ledger, lambda: [r.port for r in pair if r.alive()
+                                           and listening(r.port)],
+                       ["user@" + d for d in cl.DESTS[:4]], threads=4,
+                       limit=args.messages).start()
         spawn(a)
         spawn(b)
-        cl.wait_until(lambda: sum(1 for r in relays if r.alive() and
-                                  listening(r.port)) == 2 or
-                      any(not r.alive() for r in relays), 30)
+        cl.wait_until(lambda: any(not r.alive() for r in pair) or
+                      all(listening(r.port) for r in pair), 30)
         time.sleep(2.0)             # a loser must be gone by now
-        alive = [r for r in relays if r.alive()]
-        fig["running_together"] = len(alive)
+        alive = [r for r in pair if r.alive()]
+        sc.fig["running_together"] = len(alive)
         if len(alive) != 1:
-            problems.append("%d relays run on one queue" % len(alive))
-        for r in relays:
-            if not r.alive():
-                other = [x for x in relays if x is not r][0]
-                ok, tail = names_pid(r, other.proc.pid)
-                if r.proc.returncode == 0:
-                    problems.append("the second relay exited 0")
-                if not ok:
-                    problems.append("the second relay's error does not name "
-                                    "PID %d: %s" % (other.proc.pid, tail))
+            sc.problem("%d relays run on one queue" % len(alive))
         survivor = alive[0] if alive else a
+        if len(alive) == 1:
+            refused(sc, [r for r in pair if r is not survivor][0], survivor,
+                    "the second relay")
         if survivor.alive():
             for cmd in (("queue", "list"), ("trace", "--since", "1h"),
                         ("tlsrpt", "list")):
                 ok, what = cl.cli_ok(survivor, *cmd)
                 if not ok:
-                    problems.append("beside the relay: " + what)
+                    sc.problem("beside the relay: " + what)
             spawn(c)
             t = time.monotonic()
             try:
                 c.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-            fig["third_exit_s"] = "%.1f" % (time.monotonic() - t)
-            if c.alive():
-                problems.append("a relay started beside a running one keeps "
-                                "running")
-            else:
-                ok, tail = names_pid(c, survivor.proc.pid)
-                if not ok or c.proc.returncode == 0:
-                    problems.append("the third relay (exit %s) does not name "
-                                    "PID %d: %s" % (c.proc.returncode,
-                                                    survivor.proc.pid, tail))
+            sc.fig["third_exit_s"] = "%.1f" % (time.monotonic() - t)
+            refused(sc, c, survivor, "a relay started beside a running one")
         load.wait(120)
         load.stop()
-        if not any(r.alive() for r in relays):
-            problems.append("no relay left running")
-            a.start()
-        if not cl.wait_delivered(ledger, recv, args.drain):
-            why = cl.stuck(survivor)
-            if why:
-                problems.append(why)
-        time.sleep(3.0)
-        fig2, bad = cl.judge(ledger, recv, [shared])
-        fig.update(fig2)
-    except RuntimeError as e:
-        problems.append(str(e).splitlines()[0] if str(e) else "relay")
-        fig, bad = cl.judge(ledger, recv)
-    finally:
-        for r in (a, b, c):
-            if r.proc is not None:
-                r.stop()
-    for r in (a, b, c):
-        san = cl.sanitizer_report(r)
-        if san:
-            problems.append("sanitizer: " + san)
-    return cl.verdict(name, fig, problems, bad)
+        if not survivor.alive():
+            sc.problem("no relay left running")
+            survivor.start()
+        sc.drain(survivor, args.drain, settle=3.0, queue_dir=shared)
+
+    return sc.run(body)
 
 
 if __name__ == "__main__":
