@@ -3,8 +3,9 @@
 
 The world's name server is killed before `danerelay serve` starts. The
 relay must start anyway, accept and queue mail (250), defer it with
-4.4.3 and say in its log what state the resolver is in; once NSD answers
-again, everything must be delivered soon, exactly once.
+4.4.3 (DNS stays down until it has, 45 s at most) and say in its log
+what state the resolver is in; once NSD answers again, everything must be
+delivered soon, exactly once.
 
 Usage: chaos_dns_start.py --binary PATH --world DIR [--outage S]
 """
@@ -38,7 +39,13 @@ def main():
             cl.Load(sc.ledger, [relay.port],
                     ["user@" + d for d in cl.DESTS[:4]], threads=2,
                     limit=20).start().wait(60)
-            time.sleep(args.outage)
+            # DNS stays down at least --outage seconds, and until the
+            # relay has deferred something (its resolver may take a while
+            # to time out), at most 45 s.
+            t = time.monotonic()
+            cl.wait_until(lambda: any(e.get("last_status") == "4.4.3"
+                                      for e in relay.queue()), 45, step=1.0)
+            time.sleep(max(0, args.outage - (time.monotonic() - t)))
             statuses = sorted({e.get("last_status") or "-"
                                for e in relay.queue()})
             if not cl.nsd_start(args.world):
