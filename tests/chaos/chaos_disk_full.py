@@ -155,6 +155,10 @@ def main():
             os.unlink(filler)
         if not relay.alive():
             relay.start()
+        else:
+            # Once more with room on the disk, in case the first reload
+            # was refused because the disk was full.
+            relay.proc.send_signal(signal.SIGHUP)
         log = open(relay.log, errors="replace").read()
         sc.drain(relay, args.drain, settle=3.0, queue_dir=queue)
         shrunk = cl.wait_until(lambda: used_bytes(queue) < peak / 2, 15)
