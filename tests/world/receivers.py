@@ -9,16 +9,31 @@ misbehave in the ways a relay must survive without hanging.
 
 import asyncio
 import datetime
+import itertools
 import json
 import logging
 import os
+import re
 import signal
+import socket
 import ssl
+import struct
 import sys
+import time
 
 IDLE_TIMEOUT = 120      # a forgotten client must not pin a task forever
 HOSTILE_LIMIT = 300     # hostile peers give up eventually, for tidiness
 MAX_MESSAGE = 10 * 1024 * 1024
+# Mailboxes that make a normal host misbehave after the final dot, on the
+# first transaction of each Message-ID only (so the retry gets through):
+# the connection is reset (RST, no reply), after storing the message (the
+# receiver committed, the reply was lost: RFC 5321 §6.1's duplicate case)
+# or before (the receiver died first: nothing of it is kept).
+RESET_MAILBOXES = {"reset-after-dot": True, "reset-at-dot": False}
+MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]*>)")
+CONN_IDS = itertools.count(1)
+RESET_DONE = set()          # (host, Message-ID) already reset once
+FILE_NUMBERS = {}           # host directory -> last NNN used
 
 
 class Session:
@@ -29,6 +44,8 @@ class Session:
         self.maildir = maildir
         self.tls = None
         self.helo = None
+        self.conn = next(CONN_IDS)      # names the connection in the logs
+        self.end = "eof"                # how it ended, for sessions.jsonl
         self.reset()
 
     def reset(self):
@@ -104,24 +121,68 @@ class Session:
             return await self.reply("503 5.5.1 need RCPT first")
         await self.reply("354 end data with <CRLF>.<CRLF>")
         body = await self.read_data()
-        name = self.store(body)
+        if body is None:
+            return "quit"       # cut before the final dot: nothing was sent
+        t_dot = time.time()
+        msgid = MESSAGE_ID.search(body.split(b"\r\n\r\n", 1)[0])
+        msgid = msgid.group(1).decode("ascii", "replace") if msgid else None
+        fault = self.fault(msgid)
+        if fault is False:
+            return self.reset_connection(msgid, t_dot, stored=False)
+        name = self.store(body, msgid, t_dot, reset=fault is True)
         self.reset()
+        if fault is True:
+            return self.reset_connection(msgid, t_dot, stored=True)
         await self.reply("250 2.0.0 queued as %s" % name)
 
     async def read_data(self):
+        """The message, or None when the peer left before the final dot."""
         lines = []
         while True:
             line = await asyncio.wait_for(self.reader.readline(), IDLE_TIMEOUT)
-            if not line or line in (b".\r\n", b".\n"):
+            if not line:
+                return None
+            if line in (b".\r\n", b".\n"):
                 return b"".join(lines)
             lines.append(line[1:] if line.startswith(b".") else line)
 
-    def store(self, body):
-        """DIR/mail/<host>/NNN.eml and NNN.json; NNN counts up per host."""
+    def fault(self, msgid):
+        """True: store, then reset; False: reset without storing; None:
+        behave. Only the first transaction of a Message-ID misbehaves."""
+        for rcpt in self.rcpt_to:
+            local = rcpt.rpartition("@")[0].lower()
+            if local in RESET_MAILBOXES and msgid is not None and \
+                    (self.host["name"], msgid) not in RESET_DONE:
+                RESET_DONE.add((self.host["name"], msgid))
+                return RESET_MAILBOXES[local]
+        return None
+
+    def reset_connection(self, msgid, t_dot, stored):
+        """RST after the final dot, no reply (SO_LINGER 0, then abort)."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                            struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+        self.end = "reset"
+        log_session(self.maildir, {"event": "reset", "host": self.host["name"],
+                                   "conn": self.conn, "message_id": msgid,
+                                   "t_dot": t_dot, "stored": stored})
+        return "quit"
+
+    def store(self, body, msgid=None, t_dot=None, reset=False):
+        """DIR/mail/<host>/NNN.eml and NNN.json; NNN counts up per host.
+        The JSON also says when the final dot was read (t_dot, Unix time),
+        over which connection (conn) and whether the receiver then reset
+        the connection instead of replying: what tests/chaos/ judges
+        duplicates with."""
         d = os.path.join(self.maildir, self.host["name"])
         os.makedirs(d, exist_ok=True)
-        n = 1 + sum(1 for f in os.listdir(d) if f.endswith(".eml"))
-        name = "%03d" % n
+        if d not in FILE_NUMBERS:
+            FILE_NUMBERS[d] = sum(1 for f in os.listdir(d)
+                                  if f.endswith(".eml"))
+        FILE_NUMBERS[d] += 1
+        name = "%03d" % FILE_NUMBERS[d]
         with open(os.path.join(d, name + ".eml"), "wb") as f:
             f.write(body)
         meta = {"host": self.host["name"], "helo": self.helo,
@@ -129,9 +190,15 @@ class Session:
                 "tls": self.tls, "size": len(body),
                 "peer": self.writer.get_extra_info("peername")[0],
                 "received": datetime.datetime.now(
-                    datetime.timezone.utc).isoformat()}
-        with open(os.path.join(d, name + ".json"), "w") as f:
+                    datetime.timezone.utc).isoformat(),
+                "message_id": msgid, "t_dot": t_dot or time.time(),
+                "conn": self.conn, "reset": reset}
+        # Written whole under a temporary name, then renamed: a reader
+        # never sees half a JSON file.
+        tmp = os.path.join(d, name + ".json.tmp")
+        with open(tmp, "w") as f:
             json.dump(meta, f, indent=1)
+        os.rename(tmp, os.path.join(d, name + ".json"))
         return name
 
     async def do_RSET(self, arg):
@@ -142,8 +209,21 @@ class Session:
         await self.reply("250 2.0.0 ok")
 
     async def do_QUIT(self, arg):
+        self.end = "quit"
+        log_session(self.maildir, {"event": "quit", "host": self.host["name"],
+                                   "conn": self.conn, "t": time.time()})
         await self.reply("221 2.0.0 bye")
         return "quit"
+
+
+def log_session(maildir, record):
+    """One JSON line per QUIT, reset and end of a connection, in
+    DIR/run/receivers.sessions.jsonl, with Unix times: with the t_dot of
+    stored messages, how tests/chaos/ tells when a duplicate was possible."""
+    path = os.path.join(os.path.dirname(maildir), "run",
+                        "receivers.sessions.jsonl")
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
 
 
 def remember_sni(obj, name, ctx):
@@ -186,17 +266,23 @@ HOSTILE = {"endless-banner": endless_banner, "no-crlf": banner_no_crlf,
 
 def handler_for(host, maildir):
     async def handle(reader, writer):
+        session = None
         try:
             if host["mode"] in HOSTILE:
                 await asyncio.wait_for(HOSTILE[host["mode"]](reader, writer),
                                        HOSTILE_LIMIT)
             else:
-                await Session(host, reader, writer, maildir).run()
+                session = Session(host, reader, writer, maildir)
+                await session.run()
         except (OSError, asyncio.TimeoutError, ssl.SSLError,
                 asyncio.IncompleteReadError, ValueError):
             pass                            # peers hang up; that's their right
         finally:
             writer.close()
+            if session is not None:
+                log_session(maildir, {"event": "end", "host": host["name"],
+                                      "conn": session.conn, "t": time.time(),
+                                      "how": session.end})
     return handle
 
 
