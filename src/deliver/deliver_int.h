@@ -145,8 +145,9 @@ struct dmsg {
 
 /* deliver.c */
 void deliver_inflight_del(struct deliver *d, int64_t id);
-/* counts: the attempt says something about dest (not so while DNS is
- * down), for the dead-destination cache. */
+/* counts: the attempt says something about dest, for the dead-destination
+ * cache: a connection was tried (not so while DNS is down, after a failed
+ * MX lookup, or when dest was dead already and not tried again). */
 void deliver_job_finished(
     struct deliver *d, struct ddest *dest, bool connected, bool counts);
 

@@ -61,7 +61,10 @@ struct job {
 	bool tls_required;
 	struct dfacts facts;
 	bool connected; /* some session reached READY */
-	bool dns_down;  /* deferred at once: the resolver is unusable */
+	/* a connection was tried: only then does the job say anything
+	 * about dest for the dead-destination cache (not when DNS is down,
+	 * an MX lookup failed, or dest was dead already and not tried) */
+	bool dialed;
 	bool have_fail;
 	struct outcome fail;      /* most preferred host's failure */
 	struct dfacts fail_facts; /* where it happened */
@@ -186,9 +189,9 @@ job_finish_cb(evutil_socket_t fd, short ev, void *arg)
 	struct job *j = arg;
 	struct deliver *d = j->d;
 	struct ddest *dest = j->dest;
-	bool connected = j->connected, counts = !j->dns_down;
+	bool connected = j->connected, counts = j->dialed;
 
-	if (!connected && j->have_fail)
+	if (!connected && counts && j->have_fail)
 		dest->dead_reason = j->fail;
 	job_settle(j,
 	    j->connected     ? &j->facts :
@@ -650,6 +653,7 @@ job_next_addr(struct job *j)
 	j->facts.tlsa[0] = '\0';
 	j->facts.tlsa_base[0] = '\0';
 	j->sess_rejected = false;
+	j->dialed = true;
 	j->sess = smtp_session_start(c->base, &p);
 }
 
@@ -1200,7 +1204,6 @@ deliver_job_start(
 		 * attempt without DNSSEC validation (RFC 7672 §2.1.1). */
 		outcome_set(
 		    &o, OUTCOME_TEMP, "4.4.3", RT_NONE, "%s", d->dns_why);
-		j->dns_down = true;
 		job_fail_all(j, &o);
 		return;
 	}

@@ -287,8 +287,8 @@ bool queue_rcpt_bounce_requested(struct queue *q, int64_t rcpt);
 
 /*
  * Whether the queue's filesystem has less than need octets free for us
- * (statvfs f_bavail, measured at most once a second: cheap enough for
- * every MAIL and RCPT). A filesystem that cannot be measured is not low.
+ * (statvfs f_bavail, one system call: cheap enough for every MAIL and
+ * RCPT). A filesystem that cannot be measured is not low.
  */
 bool queue_space_low(struct queue *q, uint64_t need);
 

@@ -55,8 +55,6 @@ struct queue {
 	 * running in autocommit mode, and queue_batch_end() reports it.
 	 */
 	int batch_err;
-	time_t space_at; /* when space_free was measured (queue_space.c) */
-	uint64_t space_free;
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */

@@ -4,7 +4,7 @@
 1. The relay starts with `[delivery] hold = yes` and takes 20 messages of
    100 KB: they wait in the queue.
 2. A filler file leaves less free space than the reserve
-   (`[queue] min_free_space`, set to 4 MiB when the binary knows the key):
+   (`[queue] min_free_space`, 4 MiB):
    new mail must be refused with 452 4.3.1 while the disk still has room.
 3. The filler takes the rest: the disk is full. New mail must get
    452 4.3.1 (a 250 can be honest: SQLite may commit into WAL pages the
@@ -81,21 +81,6 @@ def fill(path, leave):
     return free_bytes(d)
 
 
-def reserve_key(relay):
-    """The spelling of [queue] min_free_space this binary takes, or None."""
-    base = open(relay.conf).read()
-    for value in ("4M", "4194304"):
-        conf = relay.conf + ".probe"
-        with open(conf, "w") as f:
-            f.write(base + "\n[queue]\nmin_free_space = %s\n" % value)
-        p = subprocess.run([relay.binary, "-c", conf, "check-config"],
-                           capture_output=True, text=True)
-        os.unlink(conf)
-        if p.returncode == 0:
-            return value
-    return None
-
-
 def set_conf(relay, key, value):
     text = open(relay.conf).read()
     text = re.sub(r"(?m)^%s = .*$" % key, "%s = %s" % (key, value), text)
@@ -118,7 +103,8 @@ def main():
     os.mkdir(mnt)
     relay = sc.relay("[delivery]\nretry_schedule = 1s\nhold = yes\n"
                      "[server]\nmax_message_size = 1000000\n"
-                     "[queue]\ndirectory = %s\n" % queue, "disk")
+                     "[queue]\ndirectory = %s\nmin_free_space = %d\n"
+                     % (queue, RESERVE // (1024 * 1024)), "disk")
     mounted = []
 
     def body():
@@ -126,11 +112,7 @@ def main():
         if why:
             raise RuntimeError("cannot mount the small filesystem: " + why)
         mounted.append(mnt)
-        reserve = reserve_key(relay)
-        sc.fig["min_free_space"] = reserve or "unknown-key"
-        if reserve:
-            with open(relay.conf, "a") as f:
-                f.write("\n[queue]\nmin_free_space = %s\n" % reserve)
+        sc.fig["min_free_space"] = "%dM" % (RESERVE // (1024 * 1024))
         relay.start()
         rcpts = ["user@" + d for d in cl.DESTS[:4]]
         cl.Load(sc.ledger, [relay.port], rcpts, threads=2, size=BIG,
@@ -165,9 +147,12 @@ def main():
         sc.fig["queue_kib_peak"] = peak >> 10
         sc.fig["queue_kib_after"] = used_bytes(queue) >> 10
         if not shrunk:
+            sizes = ", ".join(
+                "%s %d KiB" % (f, os.stat(os.path.join(queue, f)).st_size
+                               >> 10) for f in sorted(os.listdir(queue)))
             sc.problem("queue files did not shrink after the mail left "
-                       "(%d KiB, peak %d KiB)" % (sc.fig["queue_kib_after"],
-                                                  peak >> 10))
+                       "(%d KiB, peak %d KiB: %s)"
+                       % (sc.fig["queue_kib_after"], peak >> 10, sizes))
         if "no transaction is active" in log:
             sc.problem("the log hides the cause: 'no transaction is active'")
         if not re.search(r"(?i)no space|disk is full|disk full|free space",
