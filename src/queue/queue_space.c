@@ -13,7 +13,7 @@
 
 #include "core/log.h"
 
-#define QUEUE_WAL_KEEP      4194304 /* as PRAGMA journal_size_limit */
+#define QUEUE_WAL_KEEP 4194304 /* as PRAGMA journal_size_limit */
 
 static int
 queue_space_pragma(struct queue *q, const char *sql, sqlite3_int64 *out)
