@@ -704,6 +704,11 @@ relay_free(struct relay *r)
 	relay_tlsrpt_free(r->reporter);
 	relay_dns_free(r->dns);
 	deliver_free(r->deliver);
+	/* deliver_free() writes the outcomes kept while the queue could not
+	 * be written (deliver_hold.c), and the bodies they drop leave free
+	 * pages that no timer will give back any more. */
+	if (r->queue != NULL && queue_compact(r->queue) == -1)
+		log_warnx("queue: cannot compact: %s", queue_error(r->queue));
 	server_free(r->server);
 	if (r->sts_timer != NULL)
 		event_free(r->sts_timer);
