@@ -18,7 +18,6 @@
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -29,10 +28,8 @@
 /*
  * Group commit across jobs: an outcome is handed over as soon as its
  * transaction ends (RFC 5321 §6.1: a crash before it is written sends
- * the message again). One transaction writes what settled in one turn of
- * the event loop, at most one commit per HOLD_BATCH_MS (what settles
- * sooner waits for the rest of it), and at once HOLD_BATCH_MAX messages:
- * a light load is written without delay, a heavy one in batches.
+ * the message again), and one transaction writes up to HOLD_BATCH_MAX
+ * settled messages, or what came within HOLD_BATCH_MS of the first.
  */
 #define HOLD_BATCH_MAX 64
 #define HOLD_BATCH_MS  10
@@ -164,15 +161,6 @@ hold_pause(struct deliver *d)
 	hold_arm(d);
 }
 
-static uint64_t
-hold_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 /* Write the pending batch now, or keep it until the queue can be. */
 static void
 hold_commit(struct deliver *d)
@@ -184,7 +172,6 @@ hold_commit(struct deliver *d)
 		return;
 	d->batch = NULL;
 	d->nbatch = 0;
-	d->batch_last = hold_now_us();
 	evtimer_del(d->batch_ev);
 	/* Paused: the probe writes in order; no write before it. */
 	if (!d->paused && hold_write(d, e, n) == 0) {
@@ -202,24 +189,10 @@ hold_batch_due(evutil_socket_t fd, short ev, void *arg)
 	hold_commit(arg);
 }
 
-/* The first of a batch: its commit is due after this loop turn, or when
- * HOLD_BATCH_MS have passed since the last one. */
-static void
-hold_batch_arm(struct deliver *d)
-{
-	uint64_t since = hold_now_us() - d->batch_last;
-	struct timeval tv = { 0, 0 };
-
-	if (since < HOLD_BATCH_MS * 1000)
-		tv.tv_usec = (suseconds_t)(HOLD_BATCH_MS * 1000 - since);
-	if (d->batch_ev == NULL)
-		d->batch_ev = evtimer_new(d->cfg.base, hold_batch_due, d);
-	evtimer_add(d->batch_ev, &tv);
-}
-
 void
 deliver_outcome(struct deliver *d, struct dmsg *m, const struct dfacts *f)
 {
+	struct timeval tv = { 0, HOLD_BATCH_MS * 1000 };
 	struct dsettled *e;
 
 	if (d->batch == NULL)
@@ -235,8 +208,11 @@ deliver_outcome(struct deliver *d, struct dmsg *m, const struct dfacts *f)
 		hold_commit(d);
 		return;
 	}
-	if (d->nbatch == 1)
-		hold_batch_arm(d);
+	if (d->nbatch > 1)
+		return;
+	if (d->batch_ev == NULL)
+		d->batch_ev = evtimer_new(d->cfg.base, hold_batch_due, d);
+	evtimer_add(d->batch_ev, &tv);
 }
 
 void

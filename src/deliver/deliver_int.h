@@ -114,7 +114,6 @@ struct deliver {
 	struct dsettled *batch;
 	size_t nbatch;
 	struct event *batch_ev;
-	uint64_t batch_last; /* when the last one was written, monotonic us */
 	void (*stopped)(void *arg);
 	void *stopped_arg;
 };
@@ -198,9 +197,8 @@ void deliver_decide_message(
  * deliver_hold.c: decide and write the outcomes of message m (taken over
  * with its recipients, which leave the in-flight set once written; *m is
  * emptied) after an attempt described by f (copied; NULL: no connection).
- * Messages settled by all jobs are written together (group commit): at
- * the end of the loop turn, at most one commit every few milliseconds,
- * and at once when enough of them wait. If the write
+ * Messages settled by all jobs are written together (group commit), once
+ * enough of them wait or a few milliseconds after the first. If the write
  * fails, they are kept in memory, the scheduler pauses (d->paused: no new
  * attempt) and a timer writes them when the queue can be written again,
  * then resumes. deliver_outcomes() does it for each of the nmsg messages
