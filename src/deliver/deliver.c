@@ -32,7 +32,7 @@
  */
 #define DELIVER_PENDING_MAX 1000
 /* Messages a job takes at once; it takes more over the same connection
- * when they are done (and their outcomes committed together). */
+ * when they are done (each outcome handed over as its reply came). */
 #define DELIVER_JOB_TAKE 50
 /*
  * Another connection to a destination only for a backlog its running

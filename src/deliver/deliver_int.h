@@ -54,6 +54,7 @@ TAILQ_HEAD(job_list, job);
 
 struct dheld; /* deliver_hold.c */
 TAILQ_HEAD(dheld_list, dheld);
+struct dsettled; /* deliver_hold.c */
 
 struct ddest {
 	char *domain;
@@ -111,6 +112,10 @@ struct deliver {
 	size_t nheld; /* recipients in held */
 	struct event *probe;
 	int probe_s;
+	/* settled messages of all jobs, for the next commit (deliver_hold.c) */
+	struct dsettled *batch;
+	size_t nbatch;
+	struct event *batch_ev;
 	void (*stopped)(void *arg);
 	void *stopped_arg;
 };
@@ -194,15 +199,20 @@ void deliver_decide_message(
     struct deliver *d, struct dmsg *m, const struct dfacts *f);
 
 /*
- * deliver_hold.c: decide and write the outcomes of msgs (an array of
- * nmsg, taken over with their recipients, which leave the in-flight set
- * once written) in one transaction. If the write fails, they are kept in
- * memory, the scheduler pauses (d->paused: no new attempt) and a timer
- * writes them when the queue can be written again, then resumes.
+ * deliver_hold.c: decide and write the outcomes of message m (taken over
+ * with its recipients, which leave the in-flight set once written; *m is
+ * emptied) after an attempt described by f (copied; NULL: no connection).
+ * Messages settled by all jobs are written together (group commit), once
+ * enough of them wait or a few milliseconds after the first. If the write
+ * fails, they are kept in memory, the scheduler pauses (d->paused: no new
+ * attempt) and a timer writes them when the queue can be written again,
+ * then resumes. deliver_outcomes() does it for each of the nmsg messages
+ * not handed over yet and frees the array msgs.
  */
+void deliver_outcome(struct deliver *d, struct dmsg *m, const struct dfacts *f);
 void deliver_outcomes(
     struct deliver *d, struct dmsg *msgs, size_t nmsg, const struct dfacts *f);
-/* At exit: a last try to write what is kept, then free it. */
+/* At exit: write the pending batch and what is kept, then free them. */
 void deliver_hold_free(struct deliver *d);
 
 void drcpt_free(struct drcpt *r);

@@ -150,10 +150,10 @@ job_msgs_free(struct job *j)
 }
 
 /*
- * Write the outcome of every recipient of j (f: the facts of the
- * attempt, or NULL) in one queue transaction (group commit: one fsync for
- * the whole job instead of several per recipient), or keep them until
- * the queue can be written (deliver_hold.c).
+ * Hand the outcome of every recipient of j still here (not sent, or
+ * failed with the connection; f: the facts of the attempt, or NULL) to
+ * deliver_hold.c, which writes them with the next group commit. Those
+ * whose transaction ended went there from job_txn_done already.
  */
 static void
 job_settle(struct job *j, const struct dfacts *f)
@@ -984,6 +984,8 @@ job_txn_done(struct smtp_session *s, struct smtp_txn *t, void *arg)
 		}
 	}
 	job_msg_sent(m);
+	/* Its reply is in: to the queue now, not at the end of the job. */
+	deliver_outcome(j->d, m, &j->facts);
 	j->conn_msgs++;
 	j->cur++;
 	job_send_next(j);

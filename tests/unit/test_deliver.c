@@ -6,6 +6,9 @@
  * or a temporary one that outlived max_queue_lifetime: 4.7.32x becomes
  * 5.7.32x; TLS reports give up after 24 h, RFC 8460 §5.5); when a delay
  * warning is due; and which DSNs the sender is owed per RFC 3461 NOTIFY.
+ * And the pending batch of deliver_hold.c: a settled message is written
+ * with the next group commit, when the batch is full or a moment later,
+ * and at the latest when delivery stops.
  */
 #include <ftw.h>
 #include <stdio.h>
@@ -452,6 +455,94 @@ test_dsn_table(void)
 		dsn_one(&dsn_cases[i]);
 }
 
+/* ---- deliver_outcome: the pending batch of settled messages --------- */
+
+#define BATCH_MAX 64 /* HOLD_BATCH_MAX */
+
+/*
+ * Queue one message and hand its outcome (deferred) to the batch, with
+ * facts that live on this stack frame only (each entry keeps a copy).
+ */
+static bool
+batch_settle(struct fx *x, char msgid[QUEUE_ID_LEN])
+{
+	struct dfacts f;
+	struct dmsg m;
+	struct drcpt *r;
+	int64_t id;
+
+	id = fx_add(x, QUEUE_KIND_MAIL, "s@a.test", "rcpt@b.test", 0, msgid);
+	if (id < 0)
+		return false;
+	r = drcpt_make(msgid, id, "rcpt@b.test");
+	r->queued_at = time(NULL);
+	r->done = true;
+	outcome_set(r->o, OUTCOME_TEMP, "4.4.1", RT_NONE, "%s", "try later");
+	memset(&f, 0, sizeof(f));
+	snprintf(f.mx, sizeof(f.mx), "mx.b.test");
+	snprintf(f.ip, sizeof(f.ip), "127.0.0.1");
+	f.tls = "none";
+	f.policy = "none";
+	memset(&m, 0, sizeof(m));
+	snprintf(m.msgid, sizeof(m.msgid), "%s", msgid);
+	m.rcpts = malloc(sizeof(*m.rcpts));
+	m.rcpts[0] = r;
+	m.n = 1;
+	deliver_outcome(&x->d, &m, &f);
+	T_CHECK(m.n == 0 && m.rcpts == NULL); /* taken over */
+	return true;
+}
+
+/* How many of the n messages have their outcome in the queue. */
+static size_t
+batch_written(struct fx *x, char (*msgids)[QUEUE_ID_LEN], size_t n)
+{
+	size_t i, w = 0;
+
+	for (i = 0; i < n; i++) {
+		struct rows rs = { .n = 0 };
+
+		queue_msg_rcpts(x->d.cfg.queue, msgids[i], rows_cb, &rs);
+		if (rs.n == 1 && strcmp(rs.last_status[0], "4.4.1") == 0)
+			w++;
+	}
+	return w;
+}
+
+static void
+test_batch(void)
+{
+	static char ids[BATCH_MAX + 4][QUEUE_ID_LEN];
+	struct fx x;
+	size_t i;
+
+	if (!fx_init(&x)) {
+		fx_done(&x);
+		return;
+	}
+	x.d.cfg.base = x.base;
+	/* A few: not written at once, but a moment later (the timer). */
+	for (i = 0; i < 3; i++)
+		T_CHECK(batch_settle(&x, ids[i]));
+	T_CHECK(batch_written(&x, ids, 3) == 0);
+	event_base_loop(x.base, EVLOOP_ONCE);
+	T_CHECK(batch_written(&x, ids, 3) == 3);
+	T_CHECK(x.d.nbatch == 0);
+	/* A full batch is written at once, without the loop. */
+	for (i = 0; i < BATCH_MAX; i++)
+		T_CHECK(batch_settle(&x, ids[i]));
+	T_CHECK(batch_written(&x, ids, BATCH_MAX - 1) == BATCH_MAX - 1);
+	T_CHECK(x.d.nbatch == 0);
+	/* Delivery stops: what is pending is written. */
+	for (i = 0; i < 2; i++)
+		T_CHECK(batch_settle(&x, ids[i]));
+	T_CHECK(batch_written(&x, ids, 2) == 0);
+	deliver_hold_free(&x.d);
+	T_CHECK(batch_written(&x, ids, 2) == 2);
+	T_CHECK(x.d.nbatch == 0 && x.d.batch == NULL);
+	fx_done(&x);
+}
+
 int
 main(void)
 {
@@ -460,5 +551,6 @@ main(void)
 	T_RUN(test_decide_table);
 	T_RUN(test_decide_defaults);
 	T_RUN(test_dsn_table);
+	T_RUN(test_batch);
 	T_EXIT();
 }
