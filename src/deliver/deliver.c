@@ -365,6 +365,17 @@ deliver_dest_ok(struct deliver *d, struct ddest *dest)
 		dest->limit++;
 }
 
+/* A connection to dest failed: dead_after of them in a row make it dead. */
+static void
+deliver_dest_failed(struct deliver *d, struct ddest *dest)
+{
+	dest->last_fail = time(NULL);
+	if (++dest->fails < d->cfg.dead_after)
+		return;
+	dest->dead_until = dest->last_fail + d->cfg.dead_time;
+	dest->limit = d->cfg.initial_concurrency;
+}
+
 void
 deliver_job_finished(
     struct deliver *d, struct ddest *dest, bool connected, bool counts)
@@ -373,13 +384,8 @@ deliver_job_finished(
 	d->jobs--;
 	if (connected)
 		deliver_dest_ok(d, dest);
-	else if (!counts)
-		;
-	else if (dest->last_fail = time(NULL),
-	    ++dest->fails >= d->cfg.dead_after) {
-		dest->dead_until = time(NULL) + d->cfg.dead_time;
-		dest->limit = d->cfg.initial_concurrency;
-	}
+	else if (counts)
+		deliver_dest_failed(d, dest);
 	deliver_dest_kick(d, dest);
 	if (d->stopping && d->jobs == 0 && d->stopped != NULL) {
 		void (*cb)(void *) = d->stopped;
