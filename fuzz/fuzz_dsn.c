@@ -1,6 +1,6 @@
 /*
  * fuzz_dsn: libFuzzer target for the reader of returned messages
- * (report/dsn_hdr.c) and for dsn_build with hostile inputs.
+ * (dsn/dsn_hdr.c) and for dsn_build with hostile inputs.
  *
  * Input: one flags octet, then a text up to the first NUL, then the
  * original message (the rest, given to the parsers without a terminator so
@@ -16,9 +16,9 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "report/dsn.h"
-#include "report/dsn_hdr.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn.h"
+#include "dsn/dsn_hdr.h"
+#include "dsn/dsn_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

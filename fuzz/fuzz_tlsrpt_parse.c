@@ -1,6 +1,6 @@
 /*
  * fuzz_tlsrpt_parse: libFuzzer target for the reader of received TLS
- * reports (report/tlsrpt_parse.c): sniffing, the MIME walk with base64
+ * reports (tlsrpt/tlsrpt_parse.c): sniffing, the MIME walk with base64
  * and quoted-printable, gzip inflation under its cap, and the JSON
  * normalization, then the summary printed and the normalized form dumped.
  *
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "report/tlsrpt_parse.h"
+#include "tlsrpt/tlsrpt_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

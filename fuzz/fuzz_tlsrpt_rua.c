@@ -12,7 +12,7 @@
 
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "report/tlsrpt_rua.h"
+#include "tlsrpt/tlsrpt_rua.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

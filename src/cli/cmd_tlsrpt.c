@@ -26,12 +26,12 @@
 #include <sysexits.h>
 
 #include "cli/cli.h"
-#include "report/tlsrpt.h"
+#include "tlsrpt/tlsrpt.h"
 #include "conf/conf.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
-#include "report/tlsrpt_parse.h"
-#include "report/tlsrpt_send.h"
+#include "tlsrpt/tlsrpt_parse.h"
+#include "tlsrpt/tlsrpt_send.h"
 #include "relay/relay.h"
 #include "relay/relay_tlsrpt.h"
 

@@ -28,9 +28,9 @@
 #include "queue/queue.h"
 #include "relay/relay.h"
 #include "relay/relay_tlsrpt.h"
-#include "report/dkim.h"
-#include "report/tlsrpt.h"
-#include "report/tlsrpt_send.h"
+#include "dkim/dkim.h"
+#include "tlsrpt/tlsrpt.h"
+#include "tlsrpt/tlsrpt_send.h"
 
 struct send_ctx {
 	struct conf *conf;

@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
-#include "report/dsn.h"
+#include "dsn/dsn.h"
 #include "smtp/smtp_cmd.h"
 
 #define DECIDE_REPORT_LIFETIME 86400 /* RFC 8460 §5.5 */

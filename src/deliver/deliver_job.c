@@ -22,7 +22,7 @@
 #include "deliver/deliver_int.h"
 #include "dns/dns.h"
 #include "policy/policy_sts.h"
-#include "report/tlsrpt.h"
+#include "tlsrpt/tlsrpt.h"
 #include "sts/sts.h"
 #include "tls/tls_client.h"
 

@@ -26,7 +26,7 @@
 #include "dns/dns.h"
 #include "relay/relay_local.h"
 #include "relay/relay_tlsrpt.h"
-#include "report/dkim.h"
+#include "dkim/dkim.h"
 #include "server/server.h"
 #include "tls/tls_client.h"
 #include "tls/tls_server.h"

@@ -23,9 +23,9 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/http.h"
-#include "report/dkim.h"
-#include "report/tlsrpt.h"
-#include "report/tlsrpt_send.h"
+#include "dkim/dkim.h"
+#include "tlsrpt/tlsrpt.h"
+#include "tlsrpt/tlsrpt_send.h"
 
 #define RT_TICK_S 60 /* schedule check and retries */
 #define RT_DAYS   RELAY_TLSRPT_DAYS

@@ -1,6 +1,6 @@
 /*
  * relay_tlsrpt: sending TLS reports from the relay and from `danerelay
- * tlsrpt send`: builds the tlsrpt sender (report/tlsrpt_send.h) from the
+ * tlsrpt send`: builds the tlsrpt sender (tlsrpt/tlsrpt_send.h) from the
  * configuration (identity of the reports, the https client, the DKIM
  * signer), and in the daemon runs the daily schedule of RFC 8460 §4.1: a
  * day is reported once it has ended in UTC plus a random delay of up to
@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "report/tlsrpt.h"
+#include "tlsrpt/tlsrpt.h"
 
 struct conf;
 struct event_base;

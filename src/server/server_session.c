@@ -36,7 +36,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "queue/queue.h"
-#include "report/dkim.h"
+#include "dkim/dkim.h"
 #include "server/server_int.h"
 #include "smtp/smtp_reply.h"
 

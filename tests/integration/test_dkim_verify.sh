@@ -1,5 +1,5 @@
 #!/bin/bash
-# DKIM signatures made by src/report/dkim.c, checked by a verifier that is
+# DKIM signatures made by src/dkim/dkim.c, checked by a verifier that is
 # not ours: python-dkim (Debian python3-dkim), with the public key taken
 # from the DNS record our helper prints (dkim_signer_dns_record), handed to
 # dkim.verify through its dnsfunc. The messages (TLS report emails signed

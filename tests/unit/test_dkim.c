@@ -1,5 +1,5 @@
 /*
- * test_dkim: the DKIM signer (src/report/dkim.c).
+ * test_dkim: the DKIM signer (src/dkim/dkim.c).
  *
  * Canonicalization is pinned by table-driven cases, starting with the
  * examples of RFC 6376 §3.4.5. Signing runs with an RSA and an Ed25519 key
@@ -26,7 +26,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-#include "report/dkim.h"
+#include "dkim/dkim.h"
 
 #include "t.h"
 

@@ -1,5 +1,5 @@
 /*
- * test_report: delivery status notifications (src/report/) and the
+ * test_report: delivery status notifications (src/dsn/) and the
  * inbound DANE guard (src/tls/tls_guard.c), which reports on our own
  * certificate.
  *
@@ -26,9 +26,9 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-#include "report/dsn.h"
-#include "report/dsn_hdr.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn.h"
+#include "dsn/dsn_hdr.h"
+#include "dsn/dsn_int.h"
 #include "tls/tls_cert.h"
 #include "tls/tls_guard.h"
 

@@ -31,7 +31,7 @@
 #include "core/str.h"
 #include "dns/dns.h"
 #include "dns/dns_packet.h"
-#include "report/tlsrpt_rua.h"
+#include "tlsrpt/tlsrpt_rua.h"
 #include "sts/sts.h"
 #include "sts/sts_cache.h"
 #include "sts/sts_fetch.h"

@@ -1,5 +1,5 @@
 /*
- * test_tlsrpt: reading received TLS reports (src/report/tlsrpt_parse.c).
+ * test_tlsrpt: reading received TLS reports (src/tlsrpt/tlsrpt_parse.c).
  *
  * Every report here is written by the test itself, shaped like those that
  * big senders mail out (a Google-like sts report, a Microsoft-like one with
@@ -19,7 +19,7 @@
 #include "core/buf.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "report/tlsrpt_parse.h"
+#include "tlsrpt/tlsrpt_parse.h"
 
 #include "t.h"
 

@@ -10,9 +10,9 @@
 #include <string.h>
 
 #include "core/xmalloc.h"
-#include "report/tlsrpt_mail.h"
-#include "report/tlsrpt_rua.h"
-#include "report/tlsrpt_send.h"
+#include "tlsrpt/tlsrpt_mail.h"
+#include "tlsrpt/tlsrpt_rua.h"
+#include "tlsrpt/tlsrpt_send.h"
 #include "t.h"
 
 /*

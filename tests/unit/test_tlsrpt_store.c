@@ -23,8 +23,8 @@
 #include <zlib.h>
 
 #include "core/xmalloc.h"
-#include "report/tlsrpt.h"
-#include "report/tlsrpt_parse.h"
+#include "tlsrpt/tlsrpt.h"
+#include "tlsrpt/tlsrpt_parse.h"
 #include "t.h"
 
 static char tmpdir[] = "/tmp/test_tlsrpt_store.XXXXXX";

@@ -6,7 +6,7 @@
  * that very text, canonicalized, that is hashed, so what a verifier
  * rebuilds is what was signed whatever the folding.
  */
-#include "report/dkim.h"
+#include "dkim/dkim.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -6,7 +6,7 @@
  * read the JSON with jansson and rebuild it field by field with the types
  * of RFC 8460 §4.4, noting every deviation that was let through.
  */
-#include "report/tlsrpt_parse.h"
+#include "tlsrpt/tlsrpt_parse.h"
 
 #include <limits.h>
 #include <stdarg.h>
@@ -22,7 +22,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-#include "report/dsn_hdr.h"
+#include "dsn/dsn_hdr.h"
 
 #define TR_WARN_MAX    50 /* then one line saying how many more */
 #define TR_MIME_DEPTH  8  /* nested multiparts followed */

@@ -14,7 +14,7 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn_int.h"
 
 #define FOLD_SOFT  78  /* RFC 5322 §2.1.1 SHOULD */
 #define WORD_CHUNK 900 /* longest piece of a word on one line */

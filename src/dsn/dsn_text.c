@@ -13,7 +13,7 @@
 
 #include "core/buf.h"
 #include "core/xmalloc.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn_int.h"
 
 #define WIDTH      72  /* columns of the text */
 #define WORD_CHUNK 900 /* longest piece of a word on one line */

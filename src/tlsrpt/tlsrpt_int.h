@@ -1,7 +1,7 @@
 /*
  * tlsrpt_int: what the files of the TLS-RPT store share (tlsrpt.c owns the
  * database, tlsrpt_outbox.c keeps the delivery state of sent reports in
- * it). Private to src/report/.
+ * it). Private to src/tlsrpt/.
  */
 #ifndef DR_TLSRPT_INT_H
 #define DR_TLSRPT_INT_H

@@ -2,7 +2,7 @@
  * tlsrpt_rua: the _smtp._tls TXT record of RFC 8460 §3, parsed after its
  * ABNF (tlsrpt-record, field-delim, tlsrpt-rua, tlsrpt-extension).
  */
-#include "report/tlsrpt_rua.h"
+#include "tlsrpt/tlsrpt_rua.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

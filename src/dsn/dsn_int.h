@@ -1,5 +1,5 @@
 /*
- * dsn_int: what the files of src/report/dsn*.c share and nothing else
+ * dsn_int: what the files of src/dsn/dsn*.c share and nothing else
  * includes (tests do, to check the pieces): the MIME helpers of
  * dsn_mime.c and the human part of dsn_text.c.
  */
@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <time.h>
 
-#include "report/dsn.h"
+#include "dsn/dsn.h"
 
 struct buf;
 

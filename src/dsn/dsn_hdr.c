@@ -3,14 +3,14 @@
  * dsn_hdr.h for what counts as the header section; everything here works
  * on (pointer, length) and never looks past the length.
  */
-#include "report/dsn_hdr.h"
+#include "dsn/dsn_hdr.h"
 
 #include <stdbool.h>
 #include <string.h>
 #include <strings.h>
 
 #include "core/buf.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn_int.h"
 
 #define LINE_MAX_OCTETS 998 /* RFC 5322 §2.1.1, without CRLF */
 #define LINE_SPLIT      990 /* where an overlong line is cut */

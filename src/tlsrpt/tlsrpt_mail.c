@@ -3,7 +3,7 @@
  * boundary is derived from the report id, so the same report gives the
  * same message (golden tests), and cannot occur in base64 or in the text.
  */
-#include "report/tlsrpt_mail.h"
+#include "tlsrpt/tlsrpt_mail.h"
 
 #include <openssl/evp.h>
 #include <stdbool.h>
@@ -13,7 +13,7 @@
 
 #include "core/buf.h"
 #include "core/xmalloc.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn_int.h"
 
 #define MAIL_MAX  (16u * 1024 * 1024)
 #define B64_LINE  57 /* octets per base64 line: 76 characters */

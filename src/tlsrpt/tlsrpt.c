@@ -9,7 +9,7 @@
  * as a compact JSON array: one text column that compares exactly and
  * decodes back without loss.
  */
-#include "report/tlsrpt.h"
+#include "tlsrpt/tlsrpt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -24,7 +24,7 @@
 #include <zlib.h>
 
 #include "core/xmalloc.h"
-#include "report/tlsrpt_int.h"
+#include "tlsrpt/tlsrpt_int.h"
 
 #define TLSRPT_SCHEMA_VERSION 1
 #define TLSRPT_APP_ID         0x44525452 /* "DRTR" in the database header */

@@ -6,7 +6,7 @@
  * run's end is reported from an event of its own, never from inside a
  * call of the caller.
  */
-#include "report/tlsrpt_send.h"
+#include "tlsrpt/tlsrpt_send.h"
 
 #include <event2/event.h>
 #include <stdbool.h>
@@ -23,10 +23,10 @@
 #include "dns/dns_addrs.h"
 #include "http/http.h"
 #include "queue/queue.h"
-#include "report/dkim.h"
-#include "report/tlsrpt.h"
-#include "report/tlsrpt_mail.h"
-#include "report/tlsrpt_rua.h"
+#include "dkim/dkim.h"
+#include "tlsrpt/tlsrpt.h"
+#include "tlsrpt/tlsrpt_mail.h"
+#include "tlsrpt/tlsrpt_rua.h"
 
 #define TS_LOOKUPS     16    /* TXT lookups in flight */
 #define TS_DUE_MAX     256   /* outbox entries per run */

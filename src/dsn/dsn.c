@@ -5,7 +5,7 @@
  * content, and a boundary that occurs in none of them. The notes in dsn.h
  * say what is decided here; docs/NDR.md shows the result.
  */
-#include "report/dsn.h"
+#include "dsn/dsn.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -17,8 +17,8 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
-#include "report/dsn_hdr.h"
-#include "report/dsn_int.h"
+#include "dsn/dsn_hdr.h"
+#include "dsn/dsn_int.h"
 
 #define BUF_MAX         (SIZE_MAX / 4) /* inputs are capped; see dsn.h */
 #define ADDR_MAX        512

@@ -7,14 +7,14 @@
  * Volume is a handful of rows per domain and day, so statements are
  * prepared per call.
  */
-#include "report/tlsrpt.h"
+#include "tlsrpt/tlsrpt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/xmalloc.h"
-#include "report/tlsrpt_int.h"
+#include "tlsrpt/tlsrpt_int.h"
 
 #define OUT_COLS                                             \
 	"day, domain, uri, report_id, gz, state, attempts, " \
