@@ -54,6 +54,42 @@ decide_mta(char *buf, size_t len, const struct dfacts *f)
 		snprintf(buf, len, "%s[%s]:%u", f->mx, f->ip, f->port);
 }
 
+/*
+ * The security a recipient's attempt had, in the words of the transit
+ * security report and of danerelay_deliveries_total{security} (docs/CONSOLE.md):
+ * delivered: "dane" (TLSA authenticated the server, MX RRset secure),
+ * "dane_trusted" (TLSA authenticated it but the MX RRset was insecure:
+ * RFC 7672 section 2.2.1 gives no protection against a forged MX), "sts"
+ * (RFC 8461 policy enforced, PKIX verified), "tls" (encrypted, not
+ * authenticated) or "plaintext". Not delivered: the requirement that was
+ * in force ("dane", "sts", "tls") or "plaintext"; NULL without a
+ * connection and without a TLS-RPT result type (nothing about security).
+ */
+const char *
+deliver_security(const struct dfacts *f, const struct outcome *o)
+{
+	const char *tls = f != NULL && f->tls != NULL ? f->tls : "none";
+	const char *pol = f != NULL && f->policy != NULL ? f->policy : "none";
+
+	if (o->cls == OUTCOME_OK) {
+		if (strcmp(tls, "trusted") == 0)
+			return "dane_trusted";
+		if (strcmp(tls, "verified") == 0)
+			return strcmp(pol, "mta-sts") == 0 ? "sts" : "dane";
+		return strcmp(tls, "none") == 0 ? "plaintext" : "tls";
+	}
+	if (strcmp(pol, "mta-sts") == 0)
+		return "sts";
+	if (strcmp(pol, "dane") == 0)
+		return "dane";
+	if (o->rt != RT_NONE)
+		return strncmp(result_type_str(o->rt), "sts-", 4) == 0 ? "sts" :
+		                                                        "dane";
+	if (f == NULL)
+		return NULL;
+	return strcmp(tls, "none") == 0 ? "plaintext" : "tls";
+}
+
 static json_t *
 decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
     const char *exception)
@@ -67,6 +103,9 @@ decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
 		o = json_pack("{s:s, s:s?, s:s}", "status", r->o->status,
 		    "result_type", result_type_str(r->o->rt), "text",
 		    "(reply not shown: not UTF-8)");
+	if (deliver_security(f, r->o) != NULL)
+		json_object_set_new(
+		    o, "security", json_string(deliver_security(f, r->o)));
 	if (f != NULL) {
 		json_object_set_new(o, "mx", json_string(f->mx));
 		if (f->ip[0] != '\0') {

@@ -195,6 +195,8 @@ void deliver_dest_kick(struct deliver *d, struct ddest *dest);
  */
 void deliver_decide(
     struct deliver *d, struct dmsg *m, struct drcpt *r, const struct dfacts *f);
+/* "dane", "dane_trusted", "sts", "tls", "plaintext" or NULL: see there. */
+const char *deliver_security(const struct dfacts *f, const struct outcome *o);
 void deliver_decide_message(
     struct deliver *d, struct dmsg *m, const struct dfacts *f);
 

@@ -1,0 +1,61 @@
+/*
+ * metrics: the relay's counters and gauges, for /metrics (Prometheus text
+ * exposition format 0.0.4) and the console's overview.
+ *
+ * One process-wide registry. Every update is a C11 atomic operation, so the
+ * delivery loop (which updates) never waits for the console thread (which
+ * reads and renders). Counters start at 0 when the process starts, as
+ * Prometheus expects (rate() handles restarts). Names and labels follow
+ * the Prometheus conventions; the list is in docs/CONSOLE.md.
+ *
+ * CONTRACT (issue 11): the signatures below are shared by deliver/,
+ * server/, relay/, tlsrpt/ and console/; change them only with all users.
+ */
+#ifndef DR_METRICS_H
+#define DR_METRICS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct buf;
+
+/*
+ * One recipient delivered; security is "dane", "dane_trusted", "sts",
+ * "tls" or "plaintext" (deliver_security()); seconds from acceptance to
+ * delivery (the latency histogram).
+ */
+void metrics_delivered(const char *security, double seconds);
+
+/*
+ * One recipient deferred or bounced because a DANE or MTA-STS requirement
+ * failed (security "dane" or "sts"; status "4.7.323", ...), or, in log-only
+ * mode, one that would have been (metrics_would_block).
+ */
+void metrics_blocked(const char *security, const char *status);
+void metrics_would_block(const char *security, const char *status);
+
+/* One TLS-RPT report handed over or given up; result "sent", "failed". */
+void metrics_tlsrpt_report(const char *result);
+
+/* Inbound SMTP sessions open now: +1 when one opens, -1 when it closes. */
+void metrics_inbound_session(int delta);
+
+/* The resolver's DNSSEC self-test state (relay/relay_dns.c). */
+void metrics_dnssec_selftest(bool ok);
+bool metrics_dnssec_selftest_ok(void);
+
+/* Gauges the renderer cannot know itself: filled by the caller at scrape
+ * time from the queue store (queue_counts()). */
+struct metrics_queue {
+	uint64_t active;   /* queued, due now or being attempted */
+	uint64_t deferred; /* queued, waiting for a later retry */
+	uint64_t held;     /* put on hold by the operator */
+};
+
+/* Append the whole exposition to out. Returns 0 or -1 (out full). */
+int metrics_render(struct buf *out, const struct metrics_queue *q);
+
+/* Forget everything (tests). */
+void metrics_reset(void);
+
+#endif
