@@ -282,6 +282,18 @@ int queue_delete(struct queue *q, const char *msgid_or_rcpt_id);
 int queue_retry_since(struct queue *q, time_t since, time_t now);
 /* Make queued recipients due now with a "bounce requested" mark. */
 int queue_bounce(struct queue *q, const char *msgid_or_rcpt_id);
+/*
+ * How many recipients are queued, by state: active (due now: next_attempt
+ * <= now, or being attempted), deferred (waiting for a later retry), held
+ * (put aside by the operator). For the console and /metrics. 0 or -1.
+ */
+struct queue_counts {
+	uint64_t active;
+	uint64_t deferred;
+	uint64_t held;
+};
+int queue_count_states(struct queue *q, time_t now, struct queue_counts *c);
+
 /* Whether the operator asked to bounce rcpt (consumed by the daemon). */
 bool queue_rcpt_bounce_requested(struct queue *q, int64_t rcpt);
 

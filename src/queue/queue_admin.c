@@ -300,3 +300,28 @@ queue_purge(struct queue *q, time_t before)
 	}
 	return queue_tx_commit(q) == 0 ? n : -1;
 }
+
+int
+queue_count_states(struct queue *q, time_t now, struct queue_counts *c)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (sqlite3_prepare_v2(q->db,
+	        "SELECT next_attempt <= ?1, count(*) FROM recipients "
+	        "WHERE status = 0 GROUP BY 1",
+	        -1, &st, NULL) != SQLITE_OK)
+		return queue_fail(q, "count");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
+
+		if (sqlite3_column_int(st, 0))
+			c->active = n;
+		else
+			c->deferred = n;
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : queue_fail(q, "count");
+}
