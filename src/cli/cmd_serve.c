@@ -1,9 +1,9 @@
 /*
- * cmd_serve: `danerelay serve`, the relay daemon, in the foreground with
- * logs on stderr (systemd style). SIGHUP reloads the configuration and the
- * certificates; SIGTERM and SIGINT stop accepting, let sessions and
- * deliveries finish (each bounded by its timeouts) and exit with the queue
- * intact.
+ * cmd_serve: `danerelay serve`, the relay daemon, in the foreground; logs
+ * go where [log] target says (journal, stderr, syslog: core/log.h). SIGHUP
+ * reloads the configuration and the certificates; SIGTERM and SIGINT stop
+ * accepting, let sessions and deliveries finish (each bounded by its timeouts)
+ * and exit with the queue intact.
  */
 #include <event2/event.h>
 #include <signal.h>
@@ -59,12 +59,19 @@ cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	struct event *ev[3];
 	struct serve s = { 0 };
+	const char *lerr;
 	char *err = NULL;
 	int ex = 0;
 	size_t i;
 
 	if (argc != 1)
 		return cli_usage("serve");
+	/*
+	 * The daemon's logging (timestamps, the journal, syslog) from the
+	 * first line: the configuration's [log] applies once it is read.
+	 */
+	if (log_configure(&(struct log_config){ 0 }, &lerr) == -1)
+		panic("log: %s", lerr);
 	if ((s.base = event_base_new()) == NULL)
 		fatalx(EX_OSERR, "cannot create the event loop");
 	/*
