@@ -30,7 +30,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from worldlib import Relay, parse_ini, wait_until, world_mail  # noqa: E402
+from worldlib import Relay, rewrite_config, wait_until, world_mail  # noqa: E402
 from worldlib import report as _report  # noqa: E402
 
 SENDER = "postmaster@ee-311.test"
@@ -81,15 +81,6 @@ def deliver_one(args, relay, subject):
     code, qid, msgid = relay.submit(SENDER, [RCPT], subject=subject)
     got = wait_until(lambda: world_mail(args.world, msgid), 30)
     return qid if code == 250 else None, bool(got)
-
-
-def rewrite(relay, change):
-    sections = parse_ini(open(relay.conf).read())
-    change(sections)
-    with open(relay.conf, "w") as f:
-        for sec, kv in sections.items():
-            f.write(f"[{sec}]\n" + "".join(f"{k} = {v}\n"
-                                           for k, v in kv.items()) + "\n")
 
 
 # --- stderr to a file: timestamp, PID, level ----------------------------
@@ -183,7 +174,7 @@ def test_journal(args):
     try:
         wait_running(relay)
         # A restart-only key changed: the reload names it as a warning.
-        rewrite(relay, lambda s: s.setdefault("log", {}).update(
+        rewrite_config(relay, lambda s: s.setdefault("log", {}).update(
             target="stderr"))
         relay.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: any("configuration reloaded" in ln
@@ -269,7 +260,7 @@ def test_syslog(args):
     try:
         qid, arrived = deliver_one(args, relay, "log syslog")
         wait_until(lambda: sl.has("status=sent"), 20)
-        rewrite(relay, lambda s: s["log"].update(facility="mail"))
+        rewrite_config(relay, lambda s: s["log"].update(facility="mail"))
         relay.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: sl.has("configuration reloaded"), 20)
         got = sl.drain()
@@ -342,7 +333,7 @@ def test_level_reload(args):
         report("level.warning-drops-info",
                arrived and not any("status=sent" in ln or "started:" in ln
                                    for ln in ls), f"{ls[:3]}")
-        rewrite(relay, lambda s: s["log"].update(level="info",
+        rewrite_config(relay, lambda s: s["log"].update(level="info",
                                                  format="json"))
         relay.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: any("configuration reloaded" in ln

@@ -28,7 +28,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from worldlib import Relay, log_has, parse_ini, wait_until, world_mail  # noqa: E402
+from worldlib import Relay, log_has, rewrite_config, wait_until  # noqa: E402
+from worldlib import world_mail  # noqa: E402
 from worldlib import report as _report  # noqa: E402
 
 SENDER = "postmaster@ee-311.test"
@@ -169,12 +170,8 @@ delay_warning = 0
                line is not None,
                f"attempt={short(att)} queue={short(q)} log={line!r}")
         # The smarthost is mended: SIGHUP, retry, and the mail goes out.
-        sections = parse_ini(open(relay.conf).read())
-        sections["delivery"]["relayhost"] = f"[mx.ee-311.test]:{port}"
-        with open(relay.conf, "w") as f:
-            for sec, kv in sections.items():
-                f.write(f"[{sec}]\n" + "".join(
-                    f"{k} = {v}\n" for k, v in kv.items()) + "\n")
+        rewrite_config(relay, lambda s: s["delivery"].update(
+            relayhost=f"[mx.ee-311.test]:{port}"))
         relay.proc.send_signal(signal.SIGHUP)
         wait_until(lambda: log_has(relay, "configuration reloaded"), 20)
         relay.cli("queue", "retry", qid)
