@@ -454,7 +454,8 @@ const struct conf_domain_key_def conf_domain_keys[] = {
 	{ "mode", offsetof(struct conf_domain, mode), check_mode,
 	    "enforce or log-only for this destination" },
 	{ "route", offsetof(struct conf_domain, route), check_route,
-	    "next hop: [host]:port (no MX lookup) or host:port" },
+	    "next hop: [host]:port (no MX lookup) or host:port; direct: "
+	    "the domain's own MX, not [delivery] relayhost" },
 	{ "exception", offsetof(struct conf_domain, exception), NULL,
 	    "deliver to this broken domain anyway (security = may); the "
 	    "reason is logged with every delivery" },

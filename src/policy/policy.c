@@ -117,7 +117,12 @@ policy_new(const struct conf *c)
 			/* The domain's own port, not the relayhost's. */
 			e->dest.port =
 			    (uint16_t)conf_int(c, CONF_DELIVERY_PORT);
-			e->route_host = policy_route_parse(&e->dest, d->route);
+			e->dest.route_host = NULL;
+			e->dest.route_mx = false;
+			/* "direct": its own MX, past the relayhost. */
+			if (strcmp(d->route, "direct") != 0)
+				e->route_host =
+				    policy_route_parse(&e->dest, d->route);
 		}
 		if (d->exception != NULL) {
 			/* An exception relaxes to "may" unless said otherwise.

@@ -7,13 +7,14 @@ authenticate it):
   one unsigned, one whose own TLSA is broken) all goes to the relayhost,
   verified by the relayhost's TLSA; a [domain] section without a route
   (only `security`) still goes through it;
-- a [domain] route wins over the relayhost;
+- a [domain] route wins over the relayhost; `route = direct` is the
+  domain's own MX;
 - `relayhost = host:port` (no brackets) is the MX of host;
 - a relayhost whose TLSA matches nothing defers 4.7.323 (tlsa-invalid),
   also for a domain whose own MX would have verified; SIGHUP with a good
   relayhost then delivers the waiting mail;
 - no TLS-RPT record is made for the recipient domains (the relayhost is
-  not their MX);
+  not their MX), only for the one delivered directly;
 - check-config prints the key.
 
 Usage: relay_relayhost.py --binary PATH --world DIR
@@ -82,6 +83,8 @@ delay_warning = 0
 security = may
 [domain insecure-mx-good.test]
 route = [mx.no-tlsa.test]:{port}
+[domain ee-312.test]
+route = direct
 """
     relay = start(args, extra, "relayhost")
     try:
@@ -115,6 +118,15 @@ route = [mx.no-tlsa.test]:{port}
                hosts == ["mx.no-tlsa.test"] and
                att.get("mx") == "mx.no-tlsa.test",
                f"arrived={hosts} attempt={short(att)}")
+        rcpt = "user@ee-312.test"
+        code, qid, msgid = relay.submit(SENDER, [rcpt], subject="direct")
+        att = attempt(relay, qid, rcpt)
+        hosts = arrived_at(args.world, msgid, rcpt)
+        report("relayhost.route-direct-uses-own-mx",
+               hosts == ["mx.ee-312.test"] and
+               att.get("tls") == "verified" and
+               att.get("tlsa_base") == "mx.ee-312.test",
+               f"arrived={hosts} attempt={short(att)}")
         try:
             db = sqlite3.connect(os.path.join(relay.dir, "queue",
                                               "tlsrpt.db"))
@@ -122,7 +134,8 @@ route = [mx.no-tlsa.test]:{port}
             db.close()
         except sqlite3.Error as e:
             doms = {f"({e})"}
-        report("relayhost.no-tlsrpt-for-recipient-domains", doms == set(),
+        # Only the domain delivered to its own MX is counted.
+        report("relayhost.tlsrpt-only-for-own-mx", doms == {"ee-312.test"},
                f"recorded for {doms}")
         rc, out, err = relay.cli("check-config")
         report("relayhost.check-config-prints-it",
