@@ -164,6 +164,15 @@ check_security(const char *value)
 
 static const char *check_route(const char *value);
 
+/* A route, but not "direct" (that is what no relayhost means). */
+static const char *
+check_relayhost(const char *value)
+{
+	if (strcmp(value, "direct") == 0)
+		return "direct is for [domain] route; leave relayhost unset";
+	return check_route(value);
+}
+
 /* A unix socket's path: absolute, and it fits in sockaddr_un (108). */
 static const char *
 check_socket_path(const char *value)
@@ -261,7 +270,7 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "turn (memory at bursts)",
 	    CONF_RESTART },
 	{ CONF_DELIVERY_RELAYHOST, "delivery", "relayhost", CONF_T_STR, NULL, 0,
-	    0, check_route,
+	    0, check_relayhost,
 	    "next hop of all mail to domains without their own route: "
 	    "[host]:port (no MX lookup) or host:port",
 	    CONF_RELOAD },
