@@ -6,11 +6,13 @@
  * and exit with the queue intact.
  */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
@@ -53,6 +55,24 @@ serve_signal(evutil_socket_t sig, short ev, void *arg)
 	relay_shutdown(s->relay, serve_stopped, s);
 }
 
+/*
+ * A daemon started with stdin, stdout or stderr closed would hand those
+ * numbers to the next open(): the queue database could then receive log
+ * lines. Hold them with /dev/null (log_configure() sees the closed stderr
+ * first, and picks syslog for it).
+ */
+static void
+serve_std_fds(void)
+{
+	int fd;
+
+	do
+		fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
 int
 cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 {
@@ -72,6 +92,7 @@ cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 	 */
 	if (log_configure(&(struct log_config){ 0 }, &lerr) == -1)
 		panic("log: %s", lerr);
+	serve_std_fds();
 	if ((s.base = event_base_new()) == NULL)
 		fatalx(EX_OSERR, "cannot create the event loop");
 	/*

@@ -12,7 +12,8 @@
   with the facility and severity, to [log] syslog_socket (a socket this
   test binds); stderr stays empty; a syslog that does not answer costs
   nothing: the lines go to stderr;
-- target = auto with stderr on /dev/null: syslog;
+- target = auto with stderr on /dev/null, or closed: syslog (and a closed
+  stderr is held by /dev/null, so no database gets descriptor 2);
 - level = warning drops info lines; SIGHUP switches text to json.
 
 Usage: relay_log.py --binary PATH --world DIR
@@ -322,6 +323,38 @@ def test_auto_devnull(args):
         sl.close()
 
 
+def test_closed_stderr(args):
+    """Started with stderr closed: syslog, and fd 2 is held by /dev/null
+    (never the queue database: mail still flows)."""
+    tmp = tempfile.mkdtemp(prefix="log-closed.", dir="/tmp")
+    DIRS.append(tmp)
+    sl = Syslog(tmp)
+    relay = Relay(args.binary, args.world,
+                  f"[log]\nsyslog_socket = {sl.path}\n", name="log-closed")
+    DIRS.append(relay.dir)
+    RELAYS.append(relay)
+    relay.logf = open(relay.log, "ab")
+    relay.proc = subprocess.Popen(
+        [relay.binary, "-c", relay.conf, "serve"], stdout=relay.logf,
+        stderr=subprocess.DEVNULL, preexec_fn=lambda: os.close(2))
+    try:
+        if not wait_until(lambda: listening(relay), 20, 0.05):
+            raise RuntimeError("relay did not listen")
+        qid, arrived = deliver_one(args, relay, "log closed stderr")
+        wait_until(lambda: sl.has("status=sent"), 20)
+        started = [g for g in sl.got if "started:" in g]
+        fd2 = os.readlink(f"/proc/{relay.proc.pid}/fd/2")
+        report("auto.closed-stderr-goes-to-syslog",
+               started and "log syslog" in started[0] and arrived and
+               any(qid in g and "status=sent" in g for g in sl.got) and
+               fd2 == "/dev/null" and lines(relay) == [],
+               f"fd2={fd2} arrived={arrived} {sl.got[:2]} "
+               f"{lines(relay)[:2]}")
+    finally:
+        relay.stop()
+        sl.close()
+
+
 # --- level and reload ----------------------------------------------------
 
 def test_level_reload(args):
@@ -378,6 +411,7 @@ def main():
     for name, fn in (("stderr", test_stderr), ("json", test_json),
                      ("journal", test_journal), ("syslog", test_syslog),
                      ("auto", test_auto_devnull),
+                     ("closed", test_closed_stderr),
                      ("level", test_level_reload),
                      ("check-config", test_check_config)):
         try:
