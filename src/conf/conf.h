@@ -132,6 +132,13 @@ long long *conf_durations(const struct conf *c, enum conf_key k, size_t *n);
  */
 void conf_dump(const struct conf *c, FILE *fp);
 
+/*
+ * Print the key reference of danerelay.conf(5) in man(7) format, from
+ * the key table: per section, each key with its type, default, bounds,
+ * reload or restart, and help (conf_man.c).
+ */
+void conf_man_keys(FILE *fp);
+
 /* The section and name of k as declared (static). */
 const char *conf_key_section(enum conf_key k);
 const char *conf_key_name(enum conf_key k);
