@@ -85,7 +85,8 @@ def check_example(files, tmp):
     text = open(files["example"]).read()
     # The production values the example must hold.
     for want in (r"^user = danerelay$", r"^directory = /var/lib/danerelay$",
-                 r"^tls_cert = /etc/danerelay/", r"^mode = log-only$"):
+                 r"^tls_cert = /etc/danerelay/", r"^mode = log-only$",
+                 r"^\[admin\]\n(#.*\n)*listen = 127\.0\.0\.1:[0-9]+$"):
         if not re.search(want, text, re.M):
             report("example-values", False, f"no line /{want}/")
             break
