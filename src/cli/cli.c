@@ -267,12 +267,15 @@ cli_cmd_help(const struct cli_cmd *cmd, FILE *fp)
 	} else
 		fputc('\n', fp);
 	fprintf(fp, "\n%s\n", cmd->summary);
-	if (cmd->opts[0].name != NULL) {
+	/* A row without opts or exit shows less; test_man.sh flags it. */
+	if (cmd->opts != NULL && cmd->opts[0].name != NULL) {
 		fprintf(fp, "\n");
 		cli_opts_print(cmd->opts, fp);
 	}
-	fprintf(fp, "\nexit status: ");
-	cli_wrap(fp, cmd->exit, 13, 2);
+	if (cmd->exit != NULL) {
+		fprintf(fp, "\nexit status: ");
+		cli_wrap(fp, cmd->exit, 13, 2);
+	}
 }
 
 struct conf *

@@ -39,13 +39,15 @@ cli_man_command(const struct cli_cmd *cmd, FILE *fp)
 	fputs(".PP\n", fp);
 	roff_puts(fp, cmd->summary, 1);
 	fputs(".\n", fp);
-	if (cmd->opts[0].name != NULL) {
+	if (cmd->opts != NULL && cmd->opts[0].name != NULL) {
 		cli_man_opts(cmd->opts, fp);
 		fputs(".PP\n", fp);
 	}
-	fputs("Exit status: ", fp);
-	roff_puts(fp, cmd->exit, 0);
-	fputs(".\n", fp);
+	if (cmd->exit != NULL) {
+		fputs("Exit status: ", fp);
+		roff_puts(fp, cmd->exit, 0);
+		fputs(".\n", fp);
+	}
 }
 
 void
