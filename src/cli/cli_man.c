@@ -39,12 +39,10 @@ cli_man_command(const struct cli_cmd *cmd, FILE *fp)
 	fputs(".PP\n", fp);
 	roff_puts(fp, cmd->summary, 1);
 	fputs(".\n", fp);
-	if (cmd->opts != NULL && cmd->opts[0].name != NULL) {
+	if (cmd->opts != NULL)
 		cli_man_opts(cmd->opts, fp);
-		fputs(".PP\n", fp);
-	}
 	if (cmd->exit != NULL) {
-		fputs("Exit status: ", fp);
+		fputs(".PP\nExit status: ", fp);
 		roff_puts(fp, cmd->exit, 0);
 		fputs(".\n", fp);
 	}
