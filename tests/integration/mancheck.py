@@ -4,9 +4,10 @@
 Checks, each printing "PASS name" or "FAIL name: why":
 - `danerelay --version` names meson's project version and the libraries;
 - `danerelay --help` lists the commands, and `danerelay COMMAND --help`
-  describes every long option the command's getopt accepts (read from
-  src/cli/cmd_NAME*.c), so an option added without its row in the command
-  table (src/cli/cli.c) fails here;
+  describes every long option the command's getopt accepts and every
+  subcommand it dispatches on (read from src/cli/cmd_NAME*.c), so an option
+  or verb added without its row in the command table (src/cli/cli.c) fails
+  here;
 - the man pages built beside the binary (BUILD/man/danerelay.8 and
   danerelay.conf.5) have every command and its options, and every key of
   `check-config`'s output in its section, with the same reload/restart
@@ -76,23 +77,43 @@ def commands_of_help(binary):
     return cmds
 
 
-def source_longopts(cmd, cmds):
-    """The long options of cmd's getopt: src/cli/cmd_NAME.c and the
-    cmd_NAME_*.c files that are not commands of their own."""
+def command_sources(cmd, cmds):
+    """src/cli/cmd_NAME.c and the cmd_NAME_*.c files that are not
+    commands of their own, as text."""
     base = "cmd_" + cmd.replace("-", "_")
     others = {"cmd_" + c.replace("-", "_") for c in cmds if c != cmd}
-    opts = set()
+    texts = []
     for f in sorted(os.listdir(os.path.join(TOP, "src", "cli"))):
         stem = f[:-2]
         if not f.endswith(".c") or stem in others:
             continue
-        if stem != base and not stem.startswith(base + "_"):
-            continue
-        text = open(os.path.join(TOP, "src", "cli", f)).read()
+        if stem == base or stem.startswith(base + "_"):
+            texts.append(open(os.path.join(TOP, "src", "cli", f)).read())
+    return texts
+
+
+def source_longopts(cmd, cmds):
+    """The long options of cmd's getopt_long tables."""
+    opts = set()
+    for text in command_sources(cmd, cmds):
         opts |= set(re.findall(
             r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:no|required|optional)_argument',
             text))
     return opts
+
+
+def source_verbs(cmd, cmds):
+    """The subcommands cmd dispatches on: rows of its verb tables
+    ({ "retry", queue_retry, ... }, { "parse", cmd_tlsrpt_parse }) and
+    the words it compares an argument with (strcmp(verb, "list"))."""
+    verbs = set()
+    for text in command_sources(cmd, cmds):
+        verbs |= set(re.findall(
+            r'\{\s*"([a-z][a-z-]*)"\s*,\s*(?:cmd|queue)_[a-z_]+\s*[,}]',
+            text))
+        verbs |= set(re.findall(
+            r'strcmp\((?:verb|argv\[[^]]+\]),\s*"([a-z][a-z-]*)"\)', text))
+    return verbs
 
 
 def check_command_help(binary, cmds):
@@ -110,10 +131,14 @@ def check_command_help(binary, cmds):
             report(name, False, "`help CMD` differs from `CMD --help`")
             continue
         flat = " ".join(out.split())
+        rows = [l.split()[0] for l in out.splitlines()
+                if l.startswith("  ") and not l.startswith("   ")]
         missing = sorted(o for o in source_longopts(cmd, cmds)
                          if f"--{o}" not in flat)
+        missing += sorted(v for v in source_verbs(cmd, cmds)
+                          if v not in rows)
         report(name, not missing,
-               f"options without a description: {missing} (add a row to "
+               f"options or verbs without a row: {missing} (add a row to "
                f"the command's cli_opt array in src/cli/cli.c)")
 
 
@@ -148,6 +173,10 @@ def missing_commands(page8, binary, cmds):
         for o in source_longopts(cmd, cmds):
             if roff_opt(o) not in ss[cmd]:
                 bad.append(f"{cmd} --{o}")
+        for v in source_verbs(cmd, cmds):
+            if not re.search(r"^\.TP\n\\fB" + re.escape(v) + r"\b",
+                             ss[cmd], re.M):
+                bad.append(f"{cmd} {v}")
         if "Exit status:" not in ss[cmd]:
             bad.append(f"{cmd} exit status")
     return bad
