@@ -83,6 +83,12 @@ enum conf_key {
 	CONF_DKIM_SELECTOR,
 	CONF_DKIM_KEY_FILE,
 	CONF_DKIM_SIGN_OUTBOUND,
+	CONF_ADMIN_LISTEN,
+	CONF_ADMIN_TLS_CERT,
+	CONF_ADMIN_TLS_KEY,
+	CONF_ADMIN_AUTH_FILE,
+	CONF_ADMIN_CHART_JS,
+	CONF_ADMIN_METRICS_OPEN,
 	CONF_KEY_COUNT
 };
 
@@ -137,6 +143,13 @@ long long *conf_durations(const struct conf *c, enum conf_key k, size_t *n);
  * back prints the same text.
  */
 void conf_dump(const struct conf *c, FILE *fp);
+
+/*
+ * Print the key reference of danerelay.conf(5) in man(7) format, from
+ * the key table: per section, each key with its type, default, bounds,
+ * reload or restart, and help (conf_man.c).
+ */
+void conf_man_keys(FILE *fp);
 
 /* The section and name of k as declared (static). */
 const char *conf_key_section(enum conf_key k);
