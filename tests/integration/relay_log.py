@@ -300,17 +300,28 @@ def test_syslog(args):
         relay.stop()
 
 
-def test_auto_devnull(args):
-    """stderr on /dev/null: auto picks syslog."""
-    tmp = tempfile.mkdtemp(prefix="log-auto.", dir="/tmp")
+def syslog_relay(args, name, preexec=None):
+    """A relay whose stderr is /dev/null (or, with preexec, whatever it
+    leaves), with target auto and a syslog socket of the test's."""
+    tmp = tempfile.mkdtemp(prefix=f"{name}.", dir="/tmp")
     DIRS.append(tmp)
     sl = Syslog(tmp)
     relay = Relay(args.binary, args.world,
-                  f"[log]\nsyslog_socket = {sl.path}\n", name="log-auto")
+                  f"[log]\nsyslog_socket = {sl.path}\n", name=name)
     DIRS.append(relay.dir)
     RELAYS.append(relay)
-    with open(os.devnull, "wb") as null:
-        relay = start_prepared(relay, dict(os.environ), stderr=null)
+    relay.logf = open(relay.log, "ab")
+    relay.proc = subprocess.Popen(
+        [relay.binary, "-c", relay.conf, "serve"], stdout=relay.logf,
+        stderr=subprocess.DEVNULL, preexec_fn=preexec)
+    if not wait_until(lambda: listening(relay), 20, 0.05):
+        raise RuntimeError("relay did not listen: " + relay.tail())
+    return relay, sl
+
+
+def test_auto_devnull(args):
+    """stderr on /dev/null: auto picks syslog."""
+    relay, sl = syslog_relay(args, "log-auto")
     try:
         wait_until(lambda: sl.has("started:"), 10)
         started = [g for g in sl.drain() if "started:" in g]
@@ -326,20 +337,9 @@ def test_auto_devnull(args):
 def test_closed_stderr(args):
     """Started with stderr closed: syslog, and fd 2 is held by /dev/null
     (never the queue database: mail still flows)."""
-    tmp = tempfile.mkdtemp(prefix="log-closed.", dir="/tmp")
-    DIRS.append(tmp)
-    sl = Syslog(tmp)
-    relay = Relay(args.binary, args.world,
-                  f"[log]\nsyslog_socket = {sl.path}\n", name="log-closed")
-    DIRS.append(relay.dir)
-    RELAYS.append(relay)
-    relay.logf = open(relay.log, "ab")
-    relay.proc = subprocess.Popen(
-        [relay.binary, "-c", relay.conf, "serve"], stdout=relay.logf,
-        stderr=subprocess.DEVNULL, preexec_fn=lambda: os.close(2))
+    relay, sl = syslog_relay(args, "log-closed",
+                             preexec=lambda: os.close(2))
     try:
-        if not wait_until(lambda: listening(relay), 20, 0.05):
-            raise RuntimeError("relay did not listen")
         qid, arrived = deliver_one(args, relay, "log closed stderr")
         wait_until(lambda: sl.has("status=sent"), 20)
         started = [g for g in sl.got if "started:" in g]

@@ -68,6 +68,14 @@ def arrived_at(world, msgid, rcpt):
     return sorted(h for h, meta, raw in got if rcpt in meta.get("rcpt_to"))
 
 
+def send(args, relay, rcpt, subject):
+    """Submit one message to rcpt: (code, qid, msgid, last attempt,
+    hosts where it arrived)."""
+    code, qid, msgid = relay.submit(SENDER, [rcpt], subject=subject)
+    att = attempt(relay, qid, rcpt)
+    return code, qid, msgid, att, arrived_at(args.world, msgid, rcpt)
+
+
 def short(x, n=300):
     s = str(x)
     return s if len(s) <= n else s[:n] + "..."
@@ -95,10 +103,8 @@ route = direct
                          ("ee-wrong-digest.test", "verified"),
                          ("ee-301.test", "verified")):
             rcpt = f"user@{dom}"
-            code, qid, msgid = relay.submit(SENDER, [rcpt],
-                                            subject=f"relayhost {dom}")
-            att = attempt(relay, qid, rcpt)
-            hosts = arrived_at(args.world, msgid, rcpt)
+            code, qid, msgid, att, hosts = send(args, relay, rcpt,
+                                                f"relayhost {dom}")
             line = log_has(relay, qid, f"to=<{rcpt}>", "status=sent",
                            f"tls={tls}", "relay=mx.ee-311.test[")
             report(f"relayhost.{dom}-via-relayhost-{tls}",
@@ -111,17 +117,13 @@ route = direct
                    f"code={code} arrived={hosts} attempt={short(att)} "
                    f"log={line!r}")
         rcpt = "user@insecure-mx-good.test"
-        code, qid, msgid = relay.submit(SENDER, [rcpt], subject="own route")
-        att = attempt(relay, qid, rcpt)
-        hosts = arrived_at(args.world, msgid, rcpt)
+        code, qid, msgid, att, hosts = send(args, relay, rcpt, "own route")
         report("relayhost.domain-route-wins",
                hosts == ["mx.no-tlsa.test"] and
                att.get("mx") == "mx.no-tlsa.test",
                f"arrived={hosts} attempt={short(att)}")
         rcpt = "user@ee-312.test"
-        code, qid, msgid = relay.submit(SENDER, [rcpt], subject="direct")
-        att = attempt(relay, qid, rcpt)
-        hosts = arrived_at(args.world, msgid, rcpt)
+        code, qid, msgid, att, hosts = send(args, relay, rcpt, "direct")
         report("relayhost.route-direct-uses-own-mx",
                hosts == ["mx.ee-312.test"] and
                att.get("tls") == "verified" and
@@ -150,9 +152,7 @@ def test_mx_form(args, port):
     relay = start(args, extra, "relayhost-mx")
     try:
         rcpt = "user@no-tlsa.test"
-        code, qid, msgid = relay.submit(SENDER, [rcpt], subject="mx form")
-        att = attempt(relay, qid, rcpt)
-        hosts = arrived_at(args.world, msgid, rcpt)
+        code, qid, msgid, att, hosts = send(args, relay, rcpt, "mx form")
         report("relayhost.host-port-is-mx-of-host",
                hosts == ["mx.ee-311.test"] and att.get("tls") == "verified",
                f"arrived={hosts} attempt={short(att)}")
