@@ -36,7 +36,7 @@ const struct cli_cmd cli_cmds[] = {
 	    "effective configuration",
 	    cmd_check_config },
 	{ "tlsrpt",
-	    "parse [--json] FILE... | list [--day D] [--json] | show DOMAIN DAY | send [--day D]",
+	    "parse [--json] FILE... | received [--json] [DIR] | list [--day D] [--json] | show DOMAIN DAY | send [--day D]",
 	    "TLS-RPT reports (RFC 8460): read received reports; list, show and send ours",
 	    cmd_tlsrpt },
 	{ "help", "[COMMAND]", "show this help", cmd_help },
