@@ -370,7 +370,7 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    NULL,
 	    "directory or maildir of the TLS reports we receive, for "
 	    "`tlsrpt received` and the console's /tlsrpt",
-	    CONF_RELOAD },
+	    CONF_RESTART },
 	{ CONF_DKIM_DOMAIN, "dkim", "domain", CONF_T_STR, NULL, 0, 0,
 	    check_hostname, "d= of our DKIM signatures (RFC 6376)",
 	    CONF_RELOAD },

@@ -47,7 +47,8 @@ tp_int(const json_t *o, const char *key)
 	return (long long)json_integer_value(json_object_get(o, key));
 }
 
-/* ---- sent ------------------------------------------------------------------ */
+/* ---- sent ------------------------------------------------------------------
+ */
 
 static int
 tp_days(struct console_req *r)
@@ -80,10 +81,10 @@ tp_policies(struct console_req *r, const json_t *dom)
 static const char *
 tp_no_destination(const json_t *dom, bool today)
 {
-	if (today)
-		return "the day is not over";
 	if (json_is_true(json_object_get(dom, "done")))
 		return "no report wanted (no usable _smtp._tls record)";
+	if (today)
+		return "the day is not over";
 	return "waiting for the daily run";
 }
 
@@ -100,9 +101,9 @@ tp_dest_cells(struct console_req *r, const json_t *d)
 	        strcmp(st, "failed") == 0  ? "failed" :
 	        strcmp(st, "pending") == 0 ? "pending" :
 	                                     "other",
-	    strcmp(st, "sent") == 0        ? "ok" :
-	        strcmp(st, "failed") == 0  ? "bad" :
-	                                     "warn");
+	    strcmp(st, "sent") == 0       ? "ok" :
+	        strcmp(st, "failed") == 0 ? "bad" :
+	                                    "warn");
 	console_text(r, st);
 	console_printf(
 	    r, "</td><td class=\"num\">%lld</td><td>", tp_int(d, "attempts"));
@@ -116,8 +117,8 @@ tp_dest_cells(struct console_req *r, const json_t *d)
 
 /* One domain of one day: a row per destination (at least one row). */
 static void
-tp_sent_domain(struct console_req *r, const char *day, const json_t *dom,
-    bool today)
+tp_sent_domain(
+    struct console_req *r, const char *day, const json_t *dom, bool today)
 {
 	const json_t *dests = json_object_get(dom, "destinations"), *d;
 	size_t i, n = json_array_size(dests);
@@ -131,9 +132,11 @@ tp_sent_domain(struct console_req *r, const char *day, const json_t *dom,
 		if (i == 0) {
 			console_printf(r, "<td rowspan=\"%zu\">", n ? n : 1);
 			console_text(r, day);
-			console_printf(r, "</td><td rowspan=\"%zu\">", n ? n : 1);
+			console_printf(
+			    r, "</td><td rowspan=\"%zu\">", n ? n : 1);
 			console_text(r, tp_str(dom, "domain"));
-			console_printf(r, "</td><td rowspan=\"%zu\">", n ? n : 1);
+			console_printf(
+			    r, "</td><td rowspan=\"%zu\">", n ? n : 1);
 			tp_policies(r, dom);
 			console_printf(r, "</td>");
 		}
@@ -172,14 +175,15 @@ tp_sent(struct console_req *r, time_t now)
 		return;
 	}
 	if ((days = tlsrpt_sent_days(s, now, ndays)) == NULL) {
-		console_printf(r, "<p class=\"tp-error error\">The TLS-RPT store "
-		                  "could not be read.</p>\n");
+		console_printf(r,
+		    "<p class=\"tp-error error\">The TLS-RPT store "
+		    "could not be read.</p>\n");
 		return;
 	}
 	console_printf(r,
 	    "<table id=\"tp-sent\"><thead><tr><th>Day</th><th>Policy "
 	    "domain</th><th>Sessions per policy</th><th>Destination "
-	    "(rua)</th><th>Status</th><th>Attempts</th><th>First "
+	    "(rua)</th><th>Status</th><th class=\"num\">Attempts</th><th>First "
 	    "attempt</th><th>Last note</th></tr></thead><tbody>\n");
 	json_array_foreach(days, i, day)
 	{
@@ -197,7 +201,8 @@ tp_sent(struct console_req *r, time_t now)
 	json_decref(days);
 }
 
-/* ---- received -------------------------------------------------------------- */
+/* ---- received --------------------------------------------------------------
+ */
 
 /*
  * The directory to read: the configured one, or the dir argument when it
@@ -240,10 +245,11 @@ tp_failures(struct console_req *r, const json_t *failures)
 
 	json_object_foreach((json_t *)(uintptr_t)failures, rt, n)
 	{
-		console_printf(r, "%s<span class=\"tp-rt\">", first ? "" : "<br>");
+		console_printf(
+		    r, "%s<span class=\"tp-rt\">", first ? "" : "<br>");
 		console_text(r, rt);
-		console_printf(r, ": %lld</span>",
-		    (long long)json_integer_value(n));
+		console_printf(
+		    r, ": %lld</span>", (long long)json_integer_value(n));
 		first = false;
 	}
 }
@@ -291,7 +297,8 @@ tp_rows(struct console_req *r, const json_t *doc)
 	    "never added up: a sender may list the same sessions under each "
 	    "(RFC 8460 §4).</p>\n<table id=\"tp-recv\"><thead><tr>"
 	    "<th>Sender</th><th>Day</th><th>Policy</th><th>Policy "
-	    "domain</th><th>Reports</th><th>Successful</th><th>Failed</th>"
+	    "domain</th><th class=\"num\">Reports</th><th class=\"num\">"
+	    "Successful</th><th class=\"num\">Failed</th>"
 	    "<th>Failures by result type</th><th>Flag</th></tr></thead>"
 	    "<tbody>\n");
 	json_array_foreach(json_object_get(doc, "rows"), i, row)
@@ -301,8 +308,9 @@ tp_rows(struct console_req *r, const json_t *doc)
 		last = tp_str(row, "sender");
 	}
 	if (json_array_size(json_object_get(doc, "rows")) == 0)
-		console_printf(r, "<tr><td colspan=\"9\" class=\"tp-empty notice\">"
-		                  "No reports in this directory.</td></tr>\n");
+		console_printf(r,
+		    "<tr><td colspan=\"9\" class=\"tp-empty notice\">"
+		    "No reports in this directory.</td></tr>\n");
 	console_printf(r, "</tbody></table>\n");
 }
 
@@ -321,7 +329,8 @@ tp_flagged(struct console_req *r, const json_t *doc)
 	    "(RFC 8460 §4.4): their failure counts cannot both be "
 	    "right.</p>\n<table id=\"tp-flagged\"><thead><tr><th>File</th>"
 	    "<th>Sender</th><th>Report-id</th><th>Day</th><th>Policy</th>"
-	    "<th>Total failed</th><th>Failure details add up to</th></tr>"
+	    "<th class=\"num\">Total failed</th><th class=\"num\">Failure "
+	    "details add up to</th></tr>"
 	    "</thead><tbody>\n");
 	json_array_foreach(json_object_get(doc, "inconsistent"), i, f)
 	{
@@ -371,9 +380,10 @@ tp_skipped(struct console_req *r, const json_t *doc)
 static void
 tp_form(struct console_req *r, const char *base, const char *dir)
 {
-	console_printf(r, "<form class=\"filters\" method=\"get\" "
-	                  "action=\"/tlsrpt\">"
-	                  "<label>Directory under <code>");
+	console_printf(r,
+	    "<form class=\"filters\" method=\"get\" "
+	    "action=\"/tlsrpt\">"
+	    "<label>Directory under <code>");
 	console_text(r, base);
 	console_printf(r, "</code>: <input name=\"dir\" value=\"");
 	console_text(r, dir);
@@ -401,9 +411,9 @@ tp_received(struct console_req *r)
 	}
 	if ((dir = tp_dir(r, base, &why)) == NULL) {
 		console_printf(r, "<p class=\"tp-error error\">");
-		console_textf(r, "%s: %s", console_arg(r, "dir") != NULL ?
-		        console_arg(r, "dir") :
-		        base,
+		console_textf(r, "%s: %s",
+		    console_arg(r, "dir") != NULL ? console_arg(r, "dir") :
+		                                    base,
 		    why);
 		console_printf(r, "</p>\n");
 		tp_form(r, base, "");
@@ -422,7 +432,8 @@ tp_received(struct console_req *r)
 	doc = tlsrpt_inbox_json(b);
 	console_printf(r, "<p id=\"tp-scan\">");
 	console_text(r, dir);
-	console_printf(r, "%s: %lld files, %lld reports, %lld not counted%s</p>\n",
+	console_printf(r,
+	    "%s: %lld files, %lld reports, %lld not counted%s</p>\n",
 	    json_is_true(json_object_get(doc, "maildir")) ? " (maildir)" : "",
 	    tp_int(doc, "files"), tp_int(doc, "reports"),
 	    tp_int(doc, "nskipped"),

@@ -111,6 +111,11 @@ def check_sent(b, relay, day, send_out):
     report("tlsrpt.sent.counts-per-policy",
            bool(e) and cell == f"tlsa: {e['successful']} successful, "
            f"{e['failed']} failed", f"cell={cell!r} list={e}")
+    # A domain without a usable _smtp._tls record: handled, nothing sent.
+    none = b.text('#tp-sent tr.tp-sent-row[data-domain="no-tlsa.test"]'
+                  f'[data-day="{day}"] .tp-none')
+    report("tlsrpt.sent.no-record-said", none is not None and
+           "no usable _smtp._tls record" in none, f"{none!r}")
     states = b.texts("#tp-sent .tp-state.tp-pending")
     report("tlsrpt.sent.pending-marked", "pending" in states, states)
 
@@ -203,6 +208,10 @@ def main():
             check_received(b, md)
             if args.screenshots:
                 b.screenshot(os.path.join(args.screenshots, "tlsrpt.png"))
+                b.js("document.getElementById('received')"
+                     ".scrollIntoView();")
+                b.screenshot(os.path.join(args.screenshots,
+                                          "tlsrpt-received.png"))
             errs = b.console_errors()
             check_dirs(b, relay.admin_url)
             errs += b.console_errors()
