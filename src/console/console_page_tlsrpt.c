@@ -88,15 +88,26 @@ tp_no_destination(const json_t *dom, bool today)
 	return "waiting for the daily run";
 }
 
+/* <td class="cls">text</td>, the text escaped; cls one of ours or NULL. */
+static void
+tp_td(struct console_req *r, const char *cls, const char *text)
+{
+	if (cls != NULL)
+		console_printf(r, "<td class=\"%s\">", cls);
+	else
+		console_printf(r, "<td>");
+	console_text(r, text);
+	console_printf(r, "</td>");
+}
+
 static void
 tp_dest_cells(struct console_req *r, const json_t *d)
 {
 	char t[CONSOLE_TIME_LEN];
 	const char *st = tp_str(d, "state");
 
-	console_printf(r, "<td class=\"tp-uri\">");
-	console_text(r, tp_str(d, "uri"));
-	console_printf(r, "</td><td class=\"tp-state tp-%s %s\">",
+	tp_td(r, "tp-uri", tp_str(d, "uri"));
+	console_printf(r, "<td class=\"tp-state tp-%s %s\">",
 	    strcmp(st, "sent") == 0        ? "sent" :
 	        strcmp(st, "failed") == 0  ? "failed" :
 	        strcmp(st, "pending") == 0 ? "pending" :
@@ -110,9 +121,8 @@ tp_dest_cells(struct console_req *r, const json_t *d)
 	if (tp_int(d, "first-attempt") > 0)
 		console_text(
 		    r, console_time((time_t)tp_int(d, "first-attempt"), t));
-	console_printf(r, "</td><td class=\"tp-note\">");
-	console_text(r, tp_str(d, "note"));
 	console_printf(r, "</td>");
+	tp_td(r, "tp-note", tp_str(d, "note"));
 }
 
 /* One domain of one day: a row per destination (at least one row). */
@@ -259,18 +269,14 @@ tp_row(struct console_req *r, const json_t *row, bool first_of_sender)
 {
 	bool flag = tp_int(row, "inconsistent") > 0;
 
-	console_printf(r, "<tr class=\"tp-recv%s\"><td class=\"tp-sender\">",
-	    flag ? " tp-inconsistent" : "");
-	if (first_of_sender)
-		console_text(r, tp_str(row, "sender"));
-	console_printf(r, "</td><td>");
-	console_text(r, tp_str(row, "day"));
-	console_printf(r, "</td><td class=\"tp-type\">");
-	console_text(r, tp_str(row, "policy-type"));
-	console_printf(r, "</td><td class=\"tp-domain\">");
-	console_text(r, tp_str(row, "policy-domain"));
+	console_printf(
+	    r, "<tr class=\"tp-recv%s\">", flag ? " tp-inconsistent" : "");
+	tp_td(r, "tp-sender", first_of_sender ? tp_str(row, "sender") : "");
+	tp_td(r, NULL, tp_str(row, "day"));
+	tp_td(r, "tp-type", tp_str(row, "policy-type"));
+	tp_td(r, "tp-domain", tp_str(row, "policy-domain"));
 	console_printf(r,
-	    "</td><td class=\"num\">%lld</td><td class=\"num tp-ok\">%lld"
+	    "<td class=\"num\">%lld</td><td class=\"num tp-ok\">%lld"
 	    "</td><td class=\"num tp-failed\">%lld</td><td>",
 	    tp_int(row, "reports"), tp_int(row, "successful"),
 	    tp_int(row, "failed"));
@@ -334,15 +340,12 @@ tp_flagged(struct console_req *r, const json_t *doc)
 	    "</thead><tbody>\n");
 	json_array_foreach(json_object_get(doc, "inconsistent"), i, f)
 	{
-		console_printf(r, "<tr class=\"tp-inconsistent\"><td>");
-		console_text(r, tp_str(f, "file"));
-		console_printf(r, "</td><td>");
-		console_text(r, tp_str(f, "sender"));
-		console_printf(r, "</td><td>");
-		console_text(r, tp_str(f, "report-id"));
-		console_printf(r, "</td><td>");
-		console_text(r, tp_str(f, "day"));
-		console_printf(r, "</td><td>");
+		console_printf(r, "<tr class=\"tp-inconsistent\">");
+		tp_td(r, NULL, tp_str(f, "file"));
+		tp_td(r, NULL, tp_str(f, "sender"));
+		tp_td(r, NULL, tp_str(f, "report-id"));
+		tp_td(r, NULL, tp_str(f, "day"));
+		console_printf(r, "<td>");
 		console_textf(r, "%s %s", tp_str(f, "policy-type"),
 		    tp_str(f, "policy-domain"));
 		console_printf(r,
