@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "cli/cli.h"
@@ -52,10 +53,14 @@ cmd_tlsrpt_read(const char *path, struct buf *b)
 	FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	char chunk[65536];
 	const char *err = NULL;
+	struct stat sb;
 	size_t n;
 
 	if (fp == NULL)
 		return strerror(errno);
+	if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode))
+		err = "a directory: `danerelay tlsrpt received DIR` reads "
+		      "a directory or maildir of reports";
 	while (err == NULL && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
 		if (buf_add(b, chunk, n) == -1)
 			err = "larger than the input limit (20 MiB)";
