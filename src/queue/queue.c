@@ -294,25 +294,22 @@ queue_mkdir(const char *dir, char **errstr)
  * would write a queue over it; anything that is not SQLite is refused.
  */
 static int
-queue_check_magic(struct queue *q, char **errstr)
+queue_check_magic(const char *path, char **errstr)
 {
-	/*
-	 * Asked through the connection, never by reading the file: a close()
-	 * of any descriptor of the file drops every POSIX lock this process
-	 * holds on it, those of the relay's own connection included when the
-	 * console thread opens the queue; another process may then delete
-	 * the WAL under the relay, whose commits vanish (sqlite.org,
-	 * "How To Corrupt An SQLite Database File", 2.2).
-	 */
-	struct stat sb;
+	static const char magic[16] = "SQLite format 3";
+	char head[16];
+	FILE *fp = fopen(path, "rb");
+	size_t n;
 
-	if ((stat(q->path, &sb) == -1 || sb.st_size == 0 || sb.st_size >= 16) &&
-	    sqlite3_exec(q->db, "SELECT count(*) FROM sqlite_master", NULL,
-	        NULL, NULL) != SQLITE_NOTADB)
+	if (fp == NULL)
+		return 0; /* missing: SQLite creates it or says why not */
+	n = fread(head, 1, sizeof(head), fp);
+	fclose(fp);
+	if (n == 0 || (n == sizeof(head) && memcmp(head, magic, n) == 0))
 		return 0;
 	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
 	                    "SQLite database",
-	    q->path);
+	    path);
 	return -1;
 }
 
@@ -350,7 +347,7 @@ static struct queue *
 queue_open_mode(const char *dir, bool create, char **errstr)
 {
 	struct queue *q;
-	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, rc;
+	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
 
 	*errstr = NULL;
 	if (create && queue_mkdir(dir, errstr) == -1)
@@ -371,13 +368,12 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 		queue_close(q);
 		return NULL;
 	}
-	rc = sqlite3_open_v2(q->path, &q->db, flags, NULL);
-	if (rc == SQLITE_OK && queue_check_magic(q, errstr) == -1) {
+	if (queue_check_magic(q->path, errstr) == -1) {
 		queue_close(q);
 		return NULL;
 	}
-	if (rc != SQLITE_OK || queue_schema_init(q) == -1 ||
-	    queue_schema_prepare(q) == -1) {
+	if (sqlite3_open_v2(q->path, &q->db, flags, NULL) != SQLITE_OK ||
+	    queue_schema_init(q) == -1 || queue_schema_prepare(q) == -1) {
 		if (q->err[0] == '\0')
 			queue_fail(q, "open");
 		*errstr = xstrdup(q->err);
