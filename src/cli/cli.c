@@ -113,11 +113,14 @@ static const struct cli_opt tlsrpt_opts[] = {
 	{ "parse FILE...",
 	    "read received reports: JSON, gzip or the whole mail; - is "
 	    "standard input" },
+	{ "received [DIR]",
+	    "reports received in a directory or maildir (default: [tlsrpt] "
+	    "received), per sender, policy and day" },
 	{ "list", "the policy domains recorded for a day, with their counts" },
 	{ "show DOMAIN DAY",
 	    "the RFC 8460 report of one domain and day, as it would be sent" },
 	{ "send", "send a day's reports now (default: yesterday, UTC)" },
-	{ "--json", "parse, list: print JSON (docs/TLSRPT.md)" },
+	{ "--json", "parse, received, list: print JSON (docs/TLSRPT.md)" },
 	{ "--day YYYY-MM-DD",
 	    "list, send: the UTC day (default: today for list, yesterday for "
 	    "send)" },
@@ -185,13 +188,13 @@ const struct cli_cmd cli_cmds[] = {
 	    "FILE:LINE: [section] key: what is wrong",
 	    false },
 	{ "tlsrpt",
-	    "parse [--json] FILE... | list [--day D] [--json] | show DOMAIN DAY "
-	    "| send [--day D]",
+	    "parse [--json] FILE... | received [--json] [DIR] | list [--day D] "
+	    "[--json] | show DOMAIN DAY | send [--day D]",
 	    "TLS-RPT reports (RFC 8460): read received reports; list, show and "
 	    "send ours",
 	    cmd_tlsrpt, tlsrpt_opts,
 	    "parse: 0 every file was a report, 65 one was not, 66 one could not "
-	    "be read; list, show: 0, 1 no data; send: 0 sent, 1 a report was "
+	    "be read; received: 0, 66 DIR cannot be opened; list, show: 0, 1 no data; send: 0 sent, 1 a report was "
 	    "given up, 75 some are to be retried; 64 bad arguments",
 	    false },
 	{ "help", "[COMMAND]", "show this help", cmd_help, help_opts,
