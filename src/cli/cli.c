@@ -26,8 +26,8 @@ const struct cli_cmd cli_cmds[] = {
 	    "inspect and act on the queue (works while the relay runs)",
 	    cmd_queue },
 	{ "trace",
-	    "[--message-id ID] [--recipient ADDR] [--domain D] "
-	    "[--since 1h] [--json]",
+	    "[--message-id ID] [--sender ADDR] [--recipient ADDR] [--domain D] "
+	    "[--since WHEN] [--until WHEN] [--json]",
 	    "the story of messages, newest last", cmd_trace },
 	{ "passwd", "[USER]", "hash a password for [server] auth_file",
 	    cmd_passwd },
