@@ -114,13 +114,19 @@ struct dns_resolver *check_conf_resolver(
 char *check_conf_info(struct check_resolver_info *ri, const struct conf *c);
 
 /*
- * With [mta_sts] enabled: load its trust anchors into ctx and start an
- * engine on base and r with a cache in memory (each check fetches afresh)
- * into *out (sts_free). Off: *out = NULL. Returns 0, or -1 with *err (new,
- * "[mta_sts] ca_file: ..." or "MTA-STS: ...").
+ * With [mta_sts] enabled, load its trust anchors ([mta_sts] ca_file or
+ * the system's) into ctx; once per context. Returns 0, or -1 with *err
+ * (new, "[mta_sts] ca_file: ...").
+ */
+int check_conf_ca(const struct conf *c, SSL_CTX *ctx, char **err);
+
+/*
+ * With [mta_sts] enabled, an MTA-STS engine on base and r with its cache
+ * in memory (so each check fetches afresh) into *out (sts_free); off:
+ * *out = NULL. Returns 0, or -1 with *err (new, "MTA-STS: ...").
  */
 int check_conf_sts(const struct conf *c, struct event_base *base,
-    struct dns_resolver *r, SSL_CTX *ctx, struct sts **out, char **err);
+    struct dns_resolver *r, struct sts **out, char **err);
 
 /* JSON document of one domain: returns new json_t* (as void* to keep jansson
  * out). */

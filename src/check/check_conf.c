@@ -82,20 +82,12 @@ check_conf_info(struct check_resolver_info *ri, const struct conf *c)
 	return upstream;
 }
 
-/*
- * MTA-STS for domains without DANE (RFC 8461): PKIX trust anchors for the
- * MX certificates in ctx, and an engine whose cache lives only as long as
- * the engine, so that every check fetches the policy afresh.
- */
+/* RFC 8461 §4.2: PKIX trust anchors for the MX certificates. */
 int
-check_conf_sts(const struct conf *c, struct event_base *base,
-    struct dns_resolver *r, SSL_CTX *ctx, struct sts **out, char **err)
+check_conf_ca(const struct conf *c, SSL_CTX *ctx, char **err)
 {
-	struct sts_options so = { 0 };
 	const char *terr;
-	char *e = NULL;
 
-	*out = NULL;
 	if (!conf_bool(c, CONF_MTA_STS_ENABLED))
 		return 0;
 	if (tls_client_ctx_load_ca(
@@ -103,6 +95,23 @@ check_conf_sts(const struct conf *c, struct event_base *base,
 		*err = xasprintf("[mta_sts] ca_file: %s", terr);
 		return -1;
 	}
+	return 0;
+}
+
+/*
+ * An engine whose cache lives only as long as the engine, so that every
+ * check fetches the policy afresh.
+ */
+int
+check_conf_sts(const struct conf *c, struct event_base *base,
+    struct dns_resolver *r, struct sts **out, char **err)
+{
+	struct sts_options so = { 0 };
+	char *e = NULL;
+
+	*out = NULL;
+	if (!conf_bool(c, CONF_MTA_STS_ENABLED))
+		return 0;
 	so.cache_path = ":memory:";
 	so.ca_file = conf_str(c, CONF_MTA_STS_CA_FILE);
 	so.https_port = (unsigned)conf_int(c, CONF_MTA_STS_HTTPS_PORT);

@@ -176,7 +176,8 @@ cmd_check_sts(struct cmd_check_args *a, const struct conf *c,
 {
 	char *err = NULL;
 
-	if (check_conf_sts(c, base, r, ctx, &a->opts.sts, &err) == -1) {
+	if (check_conf_ca(c, ctx, &err) == -1 ||
+	    check_conf_sts(c, base, r, &a->opts.sts, &err) == -1) {
 		fprintf(stderr, "danerelay check: %s\n", err);
 		free(err);
 		return -1;
