@@ -116,6 +116,13 @@ void console_json(struct console_req *r, const json_t *body);
 void console_redirect(struct console_req *r, const char *location);
 void console_fail(struct console_req *r, int code, const char *text);
 
+/*
+ * console_page_check.c: end the checks still running (their pages say
+ * so) and free the resolver and TLS context of /check. console_stop()
+ * calls it once the console's thread has ended, before freeing the loop.
+ */
+void console_page_check_stop(void);
+
 /* --- small shared helpers --- */
 
 /* The period argument "period" of /report and /impact: "1h", "1d", "7d",
