@@ -28,6 +28,7 @@
 
 #include "conf/conf.h"
 #include "console/console_core.h"
+#include "console/console_int.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "queue/queue.h"
@@ -245,6 +246,9 @@ console_stop(struct console *con)
 	}
 	if (con->stop_ev != NULL)
 		event_free(con->stop_ev);
+	/* The thread has ended: what /check keeps on the loop goes first. */
+	if (con->base != NULL)
+		console_page_check_stop();
 	if (con->http != NULL)
 		evhttp_free(con->http);
 	if (con->base != NULL)

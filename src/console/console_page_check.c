@@ -115,13 +115,13 @@ check_form(struct console_req *r, const char *domain)
 {
 	console_printf(r,
 	    "<form method=\"get\" action=\"/check\" "
-	    "class=\"search\" id=\"check-form\"><label>Domain "
+	    "class=\"filters\" id=\"check-form\"><label>Domain "
 	    "<input type=\"text\" name=\"domain\" "
 	    "placeholder=\"example.org\" value=\"");
 	console_text(r, domain != NULL ? domain : "");
 	console_printf(r,
 	    "\"></label> <button type=\"submit\">Check</button>"
-	    "</form>\n<p class=\"note\">The same test as "
+	    "</form>\n<p class=\"muted\">The same test as "
 	    "<code>danerelay check DOMAIN</code>: DNSSEC, MX, "
 	    "TLSA and MTA-STS lookups, then a connection to "
 	    "every MX address with STARTTLS, judged as the "
@@ -207,8 +207,8 @@ check_mx_row(struct console_req *r, size_t i, json_t *mx)
 	console_printf(r, "</td><td>%" JSON_INTEGER_FORMAT "</td><td>",
 	    json_integer_value(json_object_get(mx, "preference")));
 	console_text(r, policy != NULL ? policy : "-");
-	console_printf(
-	    r, "</td><td class=\"result\">%s</td><td>", pass ? "PASS" : "FAIL");
+	console_printf(r, "</td><td class=\"result %s\">%s</td><td>",
+	    pass ? "ok" : "bad", pass ? "PASS" : "FAIL");
 	if (!pass) {
 		console_text(
 		    r, json_string_value(json_object_get(o, "status")));
@@ -243,29 +243,35 @@ check_mx_table(struct console_req *r, json_t *doc)
 	console_printf(r, "</tbody></table>\n");
 }
 
-/* The first line of the report, then the lines that begin "  why:" and
- * "  fix:", as the verdict box; the whole report below. */
+/* The verdict box: the report's first line, and its "why:" and "fix:"
+ * lines (the whole report follows below). */
 static void
 check_verdict_box(struct console_req *r, json_t *doc, const char *text)
 {
 	const char *verdict =
 	    json_string_value(json_object_get(doc, "verdict"));
-	const char *nl = strchr(text, '\n');
-	char *line = xstrndup(text, nl != NULL ? (size_t)(nl - text) : 0);
+	bool fail = verdict == NULL || strcmp(verdict, "defer") == 0 ||
+	    strcmp(verdict, "bounce") == 0;
+	const char *line = text, *nl;
+	char *s;
 
 	console_printf(r,
-	    "<div class=\"verdict\" id=\"check-verdict\" "
-	    "data-verdict=\"");
+	    "<div class=\"verdict %s\" id=\"check-verdict\" "
+	    "data-verdict=\"",
+	    fail ? "error" : "notice");
 	console_text(r, verdict != NULL ? verdict : "?");
-	console_printf(r, "\"><p class=\"headline\">");
-	console_text(r, line);
-	console_printf(r, "</p>");
-	free(line);
-	if (json_string_length(json_object_get(doc, "text")) > 0) {
-		console_printf(r, "<p class=\"why\">");
-		console_text(
-		    r, json_string_value(json_object_get(doc, "text")));
-		console_printf(r, "</p>");
+	console_printf(r, "\">");
+	for (; *line != '\0'; line = *nl != '\0' ? nl + 1 : nl) {
+		nl = strchrnul(line, '\n');
+		if (line != text && strncmp(line, "  why: ", 7) != 0 &&
+		    strncmp(line, "  fix: ", 7) != 0)
+			continue;
+		s = xstrndup(line, (size_t)(nl - line));
+		console_printf(
+		    r, line == text ? "<p class=\"headline\"><strong>" : "<p>");
+		console_text(r, line == text ? s : s + 2);
+		console_printf(r, line == text ? "</strong></p>" : "</p>");
+		free(s);
 	}
 	console_printf(r, "</div>\n");
 }

@@ -58,7 +58,7 @@ trace_form(struct console_req *r)
 
 	console_printf(r,
 	    "<form method=\"get\" action=\"/trace\" "
-	    "class=\"search\" id=\"trace-search\">\n");
+	    "class=\"filters\" id=\"trace-search\">\n");
 	for (i = 0; i < TRACE_NFIELDS; i++) {
 		console_printf(r, "<label>%s <input type=\"text\" name=\"%s\"",
 		    trace_fields[i].label, trace_fields[i].name);
@@ -117,16 +117,29 @@ trace_rcpt_state(const struct queue_rcpt *q)
 	return queue_rcpt_status_str(q->status);
 }
 
+/* The stylesheet's colour for a state. */
+static const char *
+trace_state_class(const char *state)
+{
+	if (strcmp(state, "delivered") == 0)
+		return "ok";
+	if (strcmp(state, "bounced") == 0)
+		return "bad";
+	if (strcmp(state, "deferred") == 0)
+		return "warn";
+	return "muted";
+}
+
 static void
 trace_rcpt_cell(const struct queue_rcpt *q, void *arg)
 {
 	struct console_req *r = arg;
 	const char *state = trace_rcpt_state(q);
 
-	console_printf(r, "<li>");
+	console_printf(r, "<div>");
 	console_text(r, q->addr);
-	console_printf(
-	    r, " <span class=\"state state-%s\">%s</span></li>", state, state);
+	console_printf(r, " <span class=\"state %s\">%s</span></div>",
+	    trace_state_class(state), state);
 }
 
 /* The sender as SMTP writes it: <> is the null reverse-path. */
@@ -155,9 +168,9 @@ trace_row(struct console_req *r, const json_t *m)
 	free(href);
 	console_printf(r, "</td><td>");
 	trace_sender(r, m);
-	console_printf(r, "</td><td><ul class=\"rcpts\">");
+	console_printf(r, "</td><td class=\"rcpts\">");
 	queue_msg_rcpts(console_queue(r), id, trace_rcpt_cell, r);
-	console_printf(r, "</ul></td><td>");
+	console_printf(r, "</td><td>");
 	console_text(r, mid != NULL ? mid : "");
 	console_printf(r, "</td></tr>\n");
 }
@@ -240,7 +253,7 @@ trace_fact(struct console_req *r, json_t *ev, json_t *shown, const char *label,
 	if (v == NULL)
 		return false;
 	console_printf(
-	    r, "<span class=\"fact\"><span class=\"k\">%s</span> ", label);
+	    r, "<span class=\"fact\"><span class=\"muted\">%s</span> ", label);
 	console_text(r, v);
 	console_printf(r, "</span> ");
 	return true;
@@ -283,7 +296,7 @@ trace_received(struct console_req *r, json_t *ev, json_t *shown)
 	if (!trace_fact(r, ev, shown, "authenticated as", "auth_user"))
 		console_printf(r, "<span class=\"fact\">no login</span> ");
 	console_printf(
-	    r, "<span class=\"fact\"><span class=\"k\">sender</span> ");
+	    r, "<span class=\"fact\"><span class=\"muted\">sender</span> ");
 	console_text(r,
 	    json_string_length(json_object_get(ev, "sender")) > 0 ?
 	        json_string_value(json_object_get(ev, "sender")) :
@@ -297,6 +310,10 @@ trace_received(struct console_req *r, json_t *ev, json_t *shown)
 		    json_integer_value(n),
 		    json_integer_value(n) == 1 ? "" : "s");
 	json_object_set_new(shown, "recipients", json_true());
+	/* In the envelope table above the timeline. */
+	json_object_set_new(shown, "kind", json_true());
+	json_object_set_new(shown, "size", json_true());
+	json_object_set_new(shown, "message_id", json_true());
 }
 
 /* The security of an attempt in the words of the transit report. */
@@ -321,14 +338,15 @@ trace_security_words(const char *sec, bool delivered)
 	return sec;
 }
 
-/* RFC 7218 acronym of the usage of "3 1 1". */
+/* RFC 7218 acronym of the usage of "3 1 1" (stored "3-1-1"). */
 static const char *
 trace_tlsa_usage(const char *tlsa)
 {
 	static const char *const usages[] = { "PKIX-TA", "PKIX-EE", "DANE-TA",
 		"DANE-EE" };
 
-	if (tlsa[0] >= '0' && tlsa[0] <= '3' && tlsa[1] == ' ')
+	if (tlsa[0] >= '0' && tlsa[0] <= '3' &&
+	    (tlsa[1] == ' ' || tlsa[1] == '-'))
 		return usages[tlsa[0] - '0'];
 	return "?";
 }
@@ -402,8 +420,10 @@ trace_attempt_tls(struct console_req *r, json_t *ev, json_t *shown)
 {
 	const char *tls = trace_field(ev, shown, "tls");
 	const char *tlsa = trace_field(ev, shown, "tlsa");
+	char *rec, *p;
 
-	console_printf(r, "<span class=\"fact\"><span class=\"k\">TLS</span> ");
+	console_printf(
+	    r, "<span class=\"fact\"><span class=\"muted\">TLS</span> ");
 	console_text(r, tls == NULL || strcmp(tls, "none") == 0 ? "none" : tls);
 	if (json_object_get(ev, "tls_version") != NULL) {
 		console_printf(r, ", ");
@@ -415,8 +435,14 @@ trace_attempt_tls(struct console_req *r, json_t *ev, json_t *shown)
 	if (tlsa != NULL) {
 		console_printf(r,
 		    "<span class=\"fact\"><span "
-		    "class=\"k\">TLSA</span> ");
-		console_text(r, tlsa);
+		    "class=\"muted\">TLSA</span> ");
+		/* As a zone writes the record: "3 1 1", not "3-1-1". */
+		rec = xstrdup(tlsa);
+		for (p = rec; *p != '\0'; p++)
+			if (*p == '-')
+				*p = ' ';
+		console_text(r, rec);
+		free(rec);
 		console_printf(r, " (%s) matched", trace_tlsa_usage(tlsa));
 		if (json_object_get(ev, "tlsa_base") != NULL) {
 			console_printf(r, " at ");
@@ -437,7 +463,8 @@ trace_attempt(struct console_req *r, json_t *ev, json_t *shown)
 	const char *sec = trace_field(ev, shown, "security");
 	json_t *port = json_object_get(ev, "port");
 
-	console_printf(r, "<span class=\"fact\"><span class=\"k\">MX</span> ");
+	console_printf(
+	    r, "<span class=\"fact\"><span class=\"muted\">MX</span> ");
 	console_text(r, mx != NULL ? mx : "none");
 	if (json_object_get(ev, "ip") != NULL) {
 		console_printf(r, " [");
@@ -456,7 +483,7 @@ trace_attempt(struct console_req *r, json_t *ev, json_t *shown)
 		    "<span class=\"fact security\" "
 		    "data-security=\"");
 		console_text(r, sec);
-		console_printf(r, "\"><span class=\"k\">security</span> ");
+		console_printf(r, "\"><span class=\"muted\">security</span> ");
 		console_text(r,
 		    trace_security_words(
 		        sec, status != NULL && status[0] == '2'));
@@ -465,7 +492,7 @@ trace_attempt(struct console_req *r, json_t *ev, json_t *shown)
 	trace_fact(r, ev, shown, "policy", "policy");
 	trace_fact(r, ev, shown, "exception", "exception");
 	console_printf(
-	    r, "<span class=\"fact\"><span class=\"k\">status</span> ");
+	    r, "<span class=\"fact\"><span class=\"muted\">status</span> ");
 	console_text(r, status != NULL ? status : "?");
 	if (rt != NULL) {
 		console_printf(r, " ");
@@ -473,9 +500,11 @@ trace_attempt(struct console_req *r, json_t *ev, json_t *shown)
 	}
 	console_printf(r, "</span> ");
 	if (text != NULL) {
+		/* The report's own labels: "Remote reply" or "Reason". */
 		console_printf(r,
-		    "<p class=\"reply\"><span "
-		    "class=\"k\">reply</span> <code>");
+		    "<p class=\"reply\"><span class=\"muted\">%s</span> "
+		    "<code>",
+		    dsn_text_is_reply(text) ? "reply" : "reason");
 		console_text(r, text);
 		console_printf(r, "</code></p>");
 	}
@@ -504,7 +533,7 @@ trace_dsn_sent(struct console_req *r, json_t *ev, json_t *shown)
 	if (dsn != NULL) {
 		console_printf(r,
 		    "<span class=\"fact\"><span "
-		    "class=\"k\">report</span> ");
+		    "class=\"muted\">report</span> ");
 		href = xasprintf("/trace/%s", dsn);
 		console_link(r, dsn, href, NULL);
 		free(href);
@@ -578,9 +607,9 @@ trace_rcpt_row(const struct queue_rcpt *q, void *arg)
 	console_printf(r, "<tr><td>");
 	console_text(r, q->addr);
 	console_printf(r,
-	    "</td><td><span class=\"state state-%s\">%s</span></td>"
-	    "<td>%d</td><td>",
-	    state, state, q->attempts);
+	    "</td><td><span class=\"state %s\">%s</span></td>"
+	    "<td class=\"num\">%d</td><td>",
+	    trace_state_class(state), state, q->attempts);
 	console_text(r, q->last_status);
 	if (q->last_result_type[0] != '\0') {
 		console_printf(r, " ");

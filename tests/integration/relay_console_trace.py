@@ -179,10 +179,14 @@ def test_message(b, relay, own):
     check("msg-attempt-status",
           "status 4.7.325 certificate-host-mismatch" in d, d)
     check("msg-attempt-ndr", NDR_7325 in d, d)
+    # No server reply (the TLS check failed): our reason, as the NDR says.
+    check("msg-attempt-reason", "reason the certificate of "
+          "mx.dane-ta-wrong-name.test" in d, d)
     check("msg-deferred", row_of(rows, "deferred"), f"{rows}")
     st = b.texts("#recipients .state")
     check("msg-rcpt-state", st == ["deferred"], f"{st}")
     if ARGS.screenshots:
+        b.js("document.getElementById('recipients').scrollIntoView();")
         b.screenshot(os.path.join(ARGS.screenshots, "trace-message.png"))
 
     good = [q for q, v in sent.items() if v[0] == "ee-311.test"][0]
@@ -213,7 +217,10 @@ def test_message(b, relay, own):
         b.click("#timeline tr.ev-dsn-sent a")
         check("msg-dsn-page", b.text("#message .qid") == report_id and
               "<>" in (b.text("#message") or ""), b.text("#message"))
+    errs = b.console_errors()
+    check("msg-pages-no-errors", not errs, f"{errs}")
     b.get(f"{ARGS.url}/trace/0000000000000000")
+    b.console_errors()  # the 404 itself is logged
     check("msg-unknown", "No message with" in (b.text(".error") or ""),
           b.text("main"))
 
