@@ -37,8 +37,8 @@ static const struct {
 	{ "recipient", "Recipient", "bob@example.com" },
 	{ "message_id", "Message ID", "queue id or Message-ID" },
 	{ "domain", "Recipient domain", "example.com" },
-	{ "since", "Since", "1h, 2d or 2026-12-07T10:00 (UTC)" },
-	{ "until", "Until", "30m or 2026-12-07 (UTC)" },
+	{ "since", "Since (UTC)", "1h, 2d, 2026-12-07" },
+	{ "until", "Until (UTC)", "30m, 2026-12-07T10:00" },
 };
 #define TRACE_NFIELDS (sizeof(trace_fields) / sizeof(trace_fields[0]))
 
@@ -108,6 +108,18 @@ trace_filter(
 	return NULL;
 }
 
+/* An ISO 8601 time of the trace as people write it: "2026-12-07 10:42:05Z". */
+static void
+trace_when(struct console_req *r, const char *iso)
+{
+	char *t = xstrdup(iso != NULL ? iso : "");
+
+	if (strlen(t) > 10 && t[10] == 'T')
+		t[10] = ' ';
+	console_text(r, t);
+	free(t);
+}
+
 /* "deferred" for a queued recipient that was tried, else its status. */
 static const char *
 trace_rcpt_state(const struct queue_rcpt *q)
@@ -161,7 +173,7 @@ trace_row(struct console_req *r, const json_t *m)
 	if (id == NULL)
 		return;
 	console_printf(r, "<tr><td>");
-	console_text(r, json_string_value(json_object_get(m, "received_at")));
+	trace_when(r, json_string_value(json_object_get(m, "received_at")));
 	href = xasprintf("/trace/%s", id);
 	console_printf(r, "</td><td class=\"qid\">");
 	console_link(r, id, href, NULL);
@@ -578,7 +590,7 @@ trace_event(struct console_req *r, json_t *ev)
 	console_printf(r, "<tr class=\"ev ev-");
 	console_text(r, type);
 	console_printf(r, "\"><td class=\"at\">");
-	console_text(r, json_string_value(json_object_get(ev, "at")));
+	trace_when(r, json_string_value(json_object_get(ev, "at")));
 	console_printf(r, "</td><td class=\"type\">");
 	console_text(r, trace_type_words(type));
 	console_printf(r, "</td><td class=\"rcpt\">");
@@ -637,7 +649,7 @@ trace_message(struct console_req *r, const json_t *m)
 	console_printf(r, "</td></tr><tr><th>Message-ID</th><td>");
 	console_text(r, mid != NULL ? mid : "none");
 	console_printf(r, "</td></tr><tr><th>Received</th><td>");
-	console_text(r, json_string_value(json_object_get(m, "received_at")));
+	trace_when(r, json_string_value(json_object_get(m, "received_at")));
 	console_printf(r, "</td></tr><tr><th>Kind, size</th><td>");
 	console_text(r, json_string_value(json_object_get(m, "kind")));
 	console_printf(r,
