@@ -280,6 +280,14 @@ def test_check(b, relay):
     check("check-headline", out.splitlines()[0] == head if out else False,
           f"{head!r}")
 
+    # MTA-STS (on in the world's config): the policy fetched by the
+    # console's own engine, reported in the command's words.
+    check_page(b, "sts-enforce.test")
+    out, _ = cli_check(relay, "sts-enforce.test")
+    page = b.text("#check-report") or ""
+    check("check-sts-same-words", "MTA-STS: mode enforce" in page and
+          norm(page) == norm(out), f"page:\n{page}\ncli:\n{out}")
+
     b.get(f"{ARGS.url}/check")
     b.submit_form("#check-form", {"domain": "bad..name"})
     err = b.text("#check-error") or ""
