@@ -254,14 +254,15 @@ console_stop(struct console *con)
 		(void)!write(con->stop_pipe[1], "", 1);
 		pthread_join(con->thread, NULL);
 	}
+	/* The thread has ended: the checks /check runs end their pages (so
+	 * before the loop below) and free what they keep on the loop. */
+	if (con->base != NULL)
+		console_page_check_stop();
 	/* Requests a page meant to answer later: the loop is gone. */
 	while (con->reqs != NULL)
 		console_req_free(con->reqs);
 	if (con->stop_ev != NULL)
 		event_free(con->stop_ev);
-	/* The thread has ended: what /check keeps on the loop goes first. */
-	if (con->base != NULL)
-		console_page_check_stop();
 	if (con->http != NULL)
 		evhttp_free(con->http);
 	if (con->base != NULL)
