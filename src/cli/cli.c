@@ -89,11 +89,18 @@ static const struct cli_opt queue_opts[] = {
 static const struct cli_opt trace_opts[] = {
 	{ "--message-id ID",
 	    "the queue id, or the Message-ID header with or without <>" },
+	{ "--sender ADDR",
+	    "messages from this sender (case-insensitive; <> the null "
+	    "sender)" },
 	{ "--recipient ADDR", "messages to this recipient" },
 	{ "--domain D", "messages to recipients in this domain" },
-	{ "--since AGE",
-	    "messages with an event this recent: 30m, 1h, 2d (whole story "
-	    "shown)" },
+	{ "--since WHEN",
+	    "messages with an event at or after WHEN: an age (30m, 1h, 2d) or "
+	    "a UTC time (2026-12-07, 2026-12-07T10:00:00Z); whole story "
+	    "shown" },
+	{ "--until WHEN",
+	    "messages with an event at or before WHEN (same forms; a date "
+	    "alone means its last second)" },
 	{ "--json", "print the events as JSON (docs/QUEUE.md)" },
 	{ NULL, NULL },
 };
@@ -168,8 +175,8 @@ const struct cli_cmd cli_cmds[] = {
 	    "configuration or the queue cannot be opened; 70 a database error",
 	    false },
 	{ "trace",
-	    "[--message-id ID] [--recipient ADDR] [--domain D] "
-	    "[--since 1h] [--json]",
+	    "[--message-id ID] [--sender ADDR] [--recipient ADDR] [--domain D] "
+	    "[--since WHEN] [--until WHEN] [--json]",
 	    "the story of messages, newest last", cmd_trace, trace_opts,
 	    "0 something matched; 1 nothing did; 64 bad arguments; 78 the "
 	    "configuration or the queue cannot be opened; 70 a database error",

@@ -539,16 +539,33 @@ trace_filters(void)
 		struct queue_trace_filter f;
 		const char *want; /* indexes of the messages, "" none */
 	} cases[] = {
-		{ { NULL, NULL, NULL, 0 }, "012" },
-		{ { "<one@example.org>", NULL, NULL, 0 }, "0" },
-		{ { "two@example.org", NULL, NULL, 0 }, "1" },
-		{ { "<nope@example.org>", NULL, NULL, 0 }, "" },
-		{ { NULL, "BOB@example.com", NULL, 0 }, "0" },
-		{ { NULL, NULL, "example.net", 0 }, "01" },
-		{ { NULL, NULL, "EXAMPLE.COM", 0 }, "02" },
-		{ { NULL, "erin@example.com", "example.net", 0 }, "" },
-		{ { NULL, NULL, NULL, 1 }, "012" },
-		{ { NULL, NULL, NULL, 0x7fffffff }, "" },
+		/* message id, recipient, domain, since, sender, until, limit */
+		{ { NULL, NULL, NULL, 0, NULL, 0, 0 }, "012" },
+		{ { "<one@example.org>", NULL, NULL, 0, NULL, 0, 0 }, "0" },
+		{ { "two@example.org", NULL, NULL, 0, NULL, 0, 0 }, "1" },
+		{ { "<nope@example.org>", NULL, NULL, 0, NULL, 0, 0 }, "" },
+		{ { NULL, "BOB@example.com", NULL, 0, NULL, 0, 0 }, "0" },
+		{ { NULL, NULL, "example.net", 0, NULL, 0, 0 }, "01" },
+		{ { NULL, NULL, "EXAMPLE.COM", 0, NULL, 0, 0 }, "02" },
+		{ { NULL, "erin@example.com", "example.net", 0, NULL, 0, 0 },
+		    "" },
+		{ { NULL, NULL, NULL, 1, NULL, 0, 0 }, "012" },
+		{ { NULL, NULL, NULL, 0x7fffffff, NULL, 0, 0 }, "" },
+		{ { NULL, NULL, NULL, 0, "A@Example.ORG", 0, 0 }, "01" },
+		{ { NULL, NULL, NULL, 0, "<>", 0, 0 }, "2" },
+		{ { NULL, NULL, NULL, 0, "", 0, 0 }, "2" },
+		{ { NULL, NULL, NULL, 0, "b@example.org", 0, 0 }, "" },
+		{ { NULL, NULL, "example.com", 0, "a@example.org", 0, 0 },
+		    "0" },
+		{ { NULL, NULL, NULL, 0, NULL, 1, 0 }, "" },
+		{ { NULL, NULL, NULL, 0, NULL, 0x7fffffff, 0 }, "012" },
+		{ { NULL, NULL, NULL, 1, NULL, 0x7fffffff, 0 }, "012" },
+		/* A window before the messages were made. */
+		{ { NULL, NULL, NULL, 1, NULL, 2, 0 }, "" },
+		{ { NULL, NULL, NULL, 0, NULL, 0, 2 }, "12" },
+		{ { NULL, NULL, NULL, 0, NULL, 0, 1 }, "2" },
+		{ { NULL, NULL, NULL, 0, NULL, 0, 5 }, "012" },
+		{ { NULL, NULL, "example.com", 0, NULL, 0, 1 }, "2" },
 	};
 	size_t i, j, n;
 
@@ -580,7 +597,7 @@ trace_recipient_filter_hides_others(void)
 		{ "bob@example.com", "carol@example.net", NULL }, NULL, 0 };
 	char *dir = tmp_new(), id[QUEUE_ID_LEN];
 	struct queue *q = open_ok(dir);
-	struct queue_trace_filter f = { NULL, "carol@example.net", NULL, 0 };
+	struct queue_trace_filter f = { .recipient = "carol@example.net" };
 	json_t *tr, *evs;
 
 	T_CHECK(add_spec(q, &spec, id) == 0);
@@ -694,6 +711,44 @@ since_parse(void)
 			T_CHECK(
 			    queue_trace_parse_since(cases[i].in, &t) == NULL &&
 			    t == cases[i].secs);
+	}
+}
+
+/* --since / --until: a duration before now, or a UTC time. */
+static void
+when_parse(void)
+{
+	static const struct {
+		const char *in;
+		bool end;
+		time_t t; /* -1: error */
+	} cases[] = {
+		{ "1h", false, 1000000 - 3600 },
+		{ "2026-12-07", false, 1796601600 },
+		{ "2026-12-07", true, 1796601600 + 86399 },
+		{ "2026-12-07T10:42", false, 1796601600 + 38520 },
+		{ "2026-12-07 10:42", true, 1796601600 + 38520 },
+		{ "2026-12-07T10:42:05Z", false, 1796601600 + 38525 },
+		{ "2026-12-07t10:42", false, -1 },
+		{ "2026-02-30", false, -1 },
+		{ "2026-12-07T25:00", false, -1 },
+		{ "2026-12-07T10:42:05+01:00", false, -1 },
+		{ "2026-12-7", false, -1 },
+		{ "yesterday", false, -1 },
+		{ "", false, -1 },
+	};
+	size_t i;
+	time_t t;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		t = 0;
+		if (cases[i].t == -1)
+			T_CHECK(queue_trace_parse_when(cases[i].in, 1000000,
+			            cases[i].end, &t) != NULL);
+		else
+			T_CHECK(queue_trace_parse_when(cases[i].in, 1000000,
+			            cases[i].end, &t) == NULL &&
+			    t == cases[i].t);
 	}
 }
 
@@ -1366,6 +1421,7 @@ main(void)
 	T_RUN(trace_filters);
 	T_RUN(trace_recipient_filter_hides_others);
 	T_RUN(trace_print_generic_fields);
+	T_RUN(when_parse);
 	T_RUN(since_parse);
 	T_RUN(operator_actions);
 	T_RUN(list_and_purge);
