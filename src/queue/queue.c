@@ -239,6 +239,8 @@ queue_rcpt_status_str(enum queue_rcpt_status s)
 		return "bounced";
 	case QUEUE_RCPT_DELETED:
 		return "deleted";
+	case QUEUE_RCPT_HELD:
+		return "held";
 	}
 	return "unknown";
 }
