@@ -22,7 +22,10 @@ const struct cli_cmd cli_cmds[] = {
 	    cmd_tlsa },
 	{ "serve", "", "run the relay: accept, queue and deliver mail",
 	    cmd_serve },
-	{ "queue", "list|show|retry|delete|bounce [--json] [ID]",
+	{ "queue",
+	    "list [--json] [--domain D] [--state active|deferred|held] "
+	    "[--sender S] [--recipient R] | show [--json] ID | "
+	    "retry|hold|release|bounce|delete ID | flush [DOMAIN]",
 	    "inspect and act on the queue (works while the relay runs)",
 	    cmd_queue },
 	{ "trace",
