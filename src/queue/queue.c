@@ -294,25 +294,36 @@ queue_mkdir(const char *dir, char **errstr)
 /*
  * SQLite takes a file shorter than its header for an empty database and
  * would write a queue over it; anything that is not SQLite is refused.
+ *
+ * Read through SQLite's own handle of the file, never an fopen/fclose of
+ * our own: closing any descriptor of a file drops every POSIX lock the
+ * process holds on it (fcntl(2)), so a second connection opened in the
+ * daemon (the console's) would silently drop the daemon's locks; a
+ * command closing the queue then takes itself for the last user, deletes
+ * the WAL, and the daemon's commits go to a deleted file.
  */
 static int
-queue_check_magic(const char *path, char **errstr)
+queue_check_magic(struct queue *q)
 {
 	static const char magic[16] = "SQLite format 3";
-	char head[16];
-	FILE *fp = fopen(path, "rb");
-	size_t n;
+	sqlite3_file *fp = NULL;
+	char head[16] = { 0 };
+	struct stat sb;
 
-	if (fp == NULL)
-		return 0; /* missing: SQLite creates it or says why not */
-	n = fread(head, 1, sizeof(head), fp);
-	fclose(fp);
-	if (n == 0 || (n == sizeof(head) && memcmp(head, magic, n) == 0))
+	/* stat(2) opens nothing; SQLite itself counts one byte as empty. */
+	if (stat(q->path, &sb) == -1 || sb.st_size == 0)
+		return 0; /* SQLite creates it or says why not */
+	if (sqlite3_file_control(
+	        q->db, "main", SQLITE_FCNTL_FILE_POINTER, &fp) != SQLITE_OK ||
+	    fp == NULL || fp->pMethods == NULL)
+		return 0; /* SQLite will say what is wrong */
+	/* A short read fills the rest with zeros: no magic. */
+	if (fp->pMethods->xRead(fp, head, (int)sizeof(head), 0) == SQLITE_OK &&
+	    memcmp(head, magic, sizeof(head)) == 0)
 		return 0;
-	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
-	                    "SQLite database",
-	    path);
-	return -1;
+	return queue_failx(q,
+	    "%s: not a danerelay queue, or damaged: not a SQLite database",
+	    q->path);
 }
 
 /*
@@ -323,7 +334,13 @@ queue_check_magic(const char *path, char **errstr)
 static int
 queue_create_private(const char *path, char **errstr)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd;
+
+	/* An existing queue is left alone: no descriptor of ours to close
+	 * (see queue_check_magic). */
+	if (access(path, F_OK) == 0)
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
@@ -370,12 +387,9 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 		queue_close(q);
 		return NULL;
 	}
-	if (queue_check_magic(q->path, errstr) == -1) {
-		queue_close(q);
-		return NULL;
-	}
 	if (sqlite3_open_v2(q->path, &q->db, flags, NULL) != SQLITE_OK ||
-	    queue_schema_init(q) == -1 || queue_schema_prepare(q) == -1) {
+	    queue_check_magic(q) == -1 || queue_schema_init(q) == -1 ||
+	    queue_schema_prepare(q) == -1) {
 		if (q->err[0] == '\0')
 			queue_fail(q, "open");
 		*errstr = xstrdup(q->err);
