@@ -66,7 +66,10 @@ console_http_send(struct console_req *r, int code, const char *type,
 	evhttp_add_header(h, "Content-Security-Policy", CONSOLE_CSP);
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
-	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	/* Not "no-referrer": with it a browser sends "Origin: null" on our
+	 * own forms (Fetch, serializing a request origin), and every POST
+	 * was refused. Nothing leaves for another site either way. */
+	evhttp_add_header(h, "Referrer-Policy", "same-origin");
 	evhttp_add_header(h, "Cache-Control", cache);
 	if (tls)
 		evhttp_add_header(
