@@ -252,9 +252,11 @@ console_auth_login(struct console_auth *a, const struct sockaddr *peer,
 	if (a->users != NULL && server_auth_check(a->users, user, password))
 		return 1;
 	n = server_authfail_add(a->fails, peer, a->lockout, now);
+	if (n >= a->max_failures) {
+		*wait = a->lockout; /* this one locked it: say so now */
+		return -1;
+	}
 	/* 1 s, 2 s, 4 s, then 8 s, as SMTP AUTH; then the lockout. */
-	*wait = n >= a->max_failures ? a->lockout :
-	    n <= 1                   ? 1 :
-	                               1u << (n > 4 ? 3 : n - 1);
+	*wait = n <= 1 ? 1 : 1u << (n > 4 ? 3 : n - 1);
 	return 0;
 }

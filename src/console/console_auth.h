@@ -52,8 +52,8 @@ bool console_session_csrf_ok(
 
 /*
  * A login attempt from peer. Returns 1 (user and password right), 0
- * (wrong), -1 (this client network is locked out: not even tried).
- * *wait: seconds this network must wait before its next attempt counts.
+ * (wrong: answer after *wait seconds), -1 (this client network is locked
+ * out, by this failure or before: *wait is the lockout).
  */
 int console_auth_login(struct console_auth *a, const struct sockaddr *peer,
     const char *user, const char *password, time_t now, unsigned *wait);
