@@ -60,23 +60,6 @@ cmd_queue_puts(const char *s)
 	cmd_queue_put(s, strlen(s));
 }
 
-/* "45s", "12m", "3h", "2d": a short age or delay. */
-static const char *
-cmd_queue_ago(time_t secs, char buf[32])
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, 32, "%llds", (long long)secs);
-	else if (secs < 7200)
-		snprintf(buf, 32, "%lldm", (long long)secs / 60);
-	else if (secs < 2 * 86400)
-		snprintf(buf, 32, "%lldh", (long long)secs / 3600);
-	else
-		snprintf(buf, 32, "%lldd", (long long)secs / 86400);
-	return buf;
-}
-
 /* A JSON string even for text that is not UTF-8 (bad bytes as '?'). */
 static json_t *
 cmd_queue_jstr(const char *s)
@@ -175,7 +158,7 @@ cmd_queue_next(const struct queue_rcpt *r, time_t now, char buf[32])
 		return "-";
 	if (r->next_attempt <= now)
 		return "now";
-	snprintf(buf, 32, "in %s", cmd_queue_ago(r->next_attempt - now, d));
+	snprintf(buf, 32, "in %s", queue_time_ago(r->next_attempt - now, d));
 	return buf;
 }
 
@@ -213,7 +196,7 @@ cmd_queue_list_cb(const struct queue_rcpt *r, void *arg)
 		return;
 	}
 	printf("%-6lld %s %5s %5d %-8s ", (long long)r->id, r->msgid,
-	    cmd_queue_ago(l->now - r->queued_at, age), r->attempts,
+	    queue_time_ago(l->now - r->queued_at, age), r->attempts,
 	    cmd_queue_next(r, l->now, next));
 	cmd_queue_puts(r->addr);
 	fputs("  ", stdout);
@@ -329,7 +312,7 @@ cmd_queue_print_envelope(const struct queue_msg *m, time_t now)
 	cmd_queue_field("message-id:", m->message_id);
 	printf("  %-11s %s (%s ago)\n",
 	    "received:", queue_time_iso(m->received_at, iso),
-	    cmd_queue_ago(now - m->received_at, ago));
+	    queue_time_ago(now - m->received_at, ago));
 	printf("  %-11s %zu octets\n", "size:", m->size);
 }
 

@@ -106,23 +106,6 @@ queue_view_read(struct console_req *r, struct queue_view *v)
 	v->f.now = v->now;
 }
 
-/* "45s", "12m", "3h", "2d". */
-static const char *
-queue_page_ago(time_t secs, char buf[32])
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, 32, "%llds", (long long)secs);
-	else if (secs < 7200)
-		snprintf(buf, 32, "%lldm", (long long)secs / 60);
-	else if (secs < 2 * 86400)
-		snprintf(buf, 32, "%lldh", (long long)secs / 3600);
-	else
-		snprintf(buf, 32, "%lldd", (long long)secs / 86400);
-	return buf;
-}
-
 static enum queue_state
 queue_page_state(const struct queue_rcpt *q, time_t now)
 {
@@ -322,7 +305,7 @@ queue_page_next(struct console_req *r, const struct queue_rcpt *q,
 	else
 		console_printf(r, "<td data-sort=\"%lld\">in %s</td>",
 		    (long long)q->next_attempt,
-		    queue_page_ago(q->next_attempt - now, ago));
+		    queue_time_ago(q->next_attempt - now, ago));
 }
 
 /* The buttons of a row act on its whole message (queue id). */
@@ -367,7 +350,7 @@ queue_page_row(const struct queue_rcpt *q, void *arg)
 	console_printf(r, "</td><td class=\"state %s\">%s</td>",
 	    st == QUEUE_STATE_HELD ? "warn" : "", queue_state_str(st));
 	console_printf(r, "<td class=\"num\">%s</td><td class=\"num\">%d</td>",
-	    queue_page_ago(rows->v->now - q->queued_at, ago), q->attempts);
+	    queue_time_ago(rows->v->now - q->queued_at, ago), q->attempts);
 	queue_page_next(r, q, st, rows->v->now);
 	queue_page_last(r, q);
 	queue_page_row_form(r, rows->v, q, st);

@@ -228,6 +228,22 @@ queue_time_iso(time_t t, char buf[QUEUE_TIME_LEN])
 }
 
 const char *
+queue_time_ago(time_t secs, char buf[QUEUE_AGO_LEN])
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(buf, QUEUE_AGO_LEN, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(buf, QUEUE_AGO_LEN, "%lldm", (long long)secs / 60);
+	else if (secs < 2 * 86400)
+		snprintf(buf, QUEUE_AGO_LEN, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(buf, QUEUE_AGO_LEN, "%lldd", (long long)secs / 86400);
+	return buf;
+}
+
+const char *
 queue_rcpt_status_str(enum queue_rcpt_status s)
 {
 	switch (s) {

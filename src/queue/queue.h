@@ -403,4 +403,9 @@ const char *queue_ret_str(enum queue_ret r);
 #define QUEUE_TIME_LEN 21
 const char *queue_time_iso(time_t t, char buf[QUEUE_TIME_LEN]);
 
+/* A short age or delay, secs (negative: 0) as "45s", "12m", "3h" or "2d",
+ * for `queue list` and the console; returns buf. */
+#define QUEUE_AGO_LEN 32
+const char *queue_time_ago(time_t secs, char buf[QUEUE_AGO_LEN]);
+
 #endif

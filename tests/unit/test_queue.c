@@ -975,20 +975,19 @@ raw_exec(const char *dir, const char *sql)
 	return rc;
 }
 
-/* Messages in dir's queue as a new connection of another process sees
- * them, or -1. */
+/* The integer sql answers on dir's queue through a connection of its
+ * own (raw SQLite, nothing of the queue module), or -1. */
 static int
-count_elsewhere(const char *dir)
+raw_int(const char *dir, const char *sql)
 {
 	char *path = xasprintf("%s/queue.db", dir);
-	sqlite3 *db;
 	sqlite3_stmt *st;
+	sqlite3 *db;
 	int n = -1;
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
 	        SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st,
-	        NULL) == SQLITE_OK) {
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			n = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
@@ -996,6 +995,14 @@ count_elsewhere(const char *dir)
 	sqlite3_close(db);
 	free(path);
 	return n;
+}
+
+/* Messages in dir's queue as a new connection of another process sees
+ * them, or -1. */
+static int
+count_elsewhere(const char *dir)
+{
+	return raw_int(dir, "SELECT count(*) FROM messages");
 }
 
 /*
@@ -1653,27 +1660,6 @@ list_filters(void)
 	tmp_free(dir);
 }
 
-/* PRAGMA user_version of dir's queue, read through a raw connection. */
-static int
-raw_version(const char *dir)
-{
-	char *path = xasprintf("%s/queue.db", dir);
-	sqlite3_stmt *st;
-	sqlite3 *db;
-	int v = -1;
-
-	if (sqlite3_open(path, &db) == SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
-	        SQLITE_OK) {
-		if (sqlite3_step(st) == SQLITE_ROW)
-			v = sqlite3_column_int(st, 0);
-		sqlite3_finalize(st);
-	}
-	sqlite3_close(db);
-	free(path);
-	return v;
-}
-
 /*
  * A queue of schema version 1 (the tables of version 2, which added only
  * a status value) is upgraded at open, by the daemon or by a command,
@@ -1687,18 +1673,18 @@ migrates_version_1(void)
 	struct queue_msg *m;
 	int pass;
 
-	T_CHECK(raw_version(dir) == 2);
+	T_CHECK(raw_int(dir, "PRAGMA user_version") == 2);
 	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
 	queue_close(q);
 	for (pass = 0; pass < 2; pass++) {
 		T_CHECK(raw_exec(dir, "PRAGMA user_version = 1") == 0);
-		T_CHECK(raw_version(dir) == 1);
+		T_CHECK(raw_int(dir, "PRAGMA user_version") == 1);
 		q = pass == 0 ? queue_open(dir, &err) :
 		                queue_open_existing(dir, &err);
 		T_CHECK(q != NULL && err == NULL);
 		if (q == NULL)
 			break;
-		T_CHECK(raw_version(dir) == 2);
+		T_CHECK(raw_int(dir, "PRAGMA user_version") == 2);
 		m = queue_msg_get(q, id);
 		T_CHECK(m != NULL && m->len == SIMPLE_LEN);
 		queue_msg_free(m);
