@@ -1,10 +1,10 @@
 /*
  * queue_admin: what the operator does through `danerelay queue` or the
  * console while the relay runs: retry, delete, bounce, hold, release,
- * flush, and the retention purge. Each action is short write
- * transactions that log an event per recipient, so `trace` shows who
- * changed what; the daemon sees the change on its next queue_due() scan
- * (once a second).
+ * flush, and the retention purge. Each action is one short write
+ * transaction (a flush, one per 1000 recipients) that logs an event per
+ * recipient, so `trace` shows who changed what; the daemon sees the
+ * change on its next queue_due() scan (once a second).
  */
 #include "queue/queue_int.h"
 
