@@ -492,20 +492,27 @@ static int
 queue_page_apply(struct console_req *r, int a, const char *const *keys,
     size_t nkeys, size_t *done)
 {
+	char who[64];
 	size_t i;
 	int n;
 
 	*done = 0;
+	/* The trace says who: the console, and its user when logged in. */
+	snprintf(who, sizeof(who), "console%s%s",
+	    console_user(r)[0] != '\0' ? ":" : "", console_user(r));
+	queue_set_actor(console_queue(r), who);
 	for (i = 0; i < nkeys; i++) {
 		n = queue_page_actions[a].act(console_queue(r), keys[i]);
 		if (n == -1) {
 			log_warnx("console: queue %s %s: %s",
 			    queue_page_actions[a].name, keys[i],
 			    queue_error(console_queue(r)));
+			queue_set_actor(console_queue(r), NULL);
 			return -1;
 		}
 		*done += (size_t)n;
 	}
+	queue_set_actor(console_queue(r), NULL);
 	return 0;
 }
 

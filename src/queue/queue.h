@@ -329,6 +329,13 @@ int queue_delete(struct queue *q, const char *msgid_or_rcpt_id);
 int queue_hold(struct queue *q, const char *msgid_or_rcpt_id);
 int queue_release(struct queue *q, const char *msgid_or_rcpt_id);
 /*
+ * Who the events of the actions above name as "by" on this connection
+ * (copied, cut at 63 octets): "operator" (the default, also for NULL or
+ * ""), or e.g. "console:alice" for the console's.
+ */
+void queue_set_actor(struct queue *q, const char *who);
+
+/*
  * Make due now every queued, not held recipient (of domain, any case, or
  * of every domain when domain is NULL) that waits for a later retry, with
  * a "flushed" event each; in short transactions of up to 1000, so that

@@ -197,7 +197,8 @@ queue_admin_one(struct queue *q, sqlite3_stmt *st,
 		return -1;
 	f = json_object();
 	json_object_set_new(f, "rcpt", json_integer(t->id));
-	json_object_set_new(f, "by", json_string("operator"));
+	json_object_set_new(f, "by",
+	    queue_json_str(q->actor[0] != '\0' ? q->actor : "operator"));
 	json_object_set_new(f, "uid", json_integer((json_int_t)getuid()));
 	rc = queue_event_add(
 	    q, t->msgid, t->addr, queue_admin_ops[act].event, f);
@@ -245,6 +246,12 @@ queue_admin(struct queue *q, const char *key, enum queue_admin_action act)
 		return -1;
 	}
 	return queue_tx_commit(q) == 0 ? (int)n : -1;
+}
+
+void
+queue_set_actor(struct queue *q, const char *who)
+{
+	snprintf(q->actor, sizeof(q->actor), "%s", who != NULL ? who : "");
 }
 
 int

@@ -56,6 +56,7 @@ struct queue {
 	 * running in autocommit mode, and queue_batch_end() reports it.
 	 */
 	int batch_err;
+	char actor[64]; /* "by" of the operator's events; "" = "operator" */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */

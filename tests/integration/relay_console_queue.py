@@ -6,7 +6,8 @@ mail:
   list.*     the page lists exactly the deferred recipients (no delivered
              one), their state, codes and counts, each linked to its trace
   filter.*   the GET form filters by domain, by address, by state
-  hold.*     a row's Hold button holds its message (the queue says held)
+  hold.*     a row's Hold button holds its message (the queue says held;
+            its trace event says by=console)
   release.*  ticking a row and "Release" releases it
   retry.*    a row's Retry makes it due now
   delete.*   ticking a row and "Delete" deletes it (trace: deleted)
@@ -158,6 +159,10 @@ def check_actions(b, relay, url, shots):
            rows(b).get(sts, (0, ""))[1] == "held" and
            b.text("#count-held .value") == "1",
            f"result {res!r} queue {e}")
+    held = [ev for ev in relay.trace(qid_of(relay, sts))
+            if ev["type"] == "held"]
+    report("hold.trace-names-console",
+           held and held[-1].get("by") == "console", f"{held}")
     if shots:
         b.screenshot(os.path.join(shots, "queue.png"))
     res = act_on_selection(b, url, [sts], "release")

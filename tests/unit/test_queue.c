@@ -1696,6 +1696,34 @@ migrates_version_1(void)
 	tmp_free(dir);
 }
 
+/* The actions' events name who did them: "operator", or the actor set. */
+static void
+actor_named_in_events(void)
+{
+	char *dir = tmp_new(), id[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir);
+	struct queue_trace_filter f = { 0 };
+	json_t *tr, *evs;
+
+	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	queue_set_actor(q, "console:alice");
+	T_CHECK(queue_hold(q, id) == 1);
+	queue_set_actor(q, NULL);
+	T_CHECK(queue_release(q, id) == 1);
+	f.message_id = id;
+	tr = queue_trace(q, &f);
+	evs = json_object_get(json_array_get(tr, 0), "events");
+	T_STREQ(
+	    json_string_value(json_object_get(json_array_get(evs, 2), "by")),
+	    "console:alice");
+	T_STREQ(
+	    json_string_value(json_object_get(json_array_get(evs, 3), "by")),
+	    "operator");
+	json_decref(tr);
+	queue_close(q);
+	tmp_free(dir);
+}
+
 int
 main(void)
 {
@@ -1734,6 +1762,7 @@ main(void)
 	T_RUN(counts_by_state);
 	T_RUN(list_filters);
 	T_RUN(migrates_version_1);
+	T_RUN(actor_named_in_events);
 	T_RUN(bulk_10000);
 	T_RUN(names);
 	T_EXIT();
