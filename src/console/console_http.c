@@ -255,8 +255,9 @@ console_origin_ok(struct console_req *r)
 static bool
 console_post_ok(struct console_req *r)
 {
+	/* From the body only: a token in a URL ends up in logs. */
 	return r->sess != NULL && console_origin_ok(r) &&
-	    console_session_csrf_ok(r->sess, console_arg(r, "csrf"));
+	    console_session_csrf_ok(r->sess, console_find(&r->form, "csrf"));
 }
 
 /* The session of the request's cookie; a new anonymous one for a page
