@@ -75,7 +75,14 @@ static const struct cli_opt serve_opts[] = {
 static const struct cli_opt queue_opts[] = {
 	{ "list", "the queued recipients: row id, queue id, state, next try" },
 	{ "show ID", "one message: its recipients, attempts and headers" },
-	{ "retry ID", "make it due now: the relay tries on its next scan" },
+	{ "retry ID",
+	    "make it due now: the relay tries on its next scan "
+	    "(held recipients stay held)" },
+	{ "hold ID", "keep it queued, never attempted, until release" },
+	{ "release ID", "end a hold: due now" },
+	{ "flush [DOMAIN]",
+	    "make every waiting recipient (of DOMAIN) due now; held ones "
+	    "stay held" },
 	{ "delete ID", "remove it without a bounce" },
 	{ "bounce ID",
 	    "return it to the sender (DSN) on the relay's next scan" },
@@ -83,6 +90,10 @@ static const struct cli_opt queue_opts[] = {
 	    "a queue id (16 hex digits) or a recipient row id (the first "
 	    "column of list)" },
 	{ "--json", "print list and show as JSON (docs/QUEUE.md)" },
+	{ "--domain D", "list: recipients in this domain" },
+	{ "--state S", "list: active, deferred or held recipients" },
+	{ "--sender S", "list: messages from senders containing S" },
+	{ "--recipient R", "list: recipients whose address contains R" },
 	{ NULL, NULL },
 };
 
@@ -168,7 +179,10 @@ const struct cli_cmd cli_cmds[] = {
 	    "queue, 73 the queue cannot be opened, 71 cannot listen, 77 cannot "
 	    "become [server] user, 70 internal error",
 	    false },
-	{ "queue", "list|show|retry|delete|bounce [--json] [ID]",
+	{ "queue",
+	    "list [--json] [--domain D] [--state active|deferred|held] "
+	    "[--sender S] [--recipient R] | show [--json] ID | "
+	    "retry|hold|release|bounce|delete ID | flush [DOMAIN]",
 	    "inspect and act on the queue (works while the relay runs)",
 	    cmd_queue, queue_opts,
 	    "0 done; 1 nothing queued matches ID; 64 bad arguments; 78 the "

@@ -1,6 +1,8 @@
 /*
- * cmd_queue: `danerelay queue list|show|retry|delete|bounce [--json] [ID]`,
- * the operator's view of the queue and the three things they may do to it.
+ * cmd_queue: `danerelay queue list|show|retry|delete|bounce|hold|release
+ * [--json] [ID]` and `queue flush [DOMAIN]`: the operator's view of the
+ * queue (all of it, or filtered by domain, address or state) and what
+ * they may do to it.
  *
  * It is a separate process that opens the relay's database next to the
  * running daemon (WAL: readers never block the writer; writes wait up to
@@ -33,6 +35,12 @@ struct cmd_queue_list {
 	time_t now;
 };
 
+struct cmd_queue_opts {
+	bool json;
+	bool filtered; /* a filter option was given (list only) */
+	struct queue_filter f;
+};
+
 /* Remote text may hold terminal escapes: print them as '?'. */
 static void
 cmd_queue_put(const char *s, size_t n)
@@ -50,23 +58,6 @@ static void
 cmd_queue_puts(const char *s)
 {
 	cmd_queue_put(s, strlen(s));
-}
-
-/* "45s", "12m", "3h", "2d": a short age or delay. */
-static const char *
-cmd_queue_ago(time_t secs, char buf[32])
-{
-	if (secs < 0)
-		secs = 0;
-	if (secs < 120)
-		snprintf(buf, 32, "%llds", (long long)secs);
-	else if (secs < 7200)
-		snprintf(buf, 32, "%lldm", (long long)secs / 60);
-	else if (secs < 2 * 86400)
-		snprintf(buf, 32, "%lldh", (long long)secs / 3600);
-	else
-		snprintf(buf, 32, "%lldd", (long long)secs / 86400);
-	return buf;
 }
 
 /* A JSON string even for text that is not UTF-8 (bad bytes as '?'). */
@@ -161,11 +152,13 @@ cmd_queue_next(const struct queue_rcpt *r, time_t now, char buf[32])
 {
 	char d[32];
 
+	if (r->status == QUEUE_RCPT_HELD)
+		return "held";
 	if (r->status != QUEUE_RCPT_QUEUED)
 		return "-";
 	if (r->next_attempt <= now)
 		return "now";
-	snprintf(buf, 32, "in %s", cmd_queue_ago(r->next_attempt - now, d));
+	snprintf(buf, 32, "in %s", queue_time_ago(r->next_attempt - now, d));
 	return buf;
 }
 
@@ -203,7 +196,7 @@ cmd_queue_list_cb(const struct queue_rcpt *r, void *arg)
 		return;
 	}
 	printf("%-6lld %s %5s %5d %-8s ", (long long)r->id, r->msgid,
-	    cmd_queue_ago(l->now - r->queued_at, age), r->attempts,
+	    queue_time_ago(l->now - r->queued_at, age), r->attempts,
 	    cmd_queue_next(r, l->now, next));
 	cmd_queue_puts(r->addr);
 	fputs("  ", stdout);
@@ -221,24 +214,25 @@ cmd_queue_json_out(json_t *j)
 }
 
 static int
-cmd_queue_do_list(struct queue *q, bool json)
+cmd_queue_do_list(struct queue *q, const struct cmd_queue_opts *o)
 {
-	struct cmd_queue_list l = { json ? json_array() : NULL, time(NULL) };
+	struct cmd_queue_list l = { o->json ? json_array() : NULL, time(NULL) };
 	int n;
 
-	if (!json)
+	if (!o->json)
 		printf("%-6s %-16s %5s %5s %-8s %s\n", "RCPT", "QUEUE ID",
 		    "AGE", "TRIES", "NEXT", "RECIPIENT  LAST RESULT");
-	n = queue_list(q, cmd_queue_list_cb, &l);
+	n = queue_list_filter(q, &o->f, cmd_queue_list_cb, &l);
 	if (n == -1) {
 		json_decref(l.json);
 		fprintf(stderr, "danerelay queue: %s\n", queue_error(q));
 		return EX_SOFTWARE;
 	}
-	if (json)
+	if (o->json)
 		return cmd_queue_json_out(l.json);
 	if (n == 0)
-		printf("(the queue is empty)\n");
+		printf(o->filtered ? "(nothing in the queue matches)\n" :
+		                     "(the queue is empty)\n");
 	return 0;
 }
 
@@ -318,7 +312,7 @@ cmd_queue_print_envelope(const struct queue_msg *m, time_t now)
 	cmd_queue_field("message-id:", m->message_id);
 	printf("  %-11s %s (%s ago)\n",
 	    "received:", queue_time_iso(m->received_at, iso),
-	    cmd_queue_ago(now - m->received_at, ago));
+	    queue_time_ago(now - m->received_at, ago));
 	printf("  %-11s %zu octets\n", "size:", m->size);
 }
 
@@ -420,6 +414,11 @@ static const struct {
 	{ "bounce", queue_bounce,
 	    "marked to bounce: the relay returns them to the sender on its "
 	    "next queue scan" },
+	{ "hold", queue_hold,
+	    "held: the relay does not deliver them until they are "
+	    "released" },
+	{ "release", queue_release,
+	    "released and due now: the relay tries on its next queue scan" },
 };
 
 static int
@@ -438,9 +437,10 @@ cmd_queue_do_action(struct queue *q, const char *verb, const char *key)
 	}
 	if (n == 0) {
 		fprintf(stderr,
-		    "danerelay queue %s: nothing queued matches "
+		    "danerelay queue %s: nothing %s matches "
 		    "%s\n",
-		    verb, key);
+		    verb, strcmp(verb, "release") == 0 ? "held" : "queued",
+		    key);
 		return QUEUE_EXIT_NOMATCH;
 	}
 	printf("queue %s %s: %d recipient%s %s\n", verb, key, n,
@@ -448,14 +448,36 @@ cmd_queue_do_action(struct queue *q, const char *verb, const char *key)
 	return 0;
 }
 
-/* Whether verb is known, and how many ID arguments it takes. */
+/* Nothing waiting is no failure: the flush did what was asked. */
 static int
-cmd_queue_arity(const char *verb)
+cmd_queue_do_flush(struct queue *q, const char *domain)
+{
+	int n = queue_flush(q, domain);
+
+	if (n == -1) {
+		fprintf(stderr, "danerelay queue flush: %s\n", queue_error(q));
+		return EX_SOFTWARE;
+	}
+	printf("queue flush%s%s: %d recipient%s due now: the relay tries on "
+	       "its next queue scan\n",
+	    domain != NULL ? " " : "", domain != NULL ? domain : "", n,
+	    n == 1 ? "" : "s");
+	return 0;
+}
+
+/* Whether verb is known: how many ID arguments it takes at least (*min)
+ * and at most (return), or -1. */
+static int
+cmd_queue_arity(const char *verb, int *min)
 {
 	size_t i;
 
+	*min = 0;
 	if (strcmp(verb, "list") == 0)
 		return 0;
+	if (strcmp(verb, "flush") == 0)
+		return 1;
+	*min = 1;
 	if (strcmp(verb, "show") == 0)
 		return 1;
 	for (i = 0;
@@ -466,26 +488,58 @@ cmd_queue_arity(const char *verb)
 }
 
 static int
-cmd_queue_parse(int argc, char **argv, bool *json)
+cmd_queue_opt(int ch, struct cmd_queue_opts *o)
+{
+	switch (ch) {
+	case 'j':
+		o->json = true;
+		return 0;
+	case 'd':
+		o->f.domain = optarg;
+		break;
+	case 'f':
+		o->f.sender = optarg;
+		break;
+	case 'r':
+		o->f.recipient = optarg;
+		break;
+	case 's':
+		if (queue_state_parse(optarg, &o->f.state) == -1)
+			return -1;
+		break;
+	default:
+		return -1;
+	}
+	o->filtered = true;
+	return 0;
+}
+
+static int
+cmd_queue_parse(int argc, char **argv, struct cmd_queue_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "domain", required_argument, NULL, 'd' },
+		{ "sender", required_argument, NULL, 'f' },
+		{ "recipient", required_argument, NULL, 'r' },
+		{ "state", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	int ch, max, min, nargs;
 
 	/*
 	 * optind = 0 re-initialises GNU getopt, which main left in "stop at
 	 * the first operand" mode: here --json may follow the verb or ID.
 	 */
 	optind = 0;
-	while ((ch = getopt_long(argc, argv, "j", longopts, NULL)) != -1) {
-		if (ch != 'j')
+	while ((ch = getopt_long(argc, argv, "j", longopts, NULL)) != -1)
+		if (cmd_queue_opt(ch, o) == -1)
 			return -1;
-		*json = true;
-	}
-	if (optind >= argc || cmd_queue_arity(argv[optind]) == -1 ||
-	    argc - optind - 1 != cmd_queue_arity(argv[optind]))
+	if (optind >= argc || (max = cmd_queue_arity(argv[optind], &min)) == -1)
+		return -1;
+	nargs = argc - optind - 1;
+	if (nargs < min || nargs > max ||
+	    (o->filtered && strcmp(argv[optind], "list") != 0))
 		return -1;
 	return optind;
 }
@@ -493,13 +547,13 @@ cmd_queue_parse(int argc, char **argv, bool *json)
 int
 cmd_queue(int argc, char **argv, struct cli_ctx *ctx)
 {
+	struct cmd_queue_opts o = { 0 };
 	struct conf *c;
 	struct queue *q;
 	char *err = NULL;
-	bool json = false;
 	int at, rc;
 
-	if ((at = cmd_queue_parse(argc, argv, &json)) == -1)
+	if ((at = cmd_queue_parse(argc, argv, &o)) == -1)
 		return cli_usage("queue");
 	c = cli_load_conf(ctx);
 	q = queue_open_existing(conf_str(c, CONF_QUEUE_DIRECTORY), &err);
@@ -510,9 +564,11 @@ cmd_queue(int argc, char **argv, struct cli_ctx *ctx)
 		return EX_CONFIG;
 	}
 	if (strcmp(argv[at], "list") == 0)
-		rc = cmd_queue_do_list(q, json);
+		rc = cmd_queue_do_list(q, &o);
 	else if (strcmp(argv[at], "show") == 0)
-		rc = cmd_queue_do_show(q, argv[at + 1], json);
+		rc = cmd_queue_do_show(q, argv[at + 1], o.json);
+	else if (strcmp(argv[at], "flush") == 0)
+		rc = cmd_queue_do_flush(q, at + 1 < argc ? argv[at + 1] : NULL);
 	else
 		rc = cmd_queue_do_action(q, argv[at], argv[at + 1]);
 	queue_close(q);

@@ -73,7 +73,10 @@ console_http_send(struct console_req *r, int code, const char *type,
 	evhttp_add_header(h, "Content-Security-Policy", CONSOLE_CSP);
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
-	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	/* Not "no-referrer": with it a browser sends "Origin: null" on our
+	 * own forms (Fetch, serializing a request origin), and every POST
+	 * was refused. Nothing leaves for another site either way. */
+	evhttp_add_header(h, "Referrer-Policy", "same-origin");
 	evhttp_add_header(h, "Cache-Control", cache);
 	if (tls)
 		evhttp_add_header(
@@ -255,8 +258,9 @@ console_origin_ok(struct console_req *r)
 static bool
 console_post_ok(struct console_req *r)
 {
+	/* From the body only: a token in a URL ends up in logs. */
 	return r->sess != NULL && console_origin_ok(r) &&
-	    console_session_csrf_ok(r->sess, console_arg(r, "csrf"));
+	    console_session_csrf_ok(r->sess, console_find(&r->form, "csrf"));
 }
 
 /* The session of the request's cookie; a new anonymous one for a page

@@ -228,6 +228,22 @@ queue_time_iso(time_t t, char buf[QUEUE_TIME_LEN])
 }
 
 const char *
+queue_time_ago(time_t secs, char buf[QUEUE_AGO_LEN])
+{
+	if (secs < 0)
+		secs = 0;
+	if (secs < 120)
+		snprintf(buf, QUEUE_AGO_LEN, "%llds", (long long)secs);
+	else if (secs < 7200)
+		snprintf(buf, QUEUE_AGO_LEN, "%lldm", (long long)secs / 60);
+	else if (secs < 2 * 86400)
+		snprintf(buf, QUEUE_AGO_LEN, "%lldh", (long long)secs / 3600);
+	else
+		snprintf(buf, QUEUE_AGO_LEN, "%lldd", (long long)secs / 86400);
+	return buf;
+}
+
+const char *
 queue_rcpt_status_str(enum queue_rcpt_status s)
 {
 	switch (s) {
@@ -239,6 +255,8 @@ queue_rcpt_status_str(enum queue_rcpt_status s)
 		return "bounced";
 	case QUEUE_RCPT_DELETED:
 		return "deleted";
+	case QUEUE_RCPT_HELD:
+		return "held";
 	}
 	return "unknown";
 }
@@ -292,28 +310,36 @@ queue_mkdir(const char *dir, char **errstr)
 /*
  * SQLite takes a file shorter than its header for an empty database and
  * would write a queue over it; anything that is not SQLite is refused.
- * A SQLite database is at least one page of 512 octets or more, so a
- * shorter file that is not empty is not one; a longer one that is not
- * SQLite, SQLite refuses itself (SQLITE_NOTADB, queue_schema_unreadable).
  *
- * Only stat(): opening and closing the file would drop every POSIX lock
- * this process holds on it (fcntl locks belong to the process, and any
- * close() releases them), so a second connection in a process that has
- * the queue open already (the console's, console/console.c) would strip
- * the first of its WAL lock, and another process closing its connection
- * could then delete the WAL under it.
+ * Read through SQLite's own handle of the file, never an fopen/fclose of
+ * our own: closing any descriptor of a file drops every POSIX lock the
+ * process holds on it (fcntl(2)), so a second connection opened in the
+ * daemon (the console's) would silently drop the daemon's locks; a
+ * command closing the queue then takes itself for the last user, deletes
+ * the WAL, and the daemon's commits go to a deleted file.
  */
 static int
-queue_check_magic(const char *path, char **errstr)
+queue_check_magic(struct queue *q)
 {
+	static const char magic[16] = "SQLite format 3";
+	sqlite3_file *fp = NULL;
+	char head[16] = { 0 };
 	struct stat sb;
 
-	if (stat(path, &sb) == -1 || sb.st_size == 0 || sb.st_size >= 512)
-		return 0; /* missing: SQLite creates it or says why not */
-	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
-	                    "SQLite database",
-	    path);
-	return -1;
+	/* stat(2) opens nothing; SQLite itself counts one byte as empty. */
+	if (stat(q->path, &sb) == -1 || sb.st_size == 0)
+		return 0; /* SQLite creates it or says why not */
+	if (sqlite3_file_control(
+	        q->db, "main", SQLITE_FCNTL_FILE_POINTER, &fp) != SQLITE_OK ||
+	    fp == NULL || fp->pMethods == NULL)
+		return 0; /* SQLite will say what is wrong */
+	/* A short read fills the rest with zeros: no magic. */
+	if (fp->pMethods->xRead(fp, head, (int)sizeof(head), 0) == SQLITE_OK &&
+	    memcmp(head, magic, sizeof(head)) == 0)
+		return 0;
+	return queue_failx(q,
+	    "%s: not a danerelay queue, or damaged: not a SQLite database",
+	    q->path);
 }
 
 /*
@@ -324,7 +350,13 @@ queue_check_magic(const char *path, char **errstr)
 static int
 queue_create_private(const char *path, char **errstr)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd;
+
+	/* An existing queue is left alone: no descriptor of ours to close
+	 * (see queue_check_magic). */
+	if (access(path, F_OK) == 0)
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
@@ -371,12 +403,9 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 		queue_close(q);
 		return NULL;
 	}
-	if (queue_check_magic(q->path, errstr) == -1) {
-		queue_close(q);
-		return NULL;
-	}
 	if (sqlite3_open_v2(q->path, &q->db, flags, NULL) != SQLITE_OK ||
-	    queue_schema_init(q) == -1 || queue_schema_prepare(q) == -1) {
+	    queue_check_magic(q) == -1 || queue_schema_init(q) == -1 ||
+	    queue_schema_prepare(q) == -1) {
 		if (q->err[0] == '\0')
 			queue_fail(q, "open");
 		*errstr = xstrdup(q->err);

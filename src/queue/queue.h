@@ -12,6 +12,9 @@
  * Several processes may open the same queue: the daemon and the `queue` /
  * `trace` commands. SQLite's locking serialises writers; the daemon picks
  * up changes made by the commands on its next scan (queue_due()).
+ *
+ * The operator may hold a recipient: it stays in the queue with its
+ * message's body, but is never due until released (Postfix's hold queue).
  */
 #ifndef DR_QUEUE_H
 #define DR_QUEUE_H
@@ -40,11 +43,13 @@ enum queue_ret {
 	QUEUE_RET_HDRS,
 };
 
+/* The values are stored (recipients.status): never renumber them. */
 enum queue_rcpt_status {
 	QUEUE_RCPT_QUEUED,
 	QUEUE_RCPT_DELIVERED,
 	QUEUE_RCPT_BOUNCED,
 	QUEUE_RCPT_DELETED,
+	QUEUE_RCPT_HELD, /* queued, but never due until released */
 };
 
 /* Kinds of message: what the relay accepted, or what it generated. */
@@ -98,6 +103,8 @@ struct queue_rcpt {
 	bool delay_warned;
 	bool bounce_requested; /* the operator ran `queue bounce` */
 	enum queue_kind kind;  /* of its message */
+	const char *sender;    /* of its message: queue_list_filter only,
+	                        * NULL elsewhere */
 };
 
 /* A message's envelope and body (from queue_msg_get). */
@@ -162,8 +169,9 @@ int queue_add(struct queue *q, const struct queue_msg_in *m,
 
 /*
  * Call cb for up to max queued recipients whose next_attempt <= now, in
- * order of next_attempt (an index makes this O(log n + max)). The record
- * is borrowed for the call. Returns how many were passed, or -1.
+ * order of next_attempt (an index makes this O(log n + max)); held ones
+ * never. The record is borrowed for the call. Returns how many were
+ * passed, or -1.
  */
 typedef void queue_rcpt_cb(const struct queue_rcpt *r, void *arg);
 int queue_due(
@@ -177,7 +185,7 @@ int queue_due(
 int queue_due_after(struct queue *q, time_t now, time_t after_next,
     int64_t after_id, size_t max, queue_rcpt_cb *cb, void *arg);
 
-/* The earliest next_attempt of a queued recipient, or 0 if none. */
+/* The earliest next_attempt of a queued (not held) recipient, or 0. */
 time_t queue_next_due(struct queue *q);
 
 /* Returns new (queue_msg_free) or NULL if there is no such message. */
@@ -202,7 +210,8 @@ struct queue_attempt {
  * recipient's last result. They write no trace event: the caller logs
  * "attempt" and "delivered" / "bounced" / "deferred" with queue_event(),
  * with the details it has. Deferring a recipient that is no longer queued
- * (deleted by the operator meanwhile) changes nothing and returns 0.
+ * (deleted by the operator meanwhile) changes nothing and returns 0; one
+ * held meanwhile stays held, with the attempt recorded.
  * Return 0, or -1 (queue_error; also for an unknown rcpt).
  */
 int queue_rcpt_delivered(
@@ -233,16 +242,16 @@ int queue_event_json(struct queue *q, const char *msgid, const char *addr,
     const char *type, json_t *fields);
 
 /*
- * Drop the body of msgid if no recipient is queued any more. The envelope,
- * the recipient rows and the events stay for `queue show` and `trace`
- * until queue_purge(). Returns 0 (dropped or not) or -1.
+ * Drop the body of msgid if no recipient is queued or held any more. The
+ * envelope, the recipient rows and the events stay for `queue show` and
+ * `trace` until queue_purge(). Returns 0 (dropped or not) or -1.
  */
 int queue_msg_gc(struct queue *q, const char *msgid);
 
 /*
- * Remove every trace of finished messages (body dropped, nothing queued)
- * that had no event since before: message, recipients, events. Returns the
- * number of messages removed, or -1.
+ * Remove every trace of finished messages (body dropped, nothing queued or
+ * held) that had no event since before: message, recipients, events. Returns
+ * the number of messages removed, or -1.
  */
 int queue_purge(struct queue *q, time_t before);
 
@@ -260,19 +269,80 @@ struct queue_msg *queue_msg_find(struct queue *q, const char *key);
 int queue_msg_rcpts(
     struct queue *q, const char *msgid, queue_rcpt_cb *cb, void *arg);
 
-/* Call cb on every queued recipient, oldest first. Returns how many or -1. */
+/* Call cb on every queued or held recipient, oldest first. Returns how
+ * many or -1. */
 int queue_list(struct queue *q, queue_rcpt_cb *cb, void *arg);
 
+/* The states of a recipient in the queue, for filters and counts. */
+enum queue_state {
+	QUEUE_STATE_ANY,      /* any of the three */
+	QUEUE_STATE_ACTIVE,   /* queued, due now (or being attempted) */
+	QUEUE_STATE_DEFERRED, /* queued, waiting for a later retry */
+	QUEUE_STATE_HELD,     /* held by the operator */
+};
+
+/* "any", "active", "deferred", "held". */
+const char *queue_state_str(enum queue_state s);
+/* The state named s (one of those, "" = any). 0, or -1 if unknown. */
+int queue_state_parse(const char *s, enum queue_state *out);
+
 /*
- * Operator actions (the `queue` command) on the queued recipients of a
- * message (queue id) or on one recipient (row id, decimal); each logs a
- * "retry" / "deleted" / "bounce-requested" event per recipient, and delete
- * drops the body once nothing is left queued. Return rows affected (0:
- * nothing queued matched) or -1.
+ * Which recipients queue_list_filter() passes: all conditions hold. The
+ * strings are borrowed; NULL or "" means no condition.
+ */
+struct queue_filter {
+	const char *domain;    /* the recipient's domain, exactly (any case) */
+	const char *sender;    /* a substring of the sender (any case) */
+	const char *recipient; /* a substring of the recipient (any case) */
+	const char *address;   /* a substring of either */
+	enum queue_state state;
+	time_t now;    /* what "due" means for active/deferred; 0 = now */
+	int64_t after; /* keyset paging: only row ids above it (0: all) */
+	size_t limit;  /* at most this many; 0 = no limit */
+};
+
+/*
+ * Call cb on the queued and held recipients that match f (NULL: all), in
+ * row id order, oldest first; r->sender is set. For a next page, pass the
+ * last id seen as f->after. A domain filter walks its index. Returns how
+ * many were passed, or -1.
+ */
+int queue_list_filter(struct queue *q, const struct queue_filter *f,
+    queue_rcpt_cb *cb, void *arg);
+
+/*
+ * Operator actions (the `queue` command and the console) on the queued
+ * recipients of a message (queue id) or on one recipient (row id,
+ * decimal); each logs a "retry" / "deleted" / "bounce-requested" / "held"
+ * / "released" event per recipient, and delete drops the body once
+ * nothing is left queued. Return rows affected (0: nothing matched) or -1.
+ *
+ * Held recipients: retry leaves them held (a held message is not
+ * delivered until released, as in Postfix); delete deletes them; bounce
+ * releases them to be returned to the sender. hold takes the queued ones
+ * out of every scan (an attempt already under way finishes); release
+ * makes the held ones queued again and due now.
  */
 int queue_retry(
     struct queue *q, const char *msgid_or_rcpt_id); /* next_attempt = now */
 int queue_delete(struct queue *q, const char *msgid_or_rcpt_id);
+int queue_hold(struct queue *q, const char *msgid_or_rcpt_id);
+int queue_release(struct queue *q, const char *msgid_or_rcpt_id);
+/*
+ * Who the events of the actions above name as "by" on this connection
+ * (copied, cut at 63 octets): "operator" (the default, also for NULL or
+ * ""), or e.g. "console:alice" for the console's.
+ */
+void queue_set_actor(struct queue *q, const char *who);
+
+/*
+ * Make due now every queued, not held recipient (of domain, any case, or
+ * of every domain when domain is NULL) that waits for a later retry, with
+ * a "flushed" event each; in short transactions of up to 1000, so that
+ * the daemon's writes never wait long. Returns the number made due, or -1
+ * (those of the transactions before the failure stay due).
+ */
+int queue_flush(struct queue *q, const char *domain);
 /*
  * Make due at now every queued recipient whose last attempt was at or
  * after since (the daemon, when DNS returns after an outage: what was
@@ -285,7 +355,8 @@ int queue_bounce(struct queue *q, const char *msgid_or_rcpt_id);
 /*
  * How many recipients are queued, by state: active (due now: next_attempt
  * <= now, or being attempted), deferred (waiting for a later retry), held
- * (put aside by the operator). For the console and /metrics. 0 or -1.
+ * (put aside by the operator). For the console and /metrics. One walk of
+ * the (status, next_attempt) index. 0 or -1.
  */
 struct queue_counts {
 	uint64_t active;
@@ -338,5 +409,10 @@ const char *queue_ret_str(enum queue_ret r);
 /* t as ISO 8601 UTC ("2024-05-01T12:00:00Z") in buf; returns buf. */
 #define QUEUE_TIME_LEN 21
 const char *queue_time_iso(time_t t, char buf[QUEUE_TIME_LEN]);
+
+/* A short age or delay, secs (negative: 0) as "45s", "12m", "3h" or "2d",
+ * for `queue list` and the console; returns buf. */
+#define QUEUE_AGO_LEN 32
+const char *queue_time_ago(time_t secs, char buf[QUEUE_AGO_LEN]);
 
 #endif

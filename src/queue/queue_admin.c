@@ -1,9 +1,10 @@
 /*
- * queue_admin: what the operator does through `danerelay queue` while the
- * relay runs: list, retry, delete, bounce, and the retention purge. Each
- * action is one short write transaction that logs an event per recipient,
- * so `trace` shows who changed what; the daemon sees the change on its
- * next queue_due() scan.
+ * queue_admin: what the operator does through `danerelay queue` or the
+ * console while the relay runs: retry, delete, bounce, hold, release,
+ * flush, and the retention purge. Each action is one short write
+ * transaction (a flush, one per 1000 recipients) that logs an event per
+ * recipient, so `trace` shows who changed what; the daemon sees the
+ * change on its next queue_due() scan (once a second).
  */
 #include "queue/queue_int.h"
 
@@ -18,27 +19,51 @@ enum queue_admin_action {
 	QUEUE_ADMIN_RETRY,
 	QUEUE_ADMIN_DELETE,
 	QUEUE_ADMIN_BOUNCE,
+	QUEUE_ADMIN_HOLD,
+	QUEUE_ADMIN_RELEASE,
+	QUEUE_ADMIN_FLUSH,
 };
 
+/* Recipients a flush changes per transaction (queue_flush). */
+#define QUEUE_FLUSH_CHUNK 1000
+
 static const struct {
-	const char *sql; /* ?1 recipient row id, ?2 now (if used) */
+	const char *from; /* the recipients of a message it acts on */
+	const char *sql;  /* ?1 recipient row id, ?2 now (if used) */
 	const char *event;
 } queue_admin_ops[] = {
-	[QUEUE_ADMIN_RETRY] = { "UPDATE recipients SET next_attempt = ?2 "
-	                        "WHERE id = ?1 AND status = 0",
+	[QUEUE_ADMIN_RETRY] = { "status = 0",
+	    "UPDATE recipients SET next_attempt = ?2 "
+	    "WHERE id = ?1 AND status = 0",
 	    "retry" },
-	[QUEUE_ADMIN_DELETE] = { "UPDATE recipients SET status = 3 "
-	                         "WHERE id = ?1 AND status = 0",
+	[QUEUE_ADMIN_DELETE] = { QUEUE_SQL_PRESENT,
+	    "UPDATE recipients SET status = 3 "
+	    "WHERE id = ?1 AND " QUEUE_SQL_PRESENT,
 	    "deleted" },
-	[QUEUE_ADMIN_BOUNCE] = { "UPDATE recipients SET bounce_requested = 1, "
-	                         "next_attempt = ?2 WHERE id = ?1 AND "
-	                         "status = 0",
+	/* A held recipient to bounce is released to the daemon, which
+	 * returns it to the sender without an attempt. */
+	[QUEUE_ADMIN_BOUNCE] = { QUEUE_SQL_PRESENT,
+	    "UPDATE recipients SET status = 0, bounce_requested = 1, "
+	    "next_attempt = ?2 WHERE id = ?1 AND " QUEUE_SQL_PRESENT,
 	    "bounce-requested" },
+	[QUEUE_ADMIN_HOLD] = { "status = 0",
+	    "UPDATE recipients SET status = 4 WHERE id = ?1 AND status = 0",
+	    "held" },
+	[QUEUE_ADMIN_RELEASE] = { "status = 4",
+	    "UPDATE recipients SET status = 0, next_attempt = ?2 "
+	    "WHERE id = ?1 AND status = 4",
+	    "released" },
+	/* queue_flush() selects its own recipients. */
+	[QUEUE_ADMIN_FLUSH] = { NULL,
+	    "UPDATE recipients SET next_attempt = ?2 "
+	    "WHERE id = ?1 AND status = 0",
+	    "flushed" },
 };
 
 struct queue_admin_target {
 	int64_t id;
 	char *addr;
+	char msgid[QUEUE_ID_LEN];
 };
 
 static bool
@@ -92,48 +117,74 @@ queue_resolve(
 	return rc == 1 ? 2 : rc;
 }
 
-/* The queued recipients that key names; *n of them, new array. */
+static void
+queue_admin_targets_free(struct queue_admin_target *t, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		free(t[i].addr);
+	free(t);
+}
+
+/* Step st (id, addr, msgid rows) into *out (new array of *n); 0 or -1. */
 static int
-queue_admin_targets(struct queue *q, const char *key, char *msgid,
+queue_admin_collect(struct queue *q, sqlite3_stmt *st,
     struct queue_admin_target **out, size_t *n)
 {
-	sqlite3_stmt *st;
-	int64_t rcpt = 0;
-	int rc, kind;
+	struct queue_admin_target *t;
 	size_t cap = 0;
+	int rc;
 
 	*out = NULL;
 	*n = 0;
-	if ((kind = queue_resolve(q, key, msgid, &rcpt)) <= 0)
-		return kind;
-	if (sqlite3_prepare_v2(q->db,
-	        kind == 1 ? "SELECT id, addr, msgid FROM recipients "
-	                    "WHERE msgid = ? AND status = 0 ORDER BY id" :
-	                    "SELECT id, addr, msgid FROM recipients "
-	                    "WHERE id = ? AND status = 0",
-	        -1, &st, NULL) != SQLITE_OK)
-		return queue_fail(q, "select recipients");
-	if (kind == 1)
-		sqlite3_bind_text(st, 1, msgid, -1, SQLITE_STATIC);
-	else
-		sqlite3_bind_int64(st, 1, rcpt);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (*n == cap) {
 			cap = cap == 0 ? 8 : cap * 2;
 			*out = xreallocarray(*out, cap, sizeof(**out));
 		}
-		(*out)[*n].id = sqlite3_column_int64(st, 0);
-		(*out)[(*n)++].addr = queue_col_dup(st, 1);
-		snprintf(msgid, QUEUE_ID_LEN, "%s",
+		t = &(*out)[(*n)++];
+		t->id = sqlite3_column_int64(st, 0);
+		t->addr = queue_col_dup(st, 1);
+		snprintf(t->msgid, sizeof(t->msgid), "%s",
 		    (const char *)sqlite3_column_text(st, 2));
 	}
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 1 : queue_fail(q, "select recipients");
+	return rc == SQLITE_DONE ? 0 : queue_fail(q, "select recipients");
+}
+
+/* The recipients of act that key names; 1 (*n of them), 0 or -1. */
+static int
+queue_admin_targets(struct queue *q, const char *key,
+    enum queue_admin_action act, struct queue_admin_target **out, size_t *n)
+{
+	char msgid[QUEUE_ID_LEN], sql[256];
+	sqlite3_stmt *st;
+	int64_t rcpt = 0;
+	int kind;
+
+	*out = NULL;
+	*n = 0;
+	if ((kind = queue_resolve(q, key, msgid, &rcpt)) <= 0)
+		return kind;
+	snprintf(sql, sizeof(sql),
+	    kind == 1 ? "SELECT id, addr, msgid FROM recipients "
+	                "WHERE msgid = ?1 AND %s ORDER BY id" :
+	                "SELECT id, addr, msgid FROM recipients "
+	                "WHERE id = ?1 AND %s",
+	    queue_admin_ops[act].from);
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return queue_fail(q, "select recipients");
+	if (kind == 1)
+		sqlite3_bind_text(st, 1, msgid, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 1, rcpt);
+	return queue_admin_collect(q, st, out, n) == 0 ? 1 : -1;
 }
 
 static int
-queue_admin_one(struct queue *q, sqlite3_stmt *st, const char *msgid,
-    const struct queue_admin_target *t, enum queue_admin_action act)
+queue_admin_one(struct queue *q, sqlite3_stmt *st,
+    const struct queue_admin_target *t, enum queue_admin_action act, time_t now)
 {
 	json_t *f;
 	int rc;
@@ -141,21 +192,24 @@ queue_admin_one(struct queue *q, sqlite3_stmt *st, const char *msgid,
 	sqlite3_reset(st);
 	sqlite3_bind_int64(st, 1, t->id);
 	if (sqlite3_bind_parameter_count(st) >= 2)
-		sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
 	if (queue_run(q, st, queue_admin_ops[act].event) == -1)
 		return -1;
 	f = json_object();
 	json_object_set_new(f, "rcpt", json_integer(t->id));
-	json_object_set_new(f, "by", json_string("operator"));
+	json_object_set_new(f, "by",
+	    queue_json_str(q->actor[0] != '\0' ? q->actor : "operator"));
 	json_object_set_new(f, "uid", json_integer((json_int_t)getuid()));
-	rc = queue_event_add(q, msgid, t->addr, queue_admin_ops[act].event, f);
+	rc = queue_event_add(
+	    q, t->msgid, t->addr, queue_admin_ops[act].event, f);
 	json_decref(f);
 	return rc;
 }
 
+/* now: one value for the whole action (a flush selects by it). */
 static int
 queue_admin_apply(struct queue *q, const struct queue_admin_target *t, size_t n,
-    const char *msgid, enum queue_admin_action act)
+    enum queue_admin_action act, time_t now)
 {
 	sqlite3_stmt *st;
 	size_t i;
@@ -165,10 +219,11 @@ queue_admin_apply(struct queue *q, const struct queue_admin_target *t, size_t n,
 	        q->db, queue_admin_ops[act].sql, -1, &st, NULL) != SQLITE_OK)
 		return queue_fail(q, queue_admin_ops[act].event);
 	for (i = 0; i < n && rc == 0; i++)
-		rc = queue_admin_one(q, st, msgid, &t[i], act);
+		rc = queue_admin_one(q, st, &t[i], act, now);
 	sqlite3_finalize(st);
+	/* A delete names one message: its body goes when nothing is left. */
 	if (rc == 0 && act == QUEUE_ADMIN_DELETE && n > 0)
-		rc = queue_msg_gc(q, msgid);
+		rc = queue_msg_gc(q, t[0].msgid);
 	return rc;
 }
 
@@ -176,24 +231,27 @@ static int
 queue_admin(struct queue *q, const char *key, enum queue_admin_action act)
 {
 	struct queue_admin_target *t;
-	char msgid[QUEUE_ID_LEN] = "";
-	size_t n, i;
+	size_t n;
 	int rc;
 
 	q->err[0] = '\0';
 	if (queue_tx_begin(q) == -1)
 		return -1;
-	rc = queue_admin_targets(q, key, msgid, &t, &n);
+	rc = queue_admin_targets(q, key, act, &t, &n);
 	if (rc > 0)
-		rc = queue_admin_apply(q, t, n, msgid, act);
-	for (i = 0; i < n; i++)
-		free(t[i].addr);
-	free(t);
+		rc = queue_admin_apply(q, t, n, act, time(NULL));
+	queue_admin_targets_free(t, n);
 	if (rc == -1) {
 		queue_tx_rollback(q);
 		return -1;
 	}
 	return queue_tx_commit(q) == 0 ? (int)n : -1;
+}
+
+void
+queue_set_actor(struct queue *q, const char *who)
+{
+	snprintf(q->actor, sizeof(q->actor), "%s", who != NULL ? who : "");
 }
 
 int
@@ -215,6 +273,88 @@ queue_bounce(struct queue *q, const char *msgid_or_rcpt_id)
 }
 
 int
+queue_hold(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_HOLD);
+}
+
+int
+queue_release(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_RELEASE);
+}
+
+/*
+ * Which recipients a flush takes. Every domain: the due index from now
+ * on; those it makes due leave that range, so each chunk starts afresh.
+ * One domain: its index, in row id order after the last chunk (+status
+ * keeps SQLite from taking the due index of every domain instead).
+ */
+static const char queue_flush_all_sql[] =
+    "SELECT id, addr, msgid FROM recipients WHERE status = 0 AND "
+    "next_attempt > ?2 LIMIT ?3";
+static const char queue_flush_domain_sql[] =
+    "SELECT id, addr, msgid FROM recipients WHERE domain = ?1 AND "
+    "+status = 0 AND next_attempt > ?2 AND id > ?4 ORDER BY id LIMIT ?3";
+
+/* One transaction of a flush: up to QUEUE_FLUSH_CHUNK recipients made
+ * due; *last: the highest row id done. Returns how many, or -1. */
+static int
+queue_flush_chunk(
+    struct queue *q, const char *domain, time_t now, int64_t *last)
+{
+	struct queue_admin_target *t = NULL;
+	sqlite3_stmt *st;
+	size_t n = 0;
+	int rc = -1;
+
+	if (queue_tx_begin(q) == -1)
+		return -1;
+	if (sqlite3_prepare_v2(q->db,
+	        domain != NULL ? queue_flush_domain_sql : queue_flush_all_sql,
+	        -1, &st, NULL) != SQLITE_OK)
+		queue_fail(q, "flush");
+	else {
+		if (domain != NULL) {
+			sqlite3_bind_text(st, 1, domain, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, *last);
+		}
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+		sqlite3_bind_int(st, 3, QUEUE_FLUSH_CHUNK);
+		rc = queue_admin_collect(q, st, &t, &n);
+	}
+	if (rc == 0)
+		rc = queue_admin_apply(q, t, n, QUEUE_ADMIN_FLUSH, now);
+	if (rc == 0 && n > 0)
+		*last = t[n - 1].id;
+	queue_admin_targets_free(t, n);
+	if (rc == -1) {
+		queue_tx_rollback(q);
+		return -1;
+	}
+	return queue_tx_commit(q) == 0 ? (int)n : -1;
+}
+
+int
+queue_flush(struct queue *q, const char *domain)
+{
+	char *d = domain != NULL ? xstrdup(domain) : NULL;
+	time_t now = time(NULL);
+	int64_t last = 0;
+	int n, total = 0;
+
+	q->err[0] = '\0';
+	if (d != NULL)
+		str_lower(d);
+	do {
+		if ((n = queue_flush_chunk(q, d, now, &last)) > 0)
+			total += n;
+	} while (n == QUEUE_FLUSH_CHUNK);
+	free(d);
+	return n == -1 ? -1 : total;
+}
+
+int
 queue_retry_since(struct queue *q, time_t since, time_t now)
 {
 	sqlite3_stmt *st;
@@ -231,22 +371,6 @@ queue_retry_since(struct queue *q, time_t since, time_t now)
 	rc = queue_run(q, st, "retry since");
 	sqlite3_finalize(st);
 	return rc == -1 ? -1 : sqlite3_changes(q->db);
-}
-
-int
-queue_list(struct queue *q, queue_rcpt_cb *cb, void *arg)
-{
-	sqlite3_stmt *st;
-	int n;
-
-	if (sqlite3_prepare_v2(q->db,
-	        "SELECT " QUEUE_RCPT_COLS " FROM recipients "
-	        "WHERE status = 0 ORDER BY id",
-	        -1, &st, NULL) != SQLITE_OK)
-		return queue_fail(q, "list");
-	n = queue_rcpt_each(q, st, SIZE_MAX, cb, arg);
-	sqlite3_finalize(st);
-	return n;
 }
 
 static const char queue_purge_sql[] =
@@ -270,7 +394,8 @@ queue_purge_select(struct queue *q, time_t before)
 	        "INSERT INTO purge_ids SELECT id FROM messages m "
 	        "WHERE body IS NULL AND received_at < ?1 AND NOT EXISTS "
 	        "(SELECT 1 FROM recipients r WHERE r.msgid = m.id AND "
-	        "r.status = 0) AND NOT EXISTS (SELECT 1 FROM events e "
+	        "r." QUEUE_SQL_PRESENT ") AND NOT EXISTS (SELECT 1 FROM "
+	        "events e "
 	        "WHERE e.msgid = m.id AND e.at >= ?1)",
 	        -1, &st, NULL) != SQLITE_OK)
 		return queue_fail(q, "purge");
@@ -299,31 +424,6 @@ queue_purge(struct queue *q, time_t before)
 		return -1;
 	}
 	return queue_tx_commit(q) == 0 ? n : -1;
-}
-
-int
-queue_count_states(struct queue *q, time_t now, struct queue_counts *c)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	memset(c, 0, sizeof(*c));
-	if (sqlite3_prepare_v2(q->db,
-	        "SELECT next_attempt <= ?1, count(*) FROM recipients "
-	        "WHERE status = 0 GROUP BY 1",
-	        -1, &st, NULL) != SQLITE_OK)
-		return queue_fail(q, "count");
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
-
-		if (sqlite3_column_int(st, 0))
-			c->active = n;
-		else
-			c->deferred = n;
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : queue_fail(q, "count");
 }
 
 int

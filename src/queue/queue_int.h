@@ -12,7 +12,8 @@
 #include "core/log.h"
 #include "queue/queue.h"
 
-#define QUEUE_SCHEMA_VERSION 1
+/* 2: recipients.status 4 = held (queue_schema.c: the migrations). */
+#define QUEUE_SCHEMA_VERSION 2
 #define QUEUE_APP_ID         0x44524c59 /* "DRLY" in the database header */
 #define QUEUE_BUSY_MS        5000
 #define QUEUE_DB_NAME        "queue.db"
@@ -55,6 +56,7 @@ struct queue {
 	 * running in autocommit mode, and queue_batch_end() reports it.
 	 */
 	int batch_err;
+	char actor[64]; /* "by" of the operator's events; "" = "operator" */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
@@ -64,6 +66,9 @@ struct queue {
 	"last_result_type, last_text, last_mta, delay_warned, "      \
 	"bounce_requested, (SELECT kind FROM messages m WHERE "      \
 	"m.id = recipients.msgid)"
+
+/* Still in the queue: queued or held (its message keeps its body). */
+#define QUEUE_SQL_PRESENT "status IN (0, 4)"
 
 /*
  * queue_space.c: with the daemon's queue (create mode), make the file able
@@ -118,7 +123,8 @@ struct queue_rcpt_row {
 	char *own[8];
 };
 
-/* Fill row from the current row of st (columns QUEUE_RCPT_COLS). */
+/* Fill row from the current row of st (columns QUEUE_RCPT_COLS, and the
+ * message's sender after them if st has one more column). */
 void queue_rcpt_read(sqlite3_stmt *st, struct queue_rcpt_row *row);
 void queue_rcpt_row_clear(struct queue_rcpt_row *row);
 

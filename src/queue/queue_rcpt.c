@@ -50,6 +50,8 @@ queue_rcpt_read(sqlite3_stmt *st, struct queue_rcpt_row *row)
 	r->delay_warned = sqlite3_column_int(st, 15) != 0;
 	r->bounce_requested = sqlite3_column_int(st, 16) != 0;
 	r->kind = (enum queue_kind)sqlite3_column_int(st, 17);
+	if (sqlite3_column_count(st) > 18)
+		r->sender = queue_rcpt_text(st, 18, row, 7, false);
 }
 
 void

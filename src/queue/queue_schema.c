@@ -4,8 +4,9 @@
  * The database header carries an application id ("DRLY") and a schema
  * version (user_version). A file that is not SQLite, a SQLite file of
  * another program, or a queue written by a newer danerelay is refused at
- * open with a clear message instead of being "repaired". docs/QUEUE.md
- * documents the tables.
+ * open with a clear message instead of being "repaired"; an older queue
+ * is migrated, one numbered step after another, in one transaction.
+ * docs/QUEUE.md documents the tables.
  */
 #include "queue/queue_int.h"
 
@@ -96,7 +97,7 @@ static const char *const queue_st_sql[QUEUE_ST_COUNT] = {
 	                        "attempts = attempts + 1, last_attempt = ?3, "
 	                        "last_status = ?4, last_result_type = ?5, "
 	                        "last_text = ?6, last_mta = ?7 "
-	                        "WHERE id = ?1 AND status = 0",
+	                        "WHERE id = ?1 AND " QUEUE_SQL_PRESENT,
 	[QUEUE_ST_RCPT_STATUS] = "SELECT status FROM recipients WHERE id = ?",
 	[QUEUE_ST_RCPT_WARNED] = "UPDATE recipients SET delay_warned = 1 "
 	                         "WHERE id = ?",
@@ -104,7 +105,25 @@ static const char *const queue_st_sql[QUEUE_ST_COUNT] = {
 	                             "recipients WHERE id = ?",
 	[QUEUE_ST_MSG_GC] = "UPDATE messages SET body = NULL WHERE id = ?1 "
 	                    "AND body IS NOT NULL AND NOT EXISTS (SELECT 1 "
-	                    "FROM recipients WHERE msgid = ?1 AND status = 0)",
+	                    "FROM recipients WHERE msgid = ?1 AND "
+	                    "" QUEUE_SQL_PRESENT ")",
+};
+
+/*
+ * The migrations: queue_migrations[v] takes a queue of version v to
+ * v + 1. All steps and the new version commit together, by whichever
+ * process opens the older queue first (the others wait for its lock and
+ * find the work done).
+ */
+static const char *const queue_migrations[QUEUE_SCHEMA_VERSION] = {
+	/*
+	 * 1 -> 2: recipients.status 4 = held. The tables stay: the due index
+	 * (status, next_attempt) skips held rows as it skips finished ones.
+	 * The version moves all the same, so that an older danerelay refuses
+	 * the queue: it would take a held message for a finished one and
+	 * drop its body.
+	 */
+	[1] = "",
 };
 
 /* Run a one-value PRAGMA (or query) and return its integer result. */
@@ -203,6 +222,40 @@ fail:
 	return -1;
 }
 
+/* Bring a queue of an older schema version up to this one. */
+static int
+queue_schema_migrate(struct queue *q)
+{
+	sqlite3_int64 from = 0, v;
+	char pragma[64];
+
+	if (sqlite3_exec(q->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return queue_fail(q, "begin migration");
+	if (queue_schema_int(q, "PRAGMA user_version", &from) == -1)
+		goto fail;
+	for (v = from; v >= 1 && v < QUEUE_SCHEMA_VERSION; v++)
+		if (sqlite3_exec(q->db, queue_migrations[v], NULL, NULL,
+		        NULL) != SQLITE_OK) {
+			queue_fail(q, "migrate schema");
+			goto fail;
+		}
+	snprintf(
+	    pragma, sizeof(pragma), "PRAGMA user_version = %lld", (long long)v);
+	if (sqlite3_exec(q->db, pragma, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		queue_fail(q, "commit migration");
+		goto fail;
+	}
+	if (from != v)
+		log_info("queue %s: schema upgraded from version %lld to %lld",
+		    q->path, (long long)from, (long long)v);
+	return 0;
+fail:
+	sqlite3_exec(q->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
 /* Says what is wrong with a file that SQLite cannot read. */
 static int
 queue_schema_unreadable(struct queue *q)
@@ -260,6 +313,12 @@ queue_schema_init(struct queue *q)
 	if (queue_schema_wal(q) == -1)
 		return -1;
 	if (version == 0 && queue_schema_create(q) == -1)
+		return -1;
+	/* Read again: another process may have created it meanwhile. */
+	if (queue_schema_int(q, "PRAGMA user_version", &version) == -1)
+		return -1;
+	if (version >= 1 && version < QUEUE_SCHEMA_VERSION &&
+	    queue_schema_migrate(q) == -1)
 		return -1;
 	if (queue_schema_int(q, "PRAGMA user_version", &version) == -1 ||
 	    queue_schema_int(q, "PRAGMA application_id", &appid) == -1)

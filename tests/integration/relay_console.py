@@ -4,7 +4,7 @@
   pages.*       every page answers 200 HTML; /static/ assets (Chart.js is
                 the [admin] chart_js file); HEAD; 404 and 405 (with Allow)
   headers.*     CSP default-src 'self' and no inline script in any page,
-                nosniff, X-Frame-Options DENY, Referrer-Policy no-referrer,
+                nosniff, X-Frame-Options DENY, Referrer-Policy same-origin,
                 Cache-Control no-store
   loopback.*    no login on loopback; a session cookie (HttpOnly,
                 SameSite=Strict, not Secure) for CSRF; a Host that is not
@@ -181,7 +181,7 @@ def test_headers(args, relay):
     report("headers.frame-deny", h.get("x-frame-options") == "DENY",
            str(h.get("x-frame-options")))
     report("headers.referrer-policy",
-           h.get("referrer-policy") == "no-referrer",
+           h.get("referrer-policy") == "same-origin",
            str(h.get("referrer-policy")))
     report("headers.no-store", h.get("cache-control") == "no-store",
            str(h.get("cache-control")))
@@ -243,6 +243,9 @@ def test_csrf(args, relay):
     if tok is None:
         report("csrf.token-found", False, "no csrf field in any page")
         return
+    r = request(port, "POST", "/logout?csrf=" + tok,
+                headers={**FORM, **ck}, body=form({"x": "1"}))
+    report("csrf.token-in-url-403", r.status == 403, f"{r.status}")
     r = request(port, "POST", "/logout",
                 headers={**FORM, **ck, "Origin": "http://evil.example"},
                 body=form({"csrf": tok}))

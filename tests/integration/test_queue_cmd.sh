@@ -130,6 +130,41 @@ expect trace-extra-arg 64 'usage: danerelay trace' -- dr trace extra
 json trace-json "len(d) == 3 and d[0]['id'] == '$a' and d[0]['message_id'] == '<fixture-a@example.org>' and d[0]['sender'] == 'alice@example.org' and [e['type'] for e in d[0]['events']] == ['received', 'queued', 'queued', 'attempt', 'deferred'] and d[0]['events'][3]['mx'] == 'mx1.example.com' and d[0]['events'][3]['recipient'] == 'bob@example.com' and d[0]['events'][0]['recipient'] is None and re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', d[0]['events'][0]['at'])" -- dr trace --json
 json trace-json-empty "d == []" -- dr trace --json --domain nowhere.example
 
+# Filters: by domain (any case), state, sender, recipient.
+json list-domain "[r['recipient'] for r in d] == ['carol@Example.NET']" -- dr queue list --json --domain EXAMPLE.net
+json list-state-deferred "[r['id'] for r in d] == [$bob]" -- dr queue list --json --state deferred
+json list-state-active "[r['id'] for r in d] == [$carol]" -- dr queue list --state active --json
+json list-recipient "[r['id'] for r in d] == [$bob]" -- dr queue list --json --recipient BOB@
+json list-sender "len(d) == 2" -- dr queue list --json --sender alice@example
+json list-sender-none "d == []" -- dr queue list --json --sender nobody
+expect list-filter-empty 0 'nothing in the queue matches' -- dr queue list --domain nowhere.example
+expect list-filter-text 0 "^$carol +$a .* now +carol@Example.NET" -- dr queue list --domain example.net
+
+# flush: what waits for a later retry (of one domain) is due now.
+expect flush-other-domain 0 "queue flush example.net: 0 recipients due now" -- dr queue flush example.net
+json flush-other-untouched "[r['id'] for r in d] == [$bob]" -- dr queue list --json --state deferred
+expect flush-domain 0 "queue flush Example.COM: 1 recipient due now" -- dr queue flush Example.COM
+json flush-done "d == []" -- dr queue list --json --state deferred
+expect flush-all 0 "queue flush: 0 recipients due now" -- dr queue flush
+expect trace-flushed 0 "flushed bob@example.com rcpt=$bob by=operator" -- dr trace --message-id "$a"
+
+# hold / release: held recipients stay listed, are not retried, come back due.
+expect hold 0 "queue hold $a: 2 recipients held: the relay does not deliver them until they are released" -- dr queue hold "$a"
+expect hold-listed 0 "^$bob +$a .* held +bob@example.com" -- dr queue list
+json hold-json "[r['status'] for r in d] == ['held', 'held']" -- dr queue list --json
+json hold-state "len(d) == 2" -- dr queue list --json --state held
+json hold-not-active "d == []" -- dr queue list --json --state active
+expect hold-again 1 'nothing queued matches' -- dr queue hold "$a"
+expect hold-no-retry 1 'nothing queued matches' -- dr queue retry "$a"
+expect hold-no-flush 0 "queue flush: 0 recipients due now" -- dr queue flush
+expect hold-show 0 "^  $bob +bob@example.com held attempts=1 next=held" -- dr queue show "$a"
+expect release-one 0 "queue release $bob: 1 recipient released and due now" -- dr queue release "$bob"
+expect release-rest 0 "queue release $a: 1 recipient released" -- dr queue release "$a"
+expect release-again 1 'nothing held matches' -- dr queue release "$a"
+json release-due "[r['status'] for r in d] == ['queued', 'queued']" -- dr queue list --json --state active
+expect trace-held 0 "held carol@Example.NET rcpt=$carol by=operator" -- dr trace --message-id "$a"
+expect trace-released 0 "released bob@example.com rcpt=$bob by=operator" -- dr trace --message-id "$a"
+
 # Operator actions, and their events.
 expect retry 0 "queue retry $a: 2 recipients due now" -- dr queue retry "$a"
 expect retry-listed 0 "^$bob +$a .* now +bob@example.com" -- dr queue list
@@ -148,6 +183,11 @@ expect usage-bad-verb 64 'usage: danerelay queue' -- dr queue frob
 expect usage-show-no-id 64 'usage: danerelay queue' -- dr queue show
 expect usage-list-extra 64 'usage: danerelay queue' -- dr queue list extra
 expect usage-bad-option 64 'usage: danerelay queue' -- dr queue list --frob
+expect usage-bad-state 64 'usage: danerelay queue' -- dr queue list --state bogus
+expect usage-filter-not-list 64 'usage: danerelay queue' -- dr queue retry --domain example.com "$a"
+expect usage-hold-no-id 64 'usage: danerelay queue' -- dr queue hold
+expect usage-release-extra 64 'usage: danerelay queue' -- dr queue release "$a" "$b"
+expect usage-flush-two 64 'usage: danerelay queue' -- dr queue flush a.example b.example
 
 # Side by side with a writer (the daemon): reads go on, writes wait.
 "$py" - "$q/queue.db" >"$tmp/lock.out" 2>&1 <<'EOF' &
@@ -176,4 +216,13 @@ cp "$q/queue.db" "$tmp/newer/queue.db"
 "$py" -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version = 99'); c.commit()" "$tmp/newer/queue.db"
 printf '[queue]\ndirectory = %s\n' "$tmp/newer" >"$tmp/n.conf"
 expect newer-schema 78 'schema version 99 is newer than this danerelay supports' -- "$bin" -c "$tmp/n.conf" queue list
+
+# A queue of schema version 1 is upgraded by the first command that opens it.
+mkdir -m 700 "$tmp/old"
+cp "$q/queue.db" "$tmp/old/queue.db"
+"$py" -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version = 1'); c.commit()" "$tmp/old/queue.db"
+printf '[queue]\ndirectory = %s\n' "$tmp/old" >"$tmp/o.conf"
+expect old-schema-migrated 0 "queue hold $a: 1 recipient held" -- "$bin" -c "$tmp/o.conf" queue hold "$a"
+v=$("$py" -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('PRAGMA user_version').fetchone()[0])" "$tmp/old/queue.db")
+if [ "$v" = 2 ]; then echo "PASS old-schema-version"; else echo "FAIL old-schema-version: user_version $v, wanted 2"; fi
 exit 0

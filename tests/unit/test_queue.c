@@ -1,9 +1,10 @@
 /*
  * test_queue: the durable store. Round trips (byte-exact bodies), the due
  * index, state changes, body garbage collection, events and trace,
- * operator actions, two connections at once, durability across reopen and
- * kill -9, refusal of garbage and newer databases, and a 10,000 message
- * sanity run.
+ * operator actions (hold, release, flush too), filtered listing and counts
+ * by state, two connections at once, durability across reopen and kill -9,
+ * migration of an older schema, refusal of garbage and newer databases,
+ * and a 10,000 message sanity run.
  *
  * Fixture mode: with DANERELAY_TEST_QUEUE_DIR set, the program only fills
  * a queue in that directory (see fixture()) and prints the ids it made, one
@@ -32,7 +33,7 @@
 struct seen_rcpt {
 	int64_t id;
 	char msgid[QUEUE_ID_LEN];
-	char addr[128], domain[128], orcpt[128];
+	char addr[128], domain[128], orcpt[128], sender[128];
 	char last_status[16], last_rt[64], last_text[256], last_mta[128];
 	unsigned notify;
 	enum queue_rcpt_status status;
@@ -61,6 +62,8 @@ seen_cb(const struct queue_rcpt *r, void *arg)
 	snprintf(c->domain, sizeof(c->domain), "%s", r->domain);
 	snprintf(c->orcpt, sizeof(c->orcpt), "%s",
 	    r->orcpt != NULL ? r->orcpt : "(null)");
+	snprintf(c->sender, sizeof(c->sender), "%s",
+	    r->sender != NULL ? r->sender : "(null)");
 	snprintf(c->last_status, sizeof(c->last_status), "%s", r->last_status);
 	snprintf(c->last_rt, sizeof(c->last_rt), "%s", r->last_result_type);
 	snprintf(c->last_text, sizeof(c->last_text), "%s", r->last_text);
@@ -1027,20 +1030,19 @@ raw_exec(const char *dir, const char *sql)
 	return rc;
 }
 
-/* Messages in dir's queue as a new connection of another process sees
- * them, or -1. */
+/* The integer sql answers on dir's queue through a connection of its
+ * own (raw SQLite, nothing of the queue module), or -1. */
 static int
-count_elsewhere(const char *dir)
+raw_int(const char *dir, const char *sql)
 {
 	char *path = xasprintf("%s/queue.db", dir);
-	sqlite3 *db;
 	sqlite3_stmt *st;
+	sqlite3 *db;
 	int n = -1;
 
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
 	        SQLITE_OK &&
-	    sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st,
-	        NULL) == SQLITE_OK) {
+	    sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
 		if (sqlite3_step(st) == SQLITE_ROW)
 			n = sqlite3_column_int(st, 0);
 		sqlite3_finalize(st);
@@ -1048,6 +1050,14 @@ count_elsewhere(const char *dir)
 	sqlite3_close(db);
 	free(path);
 	return n;
+}
+
+/* Messages in dir's queue as a new connection of another process sees
+ * them, or -1. */
+static int
+count_elsewhere(const char *dir)
+{
+	return raw_int(dir, "SELECT count(*) FROM messages");
 }
 
 /*
@@ -1264,8 +1274,14 @@ static void
 names(void)
 {
 	char buf[QUEUE_TIME_LEN];
+	enum queue_state st = QUEUE_STATE_ANY;
 
 	T_STREQ(queue_rcpt_status_str(QUEUE_RCPT_DELETED), "deleted");
+	T_STREQ(queue_rcpt_status_str(QUEUE_RCPT_HELD), "held");
+	T_STREQ(queue_state_str(QUEUE_STATE_DEFERRED), "deferred");
+	T_CHECK(queue_state_parse("held", &st) == 0 && st == QUEUE_STATE_HELD);
+	T_CHECK(queue_state_parse("", &st) == 0 && st == QUEUE_STATE_ANY);
+	T_CHECK(queue_state_parse("Held", &st) == -1);
 	T_STREQ(queue_kind_str(QUEUE_KIND_DSN), "dsn");
 	T_STREQ(queue_ret_str(QUEUE_RET_HDRS), "hdrs");
 	T_STREQ(queue_time_iso(1714564800, buf), "2024-05-01T12:00:00Z");
@@ -1400,6 +1416,369 @@ batch_failure_loses_whole_batch(void)
 	tmp_free(dir);
 }
 
+/* The type of the last event of the only message of the trace. */
+static const char *
+ev_last(json_t *tr)
+{
+	json_t *evs = json_object_get(json_array_get(tr, 0), "events");
+
+	return json_string_value(json_object_get(
+	    json_array_get(evs, json_array_size(evs) - 1), "type"));
+}
+
+static int
+due_count(struct queue *q, time_t now)
+{
+	int n = 0;
+
+	queue_due(q, now, 100, count_one_cb, &n);
+	return n;
+}
+
+/*
+ * A held recipient stays in the queue with its body, is never due (the
+ * scans and the earliest due time skip it), survives gc and purge; retry
+ * leaves it held, release makes it due now, delete and bounce work on it.
+ */
+static void
+hold_and_release(void)
+{
+	struct msg_spec spec = { "a@example.org", NULL,
+		{ "bob@example.com", "carol@example.net", NULL }, NULL, 0 };
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", rid[32];
+	struct queue *q = open_ok(dir);
+	struct queue_trace_filter f = { 0 };
+	struct queue_counts c;
+	struct queue_msg *m;
+	struct seen s = { 0 };
+	time_t now = time(NULL);
+	json_t *tr;
+
+	T_CHECK(add_spec(q, &spec, id) == 0);
+	queue_msg_rcpts(q, id, seen_cb, &s);
+	T_CHECK(queue_rcpt_deferred(q, s.r[1].id, now + 9999, &att_defer) == 0);
+	T_CHECK(queue_hold(q, id) == 2);
+	T_CHECK(queue_hold(q, id) == 0); /* nothing queued left to hold */
+	T_CHECK(due_count(q, now + 99999) == 0);
+	T_CHECK(queue_due_after(
+	            q, now + 99999, 0, 0, 10, count_one_cb, &(int){ 0 }) == 0);
+	T_CHECK(queue_next_due(q) == 0);
+	T_CHECK(queue_count_states(q, now, &c) == 0 && c.held == 2 &&
+	    c.active == 0 && c.deferred == 0);
+	T_CHECK(queue_retry(q, id) == 0);
+	T_CHECK(queue_msg_gc(q, id) == 0);
+	T_CHECK(queue_purge(q, now + 10) == 0);
+	m = queue_msg_get(q, id);
+	T_CHECK(m != NULL && m->data != NULL && m->len == SIMPLE_LEN);
+	queue_msg_free(m);
+	memset(&s, 0, sizeof(s));
+	queue_msg_rcpts(q, id, seen_cb, &s);
+	T_CHECK(s.r[0].status == QUEUE_RCPT_HELD &&
+	    s.r[1].status == QUEUE_RCPT_HELD);
+	/* An attempt under way when it was held: recorded, still held. */
+	T_CHECK(queue_rcpt_deferred(q, s.r[0].id, now + 600, &att_defer) == 0);
+	memset(&s, 0, sizeof(s));
+	queue_msg_rcpts(q, id, seen_cb, &s);
+	T_CHECK(s.r[0].status == QUEUE_RCPT_HELD && s.r[0].attempts == 1);
+	snprintf(rid, sizeof(rid), "%lld", (long long)s.r[1].id);
+	T_CHECK(queue_release(q, rid) == 1);
+	T_CHECK(queue_release(q, rid) == 0);
+	memset(&s, 0, sizeof(s));
+	T_CHECK(queue_due(q, time(NULL), 10, seen_cb, &s) == 1);
+	T_STREQ(s.r[0].addr, "carol@example.net");
+	T_CHECK(
+	    s.r[0].status == QUEUE_RCPT_QUEUED && s.r[0].next <= time(NULL));
+	T_CHECK(queue_next_due(q) != 0 && queue_next_due(q) <= time(NULL));
+	/* Bounce releases a held one to be returned; delete takes it. */
+	T_CHECK(queue_hold(q, rid) == 1);
+	T_CHECK(queue_bounce(q, rid) == 1);
+	T_CHECK(queue_rcpt_bounce_requested(q, s.r[0].id));
+	T_CHECK(due_count(q, time(NULL)) == 1);
+	T_CHECK(queue_delete(q, id) == 2); /* one held, one queued */
+	T_CHECK(queue_msg_get(q, id) == NULL);
+	T_CHECK(queue_count_states(q, now, &c) == 0 && c.held == 0);
+	f.message_id = id;
+	tr = queue_trace(q, &f);
+	/* received, queued x2, held x2, released, held, bounce-requested,
+	 * deleted x2 */
+	T_CHECK(json_array_size(
+	            json_object_get(json_array_get(tr, 0), "events")) == 10);
+	T_STREQ(ev_type(tr, 3), "held");
+	T_STREQ(ev_type(tr, 5), "released");
+	T_STREQ(ev_last(tr), "deleted");
+	json_decref(tr);
+	queue_close(q);
+	tmp_free(dir);
+}
+
+/* Add one message to n recipients r0@domain, r1@domain, ... */
+static int
+add_many(struct queue *q, const char *domain, size_t n, char id[QUEUE_ID_LEN])
+{
+	struct queue_rcpt_in *r = xcalloc(n, sizeof(*r));
+	char **addrs = xcalloc(n, sizeof(*addrs));
+	struct queue_msg_in m = { 0 };
+	char *err = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++)
+		r[i].addr = addrs[i] = xasprintf("r%zu@%s", i, domain);
+	m.sender = "a@example.org";
+	m.client = "client.example [192.0.2.9]:4711";
+	m.data = (const uint8_t *)simple_body;
+	m.len = SIMPLE_LEN;
+	m.rcpts = r;
+	m.nrcpt = n;
+	id[0] = '\0';
+	rc = queue_add(q, &m, id, &err);
+	free(err);
+	for (i = 0; i < n; i++)
+		free(addrs[i]);
+	free(addrs);
+	free(r);
+	return rc;
+}
+
+struct defer_all {
+	struct queue *q;
+	time_t until;
+	int failed;
+};
+
+static void
+defer_cb(const struct queue_rcpt *r, void *arg)
+{
+	struct defer_all *d = arg;
+
+	if (queue_rcpt_deferred(d->q, r->id, d->until, &att_defer) == -1)
+		d->failed++;
+}
+
+/*
+ * Flush makes due now what waits for a later retry, of one domain (any
+ * case) or all, never a held one, and goes on past its transactions of
+ * 1000 (both ways of choosing: a domain, all).
+ */
+static void
+flush_domain_and_all(void)
+{
+	char *dir = tmp_new(), a[QUEUE_ID_LEN], b[QUEUE_ID_LEN];
+	char big[QUEUE_ID_LEN], held[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir);
+	struct queue_trace_filter f = { 0 };
+	time_t now = time(NULL);
+	struct defer_all d = { q, now + 9999, 0 };
+	json_t *tr;
+
+	T_CHECK(add_simple(q, "bob@x.example", a) == 0);
+	T_CHECK(add_simple(q, "carol@y.example", b) == 0);
+	T_CHECK(add_simple(q, "dave@x.example", held) == 0);
+	T_CHECK(add_many(q, "z.example", 1100, big) == 0);
+	T_CHECK(add_many(q, "w.example", 1100, big) == 0);
+	T_CHECK(queue_batch_begin(q) == 0);
+	queue_list(q, defer_cb, &d);
+	T_CHECK(queue_batch_end(q) == 0 && d.failed == 0);
+	T_CHECK(queue_hold(q, held) == 1);
+	T_CHECK(due_count(q, time(NULL)) == 0);
+	T_CHECK(queue_flush(q, "X.Example") == 1);
+	T_CHECK(rcpt_of(q, a).next <= time(NULL));
+	T_CHECK(rcpt_of(q, b).next == now + 9999);
+	T_CHECK(rcpt_of(q, held).status == QUEUE_RCPT_HELD);
+	T_CHECK(queue_flush(q, "x.example") == 0); /* nothing waits now */
+	T_CHECK(queue_flush(q, "nowhere.example") == 0);
+	T_CHECK(queue_flush(q, "z.example") == 1100);
+	T_CHECK(queue_flush(q, NULL) == 1101);
+	T_CHECK(rcpt_of(q, b).next <= time(NULL));
+	T_CHECK(rcpt_of(q, held).status == QUEUE_RCPT_HELD);
+	T_CHECK(queue_flush(q, NULL) == 0);
+	f.message_id = a;
+	tr = queue_trace(q, &f);
+	T_STREQ(ev_last(tr), "flushed");
+	json_decref(tr);
+	f.message_id = held;
+	tr = queue_trace(q, &f);
+	T_STREQ(ev_last(tr), "held");
+	json_decref(tr);
+	queue_close(q);
+	tmp_free(dir);
+}
+
+static void
+counts_by_state(void)
+{
+	char *dir = tmp_new(), id[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir);
+	struct queue_counts c = { 1, 1, 1 };
+	time_t now = time(NULL);
+	int i;
+
+	T_CHECK(queue_count_states(q, now, &c) == 0 && c.active == 0 &&
+	    c.deferred == 0 && c.held == 0);
+	for (i = 0; i < 6; i++)
+		T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	/* 6 queued: 2 deferred, 1 held, 1 delivered, 2 active */
+	T_CHECK(queue_rcpt_deferred(q, 1, now + 600, &att_defer) == 0);
+	T_CHECK(queue_rcpt_deferred(q, 2, now + 600, &att_defer) == 0);
+	T_CHECK(queue_hold(q, "3") == 1);
+	T_CHECK(queue_rcpt_delivered(q, 4, &att_ok) == 0);
+	T_CHECK(queue_count_states(q, now, &c) == 0);
+	T_CHECK(c.active == 2 && c.deferred == 2 && c.held == 1);
+	/* Later, the deferred ones are due: active. */
+	T_CHECK(queue_count_states(q, now + 600, &c) == 0);
+	T_CHECK(c.active == 4 && c.deferred == 0 && c.held == 1);
+	queue_close(q);
+	tmp_free(dir);
+}
+
+/* The ids a filter lists, "1 3 4", in buf. */
+static const char *
+filter_ids(struct queue *q, const struct queue_filter *f, char *buf, size_t len)
+{
+	struct seen s = { 0 };
+	size_t i, at = 0;
+
+	buf[0] = '\0';
+	if (queue_list_filter(q, f, seen_cb, &s) == -1)
+		return "error";
+	for (i = 0; i < s.n && at < len; i++)
+		at += (size_t)snprintf(buf + at, len - at, "%s%lld",
+		    i > 0 ? " " : "", (long long)s.r[i].id);
+	return buf;
+}
+
+static void
+list_filters(void)
+{
+	struct msg_spec m1 = { "Alice@Example.ORG", NULL,
+		{ "bob@example.com", "carol@example.net", NULL }, NULL, 0 };
+	struct msg_spec m2 = { "", NULL, { "dave@Example.COM", NULL }, NULL,
+		0 };
+	struct msg_spec m3 = { "erin@example.org", NULL,
+		{ "frank@example.net", "alice@example.com", NULL }, NULL, 0 };
+	char *dir = tmp_new(), id[QUEUE_ID_LEN], buf[128];
+	struct queue *q = open_ok(dir);
+	time_t now = time(NULL);
+	struct seen s = { 0 };
+	static const struct {
+		struct queue_filter f;
+		const char *want;
+	} cases[] = {
+		{ { 0 }, "1 2 3 4 5" },
+		{ { .domain = "example.com" }, "1 3 5" },
+		{ { .domain = "EXAMPLE.NET" }, "2 4" },
+		{ { .domain = "example" }, "" },
+		{ { .recipient = "DAVE" }, "3" },
+		{ { .recipient = "@example.n" }, "2 4" },
+		{ { .sender = "alice" }, "1 2" },
+		{ { .address = "alice" }, "1 2 5" },
+		{ { .address = "alice", .domain = "example.com" }, "1 5" },
+		{ { .state = QUEUE_STATE_HELD }, "4" },
+		{ { .state = QUEUE_STATE_DEFERRED }, "2" },
+		{ { .state = QUEUE_STATE_ACTIVE }, "1 3 5" },
+		{ { .state = QUEUE_STATE_ACTIVE,
+		      .domain = "example.com",
+		      .recipient = "bob" },
+		    "1" },
+		{ { .limit = 2 }, "1 2" },
+		{ { .limit = 2, .after = 2 }, "3 4" },
+		{ { .limit = 2, .after = 4 }, "5" }, { { .after = 5 }, "" },
+		{ { .sender = "%" }, "" }, /* no LIKE wildcards */
+	};
+	size_t i;
+
+	T_CHECK(add_spec(q, &m1, id) == 0);
+	T_CHECK(add_spec(q, &m2, id) == 0);
+	T_CHECK(add_spec(q, &m3, id) == 0);
+	T_CHECK(add_simple(q, "alice@example.com", id) == 0); /* delivered */
+	T_CHECK(queue_rcpt_deferred(q, 2, now + 600, &att_defer) == 0);
+	T_CHECK(queue_hold(q, "4") == 1);
+	T_CHECK(queue_rcpt_delivered(q, 6, &att_ok) == 0);
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct queue_filter f = cases[i].f;
+
+		f.now = now;
+		filter_ids(q, &f, buf, sizeof(buf));
+		if (strcmp(buf, cases[i].want) != 0)
+			printf("  case %zu: got \"%s\"\n", i, buf);
+		T_STREQ(buf, cases[i].want);
+	}
+	/* Rows carry their message's sender; queue_list = no filter. */
+	T_CHECK(queue_list(q, seen_cb, &s) == 5);
+	T_STREQ(s.r[0].sender, "Alice@Example.ORG");
+	T_STREQ(s.r[2].sender, "");
+	T_CHECK(s.r[3].status == QUEUE_RCPT_HELD);
+	memset(&s, 0, sizeof(s));
+	T_CHECK(queue_due(q, now, 10, seen_cb, &s) == 3);
+	T_STREQ(s.r[0].sender, "(null)"); /* not read for the scheduler */
+	queue_close(q);
+	tmp_free(dir);
+}
+
+/*
+ * A queue of schema version 1 (the tables of version 2, which added only
+ * a status value) is upgraded at open, by the daemon or by a command,
+ * keeping its mail; then hold works on it.
+ */
+static void
+migrates_version_1(void)
+{
+	char *dir = tmp_new(), id[QUEUE_ID_LEN], *err = NULL;
+	struct queue *q = open_ok(dir);
+	struct queue_msg *m;
+	int pass;
+
+	T_CHECK(raw_int(dir, "PRAGMA user_version") == 2);
+	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	queue_close(q);
+	for (pass = 0; pass < 2; pass++) {
+		T_CHECK(raw_exec(dir, "PRAGMA user_version = 1") == 0);
+		T_CHECK(raw_int(dir, "PRAGMA user_version") == 1);
+		q = pass == 0 ? queue_open(dir, &err) :
+		                queue_open_existing(dir, &err);
+		T_CHECK(q != NULL && err == NULL);
+		if (q == NULL)
+			break;
+		T_CHECK(raw_int(dir, "PRAGMA user_version") == 2);
+		m = queue_msg_get(q, id);
+		T_CHECK(m != NULL && m->len == SIMPLE_LEN);
+		queue_msg_free(m);
+		T_CHECK(queue_hold(q, id) == 1);
+		T_CHECK(queue_release(q, id) == 1);
+		queue_close(q);
+	}
+	free(err);
+	tmp_free(dir);
+}
+
+/* The actions' events name who did them: "operator", or the actor set. */
+static void
+actor_named_in_events(void)
+{
+	char *dir = tmp_new(), id[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir);
+	struct queue_trace_filter f = { 0 };
+	json_t *tr, *evs;
+
+	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	queue_set_actor(q, "console:alice");
+	T_CHECK(queue_hold(q, id) == 1);
+	queue_set_actor(q, NULL);
+	T_CHECK(queue_release(q, id) == 1);
+	f.message_id = id;
+	tr = queue_trace(q, &f);
+	evs = json_object_get(json_array_get(tr, 0), "events");
+	T_STREQ(
+	    json_string_value(json_object_get(json_array_get(evs, 2), "by")),
+	    "console:alice");
+	T_STREQ(
+	    json_string_value(json_object_get(json_array_get(evs, 3), "by")),
+	    "operator");
+	json_decref(tr);
+	queue_close(q);
+	tmp_free(dir);
+}
+
 int
 main(void)
 {
@@ -1434,6 +1813,12 @@ main(void)
 	T_RUN(open_existing_needs_db);
 	T_RUN(crash_kill9);
 	T_RUN(batch_failure_loses_whole_batch);
+	T_RUN(hold_and_release);
+	T_RUN(flush_domain_and_all);
+	T_RUN(counts_by_state);
+	T_RUN(list_filters);
+	T_RUN(migrates_version_1);
+	T_RUN(actor_named_in_events);
 	T_RUN(bulk_10000);
 	T_RUN(names);
 	T_EXIT();
