@@ -29,6 +29,9 @@ const struct cli_cmd cli_cmds[] = {
 	    "[--message-id ID] [--recipient ADDR] [--domain D] "
 	    "[--since 1h] [--json]",
 	    "the story of messages, newest last", cmd_trace },
+	{ "report", "[--period 1h|1d|7d|30d] [--impact] [--json]",
+	    "the transit security report, or the log-only impact (--impact)",
+	    cmd_report },
 	{ "passwd", "[USER]", "hash a password for [server] auth_file",
 	    cmd_passwd },
 	{ "check-config", "",
