@@ -52,7 +52,7 @@ queue_report_period(const char *name, time_t now, struct queue_report_period *p)
 	} periods[] = {
 		{ "1h", 3600, 120 },
 		{ "1d", 86400, 3600 },
-		{ "7d", 7 * 86400, 6 * 3600 },
+		{ "7d", 7 * 86400, 4 * 3600 },
 		{ "30d", QUEUE_REPORT_MAX_DAYS * 86400, 86400 },
 	};
 	size_t i;

@@ -44,8 +44,8 @@ struct queue_report_period {
 
 /*
  * A named period ending at now: "1h" (buckets of 2 minutes), "1d"
- * (1 hour), "7d" (6 hours), "30d" (1 day). Returns 0 with *p filled (name
- * static), or -1 for another name.
+ * (1 hour), "7d" (4 hours), "30d" (1 day), the steps of console_period().
+ * Returns 0 with *p filled (name static), or -1 for another name.
  */
 int queue_report_period(
     const char *name, time_t now, struct queue_report_period *p);

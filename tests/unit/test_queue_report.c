@@ -537,7 +537,7 @@ periods(void)
 	T_CHECK(queue_report_period("1d", 100000, &p) == 0);
 	T_CHECK(p.step == 3600 && p.until == 100001);
 	T_CHECK(queue_report_period("7d", 1000000, &p) == 0);
-	T_CHECK(p.since == 1000000 - 7 * 86400);
+	T_CHECK(p.since == 1000000 - 7 * 86400 && p.step == 4 * 3600);
 	T_CHECK(queue_report_period("30d", 3000000, &p) == 0);
 	T_CHECK(p.since == 3000000 - 30 * 86400 && p.step == 86400);
 	T_STREQ(p.name, "30d");
