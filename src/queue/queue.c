@@ -291,22 +291,23 @@ queue_mkdir(const char *dir, char **errstr)
 
 /*
  * SQLite takes a file shorter than its header for an empty database and
- * would write a queue over it; anything that is not SQLite is refused.
+ * would write a queue over it: a file of 1 to 511 octets (the smallest
+ * SQLite page) is refused here; a larger one that is not SQLite fails
+ * SQLite's own first read (queue_schema_unreadable). Only stat(), never
+ * open() and close(): closing any descriptor of the file drops every
+ * POSIX lock this process holds on it (fcntl(2)), and the console opens
+ * the queue beside the daemon's connection in the same process; without
+ * its locks, a command that closes its connection takes itself for the
+ * last user and deletes the WAL the daemon is still writing to.
  */
 static int
 queue_check_magic(const char *path, char **errstr)
 {
-	static const char magic[16] = "SQLite format 3";
-	char head[16];
-	FILE *fp = fopen(path, "rb");
-	size_t n;
+	struct stat sb;
 
-	if (fp == NULL)
-		return 0; /* missing: SQLite creates it or says why not */
-	n = fread(head, 1, sizeof(head), fp);
-	fclose(fp);
-	if (n == 0 || (n == sizeof(head) && memcmp(head, magic, n) == 0))
-		return 0;
+	if (stat(path, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
+	    sb.st_size >= 512)
+		return 0; /* SQLite creates it, reads it or says why not */
 	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
 	                    "SQLite database",
 	    path);
@@ -321,8 +322,14 @@ queue_check_magic(const char *path, char **errstr)
 static int
 queue_create_private(const char *path, char **errstr)
 {
-	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	struct stat sb;
+	int fd;
 
+	/* An existing file is left alone (see queue_check_magic()); a link
+	 * still meets O_NOFOLLOW. */
+	if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+		return 0;
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
 		return -1;

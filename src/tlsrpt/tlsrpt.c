@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -370,17 +371,26 @@ struct tlsrpt_store *
 tlsrpt_store_open(const char *path, char **errstr)
 {
 	struct tlsrpt_store *s = xcalloc(1, sizeof(*s));
+	struct stat sb;
 	int fd;
 
 	s->path = xstrdup(path);
-	/* Create it private before SQLite does (with the umask's mode). */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/*
+	 * Create it private before SQLite does (with the umask's mode); an
+	 * existing file is not opened here: closing a descriptor of it would
+	 * drop the POSIX locks of another connection of this process (the
+	 * console's beside the daemon's), see queue_check_magic().
+	 */
+	fd = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) ?
+	    -2 :
+	    open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
 		tlsrpt_store_close(s);
 		return NULL;
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
 		tlsrpt_fail(s, "open");

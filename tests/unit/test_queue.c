@@ -1283,6 +1283,78 @@ batch_failure_loses_whole_batch(void)
 	tmp_free(dir);
 }
 
+/*
+ * Open and close the queue in another process, as a command does: this
+ * program again (a fork would inherit SQLite's view of this process's
+ * locks), in the mode of open_close_mode(). Its exit status: 0 opened
+ * (and, with msgid, found it), else not.
+ */
+static int
+child_open_close(const char *dir, const char *msgid)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	if (pid == 0) {
+		setenv("DANERELAY_TEST_OPEN_CLOSE", dir, 1);
+		if (msgid != NULL)
+			setenv("DANERELAY_TEST_OPEN_FIND", msgid, 1);
+		execl("/proc/self/exe", "test_queue", (char *)NULL);
+		_exit(3);
+	}
+	if (pid == -1 || waitpid(pid, &status, 0) == -1)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* The other side of child_open_close(). */
+static int
+open_close_mode(const char *dir)
+{
+	const char *msgid = getenv("DANERELAY_TEST_OPEN_FIND");
+	char *err = NULL;
+	struct queue *q = queue_open_existing(dir, &err);
+	struct queue_msg *m;
+
+	if (q == NULL)
+		return 2;
+	m = msgid != NULL ? queue_msg_find(q, msgid) : NULL;
+	queue_close(q);
+	if (msgid != NULL && m == NULL)
+		return 1;
+	queue_msg_free(m);
+	return 0;
+}
+
+/*
+ * The console opens the queue beside the daemon's connection in the same
+ * process. Opening it must not close a descriptor of the file (that drops
+ * every POSIX lock of the process): else a command closing its own
+ * connection deletes the WAL the daemon still writes to, and nobody sees
+ * the daemon's writes any more.
+ */
+static void
+second_connection_keeps_locks(void)
+{
+	char *dir = tmp_new(), *wal, id[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir), *q2;
+	char *err = NULL;
+	struct stat sb;
+
+	wal = xasprintf("%s/queue.db-wal", dir);
+	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	q2 = queue_open_existing(dir, &err);
+	T_CHECK(q2 != NULL);
+	T_CHECK(child_open_close(dir, NULL) == 0);
+	T_CHECK(stat(wal, &sb) == 0);
+	T_CHECK(add_simple(q, "carol@example.com", id) == 0);
+	T_CHECK(child_open_close(dir, id) == 0);
+	queue_close(q2);
+	queue_close(q);
+	free(wal);
+	tmp_free(dir);
+}
+
 int
 main(void)
 {
@@ -1290,6 +1362,8 @@ main(void)
 
 	if (fixdir != NULL && *fixdir != '\0')
 		return fixture(fixdir);
+	if (getenv("DANERELAY_TEST_OPEN_CLOSE") != NULL)
+		return open_close_mode(getenv("DANERELAY_TEST_OPEN_CLOSE"));
 	T_RUN(open_creates_private_dir);
 	T_RUN(roundtrip_bodies);
 	T_RUN(roundtrip_envelope);
@@ -1312,6 +1386,7 @@ main(void)
 	T_RUN(open_existing_needs_db);
 	T_RUN(crash_kill9);
 	T_RUN(batch_failure_loses_whole_batch);
+	T_RUN(second_connection_keeps_locks);
 	T_RUN(bulk_10000);
 	T_RUN(names);
 	T_EXIT();
