@@ -1,14 +1,125 @@
 /*
- * console_page_impact: /impact (a placeholder: its page helper replaces it).
+ * console_page_impact: /impact, the log-only analysis, the page to read
+ * before switching [policy] mode to enforce: the recipient domains and
+ * messages that enforcement would have blocked in the period (attempts
+ * whose trace event has would_fail), as counts and as a share of all the
+ * domains and messages attempted, and each such domain with its failure
+ * and a link to the analyzer (/check). The numbers come from
+ * queue_report_impact(), the function behind `danerelay report --impact`;
+ * ?format=json answers with its JSON. docs/CONSOLE.md says what each
+ * number means.
  */
 #include "console/console_int.h"
+#include "console/console_report.h"
+#include "queue/queue.h"
+#include "queue/queue_report.h"
 
+/* A share as people read it: 0.00023 %, 12.5 %, 100 %. */
+static void
+impact_share(struct console_req *r, const char *id, const json_t *w,
+    const char *key, const json_t *tot, const char *totkey, const char *what)
+{
+	console_printf(r,
+	    "<div class=\"figure\" id=\"%s\"><span class=\"share\">%.3g&nbsp;%%"
+	    "</span> of %s: <strong class=\"part\">%lld</strong> of "
+	    "<span class=\"whole\">%lld</span></div>",
+	    id, json_real_value(json_object_get(w, key)), what,
+	    (long long)json_integer_value(json_object_get(w, totkey)),
+	    (long long)json_integer_value(json_object_get(tot, totkey)));
+}
+
+static void
+impact_summary(struct console_req *r, const json_t *out)
+{
+	const json_t *w = json_object_get(out, "would_block");
+	const json_t *tot = json_object_get(out, "totals");
+
+	console_printf(r,
+	    "<h2>What enforcement would have blocked</h2>"
+	    "<div class=\"figures\">");
+	impact_share(r, "share-domains", w, "domains_percent", tot, "domains",
+	    "recipient domains");
+	impact_share(r, "share-messages", w, "messages_percent", tot,
+	    "messages", "messages");
+	console_printf(r,
+	    "</div><p>Recipients: <strong id=\"would-recipients\">%lld"
+	    "</strong> of %lld.</p>",
+	    (long long)json_integer_value(json_object_get(w, "recipients")),
+	    (long long)json_integer_value(json_object_get(tot, "recipients")));
+}
+
+static void
+impact_row(struct console_req *r, const json_t *d)
+{
+	const char *domain = json_string_value(json_object_get(d, "domain"));
+
+	console_printf(r, "<tr><td class=\"domain\">");
+	console_link(r, domain, "/trace", "domain", domain, NULL);
+	console_printf(r, "</td><td>");
+	console_text(r,
+	    console_report_requirement(
+	        json_string_value(json_object_get(d, "security"))));
+	console_printf(r,
+	    "</td><td class=\"num messages\">%lld</td>"
+	    "<td class=\"num\">%lld</td><td>",
+	    (long long)json_integer_value(json_object_get(d, "messages")),
+	    (long long)json_integer_value(json_object_get(d, "recipients")));
+	console_report_errors(r, json_object_get(d, "errors"));
+	console_printf(r, "</td><td class=\"analyze\">");
+	console_link(r, "Analyze", "/check", "domain", domain, NULL);
+	console_printf(r, "</td></tr>");
+}
+
+static void
+impact_table(struct console_req *r, const json_t *out)
+{
+	const json_t *rows = json_object_get(out, "domains"), *d;
+	size_t i;
+
+	console_printf(r, "<h2>Domains that would be blocked</h2>");
+	if (json_array_size(rows) == 0) {
+		console_printf(r,
+		    "<p class=\"empty\">None: no attempt in this "
+		    "period recorded a failure that enforcement "
+		    "would have turned into a deferral.</p>");
+		return;
+	}
+	console_printf(r,
+	    "<table id=\"impact\" class=\"sortable\"><thead><tr>"
+	    "<th>Recipient domain</th><th>Security</th><th>Messages</th>"
+	    "<th>Recipients</th><th>Failure (newest first)</th>"
+	    "<th>Analyzer</th></tr></thead><tbody>");
+	json_array_foreach(rows, i, d) impact_row(r, d);
+	console_printf(r, "</tbody></table>");
+	if (json_is_true(json_object_get(out, "domains_truncated")))
+		console_printf(r,
+		    "<p>Only the first %d domains are listed.</p>",
+		    QUEUE_REPORT_MAX_ROWS);
+}
+
+/* The route table's entry point (console_route.c). */
 void console_page_impact(struct console_req *r);
 
 void
 console_page_impact(struct console_req *r)
 {
+	struct queue_report_period p;
+	json_t *out;
+
+	console_report_period(r, &p);
+	if ((out = queue_report_impact(console_queue(r), &p)) == NULL) {
+		console_fail(r, 500, queue_error(console_queue(r)));
+		return;
+	}
+	if (console_report_wants_json(r)) {
+		console_json(r, out);
+		json_decref(out);
+		return;
+	}
 	console_begin(r, "Enforcement impact", false);
-	console_printf(r, "<p class=\"notice\">Coming soon.</p>");
+	console_report_header(r, "/impact", out);
+	impact_summary(r, out);
+	impact_table(r, out);
+	json_decref(out);
 	console_end(r);
 }

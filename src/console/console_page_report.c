@@ -1,14 +1,198 @@
 /*
- * console_page_report: /report (a placeholder: its page helper replaces it).
+ * console_page_report: /report, the transit security report (after the
+ * Exchange admin center's "Outbound messages in Transit Security"): for
+ * the chosen period, the messages blocked by a DANE or MTA-STS requirement
+ * (domain, requirement, counts, the distinct errors with their codes and
+ * RFC 8460 result types, newest first), the recipients sent per security
+ * class as a stacked chart, and the domains that had no TLS as a chart and
+ * a table. The numbers come from queue_report(), the function behind
+ * `danerelay report`; ?format=json answers with its JSON. docs/CONSOLE.md
+ * says what each number means.
  */
-#include "console/console_int.h"
+#include <string.h>
 
+#include "console/console_int.h"
+#include "console/console_report.h"
+#include "queue/queue.h"
+#include "queue/queue_report.h"
+
+/* The security classes, in the chart's order, with their names. */
+static const struct {
+	const char *cls, *label, *color;
+} report_classes[] = {
+	{ "dane", "DANE-verified", "#1e7d45" },
+	{ "dane_trusted", "DANE-trusted (insecure MX)", "#16a2b8" },
+	{ "sts", "MTA-STS", "#1b6ac9" },
+	{ "tls", "Opportunistic TLS", "#d98a00" },
+	{ "plaintext", "No TLS", "#b3261e" },
+};
+#define REPORT_NCLASS (sizeof(report_classes) / sizeof(report_classes[0]))
+
+static void
+report_blocked_row(struct console_req *r, const json_t *d)
+{
+	const char *domain = json_string_value(json_object_get(d, "domain"));
+
+	console_printf(r, "<tr><td class=\"domain\">");
+	console_link(r, domain, "/trace", "domain", domain, NULL);
+	console_printf(r, "</td><td>");
+	console_text(r,
+	    console_report_requirement(
+	        json_string_value(json_object_get(d, "security"))));
+	console_printf(r,
+	    "</td><td class=\"num messages\">%lld</td>"
+	    "<td class=\"num\">%lld</td><td>",
+	    (long long)json_integer_value(json_object_get(d, "messages")),
+	    (long long)json_integer_value(json_object_get(d, "recipients")));
+	console_report_errors(r, json_object_get(d, "errors"));
+	console_printf(r, "</td></tr>");
+}
+
+static void
+report_blocked(struct console_req *r, const json_t *out)
+{
+	const json_t *rows = json_object_get(out, "blocked"), *d;
+	size_t i;
+
+	console_printf(r,
+	    "<h2>Messages blocked</h2><p>Deferred or returned "
+	    "because a DANE or MTA-STS requirement failed.</p>");
+	if (json_array_size(rows) == 0) {
+		console_printf(
+		    r, "<p class=\"empty\">None in this period.</p>");
+		return;
+	}
+	console_printf(r,
+	    "<table id=\"blocked\" class=\"sortable\"><thead><tr>"
+	    "<th>Recipient domain</th><th>Security</th><th>Messages</th>"
+	    "<th>Recipients</th><th>Errors (newest first)</th></tr></thead>"
+	    "<tbody>");
+	json_array_foreach(rows, i, d) report_blocked_row(r, d);
+	console_printf(r, "</tbody></table>");
+	if (json_is_true(json_object_get(out, "blocked_truncated")))
+		console_printf(r,
+		    "<p>Only the first %d domains are listed.</p>",
+		    QUEUE_REPORT_MAX_ROWS);
+}
+
+/* The sent chart: one stacked bar per bucket, one dataset per class. */
+static void
+report_sent(struct console_req *r, const json_t *out, const json_t *labels)
+{
+	const json_t *sent = json_object_get(out, "sent");
+	json_t *spec, *sets;
+	size_t i;
+
+	console_printf(r,
+	    "<h2>Messages sent, by security</h2><p>Recipients delivered: "
+	    "<strong id=\"sent-total\">%lld</strong>.</p>",
+	    (long long)json_integer_value(json_object_get(sent, "total")));
+	sets = json_array();
+	for (i = 0; i < REPORT_NCLASS; i++)
+		json_array_append_new(sets,
+		    json_pack("{s:s, s:s, s:O}", "label",
+		        report_classes[i].label, "color",
+		        report_classes[i].color, "data",
+		        json_object_get(json_object_get(sent, "series"),
+		            report_classes[i].cls)));
+	spec = json_pack("{s:s, s:O, s:o, s:b}", "type", "bar", "labels",
+	    labels, "datasets", sets, "stacked", 1);
+	console_chart(r, "chart-sent", spec);
+	json_decref(spec);
+	console_printf(r, "<table id=\"sent\"><thead><tr>");
+	for (i = 0; i < REPORT_NCLASS; i++) {
+		console_printf(r, "<th>");
+		console_text(r, report_classes[i].label);
+		console_printf(r, "</th>");
+	}
+	console_printf(r, "</tr></thead><tbody><tr>");
+	for (i = 0; i < REPORT_NCLASS; i++)
+		console_printf(r,
+		    "<td class=\"num\" data-class=\"%s\">%lld</td>",
+		    report_classes[i].cls,
+		    (long long)json_integer_value(
+		        json_object_get(json_object_get(sent, "totals"),
+		            report_classes[i].cls)));
+	console_printf(r, "</tr></tbody></table>");
+}
+
+static void
+report_notls_row(struct console_req *r, const json_t *d)
+{
+	const char *domain = json_string_value(json_object_get(d, "domain"));
+	char t[CONSOLE_TIME_LEN];
+
+	console_printf(r, "<tr><td class=\"domain\">");
+	console_link(r, domain, "/trace", "domain", domain, NULL);
+	console_printf(r,
+	    "</td><td class=\"num\">%lld</td><td class=\"num\">%lld</td>"
+	    "<td class=\"num\">%lld</td><td>",
+	    (long long)json_integer_value(json_object_get(d, "messages")),
+	    (long long)json_integer_value(json_object_get(d, "plaintext")),
+	    (long long)json_integer_value(json_object_get(d, "failed")));
+	console_text(r,
+	    console_report_time(
+	        json_string_value(json_object_get(d, "last")), t));
+	console_printf(r, "</td></tr>");
+}
+
+static void
+report_notls(struct console_req *r, const json_t *out, const json_t *labels)
+{
+	const json_t *nt = json_object_get(out, "no_tls"), *d;
+	json_t *spec;
+	size_t i;
+
+	console_printf(r,
+	    "<h2>Domains not supporting TLS</h2><p>Delivered without "
+	    "encryption, or not delivered because TLS was required and the "
+	    "server offered no STARTTLS: <strong id=\"notls-total\">%lld"
+	    "</strong> domains.</p>",
+	    (long long)json_integer_value(json_object_get(nt, "total")));
+	spec = json_pack("{s:s, s:O, s:[{s:s, s:O}, {s:s, s:O}], s:b}", "type",
+	    "line", "labels", labels, "datasets", "label", "Domains", "data",
+	    json_object_get(nt, "domains"), "label", "Messages", "data",
+	    json_object_get(nt, "messages"), "stacked", 0);
+	console_chart(r, "chart-notls", spec);
+	json_decref(spec);
+	if (json_array_size(json_object_get(nt, "table")) == 0)
+		return;
+	console_printf(r,
+	    "<table id=\"notls\" class=\"sortable\"><thead><tr>"
+	    "<th>Recipient domain</th><th>Messages</th><th>Sent in "
+	    "plaintext</th><th>Failed (no STARTTLS)</th><th>Last seen</th>"
+	    "</tr></thead><tbody>");
+	json_array_foreach(json_object_get(nt, "table"), i, d)
+	    report_notls_row(r, d);
+	console_printf(r, "</tbody></table>");
+}
+
+/* The route table's entry point (console_route.c). */
 void console_page_report(struct console_req *r);
 
 void
 console_page_report(struct console_req *r)
 {
-	console_begin(r, "Transit security", false);
-	console_printf(r, "<p class=\"notice\">Coming soon.</p>");
+	struct queue_report_period p;
+	json_t *out, *labels;
+
+	console_report_period(r, &p);
+	if ((out = queue_report(console_queue(r), &p)) == NULL) {
+		console_fail(r, 500, queue_error(console_queue(r)));
+		return;
+	}
+	if (console_report_wants_json(r)) {
+		console_json(r, out);
+		json_decref(out);
+		return;
+	}
+	console_begin(r, "Transit security", true);
+	console_report_header(r, "/report", out);
+	labels = console_report_labels(out);
+	report_blocked(r, out);
+	report_sent(r, out, labels);
+	report_notls(r, out, labels);
+	json_decref(labels);
+	json_decref(out);
 	console_end(r);
 }
