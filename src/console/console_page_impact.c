@@ -14,18 +14,23 @@
 #include "queue/queue.h"
 #include "queue/queue_report.h"
 
-/* A share as people read it: 0.00023 %, 12.5 %, 100 %. */
+/* A share as people read it (0.00023 %, 12.5 %, 100 %) and its counts. */
 static void
-impact_share(struct console_req *r, const char *id, const json_t *w,
-    const char *key, const json_t *tot, const char *totkey, const char *what)
+impact_share(struct console_req *r, const char *label, const json_t *out,
+    const char *key)
 {
-	console_printf(r,
-	    "<div class=\"figure\" id=\"%s\"><span class=\"share\">%.3g&nbsp;%%"
-	    "</span> of %s: <strong class=\"part\">%lld</strong> of "
-	    "<span class=\"whole\">%lld</span></div>",
-	    id, json_real_value(json_object_get(w, key)), what,
-	    (long long)json_integer_value(json_object_get(w, totkey)),
-	    (long long)json_integer_value(json_object_get(tot, totkey)));
+	const json_t *w = json_object_get(out, "would_block");
+	char id[32], pkey[32], pct[64], note[96];
+
+	snprintf(id, sizeof(id), "share-%s", key);
+	snprintf(pkey, sizeof(pkey), "%s_percent", key);
+	snprintf(pct, sizeof(pct), "%.3g %%",
+	    json_real_value(json_object_get(w, pkey)));
+	snprintf(note, sizeof(note), "%lld of %lld would have been blocked",
+	    (long long)json_integer_value(json_object_get(w, key)),
+	    (long long)json_integer_value(
+	        json_object_get(json_object_get(out, "totals"), key)));
+	console_report_card(r, id, label, pct, note);
 }
 
 static void
@@ -33,19 +38,25 @@ impact_summary(struct console_req *r, const json_t *out)
 {
 	const json_t *w = json_object_get(out, "would_block");
 	const json_t *tot = json_object_get(out, "totals");
+	char v[32], note[64];
 
 	console_printf(r,
-	    "<h2>What enforcement would have blocked</h2>"
-	    "<div class=\"figures\">");
-	impact_share(r, "share-domains", w, "domains_percent", tot, "domains",
-	    "recipient domains");
-	impact_share(r, "share-messages", w, "messages_percent", tot,
-	    "messages", "messages");
-	console_printf(r,
-	    "</div><p>Recipients: <strong id=\"would-recipients\">%lld"
-	    "</strong> of %lld.</p>",
-	    (long long)json_integer_value(json_object_get(w, "recipients")),
+	    "<p>In log-only mode ([policy] mode = log-only, or a domain's "
+	    "mode) the relay delivers what DANE or MTA-STS would have "
+	    "stopped and records the failure with the attempt. These are "
+	    "the recipient domains and messages of the period that "
+	    "enforcement would have deferred, against all those attempted. "
+	    "A domain whose MTA-STS policy is in testing mode is listed too: "
+	    "its failures are recorded the same way.</p>"
+	    "<div class=\"cards\">");
+	impact_share(r, "Recipient domains", out, "domains");
+	impact_share(r, "Messages", out, "messages");
+	snprintf(v, sizeof(v), "%lld",
+	    (long long)json_integer_value(json_object_get(w, "recipients")));
+	snprintf(note, sizeof(note), "of %lld attempted",
 	    (long long)json_integer_value(json_object_get(tot, "recipients")));
+	console_report_card(r, "would-recipients", "Recipients", v, note);
+	console_printf(r, "</div>");
 }
 
 static void

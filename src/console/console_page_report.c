@@ -167,6 +167,41 @@ report_notls(struct console_req *r, const json_t *out, const json_t *labels)
 	console_printf(r, "</tbody></table>");
 }
 
+/* The period at a glance: delivered (and how much authenticated), blocked,
+ * no TLS. */
+static void
+report_cards(struct console_req *r, const json_t *out)
+{
+	const json_t *sent = json_object_get(out, "sent"), *d;
+	const json_t *tot = json_object_get(sent, "totals");
+	json_int_t all = json_integer_value(json_object_get(sent, "total"));
+	json_int_t auth = 0, msgs = 0;
+	char v[32], note[96];
+	size_t i;
+
+	for (i = 0; i < 3; i++) /* dane, dane_trusted, sts */
+		auth += json_integer_value(
+		    json_object_get(tot, report_classes[i].cls));
+	json_array_foreach(json_object_get(out, "blocked"), i, d) msgs +=
+	    json_integer_value(json_object_get(d, "messages"));
+	console_printf(r, "<div class=\"cards\">");
+	snprintf(v, sizeof(v), "%lld", (long long)all);
+	snprintf(note, sizeof(note), "%.3g %% authenticated (DANE or MTA-STS)",
+	    all > 0 ? 100.0 * (double)auth / (double)all : 0.0);
+	console_report_card(r, "card-sent", "Recipients delivered", v, note);
+	snprintf(v, sizeof(v), "%zu",
+	    json_array_size(json_object_get(out, "blocked")));
+	snprintf(note, sizeof(note), "%lld messages deferred or returned",
+	    (long long)msgs);
+	console_report_card(r, "card-blocked", "Domains blocked", v, note);
+	snprintf(v, sizeof(v), "%lld",
+	    (long long)json_integer_value(
+	        json_object_get(json_object_get(out, "no_tls"), "total")));
+	console_report_card(r, "card-notls", "Domains without TLS", v,
+	    "plaintext, or no STARTTLS where TLS was required");
+	console_printf(r, "</div>");
+}
+
 /* The route table's entry point (console_route.c). */
 void console_page_report(struct console_req *r);
 
@@ -189,8 +224,9 @@ console_page_report(struct console_req *r)
 	console_begin(r, "Transit security", true);
 	console_report_header(r, "/report", out);
 	labels = console_report_labels(out);
-	report_blocked(r, out);
+	report_cards(r, out);
 	report_sent(r, out, labels);
+	report_blocked(r, out);
 	report_notls(r, out, labels);
 	json_decref(labels);
 	json_decref(out);

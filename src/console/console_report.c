@@ -116,6 +116,21 @@ console_report_labels(const json_t *out)
 	return labels;
 }
 
+void
+console_report_card(struct console_req *r, const char *id, const char *label,
+    const char *value, const char *note)
+{
+	console_printf(r, "<div class=\"card\" id=\"");
+	console_text(r, id);
+	console_printf(r, "\"><div class=\"label\">");
+	console_text(r, label);
+	console_printf(r, "</div><div class=\"value\">");
+	console_text(r, value);
+	console_printf(r, "</div><div class=\"note\">");
+	console_text(r, note);
+	console_printf(r, "</div></div>");
+}
+
 const char *
 console_report_requirement(const char *security)
 {

@@ -39,6 +39,10 @@ const char *console_report_time(const char *iso, char buf[CONSOLE_TIME_LEN]);
 /* A list of distinct errors [{status, result_type, text, count, last}]. */
 void console_report_errors(struct console_req *r, const json_t *errors);
 
+/* A figure in the console's card style: label, value, note (texts). */
+void console_report_card(struct console_req *r, const char *id,
+    const char *label, const char *value, const char *note);
+
 /* "DANE" or "MTA-STS" for a security type "dane" / "sts". */
 const char *console_report_requirement(const char *security);
 
