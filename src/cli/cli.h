@@ -1,13 +1,16 @@
 /*
  * cli: git-style subcommands. Each command lives in cmd_<name>.c and is one
- * row of the table in cli.c: { name, usage, summary, run }. `danerelay help`
- * is generated from that table. Exit codes follow sysexits(3) for usage and
- * environment errors; commands document their own result codes.
+ * row of the table in cli.c: { name, usage, summary, run, opts, exit }.
+ * `danerelay help`, `danerelay COMMAND --help` and the danerelay(8) man
+ * page are all generated from that table, so describing an option is one
+ * row of its command's cli_opt array. Exit codes follow sysexits(3) for
+ * usage and environment errors; commands document their own result codes.
  */
 #ifndef DR_CLI_H
 #define DR_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 struct conf;
 
@@ -18,15 +21,54 @@ struct cli_ctx {
 	int verbose;       /* -v count */
 };
 
+/*
+ * One option, operand or subcommand of a command, as shown by --help and
+ * danerelay(8): name is what the user types ("--mx HOST", "DOMAIN...",
+ * "show ID"), help one line saying what it does and its default.
+ */
+struct cli_opt {
+	const char *name;
+	const char *help;
+};
+
 struct cli_cmd {
 	const char *name;
 	const char *usage;   /* options after the command name */
 	const char *summary; /* one line */
 	int (*run)(int argc, char **argv, struct cli_ctx *ctx);
+	const struct cli_opt *opts; /* ended by { NULL, NULL } */
+	const char *exit;           /* the exit status, one sentence */
+	bool hidden;                /* left out of help and the man page */
 };
 
 /* The command table, terminated by a row with name NULL. */
 extern const struct cli_cmd cli_cmds[];
+
+/* The options before the command (-c, -v, -T, ...), same form. */
+extern const struct cli_opt cli_global_opts[];
+
+/* The row of the command called name, or NULL. */
+const struct cli_cmd *cli_cmd_find(const char *name);
+
+/* Print the --help text of cmd (usage, summary, options, exit) to fp. */
+void cli_cmd_help(const struct cli_cmd *cmd, FILE *fp);
+
+/* Print the global options, one "  NAME  HELP" line each, to fp. */
+void cli_opts_print(const struct cli_opt *opts, FILE *fp);
+
+/*
+ * Print `danerelay --version`: the version this was built as and the
+ * versions of the libraries it runs with (cli_version.c).
+ */
+void cli_version_print(FILE *fp);
+
+/*
+ * The roff text of the command reference of danerelay(8) (cli_man.c):
+ * the global options, then per command its synopsis, summary, options and
+ * exit status.
+ */
+void cli_man_global_opts(FILE *fp);
+void cli_man_commands(FILE *fp);
 
 /*
  * Load the configuration named by ctx (defaults when no -c), or exit
@@ -48,5 +90,6 @@ int cmd_report(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_passwd(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_man_page(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

@@ -1,5 +1,7 @@
 /*
- * cmd_help: help generated from the command table.
+ * cmd_help: help generated from the command table (cli.c): `danerelay
+ * help`, `danerelay --help`, and `danerelay help COMMAND`, which is what
+ * `danerelay COMMAND --help` prints.
  */
 #include <stdio.h>
 #include <string.h>
@@ -12,25 +14,25 @@ cmd_help(int argc, char **argv, struct cli_ctx *ctx)
 {
 	const struct cli_cmd *cmd;
 
-	if (argc > 1) {
-		for (cmd = cli_cmds; cmd->name != NULL; cmd++) {
-			if (strcmp(cmd->name, argv[1]) == 0) {
-				printf("usage: danerelay %s %s\n\n%s\n",
-				    cmd->name, cmd->usage, cmd->summary);
-				return 0;
-			}
+	if (argc > 2)
+		return cli_usage("help");
+	if (argc == 2) {
+		if ((cmd = cli_cmd_find(argv[1])) == NULL || cmd->hidden) {
+			fprintf(stderr, "danerelay: no such command '%s'\n",
+			    argv[1]);
+			return EX_USAGE;
 		}
-		fprintf(stderr, "danerelay: no such command '%s'\n", argv[1]);
-		return EX_USAGE;
+		cli_cmd_help(cmd, stdout);
+		return 0;
 	}
-	printf(
-	    "usage: danerelay [-c FILE] [-v] [-T CATS] COMMAND [ARGS...]\n\n"
-	    "  -c FILE   configuration file (INI style; see docs/CONFIG.md)\n"
-	    "  -v        verbose\n"
-	    "  -T CATS   trace categories: dns,smtp,tls,dane,queue,check,all\n\n"
-	    "commands:\n");
+	printf("usage: danerelay [-c FILE] [-v] [-T CATS] COMMAND "
+	       "[ARGS...]\n\n");
+	cli_opts_print(cli_global_opts, stdout);
+	printf("\ncommands:\n");
 	for (cmd = cli_cmds; cmd->name != NULL; cmd++)
-		printf("  %-13s %s\n", cmd->name, cmd->summary);
-	printf("\n'danerelay help COMMAND' shows the options of a command.\n");
+		if (!cmd->hidden)
+			printf("  %-13s %s\n", cmd->name, cmd->summary);
+	printf("\n'danerelay COMMAND --help' shows the options of a command; "
+	       "man danerelay(8)\nand danerelay.conf(5) are the manual.\n");
 	return 0;
 }

@@ -1,16 +1,18 @@
 /*
- * cmd_serve: `danerelay serve`, the relay daemon, in the foreground with
- * logs on stderr (systemd style). SIGHUP reloads the configuration and the
- * certificates; SIGTERM and SIGINT stop accepting, let sessions and
- * deliveries finish (each bounded by its timeouts) and exit with the queue
- * intact.
+ * cmd_serve: `danerelay serve`, the relay daemon, in the foreground; logs
+ * go where [log] target says (journal, stderr, syslog: core/log.h). SIGHUP
+ * reloads the configuration and the certificates; SIGTERM and SIGINT stop
+ * accepting, let sessions and deliveries finish (each bounded by its timeouts)
+ * and exit with the queue intact.
  */
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/log.h"
@@ -53,18 +55,44 @@ serve_signal(evutil_socket_t sig, short ev, void *arg)
 	relay_shutdown(s->relay, serve_stopped, s);
 }
 
+/*
+ * A daemon started with stdin, stdout or stderr closed would hand those
+ * numbers to the next open(): the queue database could then receive log
+ * lines. Hold them with /dev/null (log_configure() sees the closed stderr
+ * first, and picks syslog for it).
+ */
+static void
+serve_std_fds(void)
+{
+	int fd;
+
+	do
+		fd = open("/dev/null", O_RDWR);
+	while (fd >= 0 && fd <= STDERR_FILENO);
+	if (fd > STDERR_FILENO)
+		close(fd);
+}
+
 int
 cmd_serve(int argc, char **argv, struct cli_ctx *ctx)
 {
 	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT };
 	struct event *ev[3];
 	struct serve s = { 0 };
+	const char *lerr;
 	char *err = NULL;
 	int ex = 0;
 	size_t i;
 
 	if (argc != 1)
 		return cli_usage("serve");
+	/*
+	 * The daemon's logging (timestamps, the journal, syslog) from the
+	 * first line: the configuration's [log] applies once it is read.
+	 */
+	if (log_configure(&(struct log_config){ 0 }, &lerr) == -1)
+		panic("log: %s", lerr);
+	serve_std_fds();
 	if ((s.base = event_base_new()) == NULL)
 		fatalx(EX_OSERR, "cannot create the event loop");
 	/*

@@ -39,6 +39,7 @@ enum conf_key {
 	CONF_DELIVERY_CONNECTION_IDLE_TIME,
 	CONF_DELIVERY_HOLD,
 	CONF_DELIVERY_TLS_HANDSHAKES,
+	CONF_DELIVERY_RELAYHOST,
 	CONF_SERVER_LISTEN,
 	CONF_SERVER_RELAY_NETWORKS,
 	CONF_SERVER_HOSTNAME,
@@ -56,6 +57,11 @@ enum conf_key {
 	CONF_SERVER_USER,
 	CONF_SERVER_TLSA_GUARD,
 	CONF_SERVER_ALLOW_ROOT,
+	CONF_LOG_TARGET,
+	CONF_LOG_FORMAT,
+	CONF_LOG_LEVEL,
+	CONF_LOG_FACILITY,
+	CONF_LOG_SYSLOG_SOCKET,
 	CONF_QUEUE_DIRECTORY,
 	CONF_QUEUE_MIN_FREE_SPACE,
 	CONF_POLICY_MODE,
@@ -137,6 +143,13 @@ long long *conf_durations(const struct conf *c, enum conf_key k, size_t *n);
  * back prints the same text.
  */
 void conf_dump(const struct conf *c, FILE *fp);
+
+/*
+ * Print the key reference of danerelay.conf(5) in man(7) format, from
+ * the key table: per section, each key with its type, default, bounds,
+ * reload or restart, and help (conf_man.c).
+ */
+void conf_man_keys(FILE *fp);
 
 /* The section and name of k as declared (static). */
 const char *conf_key_section(enum conf_key k);

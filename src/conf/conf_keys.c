@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "core/str.h"
 
 /* "ADDR[@PORT]" entries: an IPv4/IPv6 literal with an optional port. */
@@ -161,6 +162,28 @@ check_security(const char *value)
 	return "expected dane, dane-only, encrypt or may";
 }
 
+static const char *check_route(const char *value);
+
+/* A route, but not "direct" (that is what no relayhost means). */
+static const char *
+check_relayhost(const char *value)
+{
+	if (strcmp(value, "direct") == 0)
+		return "direct is for [domain] route; leave relayhost unset";
+	return check_route(value);
+}
+
+/* A unix socket's path: absolute, and it fits in sockaddr_un (108). */
+static const char *
+check_socket_path(const char *value)
+{
+	if (value[0] != '/')
+		return "expected an absolute path";
+	if (strlen(value) >= 108)
+		return "socket path longer than 107 characters";
+	return NULL;
+}
+
 /*
  * Rows that end in CONF_RELOAD are applied by SIGHUP (relay_reload); a
  * change of any other key is named in a warning as needing a restart.
@@ -246,6 +269,11 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "outbound TLS handshakes in progress at once; more wait their "
 	    "turn (memory at bursts)",
 	    CONF_RESTART },
+	{ CONF_DELIVERY_RELAYHOST, "delivery", "relayhost", CONF_T_STR, NULL, 0,
+	    0, check_relayhost,
+	    "next hop of all mail to domains without their own route: "
+	    "[host]:port (no MX lookup) or host:port",
+	    CONF_RELOAD },
 	{ CONF_SERVER_LISTEN, "server", "listen", CONF_T_LIST, "127.0.0.1:2525",
 	    0, 0, check_listen, "addresses to accept mail on, ADDR:PORT",
 	    CONF_RELOAD },
@@ -299,6 +327,23 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    CONF_RELOAD },
 	{ CONF_SERVER_ALLOW_ROOT, "server", "allow_root", CONF_T_BOOL, "no", 0,
 	    0, NULL, "yes: run as root without [server] user", CONF_RESTART },
+	{ CONF_LOG_TARGET, "log", "target", CONF_T_STR, "auto", 0, 0,
+	    log_check_target,
+	    "auto (journal under systemd, stderr on a terminal, file or pipe, "
+	    "else syslog), stderr, syslog or journal",
+	    CONF_RESTART },
+	{ CONF_LOG_FORMAT, "log", "format", CONF_T_STR, "text", 0, 0,
+	    log_check_format, "text, or json: one object per line",
+	    CONF_RELOAD },
+	{ CONF_LOG_LEVEL, "log", "level", CONF_T_STR, "info", 0, 0,
+	    log_check_level, "warning, info or debug", CONF_RELOAD },
+	{ CONF_LOG_FACILITY, "log", "facility", CONF_T_STR, "mail", 0, 0,
+	    log_check_facility, "syslog facility: mail, daemon, local0..7",
+	    CONF_RESTART },
+	{ CONF_LOG_SYSLOG_SOCKET, "log", "syslog_socket", CONF_T_PATH,
+	    "/dev/log", 0, 0, check_socket_path,
+	    "the syslog daemon's datagram socket (target syslog)",
+	    CONF_RESTART },
 	{ CONF_QUEUE_DIRECTORY, "queue", "directory", CONF_T_PATH,
 	    "/var/spool/danerelay", 0, 0, NULL,
 	    "where the queue database lives", CONF_RESTART },
@@ -441,7 +486,8 @@ const struct conf_domain_key_def conf_domain_keys[] = {
 	{ "mode", offsetof(struct conf_domain, mode), check_mode,
 	    "enforce or log-only for this destination" },
 	{ "route", offsetof(struct conf_domain, route), check_route,
-	    "next hop: [host]:port (no MX lookup) or host:port" },
+	    "next hop: [host]:port (no MX lookup) or host:port; direct: "
+	    "the domain's own MX, not [delivery] relayhost" },
 	{ "exception", offsetof(struct conf_domain, exception), NULL,
 	    "deliver to this broken domain anyway (security = may); the "
 	    "reason is logged with every delivery" },

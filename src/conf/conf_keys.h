@@ -1,5 +1,6 @@
 /*
- * conf_keys: the declaration table behind conf.h. Only conf.c reads it.
+ * conf_keys: the declaration table behind conf.h. Only conf.c and
+ * conf_man.c (the man page) read it.
  */
 #ifndef DR_CONF_KEYS_H
 #define DR_CONF_KEYS_H

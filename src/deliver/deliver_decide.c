@@ -163,30 +163,67 @@ decide_result_fields(const struct drcpt *r, time_t now, const struct deliver *d)
  * The one canonical line per recipient and attempt, key=value:
  *   ID: to=<rcpt> relay=host[ip]:port tls=verified tlsa=3-1-1 delay=0s
  *   attempts=1 dsn=2.0.0 status=sent result=- text="250 ok"
- * plus would_fail=TYPE(STATUS) in log-only mode.
+ * plus would_fail=TYPE(STATUS) in log-only mode; the same values are
+ * its fields in [log] format = json (decide_log_fields).
  */
+struct decide_line {
+	const char *tls, *rt, *text, *security;
+	char tlsa[32], would[64];
+	long delay;
+};
+
+static void
+decide_log_fields(const struct drcpt *r, const struct decide_line *l,
+    const char *mta, const char *word)
+{
+	struct log_field fl[13] = {
+		LOG_STR("queue_id", r->msgid),
+		LOG_STR("to", r->addr),
+		LOG_STR("relay", mta),
+		LOG_STR("tls", l->tls),
+		LOG_STR("security", l->security != NULL ? l->security : "-"),
+		LOG_NUM("delay", l->delay),
+		LOG_NUM("attempts", r->attempts + 1),
+		LOG_STR("dsn", r->o->status),
+		LOG_STR("status", word),
+		LOG_STR("result", l->rt != NULL ? l->rt : "-"),
+		LOG_STR("text", l->text),
+	};
+	size_t n = 11;
+
+	/* The optional ones only with a value (after " tlsa=", ...). */
+	if (l->tlsa[0] != '\0')
+		fl[n++] = (struct log_field)LOG_STR("tlsa", l->tlsa + 6);
+	if (l->would[0] != '\0')
+		fl[n++] =
+		    (struct log_field)LOG_STR("would_fail", l->would + 12);
+	log_fields(LOG_LEVEL_INFO, fl, n,
+	    "%s: to=<%s> relay=%s tls=%s%s delay=%lds attempts=%d "
+	    "dsn=%s status=%s result=%s%s text=\"%s\"",
+	    r->msgid, r->addr, mta, l->tls, l->tlsa, l->delay, r->attempts + 1,
+	    r->o->status, word, l->rt != NULL ? l->rt : "-", l->would, l->text);
+}
+
 static void
 decide_log(const struct drcpt *r, const struct dfacts *f, const char *mta,
     const char *word, time_t now)
 {
-	const char *rt = result_type_str(r->o->rt);
-	char tlsa[32] = "", would[64] = "";
+	struct decide_line l = { 0 };
 
+	l.tls = f != NULL && f->tls != NULL ? f->tls : "none";
+	l.rt = result_type_str(r->o->rt);
+	l.text = r->remote != NULL ? r->remote : r->o->text;
+	l.security = deliver_security(f, r->o);
+	l.delay = (long)(now - r->queued_at);
 	if (f != NULL && f->tlsa[0] != '\0')
-		snprintf(tlsa, sizeof(tlsa), " tlsa=%s", f->tlsa);
+		snprintf(l.tlsa, sizeof(l.tlsa), " tlsa=%s", f->tlsa);
 	if (f != NULL && f->would_fail)
-		snprintf(would, sizeof(would), " would_fail=%s(%s)",
+		snprintf(l.would, sizeof(l.would), " would_fail=%s(%s)",
 		    result_type_str(f->would.rt) != NULL ?
 		        result_type_str(f->would.rt) :
 		        "error",
 		    f->would.status);
-	log_info("%s: to=<%s> relay=%s tls=%s%s delay=%lds attempts=%d "
-	         "dsn=%s status=%s result=%s%s text=\"%s\"",
-	    r->msgid, r->addr, mta,
-	    f != NULL && f->tls != NULL ? f->tls : "none", tlsa,
-	    (long)(now - r->queued_at), r->attempts + 1, r->o->status, word,
-	    rt != NULL ? rt : "-", would,
-	    r->remote != NULL ? r->remote : r->o->text);
+	decide_log_fields(r, &l, mta, word);
 }
 
 void

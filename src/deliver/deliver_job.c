@@ -33,6 +33,9 @@ struct job {
 	struct deliver *d;
 	struct ddest *dest;
 	struct policy_dest pol;
+	/* pol.route_host's own copy: a SIGHUP frees the policy it came
+	 * from while the job waits for DNS; pol.exception is not kept. */
+	char *route_host;
 	struct dmsg *msgs;
 	size_t nmsg;
 	size_t cur; /* message in transaction */
@@ -100,6 +103,7 @@ job_free(struct job *j)
 	dane_host_cancel(j->hl);
 	dane_host_free(j->host);
 	str_vec_free(j->hosts);
+	free(j->route_host);
 	smtp_session_free(j->sess);
 	if (j->finish_ev != NULL)
 		event_free(j->finish_ev);
@@ -388,8 +392,14 @@ job_tlsrpt(struct job *j, bool success, enum result_type rt)
 	struct tlsrpt_session t;
 	size_t i;
 
-	/* RFC 8460 §3: report mail is not counted in the next report. */
-	if (j->d->cfg.tlsrpt == NULL || j->host == NULL || j->dest->report)
+	/*
+	 * RFC 8460 §3: report mail is not counted in the next report. A
+	 * configured route (a [domain] route, the relayhost) is no MX of the
+	 * policy domain and its TLSA records are not the domain's policy
+	 * (RFC 8460 §4.3.1): reporting them to the domain would be wrong.
+	 */
+	if (j->d->cfg.tlsrpt == NULL || j->host == NULL || j->dest->report ||
+	    j->pol.route_host != NULL)
 		return;
 	memset(&t, 0, sizeof(t));
 	t.when = time(NULL);
@@ -1187,6 +1197,9 @@ deliver_job_start(
 	j->dest = dest;
 	TAILQ_INSERT_TAIL(&d->joblist, j, entry);
 	policy_for(d->policy, dest->domain, &j->pol);
+	if (j->pol.route_host != NULL)
+		j->pol.route_host = j->route_host = xstrdup(j->pol.route_host);
+	j->pol.exception = NULL;
 	if (dest->report) {
 		/*
 		 * RFC 8460 §5.3: "Sending MTAs MUST NOT honor MTA-STS or DANE

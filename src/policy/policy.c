@@ -20,6 +20,7 @@ struct policy_entry {
 
 struct policy {
 	struct policy_dest def;
+	char *relayhost; /* [delivery] relayhost's host, or NULL */
 	struct policy_entry *entries;
 	size_t n;
 };
@@ -52,29 +53,35 @@ policy_security_str(enum policy_security s)
 	return "?";
 }
 
-/* "[host]:port" -> host, no MX lookup; "host:port" -> MX lookup of host. */
-static void
-policy_route_parse(struct policy_entry *e, const char *route)
+/*
+ * "[host]:port" -> host, no MX lookup; "host:port" -> MX lookup of host
+ * (RFC 7672 §2.2.2: the route's own DNS and TLSA records secure the hop).
+ * Returns the host (new, caller frees) and sets dest's route and port.
+ */
+static char *
+policy_route_parse(struct policy_dest *dest, const char *route)
 {
 	const char *p = route, *end;
 	uint64_t port;
+	char *host;
 
-	e->dest.route_mx = *p != '[';
+	dest->route_mx = *p != '[';
 	if (*p == '[') {
 		end = strchr(p, ']');
-		e->route_host = xstrndup(p + 1, (size_t)(end - p - 1));
+		host = xstrndup(p + 1, (size_t)(end - p - 1));
 		p = end + 1;
 	} else {
 		end = strchr(p, ':');
-		e->route_host =
+		host =
 		    end != NULL ? xstrndup(p, (size_t)(end - p)) : xstrdup(p);
 		p = end != NULL ? end : p + strlen(p);
 	}
-	str_lower(e->route_host);
+	str_lower(host);
 	/* The config table validated the syntax already. */
 	if (*p == ':' && str_to_uint(p + 1, 1, 65535, &port) == 0)
-		e->dest.port = (uint16_t)port;
-	e->dest.route_host = e->route_host;
+		dest->port = (uint16_t)port;
+	dest->route_host = host;
+	return host;
 }
 
 struct policy *
@@ -90,6 +97,10 @@ policy_new(const struct conf *c)
 	p->def.log_only_cleartext =
 	    conf_bool(c, CONF_POLICY_LOG_ONLY_CLEARTEXT);
 	p->def.port = (uint16_t)conf_int(c, CONF_DELIVERY_PORT);
+	/* The smarthost: every domain's route unless its section has one. */
+	if (conf_str(c, CONF_DELIVERY_RELAYHOST) != NULL)
+		p->relayhost = policy_route_parse(
+		    &p->def, conf_str(c, CONF_DELIVERY_RELAYHOST));
 	p->n = conf_domain_count(c);
 	p->entries = xcalloc(p->n, sizeof(*p->entries));
 	for (i = 0; i < p->n; i++) {
@@ -102,8 +113,17 @@ policy_new(const struct conf *c)
 			e->dest.security = policy_security_parse(d->security);
 		if (d->mode != NULL)
 			e->dest.log_only = strcmp(d->mode, "log-only") == 0;
-		if (d->route != NULL)
-			policy_route_parse(e, d->route);
+		if (d->route != NULL) {
+			/* The domain's own port, not the relayhost's. */
+			e->dest.port =
+			    (uint16_t)conf_int(c, CONF_DELIVERY_PORT);
+			e->dest.route_host = NULL;
+			e->dest.route_mx = false;
+			/* "direct": its own MX, past the relayhost. */
+			if (strcmp(d->route, "direct") != 0)
+				e->route_host =
+				    policy_route_parse(&e->dest, d->route);
+		}
 		if (d->exception != NULL) {
 			/* An exception relaxes to "may" unless said otherwise.
 			 */
@@ -129,6 +149,7 @@ policy_free(struct policy *p)
 		free(p->entries[i].exception);
 	}
 	free(p->entries);
+	free(p->relayhost);
 	free(p);
 }
 

@@ -451,6 +451,24 @@ relay_dkim_set(const struct conf *c)
 	    k != NULL ? k : "-");
 }
 
+/* [log]: where the daemon's lines go from now on (no thread runs yet). */
+static void
+relay_log(const struct conf *c)
+{
+	struct log_config lc = {
+		.target = conf_str(c, CONF_LOG_TARGET),
+		.format = conf_str(c, CONF_LOG_FORMAT),
+		.level = conf_str(c, CONF_LOG_LEVEL),
+		.facility = conf_str(c, CONF_LOG_FACILITY),
+		.syslog_socket = conf_str(c, CONF_LOG_SYSLOG_SOCKET),
+	};
+	const char *err;
+
+	/* The table checked every value. */
+	if (log_configure(&lc, &err) == -1)
+		panic("[log]: %s", err);
+}
+
 static int
 relay_fail(struct relay *r, char **errstr, int *ex, int code, char *msg)
 {
@@ -475,6 +493,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	/* What check-config refuses, serve refuses, before anything. */
 	if (relay_check_config(r->conf, false, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
+	relay_log(r->conf);
 	relay_hostname(r);
 	r->lock_fd =
 	    relay_local_lock(conf_str(r->conf, CONF_QUEUE_DIRECTORY), &err);
@@ -544,10 +563,11 @@ relay_new(
 	r->config_path = config_path != NULL ? xstrdup(config_path) : NULL;
 	if (relay_build(r, errstr, ex) == -1)
 		return NULL;
-	log_info("started: %s, queue %s, policy %s (%s)", r->hostname,
-	    conf_str(r->conf, CONF_QUEUE_DIRECTORY),
+	log_info("started: %s, queue %s, policy %s (%s), log %s (%s)",
+	    r->hostname, conf_str(r->conf, CONF_QUEUE_DIRECTORY),
 	    conf_str(r->conf, CONF_POLICY_SECURITY),
-	    conf_str(r->conf, CONF_POLICY_MODE));
+	    conf_str(r->conf, CONF_POLICY_MODE), log_target_name(),
+	    conf_str(r->conf, CONF_LOG_FORMAT));
 	return r;
 }
 
@@ -638,6 +658,7 @@ relay_reload(struct relay *r, char **errstr)
 	struct server_auth *auth;
 	struct dkim_signer *dkim;
 	enum relay_dkim_change dc;
+	const char *lerr;
 	struct conf *c;
 	SSL_CTX *tls;
 
@@ -660,6 +681,9 @@ relay_reload(struct relay *r, char **errstr)
 		return -1;
 	}
 	relay_reload_restart_keys(r, c);
+	if (log_reconfigure(conf_str(c, CONF_LOG_FORMAT),
+	        conf_str(c, CONF_LOG_LEVEL), &lerr) == -1)
+		panic("[log]: %s", lerr);
 	/* Sessions hold their own references; the old objects can go. */
 	SSL_CTX_free(r->server_tls);
 	server_auth_free(r->auth);

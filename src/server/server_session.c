@@ -494,15 +494,31 @@ static void
 server_session_log_queued(
     struct server_session *s, const struct smtp_server_txn *t, const char *id)
 {
+	const char *mid = t->message_id != NULL ? t->message_id : "-";
 	char user[64] = "-";
+	/* The line's values, named, for [log] format = json. */
+	struct log_field f[] = {
+		LOG_STR("queue_id", id),
+		LOG_STR("from", t->sender),
+		LOG_NUM("size", t->len - t->header_len),
+		LOG_NUM("nrcpt", t->nrcpt),
+		LOG_STR("client", s->client),
+		LOG_STR("helo", t->helo),
+		LOG_STR("auth", user),
+		LOG_STR("message_id", mid),
+		LOG_STR("received_id", t->id),
+		LOG_STR("session", s->id),
+		LOG_STR("status", "queued"),
+	};
 
 	if (t->auth_user != NULL)
 		smtp_reply_sanitize(
 		    user, sizeof(user), t->auth_user, strlen(t->auth_user));
-	log_info("%s: queued from=<%s> size=%zu nrcpt=%zu client=%s helo=%s "
-	         "auth=%s message-id=%s received-id=%s session=%s",
+	log_fields(LOG_LEVEL_INFO, f, sizeof(f) / sizeof(f[0]),
+	    "%s: queued from=<%s> size=%zu nrcpt=%zu client=%s helo=%s "
+	    "auth=%s message-id=%s received-id=%s session=%s",
 	    id, t->sender, t->len - t->header_len, t->nrcpt, s->client, t->helo,
-	    user, t->message_id != NULL ? t->message_id : "-", t->id, s->id);
+	    user, mid, t->id, s->id);
 }
 
 /*

@@ -218,3 +218,13 @@ def stand_in_libcurl(tmp):
     subprocess.run(["cc", "-shared", "-fPIC", "-o",
                     os.path.join(tmp, "libcurl.so.4"), src], check=True)
     return dict(os.environ, LD_LIBRARY_PATH=tmp)
+
+
+def rewrite_config(relay, change):
+    """Apply change(sections) to the relay's config file (for SIGHUP)."""
+    sections = parse_ini(open(relay.conf).read())
+    change(sections)
+    with open(relay.conf, "w") as f:
+        for sec, kv in sections.items():
+            f.write(f"[{sec}]\n" + "".join(f"{k} = {v}\n"
+                                           for k, v in kv.items()) + "\n")

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/outcome.h"
 #include "core/qid.h"
+#include "core/roff.h"
 #include "core/str.h"
 #include "core/txtrec.h"
 #include "t.h"
@@ -266,6 +267,45 @@ txtrec_table(void)
 	T_CHECK(!txtrec_ext_value_ok((struct str){ "", 0 }));
 }
 
+/* roff_puts: what the man pages are made of (src/core/roff.h). */
+static const struct {
+	const char *in;
+	int line_start;
+	const char *out;
+} roff_cases[] = {
+	{ "--json", 0, "\\-\\-json" },
+	{ "a\\b", 0, "a\\eb" },
+	{ ".dot", 1, "\\&.dot" },
+	{ ".dot", 0, ".dot" },
+	{ "'quote", 1, "\\&'quote" },
+	{ "RFC 7671 §9", 0, "RFC 7671 \\[u00A7]9" },
+	{ "\xe2\x80\x94", 0, "\\[u2014]" },
+	{ "\xf0\x9f\x99\x82", 0, "\\[u1F642]" },
+	{ "\x80x", 0, "\\[uFFFD]x" },
+	{ "\xc2", 0, "\\[uFFFD]" },
+	{ "", 1, "" },
+};
+
+static void
+roff_table(void)
+{
+	char *got;
+	size_t i, len;
+	FILE *fp;
+
+	for (i = 0; i < sizeof(roff_cases) / sizeof(roff_cases[0]); i++) {
+		got = NULL;
+		if ((fp = open_memstream(&got, &len)) == NULL) {
+			T_FAIL("open_memstream");
+			return;
+		}
+		roff_puts(fp, roff_cases[i].in, roff_cases[i].line_start);
+		fclose(fp);
+		T_STREQ(got, roff_cases[i].out);
+		free(got);
+	}
+}
+
 int
 main(void)
 {
@@ -279,5 +319,6 @@ main(void)
 	T_RUN(outcome_classes);
 	T_RUN(qid_format_order_unique);
 	T_RUN(txtrec_table);
+	T_RUN(roff_table);
 	T_EXIT();
 }

@@ -88,11 +88,13 @@ streq_null(const char *a, const char *b)
 	return a == NULL || b == NULL ? a == b : strcmp(a, b) == 0;
 }
 
+/* Each row of cases holds for the policy of text. */
 static void
-test_policy_table(void)
+policy_check_table(
+    const char *text, const struct dest_case *cases, size_t ncases)
 {
 	struct conf *c;
-	struct policy *p = policy_from(CONF_ALL, &c);
+	struct policy *p = policy_from(text, &c);
 	struct policy_dest d;
 	size_t i;
 
@@ -100,8 +102,8 @@ test_policy_table(void)
 		conf_free(c);
 		return;
 	}
-	for (i = 0; i < NELEM(dest_cases); i++) {
-		const struct dest_case *w = &dest_cases[i];
+	for (i = 0; i < ncases; i++) {
+		const struct dest_case *w = &cases[i];
 
 		memset(&d, 0xa5, sizeof(d));
 		policy_for(p, w->domain, &d);
@@ -121,6 +123,42 @@ test_policy_table(void)
 	}
 	policy_free(p);
 	conf_free(c);
+}
+
+static void
+test_policy_table(void)
+{
+	policy_check_table(CONF_ALL, dest_cases, NELEM(dest_cases));
+}
+
+/* [delivery] relayhost: every domain's route but those with their own. */
+#define CONF_RELAYHOST                                    \
+	"[delivery]\nport = 2525\n"                       \
+	"relayhost = [Smart.Example.NET]:587\n"           \
+	"[domain own.test]\nroute = hub.example.net:26\n" \
+	"[domain direct.test]\nroute = direct\n"          \
+	"[domain only.test]\nsecurity = dane-only\n"      \
+	"[domain exc.test]\nexception = ticket 44\n"
+
+static const struct dest_case relayhost_cases[] = {
+	{ "other.test", POLICY_DANE, false, "smart.example.net", false, 587,
+	    NULL },
+	/* a route of its own wins, with its own port */
+	{ "own.test", POLICY_DANE, false, "hub.example.net", true, 26, NULL },
+	/* direct: its own MX at [delivery] port */
+	{ "direct.test", POLICY_DANE, false, NULL, false, 2525, NULL },
+	/* a section without a route still goes through the relayhost */
+	{ "only.test", POLICY_DANE_ONLY, false, "smart.example.net", false, 587,
+	    NULL },
+	{ "exc.test", POLICY_MAY, false, "smart.example.net", false, 587,
+	    "ticket 44" },
+};
+
+static void
+test_policy_relayhost(void)
+{
+	policy_check_table(
+	    CONF_RELAYHOST, relayhost_cases, NELEM(relayhost_cases));
 }
 
 /* Global log-only and cleartext: every domain inherits them, and a
@@ -336,6 +374,7 @@ main(void)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	log_set_level(LOG_LEVEL_WARN);
 	T_RUN(test_policy_table);
+	T_RUN(test_policy_relayhost);
 	T_RUN(test_policy_log_only);
 	T_RUN(test_policy_security_str);
 	T_RUN(test_sts_use);
