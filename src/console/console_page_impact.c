@@ -11,7 +11,6 @@
  */
 #include "console/console_int.h"
 #include "console/console_report.h"
-#include "queue/queue.h"
 #include "queue/queue_report.h"
 
 /* A share as people read it (0.00023 %, 12.5 %, 100 %) and its counts. */
@@ -60,32 +59,9 @@ impact_summary(struct console_req *r, const json_t *out)
 }
 
 static void
-impact_row(struct console_req *r, const json_t *d)
-{
-	const char *domain = json_string_value(json_object_get(d, "domain"));
-
-	console_printf(r, "<tr><td class=\"domain\">");
-	console_link(r, domain, "/trace", "domain", domain, NULL);
-	console_printf(r, "</td><td>");
-	console_text(r,
-	    console_report_requirement(
-	        json_string_value(json_object_get(d, "security"))));
-	console_printf(r,
-	    "</td><td class=\"num messages\">%lld</td>"
-	    "<td class=\"num\">%lld</td><td>",
-	    (long long)json_integer_value(json_object_get(d, "messages")),
-	    (long long)json_integer_value(json_object_get(d, "recipients")));
-	console_report_errors(r, json_object_get(d, "errors"));
-	console_printf(r, "</td><td class=\"analyze\">");
-	console_link(r, "Analyze", "/check", "domain", domain, NULL);
-	console_printf(r, "</td></tr>");
-}
-
-static void
 impact_table(struct console_req *r, const json_t *out)
 {
-	const json_t *rows = json_object_get(out, "domains"), *d;
-	size_t i;
+	const json_t *rows = json_object_get(out, "domains");
 
 	console_printf(r, "<h2>Domains that would be blocked</h2>");
 	if (json_array_size(rows) == 0) {
@@ -95,17 +71,8 @@ impact_table(struct console_req *r, const json_t *out)
 		    "would have turned into a deferral.</p>");
 		return;
 	}
-	console_printf(r,
-	    "<table id=\"impact\" class=\"sortable\"><thead><tr>"
-	    "<th>Recipient domain</th><th>Security</th><th>Messages</th>"
-	    "<th>Recipients</th><th>Failure (newest first)</th>"
-	    "<th>Analyzer</th></tr></thead><tbody>");
-	json_array_foreach(rows, i, d) impact_row(r, d);
-	console_printf(r, "</tbody></table>");
-	if (json_is_true(json_object_get(out, "domains_truncated")))
-		console_printf(r,
-		    "<p>Only the first %d domains are listed.</p>",
-		    QUEUE_REPORT_MAX_ROWS);
+	console_report_domains(r, "impact", rows, "Failure (newest first)",
+	    true, json_is_true(json_object_get(out, "domains_truncated")));
 }
 
 /* The route table's entry point (console_route.c). */
@@ -114,19 +81,10 @@ void console_page_impact(struct console_req *r);
 void
 console_page_impact(struct console_req *r)
 {
-	struct queue_report_period p;
 	json_t *out;
 
-	console_report_period(r, &p);
-	if ((out = queue_report_impact(console_queue(r), &p)) == NULL) {
-		console_fail(r, 500, queue_error(console_queue(r)));
+	if ((out = console_report_get(r, queue_report_impact)) == NULL)
 		return;
-	}
-	if (console_report_wants_json(r)) {
-		console_json(r, out);
-		json_decref(out);
-		return;
-	}
 	console_begin(r, "Enforcement impact", false);
 	console_report_header(r, "/impact", out);
 	impact_summary(r, out);

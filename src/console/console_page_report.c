@@ -13,7 +13,6 @@
 
 #include "console/console_int.h"
 #include "console/console_report.h"
-#include "queue/queue.h"
 #include "queue/queue_report.h"
 
 /* The security classes, in the chart's order, with their names. */
@@ -29,30 +28,9 @@ static const struct {
 #define REPORT_NCLASS (sizeof(report_classes) / sizeof(report_classes[0]))
 
 static void
-report_blocked_row(struct console_req *r, const json_t *d)
-{
-	const char *domain = json_string_value(json_object_get(d, "domain"));
-
-	console_printf(r, "<tr><td class=\"domain\">");
-	console_link(r, domain, "/trace", "domain", domain, NULL);
-	console_printf(r, "</td><td>");
-	console_text(r,
-	    console_report_requirement(
-	        json_string_value(json_object_get(d, "security"))));
-	console_printf(r,
-	    "</td><td class=\"num messages\">%lld</td>"
-	    "<td class=\"num\">%lld</td><td>",
-	    (long long)json_integer_value(json_object_get(d, "messages")),
-	    (long long)json_integer_value(json_object_get(d, "recipients")));
-	console_report_errors(r, json_object_get(d, "errors"));
-	console_printf(r, "</td></tr>");
-}
-
-static void
 report_blocked(struct console_req *r, const json_t *out)
 {
-	const json_t *rows = json_object_get(out, "blocked"), *d;
-	size_t i;
+	const json_t *rows = json_object_get(out, "blocked");
 
 	console_printf(r,
 	    "<h2>Messages blocked</h2><p>Deferred or returned "
@@ -62,17 +40,8 @@ report_blocked(struct console_req *r, const json_t *out)
 		    r, "<p class=\"empty\">None in this period.</p>");
 		return;
 	}
-	console_printf(r,
-	    "<table id=\"blocked\" class=\"sortable\"><thead><tr>"
-	    "<th>Recipient domain</th><th>Security</th><th>Messages</th>"
-	    "<th>Recipients</th><th>Errors (newest first)</th></tr></thead>"
-	    "<tbody>");
-	json_array_foreach(rows, i, d) report_blocked_row(r, d);
-	console_printf(r, "</tbody></table>");
-	if (json_is_true(json_object_get(out, "blocked_truncated")))
-		console_printf(r,
-		    "<p>Only the first %d domains are listed.</p>",
-		    QUEUE_REPORT_MAX_ROWS);
+	console_report_domains(r, "blocked", rows, "Errors (newest first)",
+	    false, json_is_true(json_object_get(out, "blocked_truncated")));
 }
 
 /* The sent chart: one stacked bar per bucket, one dataset per class. */
@@ -208,19 +177,10 @@ void console_page_report(struct console_req *r);
 void
 console_page_report(struct console_req *r)
 {
-	struct queue_report_period p;
 	json_t *out, *labels;
 
-	console_report_period(r, &p);
-	if ((out = queue_report(console_queue(r), &p)) == NULL) {
-		console_fail(r, 500, queue_error(console_queue(r)));
+	if ((out = console_report_get(r, queue_report)) == NULL)
 		return;
-	}
-	if (console_report_wants_json(r)) {
-		console_json(r, out);
-		json_decref(out);
-		return;
-	}
 	console_begin(r, "Transit security", true);
 	console_report_header(r, "/report", out);
 	labels = console_report_labels(out);

@@ -7,25 +7,31 @@
 
 #include <string.h>
 
+#include "queue/queue.h"
 #include "queue/queue_report.h"
 
-void
-console_report_period(struct console_req *r, struct queue_report_period *p)
+json_t *
+console_report_get(struct console_req *r, console_report_fn *fn)
 {
+	struct queue_report_period p;
+	const char *format = console_arg(r, "format");
 	time_t now = time(NULL);
+	json_t *out;
 
-	p->name = console_period(r, now, &p->since, &p->step);
-	p->until = now + 1; /* this second too */
-	if (p->step <= 0)
-		p->step = 3600;
-}
-
-bool
-console_report_wants_json(struct console_req *r)
-{
-	const char *f = console_arg(r, "format");
-
-	return f != NULL && strcmp(f, "json") == 0;
+	p.name = console_period(r, now, &p.since, &p.step);
+	p.until = now + 1; /* this second too */
+	if (p.step <= 0)
+		p.step = 3600;
+	if ((out = fn(console_queue(r), &p)) == NULL) {
+		console_fail(r, 500, queue_error(console_queue(r)));
+		return NULL;
+	}
+	if (format != NULL && strcmp(format, "json") == 0) {
+		console_json(r, out);
+		json_decref(out);
+		return NULL;
+	}
+	return out;
 }
 
 const char *
@@ -177,4 +183,53 @@ console_report_errors(struct console_req *r, const json_t *errors)
 	console_printf(r, "<ul class=\"errors\">");
 	json_array_foreach(errors, i, e) console_report_error(r, e);
 	console_printf(r, "</ul>");
+}
+
+static void
+console_report_domain_row(struct console_req *r, const json_t *d, bool analyze)
+{
+	const char *domain = console_report_str(d, "domain", "");
+
+	console_printf(r, "<tr><td class=\"domain\">");
+	console_link(r, domain, "/trace", "domain", domain, NULL);
+	console_printf(r, "</td><td>");
+	console_text(r,
+	    console_report_requirement(console_report_str(d, "security", "")));
+	console_printf(r,
+	    "</td><td class=\"num messages\">%lld</td>"
+	    "<td class=\"num\">%lld</td><td>",
+	    (long long)json_integer_value(json_object_get(d, "messages")),
+	    (long long)json_integer_value(json_object_get(d, "recipients")));
+	console_report_errors(r, json_object_get(d, "errors"));
+	if (analyze) {
+		console_printf(r, "</td><td class=\"analyze\">");
+		console_link(r, "Analyze", "/check", "domain", domain, NULL);
+	}
+	console_printf(r, "</td></tr>");
+}
+
+void
+console_report_domains(struct console_req *r, const char *id,
+    const json_t *rows, const char *errtitle, bool analyze, bool truncated)
+{
+	const json_t *d;
+	size_t i;
+
+	console_printf(r, "<table id=\"");
+	console_text(r, id);
+	console_printf(r,
+	    "\" class=\"sortable\"><thead><tr><th>Recipient domain</th>"
+	    "<th>Security</th><th>Messages</th><th>Recipients</th><th>");
+	console_text(r, errtitle);
+	console_printf(r, "</th>%s</tr></thead><tbody>",
+	    analyze ? "<th>Analyzer</th>" : "");
+	json_array_foreach(rows, i, d)
+	{
+		console_report_domain_row(r, d, analyze);
+	}
+	console_printf(r, "</tbody></table>");
+	if (truncated)
+		console_printf(r,
+		    "<p>Only the first %d domains are listed.</p>",
+		    QUEUE_REPORT_MAX_ROWS);
 }

@@ -15,14 +15,29 @@
 
 struct queue_report_period;
 
-/* The period of the request's "period" argument (console_period()),
- * ending now. */
-void console_report_period(
-    struct console_req *r, struct queue_report_period *p);
+struct queue;
 
-/* Whether the request asked for the JSON (?format=json): the same object
- * as `danerelay report --json`. */
-bool console_report_wants_json(struct console_req *r);
+/* queue_report() or queue_report_impact(). */
+typedef json_t *console_report_fn(
+    struct queue *q, const struct queue_report_period *p);
+
+/*
+ * The report fn gives for the request's period ("period" argument,
+ * console_period(), ending now). Returns it (new) for the page to show,
+ * or NULL when the request is answered already: with the JSON itself
+ * (?format=json: the object of `danerelay report --json`) or with an
+ * error.
+ */
+json_t *console_report_get(struct console_req *r, console_report_fn *fn);
+
+/*
+ * The table of domains of the report (rows: [{domain, security, messages,
+ * recipients, errors}]) with the id given, errors under the column title
+ * errtitle, and a link to the analyzer on each row when analyze; a note
+ * when the store cut the list (truncated).
+ */
+void console_report_domains(struct console_req *r, const char *id,
+    const json_t *rows, const char *errtitle, bool analyze, bool truncated);
 
 /* The period chooser (links to path?period=...; the current one marked)
  * and what the report covers, from out's "period". */
