@@ -16,12 +16,12 @@
 
 /*
  * The partial indexes of the report: all attempts by time (covering the
- * impact's totals: SQLite 3.40 wants the type in the index for that), and the few that failed with an RFC 8460 result type,
- * that would have failed (log-only) and that went without TLS. They are
- * created by the relay at start, once; a queue without them (a command run
- * before the relay was upgraded) still answers, only slower. Adding an
- * index changes nothing an older danerelay reads or writes, so the schema
- * version stays.
+ * impact's totals: SQLite 3.40 wants the type in the index for that), and
+ * the few that failed with an RFC 8460 result type, that would have failed
+ * (log-only) and that went without TLS. The relay creates them at start,
+ * once; a queue without them (a command run before the relay was
+ * upgraded) still answers, only slower. Adding an index changes nothing
+ * an older danerelay reads or writes, so the schema version stays.
  */
 static const char queue_report_index_sql[] =
     "CREATE INDEX IF NOT EXISTS events_report_attempt ON events(at, msgid, "
