@@ -124,12 +124,15 @@ queue_report_prepare(
 	return st;
 }
 
-/* Step st to its end; -1 (queue_fail) unless it ended well. */
+/* Finalize st after its last step gave rc: 0, or -1 (queue_fail) unless
+ * it ended well. */
 static int
 queue_report_done(struct queue *q, sqlite3_stmt *st, int rc)
 {
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "report"); /* before finalize: keep its text */
 	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : queue_fail(q, "report");
+	return rc == SQLITE_DONE ? 0 : -1;
 }
 
 json_t *

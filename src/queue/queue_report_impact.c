@@ -79,16 +79,11 @@ queue_report_count(
 	free(sql);
 	if (st == NULL)
 		return NULL;
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		o = queue_report_row(st, 0, queue_report_counts_cols);
-		rc = SQLITE_DONE;
-	}
+	else
+		queue_fail(q, "report"); /* before finalize: keep its text */
 	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(o);
-		queue_fail(q, "report");
-		return NULL;
-	}
 	return o;
 }
 
