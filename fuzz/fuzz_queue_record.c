@@ -3,7 +3,8 @@
  * from the queue database: an event's fields JSON (written by the delivery
  * code from remote replies, or damaged on disk), its recipient and time,
  * through the event builder, the JSON output and the human printer; and
- * the --since duration parser.
+ * the --since duration parser and the --since/--until time parser (also
+ * fed from the console's /trace form).
  *
  * The printer's promise is checked, not just its survival: one event is
  * one line, and no control character (C0, DEL, C1) reaches the terminal.
@@ -71,7 +72,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = malloc(size + 1);
 	int64_t at = 0;
-	time_t secs = 0;
+	time_t secs = 0, when = 0;
 
 	if (text == NULL)
 		return 0;
@@ -79,6 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 	if (queue_trace_parse_since(text, &secs) == NULL)
 		ASSERT(secs >= 1);
+	/* --since / --until, and the console's /trace form (network input). */
+	(void)queue_trace_parse_when(text, 2000000000, size % 2 == 1, &when);
 	if (size >= sizeof(at))
 		memcpy(&at, data, sizeof(at));
 	/* As stored: fields of an attempt, and as a damaged row. */

@@ -14,6 +14,7 @@
 
 #include <openssl/ssl.h>
 
+struct conf;
 struct event_base;
 struct dns_resolver;
 struct check_run;
@@ -54,6 +55,18 @@ void check_run_add(struct check_run *run, const char *domain);
 /* Run the event loop until every domain has its verdict. */
 void check_run_go(struct check_run *run);
 
+/*
+ * The same without running the loop, for a caller whose loop runs anyway
+ * (the console's /check): start every domain and return at once. done(run,
+ * arg) is called once, from the top of the event loop (never from within
+ * check_run_start or an engine callback), when every domain has its
+ * verdict; it may free run. check_run_free() before then cancels what is
+ * in flight (DNS, MTA-STS, SMTP) and done is never called. Call once, in
+ * place of check_run_go().
+ */
+typedef void check_run_done_fn(struct check_run *run, void *arg);
+void check_run_start(struct check_run *run, check_run_done_fn *done, void *arg);
+
 size_t check_run_count(const struct check_run *run);
 const struct check_domain *check_run_domain(
     const struct check_run *run, size_t i);
@@ -70,6 +83,50 @@ struct check_resolver_info {
 /* Human report of one domain; colour when colour is true. */
 void check_print_text(FILE *fp, const struct check_domain *d,
     const struct check_resolver_info *ri, bool colour, bool verbose);
+
+/* What the resolver self-test failure means, after its reason. */
+#define CHECK_SELFTEST_ADVICE                                        \
+	"no verdict is possible without DNSSEC validation; fix the " \
+	"resolver settings ([dns] in the config) first."
+
+/* --- check_conf.c: a check as the relay's configuration sets it up --- */
+
+#define CHECK_HELO_LEN 256
+
+/*
+ * Fill the delivery parameters of o from c: port ([delivery] port, or port
+ * when > 0), [dane] digests, timeouts and the HELO name ([delivery]
+ * helo_name, else this host's name written into helo). Strings borrowed
+ * from c and helo. connect, route and sts are left as they are.
+ */
+void check_conf_opts(struct check_opts *o, const struct conf *c, int port,
+    char helo[CHECK_HELO_LEN]);
+
+/* A validating resolver on base as [dns] says; NULL with *err (new). */
+struct dns_resolver *check_conf_resolver(
+    struct event_base *base, const struct conf *c, char **err);
+
+/*
+ * The resolver facts of the report header from c (selftest_error NULL:
+ * the caller runs dns_selftest). Returns the upstream text it put in
+ * ri->upstream: new, the caller frees it; trust_anchor is borrowed.
+ */
+char *check_conf_info(struct check_resolver_info *ri, const struct conf *c);
+
+/*
+ * With [mta_sts] enabled, load its trust anchors ([mta_sts] ca_file or
+ * the system's) into ctx; once per context. Returns 0, or -1 with *err
+ * (new, "[mta_sts] ca_file: ...").
+ */
+int check_conf_ca(const struct conf *c, SSL_CTX *ctx, char **err);
+
+/*
+ * With [mta_sts] enabled, an MTA-STS engine on base and r with its cache
+ * in memory (so each check fetches afresh) into *out (sts_free); off:
+ * *out = NULL. Returns 0, or -1 with *err (new, "MTA-STS: ...").
+ */
+int check_conf_sts(const struct conf *c, struct event_base *base,
+    struct dns_resolver *r, struct sts **out, char **err);
 
 /* JSON document of one domain: returns new json_t* (as void* to keep jansson
  * out). */

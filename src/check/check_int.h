@@ -66,6 +66,8 @@ struct check_host {
 /* The security state of one CNAME link, queried on its own (§2.1.3). */
 struct check_link {
 	char *owner;
+	struct dns_query *query; /* in flight, or NULL */
+	void *req;               /* its callback argument, freed with it */
 	bool done;
 	enum dns_status status;
 	enum dns_sec sec;

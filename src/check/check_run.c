@@ -26,6 +26,11 @@ struct check_run {
 	struct check_domain **domains;
 	size_t n;
 	size_t pending;
+	/* check_run_start(): the caller's completion callback, run by
+	 * done_ev from the top of the loop, never nested in the engine's. */
+	check_run_done_fn *done;
+	void *done_arg;
+	struct event *done_ev;
 };
 
 static void check_domain_settle(struct check_domain *d);
@@ -106,6 +111,8 @@ check_run_free(struct check_run *run)
 		return;
 	for (i = 0; i < run->n; i++)
 		check_domain_free(run->domains[i]);
+	if (run->done_ev != NULL)
+		event_free(run->done_ev);
 	free(run->domains);
 	free(run);
 }
@@ -182,8 +189,23 @@ check_domain_settle(struct check_domain *d)
 
 	check_domain_judge(d, run->opts);
 	d->done = true;
-	if (--run->pending == 0)
+	if (--run->pending > 0)
+		return;
+	if (run->done_ev != NULL)
+		event_active(run->done_ev, EV_TIMEOUT, 0);
+	else
 		event_base_loopexit(run->base, NULL);
+}
+
+static void
+check_run_finished(evutil_socket_t fd, short what, void *arg)
+{
+	struct check_run *run = arg;
+
+	(void)fd;
+	(void)what;
+	/* The callback may free run: nothing of it is touched after. */
+	run->done(run, run->done_arg);
 }
 
 static SSL *
@@ -430,10 +452,16 @@ check_sts_start(struct check_domain *d)
 }
 
 void
-check_run_go(struct check_run *run)
+check_run_start(struct check_run *run, check_run_done_fn *done, void *arg)
 {
 	size_t i;
 
+	ASSERT(run->done_ev == NULL);
+	if (done != NULL) {
+		run->done = done;
+		run->done_arg = arg;
+		run->done_ev = evtimer_new(run->base, check_run_finished, run);
+	}
 	run->pending = run->n;
 	for (i = 0; i < run->n; i++) {
 		struct check_domain *d = run->domains[i];
@@ -455,6 +483,14 @@ check_run_go(struct check_run *run)
 			    run->resolver, d->name, check_mx_resolved, d);
 		}
 	}
+	if (run->n == 0 && run->done_ev != NULL)
+		event_active(run->done_ev, EV_TIMEOUT, 0);
+}
+
+void
+check_run_go(struct check_run *run)
+{
+	check_run_start(run, NULL, NULL);
 	if (run->pending > 0)
 		event_base_dispatch(run->base);
 }

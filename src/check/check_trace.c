@@ -24,6 +24,8 @@ check_trace_done(struct dns_answer *a, void *arg)
 	struct check_domain *d = req->d;
 
 	l->done = true;
+	l->query = NULL;
+	l->req = NULL;
 	l->status = dns_answer_status(a);
 	l->sec = dns_answer_sec(a);
 	dns_answer_free(a);
@@ -50,8 +52,9 @@ check_trace_cnames(struct check_domain *d, const struct dns_answer *a)
 		req->d = d;
 		req->link = d->nlink++;
 		check_domain_ref(d);
-		dns_query(check_domain_resolver(d), owner, DNS_TYPE_CNAME,
-		    check_trace_done, req);
+		d->links[req->link].req = req;
+		d->links[req->link].query = dns_query(check_domain_resolver(d),
+		    owner, DNS_TYPE_CNAME, check_trace_done, req);
 	}
 }
 
@@ -71,7 +74,11 @@ check_trace_free(struct check_domain *d)
 {
 	size_t i;
 
-	for (i = 0; i < d->nlink; i++)
+	for (i = 0; i < d->nlink; i++) {
+		/* A run freed before its end (the console's time limit). */
+		dns_query_cancel(d->links[i].query);
+		free(d->links[i].req);
 		free(d->links[i].owner);
+	}
 	d->nlink = 0;
 }

@@ -89,11 +89,18 @@ static const struct cli_opt queue_opts[] = {
 static const struct cli_opt trace_opts[] = {
 	{ "--message-id ID",
 	    "the queue id, or the Message-ID header with or without <>" },
+	{ "--sender ADDR",
+	    "messages from this sender (case-insensitive; <> the null "
+	    "sender)" },
 	{ "--recipient ADDR", "messages to this recipient" },
 	{ "--domain D", "messages to recipients in this domain" },
-	{ "--since AGE",
-	    "messages with an event this recent: 30m, 1h, 2d (whole story "
-	    "shown)" },
+	{ "--since WHEN",
+	    "messages with an event at or after WHEN: an age (30m, 1h, 2d) or "
+	    "a UTC time (2026-12-07, 2026-12-07T10:00:00Z); whole story "
+	    "shown" },
+	{ "--until WHEN",
+	    "messages with an event at or before WHEN (same forms; a date "
+	    "alone means its last second)" },
 	{ "--json", "print the events as JSON (docs/QUEUE.md)" },
 	{ NULL, NULL },
 };
@@ -122,11 +129,14 @@ static const struct cli_opt tlsrpt_opts[] = {
 	{ "parse FILE...",
 	    "read received reports: JSON, gzip or the whole mail; - is "
 	    "standard input" },
+	{ "received [DIR]",
+	    "reports received in a directory or maildir (default: [tlsrpt] "
+	    "received), per sender, policy and day" },
 	{ "list", "the policy domains recorded for a day, with their counts" },
 	{ "show DOMAIN DAY",
 	    "the RFC 8460 report of one domain and day, as it would be sent" },
 	{ "send", "send a day's reports now (default: yesterday, UTC)" },
-	{ "--json", "parse, list: print JSON (docs/TLSRPT.md)" },
+	{ "--json", "parse, received, list: print JSON (docs/TLSRPT.md)" },
 	{ "--day YYYY-MM-DD",
 	    "list, send: the UTC day (default: today for list, yesterday for "
 	    "send)" },
@@ -174,8 +184,8 @@ const struct cli_cmd cli_cmds[] = {
 	    "configuration or the queue cannot be opened; 70 a database error",
 	    false },
 	{ "trace",
-	    "[--message-id ID] [--recipient ADDR] [--domain D] "
-	    "[--since 1h] [--json]",
+	    "[--message-id ID] [--sender ADDR] [--recipient ADDR] [--domain D] "
+	    "[--since WHEN] [--until WHEN] [--json]",
 	    "the story of messages, newest last", cmd_trace, trace_opts,
 	    "0 something matched; 1 nothing did; 64 bad arguments; 78 the "
 	    "configuration or the queue cannot be opened; 70 a database error",
@@ -200,13 +210,13 @@ const struct cli_cmd cli_cmds[] = {
 	    "FILE:LINE: [section] key: what is wrong",
 	    false },
 	{ "tlsrpt",
-	    "parse [--json] FILE... | list [--day D] [--json] | show DOMAIN DAY "
-	    "| send [--day D]",
+	    "parse [--json] FILE... | received [--json] [DIR] | list [--day D] "
+	    "[--json] | show DOMAIN DAY | send [--day D]",
 	    "TLS-RPT reports (RFC 8460): read received reports; list, show and "
 	    "send ours",
 	    cmd_tlsrpt, tlsrpt_opts,
 	    "parse: 0 every file was a report, 65 one was not, 66 one could not "
-	    "be read; list, show: 0, 1 no data; send: 0 sent, 1 a report was "
+	    "be read; received: 0, 66 DIR cannot be opened; list, show: 0, 1 no data; send: 0 sent, 1 a report was "
 	    "given up, 75 some are to be retried; 64 bad arguments",
 	    false },
 	{ "help", "[COMMAND]", "show this help", cmd_help, help_opts,

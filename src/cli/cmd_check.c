@@ -17,9 +17,7 @@
 #include "check/check.h"
 #include "cli/cli.h"
 #include "conf/conf.h"
-#include "core/buf.h"
 #include "core/str.h"
-#include "core/xmalloc.h"
 #include "dns/dns.h"
 #include "sts/sts.h"
 #include "tls/tls_client.h"
@@ -116,65 +114,13 @@ cmd_check_selftest_cb(struct dns_answer *ans, void *arg)
 	dns_answer_free(ans);
 }
 
-/* Upstream description for the report header. */
-static char *
-cmd_check_upstream(const struct conf *c)
-{
-	char **roots = conf_list(c, CONF_DNS_ROOT_SERVERS);
-	char **fwd = conf_list(c, CONF_DNS_FORWARDERS), **list;
-	struct buf b;
-	size_t i;
-
-	buf_init(&b, 4096);
-	if (roots[0] != NULL)
-		buf_adds(&b, "private root servers");
-	else if (fwd[0] != NULL)
-		buf_adds(&b, "forwarders");
-	else
-		buf_adds(&b, "full recursion from the real root servers");
-	list = roots[0] != NULL ? roots : fwd;
-	for (i = 0; list[i] != NULL; i++)
-		buf_printf(&b, " %s", list[i]);
-	return buf_steal(&b);
-}
-
-static void
-cmd_check_fill_opts(struct cmd_check_args *a, const struct conf *c, char *helo)
-{
-	a->opts.port =
-	    (uint16_t)(a->port > 0 ? a->port : conf_int(c, CONF_DELIVERY_PORT));
-	a->opts.digests = conf_list(c, CONF_DANE_DIGESTS);
-	a->opts.helo_name = conf_str(c, CONF_DELIVERY_HELO_NAME);
-	if (a->opts.helo_name == NULL) {
-		if (gethostname(helo, 256) == -1 || helo[0] == '\0')
-			snprintf(helo, 256, "localhost");
-		helo[255] = '\0';
-		a->opts.helo_name = helo;
-	}
-	a->opts.connect_timeout_ms =
-	    (unsigned)conf_int(c, CONF_DELIVERY_CONNECT_TIMEOUT) * 1000;
-	a->opts.greeting_timeout_ms =
-	    (unsigned)conf_int(c, CONF_DELIVERY_GREETING_TIMEOUT) * 1000;
-	a->opts.command_timeout_ms =
-	    (unsigned)conf_int(c, CONF_DELIVERY_COMMAND_TIMEOUT) * 1000;
-}
-
 static struct dns_resolver *
 cmd_check_resolver(struct event_base *base, const struct conf *c)
 {
-	struct dns_options o = { 0 };
 	struct dns_resolver *r;
 	char *err = NULL;
 
-	o.trust_anchor_file = conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE);
-	o.root_servers = conf_list(c, CONF_DNS_ROOT_SERVERS);
-	o.forwarders = conf_list(c, CONF_DNS_FORWARDERS);
-	o.timeout_ms = (unsigned)conf_int(c, CONF_DNS_TIMEOUT) * 1000;
-	if (o.root_servers[0] == NULL)
-		o.root_servers = NULL;
-	if (o.forwarders[0] == NULL)
-		o.forwarders = NULL;
-	r = dns_resolver_new(base, &o, &err);
+	r = check_conf_resolver(base, c, &err);
 	if (r == NULL) {
 		fprintf(stderr, "danerelay check: resolver: %s\n", err);
 		free(err);
@@ -224,33 +170,15 @@ cmd_check_report(struct check_run *run, const struct cmd_check_args *a,
 	return rc;
 }
 
-/*
- * MTA-STS for domains without DANE: PKIX trust anchors for the MX
- * certificates, and an engine whose cache lives only as long as this run.
- */
 static int
 cmd_check_sts(struct cmd_check_args *a, const struct conf *c,
     struct event_base *base, struct dns_resolver *r, SSL_CTX *ctx)
 {
-	struct sts_options so = { 0 };
-	const char *terr;
 	char *err = NULL;
 
-	if (!conf_bool(c, CONF_MTA_STS_ENABLED))
-		return 0;
-	if (tls_client_ctx_load_ca(
-	        ctx, conf_str(c, CONF_MTA_STS_CA_FILE), &terr) == -1) {
-		fprintf(
-		    stderr, "danerelay check: [mta_sts] ca_file: %s\n", terr);
-		return -1;
-	}
-	so.cache_path = ":memory:";
-	so.ca_file = conf_str(c, CONF_MTA_STS_CA_FILE);
-	so.https_port = (unsigned)conf_int(c, CONF_MTA_STS_HTTPS_PORT);
-	so.fetch_timeout_ms =
-	    (unsigned)conf_int(c, CONF_MTA_STS_FETCH_TIMEOUT) * 1000;
-	if ((a->opts.sts = sts_new(base, r, &so, &err)) == NULL) {
-		fprintf(stderr, "danerelay check: MTA-STS: %s\n", err);
+	if (check_conf_ca(c, ctx, &err) == -1 ||
+	    check_conf_sts(c, base, r, &a->opts.sts, &err) == -1) {
+		fprintf(stderr, "danerelay check: %s\n", err);
 		free(err);
 		return -1;
 	}
@@ -288,18 +216,12 @@ cmd_check_run(struct cmd_check_args *a, const struct conf *c, char **domains,
 		event_base_free(base);
 		return CHECK_EXIT_ERROR;
 	}
-	upstream = cmd_check_upstream(c);
-	ri.trust_anchor = conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE) != NULL ?
-	    conf_str(c, CONF_DNS_TRUST_ANCHOR_FILE) :
-	    "built-in (IANA root KSK-2017 20326, KSK-2024 38696)";
-	ri.upstream = upstream;
+	upstream = check_conf_info(&ri, c);
 	ri.selftest_error = cmd_check_selftest(base, r);
 	if (ri.selftest_error != NULL) {
 		fprintf(stderr,
 		    "danerelay check: RESOLVER SELF-TEST FAILED: "
-		    "%s\ndanerelay check: no verdict is possible without "
-		    "DNSSEC validation; fix the resolver settings ([dns] in "
-		    "the config) first.\n",
+		    "%s\ndanerelay check: " CHECK_SELFTEST_ADVICE "\n",
 		    ri.selftest_error);
 		rc = CHECK_EXIT_ERROR;
 	} else {
@@ -323,7 +245,7 @@ cmd_check(int argc, char **argv, struct cli_ctx *ctx)
 {
 	struct cmd_check_args a;
 	struct conf *c;
-	char helo[256], *err = NULL;
+	char helo[CHECK_HELO_LEN], *err = NULL;
 	int rc;
 
 	memset(&a, 0, sizeof(a));
@@ -337,7 +259,7 @@ cmd_check(int argc, char **argv, struct cli_ctx *ctx)
 		free(err);
 		return CHECK_EXIT_ERROR;
 	}
-	cmd_check_fill_opts(&a, c, helo);
+	check_conf_opts(&a.opts, c, a.port, helo);
 	rc = cmd_check_run(&a, c, argv + optind, argc - optind);
 	conf_free(c);
 	return rc;

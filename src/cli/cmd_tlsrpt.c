@@ -5,10 +5,13 @@
  *
  * parse reads the reports other MTAs sent about our MX hosts: JSON, gzip
  * or the whole report email, one per FILE ("-" is standard input), and
- * prints a summary per policy domain and result type, or with --json the
- * normalized form (docs/TLSRPT.md). Exit status: 0 when every file was a
- * report; 65 (EX_DATAERR) when one was not; 66 (EX_NOINPUT) when one could
- * not be read, which wins over 65. The other files are still read.
+ * prints a summary per policy (never added up across policies: RFC 8460 §4
+ * lets a sender count the same sessions under sts and tlsa) and result
+ * type, or with --json the normalized form (docs/TLSRPT.md); received
+ * adds up a directory or maildir of them (tlsrpt_inbox.c). Exit status: 0 when
+ * every file was a report; 65 (EX_DATAERR) when one was not; 66 (EX_NOINPUT)
+ * when one could not be read, which wins over 65. The other files are still
+ * read.
  *
  * list shows what was recorded for a day and, once sent, where each
  * report went; show prints the report of one domain and day as it would
@@ -23,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 
 #include "cli/cli.h"
@@ -30,6 +34,7 @@
 #include "conf/conf.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
+#include "tlsrpt/tlsrpt_inbox.h"
 #include "tlsrpt/tlsrpt_parse.h"
 #include "tlsrpt/tlsrpt_send.h"
 #include "relay/relay.h"
@@ -48,10 +53,14 @@ cmd_tlsrpt_read(const char *path, struct buf *b)
 	FILE *fp = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
 	char chunk[65536];
 	const char *err = NULL;
+	struct stat sb;
 	size_t n;
 
 	if (fp == NULL)
 		return strerror(errno);
+	if (fstat(fileno(fp), &sb) == 0 && S_ISDIR(sb.st_mode))
+		err = "a directory: `danerelay tlsrpt received DIR` reads "
+		      "a directory or maildir of reports";
 	while (err == NULL && (n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
 		if (buf_add(b, chunk, n) == -1)
 			err = "larger than the input limit (20 MiB)";
@@ -146,6 +155,63 @@ cmd_tlsrpt_parse(int argc, char **argv, struct cli_ctx *ctx)
 	}
 	fflush(stdout);
 	return rc;
+}
+
+/*
+ * `tlsrpt received [--json] [DIR]`: the reports in a directory or maildir
+ * (default: [tlsrpt] received) added up per sender, policy and day; the
+ * same code as the console's /tlsrpt (tlsrpt_inbox.c). 0, 66 when DIR
+ * cannot be opened, 64 when there is no DIR.
+ */
+static int
+cmd_tlsrpt_received(int argc, char **argv, struct cli_ctx *ctx)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct tlsrpt_inbox *b;
+	struct conf *c = NULL;
+	const char *dir;
+	char *err = NULL;
+	bool json = false;
+	int ch;
+
+	optind = 0;
+	while ((ch = getopt_long(argc, argv, "j", longopts, NULL)) != -1) {
+		if (ch != 'j')
+			return cli_usage("tlsrpt");
+		json = true;
+	}
+	if (argc - optind > 1)
+		return cli_usage("tlsrpt");
+	if (optind < argc) {
+		dir = argv[optind];
+	} else if ((dir = conf_str(c = cli_load_conf(ctx),
+	                CONF_TLSRPT_RECEIVED)) == NULL) {
+		fprintf(stderr,
+		    "danerelay tlsrpt received: no DIR and no [tlsrpt] "
+		    "received in the config\n");
+		conf_free(c);
+		return EX_USAGE;
+	}
+	if ((b = tlsrpt_inbox_scan(dir, &err)) == NULL) {
+		fprintf(stderr, "danerelay tlsrpt received: %s\n", err);
+		free(err);
+		conf_free(c);
+		return EX_NOINPUT;
+	}
+	if (json) {
+		json_dumpf(tlsrpt_inbox_json(b), stdout,
+		    JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+	} else {
+		tlsrpt_inbox_print(stdout, b);
+	}
+	fflush(stdout);
+	tlsrpt_inbox_free(b);
+	conf_free(c);
+	return 0;
 }
 
 /* The relay's store (tlsrpt.db beside the queue), or NULL with a message. */
@@ -315,6 +381,7 @@ cmd_tlsrpt_show(int argc, char **argv, struct cli_ctx *ctx)
 
 static const struct cmd_tlsrpt_sub cmd_tlsrpt_subs[] = {
 	{ "parse", cmd_tlsrpt_parse },
+	{ "received", cmd_tlsrpt_received },
 	{ "list", cmd_tlsrpt_list },
 	{ "show", cmd_tlsrpt_show },
 	{ "send", cmd_tlsrpt_send },

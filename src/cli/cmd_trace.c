@@ -1,13 +1,16 @@
 /*
- * cmd_trace: `danerelay trace [--message-id ID] [--recipient ADDR]
- * [--domain D] [--since 1h] [--json]`, the story of each matching message
- * from the queue's event log: received, queued, every attempt (MX, IP,
- * TLS, TLSA match, reply), deferred, delivered or bounced, DSN sent.
+ * cmd_trace: `danerelay trace [--message-id ID] [--sender ADDR]
+ * [--recipient ADDR] [--domain D] [--since WHEN] [--until WHEN] [--json]`,
+ * the story of each matching message from the queue's event log:
+ * received, queued, every attempt (MX, IP, TLS, TLSA match, reply),
+ * deferred, delivered or bounced, DSN sent.
  *
  * Filters combine (AND). --message-id takes the queue id or the
- * Message-ID header (with or without <>). --since keeps the messages with
- * any event that recent and shows their whole story. Like `queue`, it
- * opens the daemon's database side by side and never creates one.
+ * Message-ID header (with or without <>); --sender "<>" is the null
+ * sender. --since and --until (a duration before now, or a UTC time) keep
+ * the messages with an event in that window and show their whole story.
+ * Like `queue`, it opens the daemon's database side by side and never
+ * creates one.
  *
  * Exit status: 0 something matched, 1 nothing did, EX_USAGE bad
  * arguments, EX_CONFIG the config or queue cannot be opened, EX_SOFTWARE a
@@ -26,6 +29,22 @@
 
 #define TRACE_EXIT_NOMATCH 1
 
+/* --since / --until WHEN into *t; -1 with a message on stderr. */
+static int
+cmd_trace_when(const char *opt, const char *arg, bool until, time_t *t)
+{
+	const char *errstr = queue_trace_parse_when(arg, time(NULL), until, t);
+
+	if (errstr == NULL && *t <= 0)
+		errstr = "before 1970";
+	if (errstr != NULL) {
+		fprintf(
+		    stderr, "danerelay trace: --%s %s: %s\n", opt, arg, errstr);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 cmd_trace_parse(int argc, char **argv, struct queue_trace_filter *f, bool *json)
 {
@@ -33,16 +52,16 @@ cmd_trace_parse(int argc, char **argv, struct queue_trace_filter *f, bool *json)
 		{ "message-id", required_argument, NULL, 'm' },
 		{ "recipient", required_argument, NULL, 'r' },
 		{ "domain", required_argument, NULL, 'd' },
+		{ "sender", required_argument, NULL, 'f' },
 		{ "since", required_argument, NULL, 's' },
+		{ "until", required_argument, NULL, 'u' },
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *errstr;
-	time_t secs;
 	int ch;
 
-	while (
-	    (ch = getopt_long(argc, argv, "m:r:d:s:j", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(
+	            argc, argv, "m:r:d:f:s:u:j", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'm':
 			f->message_id = optarg;
@@ -53,15 +72,15 @@ cmd_trace_parse(int argc, char **argv, struct queue_trace_filter *f, bool *json)
 		case 'd':
 			f->domain = optarg;
 			break;
+		case 'f':
+			f->sender = optarg;
+			break;
 		case 's':
-			if ((errstr = queue_trace_parse_since(optarg, &secs)) !=
-			    NULL) {
-				fprintf(stderr,
-				    "danerelay trace: --since %s: %s\n", optarg,
-				    errstr);
+		case 'u':
+			if (cmd_trace_when(ch == 's' ? "since" : "until",
+			        optarg, ch == 'u',
+			        ch == 's' ? &f->since : &f->until) == -1)
 				return -1;
-			}
-			f->since = time(NULL) - secs;
 			break;
 		case 'j':
 			*json = true;

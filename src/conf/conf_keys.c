@@ -411,6 +411,11 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	{ CONF_TLSRPT_POST_TIMEOUT, "tlsrpt", "post_timeout", CONF_T_DURATION,
 	    "60s", 1, 600, NULL, "deadline of one https report POST",
 	    CONF_RESTART },
+	{ CONF_TLSRPT_RECEIVED, "tlsrpt", "received", CONF_T_PATH, NULL, 0, 0,
+	    NULL,
+	    "directory or maildir of the TLS reports we receive, for "
+	    "`tlsrpt received` and the console's /tlsrpt",
+	    CONF_RESTART },
 	{ CONF_DKIM_DOMAIN, "dkim", "domain", CONF_T_STR, NULL, 0, 0,
 	    check_hostname, "d= of our DKIM signatures (RFC 6376)",
 	    CONF_RELOAD },

@@ -84,13 +84,12 @@ void console_printf(struct console_req *r, const char *fmt, ...)
 
 /* Text from data: HTML-escaped (& < > " '). */
 void console_text(struct console_req *r, const char *s);
-void console_textf(struct console_req *r, const char *fmt, ...)
-    DR_PRINTF(2, 3);
+void console_textf(struct console_req *r, const char *fmt, ...) DR_PRINTF(2, 3);
 
 /* A link whose query values are URL-encoded: href = path + "?" + pairs
  * (NULL-terminated list of name, value); text escaped. */
-void console_link(struct console_req *r, const char *text, const char *path,
-    ...);
+void console_link(
+    struct console_req *r, const char *text, const char *path, ...);
 
 /*
  * A chart: <canvas> plus the data as an inert
@@ -115,6 +114,13 @@ void console_end(struct console_req *r);
 void console_json(struct console_req *r, const json_t *body);
 void console_redirect(struct console_req *r, const char *location);
 void console_fail(struct console_req *r, int code, const char *text);
+
+/*
+ * console_page_check.c: end the checks still running (their pages say
+ * so) and free the resolver and TLS context of /check. console_stop()
+ * calls it once the console's thread has ended, before freeing the loop.
+ */
+void console_page_check_stop(void);
 
 /* --- small shared helpers --- */
 

@@ -126,6 +126,13 @@ bool dsn_is_global(const struct dsn_msg *m);
 char *dsn_explain_rcpt(const struct dsn_rcpt *r);
 
 /*
+ * True when s starts like an SMTP reply: "[2-5]xx" then space, '-' or end.
+ * The report then calls a diagnostic "Remote reply", else "Reason" (our
+ * own text, when no server answered); the console's /trace does the same.
+ */
+bool dsn_text_is_reply(const char *s);
+
+/*
  * For tests: the source of random octets (Message-ID, MIME boundary).
  * NULL restores the default (getentropy(3)).
  */

@@ -109,7 +109,4 @@ char *dsn_text_domain(const char *addr);
  */
 void dsn_text_status(const struct dsn_rcpt *r, char *out, size_t len);
 
-/* True when s starts like an SMTP reply: "[2-5]xx" then space, '-' or end. */
-bool dsn_text_is_reply(const char *s);
-
 #endif

@@ -4,6 +4,7 @@
 #include "http/http_lib.h"
 
 #include <dlfcn.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -74,12 +75,20 @@ http_lib_load(void)
 	return 0;
 }
 
+static void
+http_lib_once(void)
+{
+	http_lib_state = http_lib_load() == 0 ? HTTP_LIB_OK : HTTP_LIB_FAILED;
+}
+
 const struct http_lib *
 http_lib_get(const char **errstr)
 {
-	if (http_lib_state == HTTP_LIB_NONE)
-		http_lib_state =
-		    http_lib_load() == 0 ? HTTP_LIB_OK : HTTP_LIB_FAILED;
+	/* The console's thread fetches MTA-STS policies for /check while the
+	 * delivery loop fetches its own: load and curl_global_init once. */
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, http_lib_once);
 	if (http_lib_state == HTTP_LIB_FAILED) {
 		*errstr = http_lib_err;
 		return NULL;

@@ -8,7 +8,8 @@
  * few times a day per domain (docs/PERFORMANCE.md). The relay is linked
  * against libcurl's headers only; the first request dlopen()s
  * libcurl.so.4 (its stable ABI), looks up the functions below and runs
- * curl_global_init. The library then stays for the life of the process.
+ * curl_global_init, once even when two threads ask (the console's and the
+ * delivery loop's). The library then stays for the life of the process.
  */
 #ifndef DR_HTTP_LIB_H
 #define DR_HTTP_LIB_H

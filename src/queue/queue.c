@@ -291,23 +291,25 @@ queue_mkdir(const char *dir, char **errstr)
 
 /*
  * SQLite takes a file shorter than its header for an empty database and
- * would write a queue over it: a file of 1 to 511 octets (the smallest
- * SQLite page) is refused here; a larger one that is not SQLite fails
- * SQLite's own first read (queue_schema_unreadable). Only stat(), never
- * open() and close(): closing any descriptor of the file drops every
- * POSIX lock this process holds on it (fcntl(2)), and the console opens
- * the queue beside the daemon's connection in the same process; without
- * its locks, a command that closes its connection takes itself for the
- * last user and deletes the WAL the daemon is still writing to.
+ * would write a queue over it; anything that is not SQLite is refused.
+ * A SQLite database is at least one page of 512 octets or more, so a
+ * shorter file that is not empty is not one; a longer one that is not
+ * SQLite, SQLite refuses itself (SQLITE_NOTADB, queue_schema_unreadable).
+ *
+ * Only stat(): opening and closing the file would drop every POSIX lock
+ * this process holds on it (fcntl locks belong to the process, and any
+ * close() releases them), so a second connection in a process that has
+ * the queue open already (the console's, console/console.c) would strip
+ * the first of its WAL lock, and another process closing its connection
+ * could then delete the WAL under it.
  */
 static int
 queue_check_magic(const char *path, char **errstr)
 {
 	struct stat sb;
 
-	if (stat(path, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_size == 0 ||
-	    sb.st_size >= 512)
-		return 0; /* SQLite creates it, reads it or says why not */
+	if (stat(path, &sb) == -1 || sb.st_size == 0 || sb.st_size >= 512)
+		return 0; /* missing: SQLite creates it or says why not */
 	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
 	                    "SQLite database",
 	    path);
@@ -322,14 +324,8 @@ queue_check_magic(const char *path, char **errstr)
 static int
 queue_create_private(const char *path, char **errstr)
 {
-	struct stat sb;
-	int fd;
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
-	/* An existing file is left alone (see queue_check_magic()); a link
-	 * still meets O_NOFOLLOW. */
-	if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode))
-		return 0;
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
 		return -1;

@@ -1,14 +1,16 @@
 /*
- * queue_trace: select messages by queue id / Message-ID, recipient, domain
- * and age, and turn their event rows into JSON or text. The selection is
- * built from fixed SQL fragments (user text is only ever bound), so every
- * filter uses its index: messages(message_id), events(addr),
- * recipients(domain), events(at).
+ * queue_trace: select messages by queue id / Message-ID, sender,
+ * recipient, domain and time, and turn their event rows into JSON or
+ * text. The selection is built from fixed SQL fragments (user text is
+ * only ever bound), so every filter but the sender uses its index:
+ * messages(message_id), events(addr), recipients(domain), events(at).
+ * The console's /trace asks through here too (no second query).
  */
 #include "queue/queue_trace.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/buf.h"
 #include "core/str.h"
@@ -23,6 +25,58 @@ queue_trace_parse_since(const char *s, time_t *secs)
 	if (str_parse_duration(s, &v) == -1 || v == 0)
 		return "expected a duration such as 90, 30m, 1h, 2d or 1w";
 	*secs = (time_t)v;
+	return NULL;
+}
+
+/* "YYYY-MM-DD[THH:MM[:SS]][Z]" (T or space) as UTC; -1 if not that. */
+static time_t
+queue_trace_parse_utc(const char *s, bool *date_only)
+{
+	static const char *const fmts[] = { "%Y-%m-%dT%H:%M:%S",
+		"%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
+		"%Y-%m-%d" };
+	const char *end;
+	struct tm tm, asked;
+	size_t i, len = strlen(s);
+	time_t t;
+
+	if (len > 0 && (s[len - 1] == 'Z' || s[len - 1] == 'z'))
+		len--;
+	for (i = 0; i < sizeof(fmts) / sizeof(fmts[0]); i++) {
+		memset(&tm, 0, sizeof(tm));
+		end = strptime(s, fmts[i], &tm);
+		if (end == NULL || (size_t)(end - s) != len)
+			continue;
+		asked = tm;
+		t = timegm(&tm); /* normalises tm */
+		/* 2026-02-30 would become another day: refused. */
+		if (tm.tm_mday != asked.tm_mday || tm.tm_mon != asked.tm_mon ||
+		    tm.tm_hour != asked.tm_hour)
+			return -1;
+		*date_only = i == 4;
+		return t;
+	}
+	return -1;
+}
+
+const char *
+queue_trace_parse_when(const char *s, time_t now, bool end_of_day, time_t *t)
+{
+	bool date_only = false;
+	time_t secs;
+
+	if (s[0] >= '0' && s[0] <= '9' && strlen(s) >= 10 && s[4] == '-') {
+		if ((*t = queue_trace_parse_utc(s, &date_only)) == -1)
+			return "expected a UTC time such as 2026-12-07, "
+			       "2026-12-07T10:00 or 2026-12-07T10:00:00Z";
+		if (date_only && end_of_day)
+			*t += 86399;
+		return NULL;
+	}
+	if (queue_trace_parse_since(s, &secs) != NULL)
+		return "expected a duration such as 90, 30m, 1h, 2d or 1w, "
+		       "or a UTC time such as 2026-12-07T10:00";
+	*t = now - secs;
 	return NULL;
 }
 
@@ -117,11 +171,22 @@ queue_trace_sql(const struct queue_trace_filter *f)
 		buf_adds(&b,
 		    " AND id IN (SELECT msgid FROM recipients WHERE "
 		    "domain = ?5)");
-	if (f->since != 0)
-		buf_adds(&b,
-		    " AND id IN (SELECT msgid FROM events WHERE "
-		    "at >= ?6)");
-	buf_adds(&b, " ORDER BY received_at, rowid");
+	if (f->sender != NULL)
+		buf_adds(&b, " AND sender = ?7 COLLATE NOCASE");
+	if (f->since != 0 || f->until != 0) {
+		/* One event in the window, not one after and one before. */
+		buf_adds(&b, " AND id IN (SELECT msgid FROM events WHERE 1");
+		if (f->since != 0)
+			buf_adds(&b, " AND at >= ?6");
+		if (f->until != 0)
+			buf_adds(&b, " AND at <= ?8");
+		buf_adds(&b, ")");
+	}
+	/* A limit keeps the newest; queue_trace_collect restores the order. */
+	if (f->limit != 0)
+		buf_adds(&b, " ORDER BY received_at DESC, rowid DESC LIMIT ?9");
+	else
+		buf_adds(&b, " ORDER BY received_at, rowid");
 	return buf_steal(&b);
 }
 
@@ -148,6 +213,16 @@ queue_trace_bind(sqlite3_stmt *st, const struct queue_trace_filter *f)
 	}
 	if (f->since != 0)
 		sqlite3_bind_int64(st, 6, (sqlite3_int64)f->since);
+	if (f->sender != NULL)
+		/* SMTP writes the null reverse-path "<>"; stored as "". */
+		sqlite3_bind_text(st, 7,
+		    strcmp(f->sender, "<>") == 0 ? "" : f->sender, -1,
+		    SQLITE_STATIC);
+	if (f->until != 0)
+		sqlite3_bind_int64(st, 8, (sqlite3_int64)f->until);
+	if (f->limit != 0)
+		sqlite3_bind_int64(st, 9,
+		    f->limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)f->limit);
 }
 
 static json_t *
@@ -185,7 +260,11 @@ queue_trace_collect(struct queue *q, sqlite3_stmt *msgs, sqlite3_stmt *evs,
 		m = queue_trace_message(msgs);
 		events = json_array();
 		json_object_set_new(m, "events", events);
-		json_array_append_new(out, m);
+		/* Newest first from a limited query: oldest first out. */
+		if (f->limit != 0)
+			json_array_insert_new(out, 0, m);
+		else
+			json_array_append_new(out, m);
 		if (queue_trace_events(q, evs,
 		        (const char *)sqlite3_column_text(msgs, 0), f,
 		        events) == -1)

@@ -10,6 +10,8 @@
 #define DR_QUEUE_TRACE_H
 
 #include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -23,10 +25,18 @@ struct queue_trace_filter {
 	const char *domain;     /* recipient domain, or NULL */
 	time_t since;           /* messages with an event at or after this;
 	                         * 0 = any */
+	const char *sender;     /* envelope sender, case-insensitive; "" or
+	                         * "<>" the null sender; NULL = any */
+	time_t until;           /* messages with an event at or before this
+	                         * (and at or after since, the same event);
+	                         * 0 = any */
+	size_t limit;           /* at most this many messages, the most
+	                         * recently received; 0 = all */
 };
 
 /*
- * The matching messages, oldest first, as a JSON array of {id, message_id,
+ * The matching messages, oldest first (with a limit: the newest limit of
+ * them, still oldest first), as a JSON array of {id, message_id,
  * sender, kind, received_at, size, events: [{at, type, recipient,
  * fields...}]}, events in the order they happened. With a recipient or
  * domain filter, only message-level events and those of the matching
@@ -56,6 +66,16 @@ void queue_trace_print(FILE *fp, const json_t *trace);
  * "1h", "2d"). Returns NULL and *secs (>= 1), or a static error text.
  */
 const char *queue_trace_parse_since(const char *s, time_t *secs);
+
+/*
+ * Parse a --since or --until time: a duration before now as
+ * queue_trace_parse_since reads it, or a UTC time "YYYY-MM-DD",
+ * "YYYY-MM-DDTHH:MM" or "YYYY-MM-DDTHH:MM:SS" (a space instead of the T,
+ * a trailing Z allowed). A date alone means its first second, or with
+ * end_of_day its last. Returns NULL and *t, or a static error text.
+ */
+const char *queue_trace_parse_when(
+    const char *s, time_t now, bool end_of_day, time_t *t);
 
 /* Print v to fp as a trace value (the key=value printer's right side). */
 void queue_trace_print_value(FILE *fp, const json_t *v);

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -371,17 +370,16 @@ struct tlsrpt_store *
 tlsrpt_store_open(const char *path, char **errstr)
 {
 	struct tlsrpt_store *s = xcalloc(1, sizeof(*s));
-	struct stat sb;
 	int fd;
 
 	s->path = xstrdup(path);
 	/*
-	 * Create it private before SQLite does (with the umask's mode); an
-	 * existing file is not opened here: closing a descriptor of it would
-	 * drop the POSIX locks of another connection of this process (the
-	 * console's beside the daemon's), see queue_check_magic().
+	 * Create it private before SQLite does (with the umask's mode). Only
+	 * when missing: a close() of the file would drop the POSIX locks of
+	 * every other connection of this process to it (the relay's, when
+	 * the console opens its own).
 	 */
-	fd = lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) ?
+	fd = access(path, F_OK) == 0 ?
 	    -2 :
 	    open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1) {

@@ -472,7 +472,15 @@ tr_normalize(struct tr_ctx *c, const json_t *in)
 	return out;
 }
 
-/* ---- the summary by policy domain and result type ------------------------ */
+/* ---- the summary, one entry per policy ------------------------------------
+ */
+
+/*
+ * RFC 8460 §4: "Reporters may report multiple applied policies (for
+ * example, an MTA-STS policy and a DANE TLSA record for the same domain and
+ * MX)". Microsoft does, listing the same sessions under its "sts" and its
+ * "tlsa" policy, so policies are never added up: each keeps its own counts.
+ */
 
 static void
 tr_sum(json_t *obj, const char *key, json_int_t n)
@@ -499,14 +507,6 @@ tr_group(json_t *index, json_t *list, const char *key,
 }
 
 static json_t *
-tr_make_domain(const char *key)
-{
-	return json_pack("{s:o, s:I, s:I, s:[], s:[]}", "policy-domain",
-	    *key != '\0' ? json_string(key) : json_null(), "successful",
-	    (json_int_t)0, "failed", (json_int_t)0, "policies", "failures");
-}
-
-static json_t *
 tr_make_failure(const char *key)
 {
 	return json_pack("{s:o, s:I, s:[]}", "result-type",
@@ -514,74 +514,83 @@ tr_make_failure(const char *key)
 	    (json_int_t)0, "details");
 }
 
-/* Add the failure details of one policy to its domain's entry. */
-static void
-tr_summary_failures(json_t *dom, json_t *rt_index, const json_t *details)
+/* Group the failure details of one policy by result type into its entry;
+ * returns their failed-session-count summed. */
+static json_int_t
+tr_summary_failures(json_t *ent, const json_t *details)
 {
-	json_t *d, *f;
+	json_t *rt_index = json_object(), *d, *f;
+	json_int_t n, total = 0;
 	const char *rt;
 	size_t i;
 
 	json_array_foreach(details, i, d)
 	{
 		rt = json_string_value(json_object_get(d, "result-type"));
-		f = tr_group(rt_index, json_object_get(dom, "failures"),
+		f = tr_group(rt_index, json_object_get(ent, "failures"),
 		    rt != NULL ? rt : "", tr_make_failure);
-		tr_sum(f, "sessions",
-		    json_integer_value(
-		        json_object_get(d, "failed-session-count")));
+		n = json_integer_value(
+		    json_object_get(d, "failed-session-count"));
+		tr_sum(f, "sessions", n);
+		total = total > LLONG_MAX - n ? LLONG_MAX : total + n;
 		json_array_append(json_object_get(f, "details"), d);
 	}
+	json_decref(rt_index);
+	return total;
 }
 
-static void
-tr_summary_policy(json_t *dom, json_t *rt_index, const json_t *pol)
+/*
+ * The entry of one policy: its type, domain and mx-host, its own counts,
+ * its failures by result type, and whether its total-failure-session-count
+ * is the sum of its failure-details' failed-session-count (RFC 8460 §4.4
+ * gives both; real reports, e.g. from Mail.ru, disagree).
+ */
+static json_t *
+tr_summary_entry(const json_t *pol)
 {
 	const json_t *desc = json_object_get(pol, "policy");
 	const json_t *sum = json_object_get(pol, "summary");
-	json_int_t ok, bad;
-	json_t *p;
+	const json_t *dom = json_object_get(desc, "policy-domain");
+	json_int_t bad, det;
+	json_t *e;
 
-	ok = json_integer_value(
-	    json_object_get(sum, "total-successful-session-count"));
 	bad = json_integer_value(
 	    json_object_get(sum, "total-failure-session-count"));
-	tr_sum(dom, "successful", ok);
-	tr_sum(dom, "failed", bad);
-	p = json_pack("{s:O*, s:O*, s:I, s:I}", "policy-type",
-	    json_object_get(desc, "policy-type"), "mx-host",
-	    json_object_get(desc, "mx-host"), "successful", ok, "failed", bad);
-	json_array_append_new(json_object_get(dom, "policies"), p);
-	tr_summary_failures(
-	    dom, rt_index, json_object_get(pol, "failure-details"));
+	e = json_pack("{s:O*, s:O, s:O*, s:I, s:I, s:[]}", "policy-type",
+	    json_object_get(desc, "policy-type"), "policy-domain",
+	    dom != NULL ? dom : json_null(), "mx-host",
+	    json_object_get(desc, "mx-host"), "successful",
+	    json_integer_value(
+	        json_object_get(sum, "total-successful-session-count")),
+	    "failed", bad, "failures");
+	det = tr_summary_failures(e, json_object_get(pol, "failure-details"));
+	json_object_set_new(e, "failure-details-sessions", json_integer(det));
+	json_object_set_new(e, "consistent", json_boolean(det == bad));
+	return e;
 }
 
-/* Group the policies of a normalized report by domain (in order of first
- * appearance), hash tables keeping it linear for big reports. */
+/* One entry per policy, in the order of the report. */
 static json_t *
 tr_summary(const json_t *report)
 {
-	json_t *list = json_array(), *index = json_object();
-	json_t *rt_indexes = json_object(), *pol, *dom, *rti;
-	const char *d;
+	json_t *list = json_array(), *pol;
 	size_t i;
 
 	json_array_foreach(json_object_get(report, "policies"), i, pol)
-	{
-		d = json_string_value(json_object_get(
-		    json_object_get(pol, "policy"), "policy-domain"));
-		if (d == NULL)
-			d = "";
-		dom = tr_group(index, list, d, tr_make_domain);
-		if ((rti = json_object_get(rt_indexes, d)) == NULL) {
-			rti = json_object();
-			json_object_set_new(rt_indexes, d, rti);
-		}
-		tr_summary_policy(dom, rti, pol);
-	}
-	json_decref(index);
-	json_decref(rt_indexes);
+	    json_array_append_new(list, tr_summary_entry(pol));
 	return list;
+}
+
+/* Whether some policy's totals disagree with its failure details. */
+static bool
+tr_inconsistent(const json_t *summary)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(summary, i,
+	    e) if (json_is_false(json_object_get(e, "consistent"))) return true;
+	return false;
 }
 
 /* ---- finding the report: transfer encodings, gzip, MIME ------------------ */
@@ -1133,6 +1142,9 @@ tr_document(struct tr_ctx *c, const uint8_t *p, size_t n, enum tr_kind kind)
 		    json_pack("{s:s, s:O*}", "format", format, "email", email);
 		json_object_set_new(doc, "report", report);
 		json_object_set_new(doc, "summary", tr_summary(report));
+		json_object_set_new(doc, "inconsistent",
+		    json_boolean(
+		        tr_inconsistent(json_object_get(doc, "summary"))));
 	}
 	json_decref(email);
 	buf_free(&dec);
@@ -1208,9 +1220,8 @@ tlsrpt_report_warning(const struct tlsrpt_report *r, size_t i)
 
 /* ---- printing ------------------------------------------------------------ */
 
-/* s with C0 and C1 controls and DEL as '?' (NULL: "-"). */
-static void
-tr_put(FILE *fp, const char *s)
+void
+tlsrpt_fputs_clean(FILE *fp, const char *s)
 {
 	const uint8_t *p = (const uint8_t *)(s != NULL ? s : "-");
 
@@ -1245,22 +1256,22 @@ tr_print_head(FILE *fp, const json_t *doc)
 
 	fprintf(fp, "  format:       %s\n", tr_get(doc, "format"));
 	fputs("  organization: ", fp);
-	tr_put(fp, tr_get(rep, "organization-name"));
+	tlsrpt_fputs_clean(fp, tr_get(rep, "organization-name"));
 	fputs(" <", fp);
-	tr_put(fp, tr_get(rep, "contact-info"));
+	tlsrpt_fputs_clean(fp, tr_get(rep, "contact-info"));
 	fputs(">\n  report-id:    ", fp);
-	tr_put(fp, tr_get(rep, "report-id"));
+	tlsrpt_fputs_clean(fp, tr_get(rep, "report-id"));
 	fputs("\n  period:       ", fp);
-	tr_put(fp, tr_get(dr, "start-datetime"));
+	tlsrpt_fputs_clean(fp, tr_get(dr, "start-datetime"));
 	fputs(" to ", fp);
-	tr_put(fp, tr_get(dr, "end-datetime"));
+	tlsrpt_fputs_clean(fp, tr_get(dr, "end-datetime"));
 	fputc('\n', fp);
 	if (em == NULL)
 		return;
 	fputs("  email:        TLS-Report-Submitter ", fp);
-	tr_put(fp, tr_get(em, "tls-report-submitter"));
+	tlsrpt_fputs_clean(fp, tr_get(em, "tls-report-submitter"));
 	fputs(", TLS-Report-Domain ", fp);
-	tr_put(fp, tr_get(em, "tls-report-domain"));
+	tlsrpt_fputs_clean(fp, tr_get(em, "tls-report-domain"));
 	fprintf(fp, ", DKIM-Signature %s\n",
 	    json_is_true(json_object_get(em, "dkim-signature")) ?
 	        "present (not verified here)" :
@@ -1271,22 +1282,25 @@ static void
 tr_print_policy(FILE *fp, const json_t *p)
 {
 	const json_t *mx = json_object_get(p, "mx-host"), *h;
+	const char *dom = tr_get(p, "policy-domain");
 	size_t i;
 
-	fputs("    policy ", fp);
-	tr_put(fp, tr_get(p, "policy-type"));
+	fputs("\n  policy ", fp);
+	tlsrpt_fputs_clean(fp, tr_get(p, "policy-type"));
+	fputc(' ', fp);
+	tlsrpt_fputs_clean(fp, dom != NULL ? dom : "(no policy-domain)");
 	if (json_array_size(mx) > 0) {
 		fputs(" (mx-host", fp);
 		json_array_foreach(mx, i, h)
 		{
 			fputs(i == 0 ? " " : ", ", fp);
-			tr_put(fp, json_string_value(h));
+			tlsrpt_fputs_clean(fp, json_string_value(h));
 		}
 		fputc(')', fp);
 	}
 	fprintf(fp,
 	    ": %" JSON_INTEGER_FORMAT " successful, %" JSON_INTEGER_FORMAT
-	    " failed\n",
+	    " failed sessions\n",
 	    tr_int(p, "successful"), tr_int(p, "failed"));
 }
 
@@ -1297,39 +1311,30 @@ tr_print_detail(FILE *fp, const json_t *d)
 
 	fprintf(fp, "      %6" JSON_INTEGER_FORMAT "  ",
 	    tr_int(d, "failed-session-count"));
-	tr_put(fp, tr_get(d, "receiving-mx-hostname"));
+	tlsrpt_fputs_clean(fp, tr_get(d, "receiving-mx-hostname"));
 	fputs(" [", fp);
-	tr_put(fp, tr_get(d, "receiving-ip"));
+	tlsrpt_fputs_clean(fp, tr_get(d, "receiving-ip"));
 	fputs("] from ", fp);
-	tr_put(fp, tr_get(d, "sending-mta-ip"));
+	tlsrpt_fputs_clean(fp, tr_get(d, "sending-mta-ip"));
 	if (reason != NULL) {
 		fputs(": ", fp);
-		tr_put(fp, reason);
+		tlsrpt_fputs_clean(fp, reason);
 	}
 	fputc('\n', fp);
 }
 
+/* One policy: its own counts, never added to another's (RFC 8460 §4). */
 static void
-tr_print_domain(FILE *fp, const json_t *dom)
+tr_print_entry(FILE *fp, const json_t *e)
 {
-	const json_t *v, *f, *d;
-	const char *name = tr_get(dom, "policy-domain");
+	const json_t *f, *d;
 	size_t i, j;
 
-	fputs("\n  ", fp);
-	tr_put(fp, name != NULL ? name : "(no policy-domain)");
-	fprintf(fp,
-	    ": %" JSON_INTEGER_FORMAT " successful, %" JSON_INTEGER_FORMAT
-	    " failed sessions\n",
-	    tr_int(dom, "successful"), tr_int(dom, "failed"));
-	json_array_foreach(json_object_get(dom, "policies"), i, v)
-	{
-		tr_print_policy(fp, v);
-	}
-	json_array_foreach(json_object_get(dom, "failures"), i, f)
+	tr_print_policy(fp, e);
+	json_array_foreach(json_object_get(e, "failures"), i, f)
 	{
 		fputs("    ", fp);
-		tr_put(fp,
+		tlsrpt_fputs_clean(fp,
 		    tr_get(f, "result-type") != NULL ?
 		        tr_get(f, "result-type") :
 		        "(no result-type)");
@@ -1341,21 +1346,66 @@ tr_print_domain(FILE *fp, const json_t *dom)
 			tr_print_detail(fp, d);
 		}
 	}
+	if (json_is_false(json_object_get(e, "consistent")))
+		fprintf(fp,
+		    "    WARNING: inconsistent report: "
+		    "total-failure-session-count is %" JSON_INTEGER_FORMAT
+		    " but the failure-details add up to %" JSON_INTEGER_FORMAT
+		    "\n",
+		    tr_int(e, "failed"), tr_int(e, "failure-details-sessions"));
+}
+
+/* A note for each domain reported under more than one policy: those
+ * counts may be the same sessions twice, so they are not added up. */
+static void
+tr_print_notes(FILE *fp, const json_t *summary)
+{
+	json_t *count = json_object(), *e;
+	const char *dom;
+	json_int_t n;
+	size_t i;
+
+	json_array_foreach(summary, i, e)
+	{
+		if ((dom = tr_get(e, "policy-domain")) == NULL)
+			continue;
+		n = json_integer_value(json_object_get(count, dom));
+		json_object_set_new(count, dom, json_integer(n + 1));
+	}
+	json_array_foreach(summary, i, e)
+	{
+		if ((dom = tr_get(e, "policy-domain")) == NULL ||
+		    (n = json_integer_value(json_object_get(count, dom))) < 2)
+			continue;
+		fputs("  note:         ", fp);
+		tlsrpt_fputs_clean(fp, dom);
+		fprintf(fp,
+		    " is reported under %" JSON_INTEGER_FORMAT
+		    " policies; a sender may count the same sessions under "
+		    "each (RFC 8460 §4), so they are not added up\n",
+		    n);
+		json_object_set_new(count, dom, json_integer(0));
+	}
+	json_decref(count);
 }
 
 void
 tlsrpt_report_print(FILE *fp, const struct tlsrpt_report *r)
 {
-	const json_t *v;
+	const json_t *v, *sum = json_object_get(r->doc, "summary");
 	size_t i;
 
 	tr_print_head(fp, r->doc);
 	json_array_foreach(json_object_get(r->doc, "warnings"), i, v)
 	{
 		fputs("  warning:      ", fp);
-		tr_put(fp, json_string_value(v));
+		tlsrpt_fputs_clean(fp, json_string_value(v));
 		fputc('\n', fp);
 	}
-	json_array_foreach(json_object_get(r->doc, "summary"), i, v)
-	    tr_print_domain(fp, v);
+	if (json_is_true(json_object_get(r->doc, "inconsistent")))
+		fputs("  WARNING:      inconsistent report: the session totals "
+		      "of a policy disagree with its failure-details\n",
+		    fp);
+	tr_print_notes(fp, sum);
+	json_array_foreach(sum, i, v) tr_print_entry(fp, v);
 }

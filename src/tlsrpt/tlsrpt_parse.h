@@ -19,8 +19,9 @@
  * a real report has (a report built to exhaust memory).
  *
  * The result is a normalized JSON document (the fields of §4.4, each of
- * the type the schema says, missing ones left out) plus a summary by
- * policy domain and result type. A fuzz target (fuzz/fuzz_tlsrpt_parse.c)
+ * the type the schema says, missing ones left out) plus a summary per
+ * policy and result type, and a flag for a report whose totals disagree
+ * with its failure details. A fuzz target (fuzz/fuzz_tlsrpt_parse.c)
  * drives the whole reader.
  */
 #ifndef DR_TLSRPT_PARSE_H
@@ -62,12 +63,18 @@ void tlsrpt_report_free(struct tlsrpt_report *r);
  *   "report":   the report with the RFC 8460 §4.4 field names; counts are
  *               integers, policy-string and mx-host arrays of strings,
  *               failure-details an array
- *   "summary":  array, one object per policy domain in order of first
- *               appearance: policy-domain (null when unknown), successful,
- *               failed, and failures: one object per result-type with
- *               sessions and the details (receiving-mx-hostname,
- *               receiving-ip, sending-mta-ip, failed-session-count,
- *               failure-reason-code ... as in the report)
+ *   "summary":  array, one object per policy in the order of the report
+ *               (never added up: RFC 8460 §4 lets a sender list the same
+ *               sessions under an sts and a tlsa policy): policy-type,
+ *               policy-domain (null when unknown), mx-host, successful,
+ *               failed (its summary's totals), failures: one object per
+ *               result-type with sessions and the details
+ *               (receiving-mx-hostname, receiving-ip, sending-mta-ip,
+ *               failed-session-count, failure-reason-code ... as in the
+ *               report), failure-details-sessions (their
+ *               failed-session-count summed) and consistent (whether that
+ *               sum is the policy's failed total)
+ *   "inconsistent": true when some policy is not consistent
  */
 const json_t *tlsrpt_report_json(const struct tlsrpt_report *r);
 
@@ -76,12 +83,16 @@ size_t tlsrpt_report_nwarnings(const struct tlsrpt_report *r);
 const char *tlsrpt_report_warning(const struct tlsrpt_report *r, size_t i);
 
 /*
- * Print the human summary of r to fp: who sent it and for when, then per
- * policy domain the successful and failed session counts, the policies,
- * and the failures grouped by result type with receiving MX, IP and count.
+ * Print the human summary of r to fp: who sent it and for when, a warning
+ * when it is inconsistent, then per policy (type, domain, mx-host) its
+ * successful and failed session counts and its failures grouped by result
+ * type with receiving MX, IP and count.
  * Text from the report is printed with control characters replaced, so a
  * report cannot drive the terminal.
  */
 void tlsrpt_report_print(FILE *fp, const struct tlsrpt_report *r);
+
+/* s to fp with C0 and C1 controls and DEL as '?' (NULL: "-"). */
+void tlsrpt_fputs_clean(FILE *fp, const char *s);
 
 #endif

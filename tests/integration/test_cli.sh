@@ -139,6 +139,7 @@ roundtrip() {
 }
 printf '[server]\nallow_root = yes\n' >"$tmp/empty.conf"
 roundtrip defaults "$tmp/empty.conf"
+printf '[server]\nallow_root = yes\n[tlsrpt]\nreceived = %s/rx\n' "$tmp" >"$tmp/rx.conf"
 roundtrip good "$tmp/good.conf"
 [ -f "$tmp/full.conf" ] && roundtrip full "$tmp/full.conf"
 
@@ -146,4 +147,18 @@ expect check-no-domain 2 'no domain given' -- "$bin" check
 expect check-bad-port 2 'expected 1..65535' -- "$bin" check --port 0 example.com
 expect check-bad-mx 2 'usage: danerelay check' -- "$bin" check --mx 'bad..name' example.com
 expect check-bad-config 2 "bad.conf:3: unknown key" -- "$bin" -c "$tmp/bad.conf" check example.com
+
+# tlsrpt received: the report fixtures of the unit tests as a directory
+# (docs/TLSRPT.md); the sts and tlsa policies of Microsoft's report are
+# two rows of 212/3, never one of 424/6, and Mail.Ru's is flagged.
+golden="$(cd "$(dirname "$0")/../unit/golden" && pwd)"
+mkdir "$tmp/rx" && cp "$golden"/tlsrpt_microsoft_sts_tlsa.json "$golden"/tlsrpt_mailru_inconsistent.eml "$golden"/dsn_relayed.eml "$tmp/rx/"
+expect tlsrpt-received-per-policy 0 '2026-12-05  tlsa example.com: 212 successful, 3 failed sessions' -- "$bin" tlsrpt received "$tmp/rx"
+expect tlsrpt-received-flag 0 'WARNING: inconsistent report tlsrpt_mailru_inconsistent.eml from Mail.Ru' -- "$bin" tlsrpt received "$tmp/rx"
+expect tlsrpt-received-skipped 0 'skipped: dsn_relayed.eml: email: no application/tlsrpt' -- "$bin" tlsrpt received "$tmp/rx"
+expect tlsrpt-received-json 0 '"failure-details-sessions": 5' -- "$bin" tlsrpt received --json "$tmp/rx"
+expect tlsrpt-received-config 0 '3 files, 2 reports, 1 skipped' -- "$bin" -c "$tmp/rx.conf" tlsrpt received
+expect tlsrpt-received-missing 66 'No such file' -- "$bin" tlsrpt received "$tmp/nonexistent"
+expect tlsrpt-received-no-dir 64 'no DIR and no \[tlsrpt\] received' -- "$bin" -c "$tmp/empty.conf" tlsrpt received
+expect tlsrpt-parse-dir 66 'tlsrpt received DIR' -- "$bin" tlsrpt parse "$tmp/rx"
 exit 0

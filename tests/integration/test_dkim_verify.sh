@@ -170,7 +170,8 @@ def run(*args):
 
 p = run(eml)
 result(p.returncode == 0
-       and "example.net: 41 successful, 2 failed sessions" in p.stdout
+       and re.search(r"\n  policy \S+ example\.net\b.*: 41 successful, "
+                     r"2 failed sessions\n", p.stdout)
        and "tlsa-invalid: 2 sessions" in p.stdout
        and "mx.example.net [198.51.100.7] from 192.0.2.25" in p.stdout
        and "DKIM-Signature present" in p.stdout,

@@ -112,6 +112,19 @@ expect trace-domain 0 "^message $b" -- dr trace --domain example.com
 lacks trace-domain-only 'carol@' -- dr trace --domain example.com
 expect trace-since 0 "^message $c" -- dr trace --since 1h
 expect trace-nomatch 1 'no matching message' -- dr trace --message-id nope@example.org
+# --sender (case-insensitive; "<>" is the null sender) and --until.
+json trace-sender "[m['id'] for m in d] == ['$a', '$b']" -- dr trace --json --sender ALICE@example.org
+json trace-sender-null "[m['id'] for m in d] == ['$c']" -- dr trace --json --sender '<>'
+expect trace-sender-nomatch 1 'no matching message' -- dr trace --sender bob@example.org
+json trace-sender-domain "[m['id'] for m in d] == ['$a']" -- dr trace --json --sender alice@example.org --domain example.net
+json trace-until-now "len(d) == 3" -- dr trace --json --until "$(date -u -d '+1 hour' +%Y-%m-%dT%H:%M:%SZ)"
+expect trace-until-past 1 'no matching message' -- dr trace --until 1h
+expect trace-until-date-past 1 'no matching message' -- dr trace --until 2020-01-01
+json trace-until-today "len(d) == 3" -- dr trace --json --until "$(date -u +%Y-%m-%d)"
+expect trace-window-past 1 'no matching message' -- dr trace --since 2020-01-01 --until 2020-01-02T00:00
+json trace-window "len(d) == 3" -- dr trace --json --since 2020-01-01 --until "$(date -u -d '+1 hour' '+%Y-%m-%d %H:%M')"
+expect trace-bad-until 64 'expected a UTC time' -- dr trace --until 2026-02-30
+expect trace-bad-until-word 64 'expected a duration' -- dr trace --until yesterday
 expect trace-bad-since 64 'expected a duration' -- dr trace --since 5y
 expect trace-extra-arg 64 'usage: danerelay trace' -- dr trace extra
 json trace-json "len(d) == 3 and d[0]['id'] == '$a' and d[0]['message_id'] == '<fixture-a@example.org>' and d[0]['sender'] == 'alice@example.org' and [e['type'] for e in d[0]['events']] == ['received', 'queued', 'queued', 'attempt', 'deferred'] and d[0]['events'][3]['mx'] == 'mx1.example.com' and d[0]['events'][3]['recipient'] == 'bob@example.com' and d[0]['events'][0]['recipient'] is None and re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', d[0]['events'][0]['at'])" -- dr trace --json

@@ -4,11 +4,18 @@
  * the mail by DANE level, path and MTA-STS (RFC 7672 §2.2.1, RFC 8461);
  * defer or bounce from the domain's own failure or the most preferred
  * host's; and the MTA-STS warnings an administrator must read even when
- * mail flows (RFC 8460 result types).
+ * mail flows (RFC 8460 result types). And check_run_start(), the
+ * asynchronous run of the console's /check: its callback comes from the
+ * loop, once, and a run freed before its end calls nothing back.
  */
+#include <arpa/inet.h>
+#include <event2/event.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "check/check_int.h"
 #include "core/log.h"
@@ -219,6 +226,108 @@ test_judge_sts_warnings(void)
 	domain_free(&d);
 }
 
+struct start_seen {
+	struct check_run *run;
+	int calls;
+	bool in_start; /* set while check_run_start runs */
+	bool nested;   /* the callback came from within it */
+	enum check_verdict verdict;
+};
+
+static void
+start_done(struct check_run *run, void *arg)
+{
+	struct start_seen *s = arg;
+
+	s->calls++;
+	s->nested = s->nested || s->in_start;
+	T_CHECK(run == s->run);
+	if (check_run_count(run) > 0)
+		s->verdict = check_domain_verdict(check_run_domain(run, 0));
+	check_run_free(run); /* allowed in the callback */
+}
+
+static void
+run_loop_ms(struct event_base *base, long ms)
+{
+	struct timeval tv = { 0, ms * 1000 };
+
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/* Invalid names and an empty run end without the network, from the loop. */
+static void
+test_run_start_done(void)
+{
+	struct event_base *base = event_base_new();
+	struct check_opts o;
+	struct start_seen s;
+	int n;
+
+	memset(&o, 0, sizeof(o));
+	for (n = 0; n < 2; n++) {
+		memset(&s, 0, sizeof(s));
+		s.run = check_run_new(base, NULL, NULL, &o);
+		if (n == 1)
+			check_run_add(s.run, "bad..name");
+		s.in_start = true;
+		check_run_start(s.run, start_done, &s);
+		s.in_start = false;
+		T_CHECK(s.calls == 0);
+		run_loop_ms(base, 50);
+		T_CHECK(s.calls == 1 && !s.nested);
+		if (n == 1)
+			T_CHECK(s.verdict == CHECK_BOUNCE);
+	}
+	event_base_free(base);
+}
+
+/* A run freed while its DNS is in flight (a server that never answers). */
+static void
+test_run_start_cancel(void)
+{
+	struct event_base *base = event_base_new();
+	struct sockaddr_in sin = { 0 };
+	socklen_t len = sizeof(sin);
+	struct dns_options dopt = { 0 };
+	struct dns_resolver *r;
+	struct check_opts o;
+	struct start_seen s;
+	char server[64], *roots[] = { server, NULL }, *err = NULL;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1) {
+		T_FAIL("cannot bind a silent DNS server on 127.0.0.1");
+		return;
+	}
+	snprintf(server, sizeof(server), "127.0.0.1@%u", ntohs(sin.sin_port));
+	dopt.root_servers = roots;
+	dopt.timeout_ms = 5000;
+	if ((r = dns_resolver_new(base, &dopt, &err)) == NULL) {
+		T_FAIL(err);
+		free(err);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	o.connect = true;
+	memset(&s, 0, sizeof(s));
+	s.run = check_run_new(base, r, NULL, &o);
+	check_run_add(s.run, "example.test");
+	check_run_start(s.run, start_done, &s);
+	run_loop_ms(base, 100);
+	T_CHECK(s.calls == 0);
+	check_run_free(s.run);
+	run_loop_ms(base, 100);
+	T_CHECK(s.calls == 0);
+	dns_resolver_free(r);
+	event_base_free(base);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -227,5 +336,7 @@ main(void)
 	T_RUN(test_pass_verdict);
 	T_RUN(test_judge_failures);
 	T_RUN(test_judge_sts_warnings);
+	T_RUN(test_run_start_done);
+	T_RUN(test_run_start_cancel);
 	T_EXIT();
 }

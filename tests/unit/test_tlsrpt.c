@@ -871,6 +871,8 @@ static const char multi[] =
     "\"receiving-mx-hostname\":\"mx.a.example\",\"receiving-ip\":\"198.51.100.2\","
     "\"failed-session-count\":3}]}]}";
 
+/* One summary entry per policy, in report order, never added up: a.example
+ * has an sts and a tlsa policy, each with its own counts. */
 static void
 summary_groups(void)
 {
@@ -878,18 +880,27 @@ summary_groups(void)
 
 	if (r == NULL)
 		return;
-	T_CHECK(json_array_size(t_at(r, "summary")) == 2);
+	T_CHECK(json_array_size(t_at(r, "summary")) == 3);
 	T_STREQ(t_str(r, "summary/0/policy-domain"), "a.example");
-	T_CHECK(t_int(r, "summary/0/successful") == 8);
-	T_CHECK(t_int(r, "summary/0/failed") == 6);
-	T_CHECK(json_array_size(t_at(r, "summary/0/policies")) == 2);
+	T_STREQ(t_str(r, "summary/0/policy-type"), "sts");
+	T_STREQ(t_str(r, "summary/0/mx-host/0"), "mx.a.example");
+	T_CHECK(t_int(r, "summary/0/successful") == 5);
+	T_CHECK(t_int(r, "summary/0/failed") == 2);
 	T_STREQ(t_str(r, "summary/0/failures/0/result-type"),
 	    "certificate-expired");
-	T_CHECK(t_int(r, "summary/0/failures/0/sessions") == 5);
-	T_CHECK(json_array_size(t_at(r, "summary/0/failures/0/details")) == 2);
-	T_STREQ(t_str(r, "summary/0/failures/1/result-type"), "tlsa-invalid");
+	T_CHECK(t_int(r, "summary/0/failures/0/sessions") == 2);
 	T_STREQ(t_str(r, "summary/1/policy-domain"), "b.example");
 	T_CHECK(t_int(r, "summary/1/successful") == 1);
+	T_STREQ(t_str(r, "summary/2/policy-type"), "tlsa");
+	T_CHECK(t_int(r, "summary/2/successful") == 3);
+	T_CHECK(t_int(r, "summary/2/failed") == 4);
+	T_STREQ(t_str(r, "summary/2/failures/0/result-type"), "tlsa-invalid");
+	T_STREQ(t_str(r, "summary/2/failures/1/result-type"),
+	    "certificate-expired");
+	T_CHECK(t_int(r, "summary/2/failures/1/sessions") == 3);
+	T_CHECK(t_int(r, "summary/2/failure-details-sessions") == 4);
+	T_CHECK(json_is_true(t_at(r, "summary/2/consistent")));
+	T_CHECK(json_is_false(t_at(r, "inconsistent")));
 	tlsrpt_report_free(r);
 }
 
@@ -909,20 +920,131 @@ print_text(void)
 	            "organization: Other Mail ?[31mCo "
 	            "<tlsrpt@other.example>") != NULL);
 	T_CHECK(strchr(out, '\x1b') == NULL);
-	T_CHECK(strstr(out, "  a.example: 8 successful, 6 failed sessions\n") !=
-	    NULL);
+	T_CHECK(strstr(out, "8 successful") == NULL);
 	T_CHECK(strstr(out,
-	            "    policy sts (mx-host mx.a.example): "
-	            "5 successful, 2 failed\n") != NULL);
-	T_CHECK(strstr(out, "    certificate-expired: 5 sessions\n") != NULL);
+	            "  policy sts a.example (mx-host mx.a.example): "
+	            "5 successful, 2 failed sessions\n") != NULL);
+	T_CHECK(strstr(out,
+	            "  policy tlsa a.example (mx-host mx.a.example): "
+	            "3 successful, 4 failed sessions\n") != NULL);
+	T_CHECK(strstr(out, "    certificate-expired: 3 sessions\n") != NULL);
 	T_CHECK(strstr(out, "    tlsa-invalid: 1 session\n") != NULL);
 	T_CHECK(strstr(out,
 	            "           3  mx.a.example [198.51.100.2] from "
 	            "192.0.2.2\n") != NULL);
 	T_CHECK(
 	    strstr(out, "[198.51.100.1] from 192.0.2.1: no match?\n") != NULL);
-	T_CHECK(strstr(out, "  b.example: 1 successful, 0 failed sessions\n") !=
-	    NULL);
+	T_CHECK(strstr(out,
+	            "  policy no-policy-found b.example: 1 successful, "
+	            "0 failed sessions\n") != NULL);
+	T_CHECK(strstr(out,
+	            "note:         a.example is reported under 2 "
+	            "policies") != NULL);
+	T_CHECK(strstr(out, "inconsistent") == NULL);
+	if (t_failed_now)
+		printf("%s", out);
+	free(out);
+	tlsrpt_report_free(r);
+}
+
+/* A fixture file of tests/unit/golden (the tests run in tests/unit). */
+static struct tlsrpt_report *
+t_golden(const char *name)
+{
+	char path[256], *err = NULL;
+	struct tlsrpt_report *r = NULL;
+	struct buf b;
+	FILE *fp;
+	size_t k;
+	char chunk[4096];
+
+	snprintf(path, sizeof(path), "golden/%s", name);
+	if ((fp = fopen(path, "rb")) == NULL) {
+		T_FAIL("cannot open the fixture");
+		return NULL;
+	}
+	buf_init(&b, 1 << 20);
+	while ((k = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		buf_add(&b, chunk, k);
+	fclose(fp);
+	r = t_parse_n(buf_cstr(&b), b.len, &err);
+	if (r == NULL)
+		printf("  %s: %s\n", name, err);
+	T_CHECK(r != NULL);
+	free(err);
+	buf_free(&b);
+	return r;
+}
+
+static char *
+t_print(const struct tlsrpt_report *r)
+{
+	char *out = NULL;
+	size_t n = 0;
+	FILE *fp = open_memstream(&out, &n);
+
+	tlsrpt_report_print(fp, r);
+	fclose(fp);
+	return out;
+}
+
+/* Microsoft-shaped: the same 215 sessions under the sts and the tlsa
+ * policy of example.com. The counts stay per policy (212 + 3 each), never
+ * 424 + 6 for the domain (RFC 8460 §4: "multiple applied policies"). */
+static void
+microsoft_sts_tlsa(void)
+{
+	struct tlsrpt_report *r = t_golden("tlsrpt_microsoft_sts_tlsa.json");
+	char *out;
+
+	if (r == NULL)
+		return;
+	T_CHECK(tlsrpt_report_nwarnings(r) == 0);
+	T_CHECK(json_array_size(t_at(r, "summary")) == 2);
+	T_STREQ(t_str(r, "summary/0/policy-type"), "sts");
+	T_STREQ(t_str(r, "summary/1/policy-type"), "tlsa");
+	T_STREQ(t_str(r, "summary/1/policy-domain"), "example.com");
+	T_CHECK(t_int(r, "summary/0/successful") == 212);
+	T_CHECK(t_int(r, "summary/0/failed") == 3);
+	T_CHECK(t_int(r, "summary/1/successful") == 212);
+	T_CHECK(t_int(r, "summary/1/failed") == 3);
+	T_CHECK(t_int(r, "summary/1/failures/0/sessions") == 3);
+	T_CHECK(json_is_false(t_at(r, "inconsistent")));
+	out = t_print(r);
+	T_CHECK(strstr(out, "424") == NULL && strstr(out, "6 failed") == NULL);
+	T_CHECK(strstr(out,
+	            "  policy tlsa example.com (mx-host mx1.example.com): "
+	            "212 successful, 3 failed sessions\n") != NULL);
+	T_CHECK(strstr(out, "WARNING") == NULL);
+	if (t_failed_now)
+		printf("%s", out);
+	free(out);
+	tlsrpt_report_free(r);
+}
+
+/* Mail.Ru-shaped (an email with the gzip part): the sts policy says 12
+ * failed sessions, its failure-details add up to 3 + 2. */
+static void
+mailru_inconsistent(void)
+{
+	struct tlsrpt_report *r = t_golden("tlsrpt_mailru_inconsistent.eml");
+	char *out;
+
+	if (r == NULL)
+		return;
+	T_STREQ(t_str(r, "format"), "email/gzip");
+	T_CHECK(tlsrpt_report_nwarnings(r) == 0);
+	T_CHECK(t_int(r, "summary/0/successful") == 1034);
+	T_CHECK(t_int(r, "summary/0/failed") == 12);
+	T_CHECK(t_int(r, "summary/0/failure-details-sessions") == 5);
+	T_CHECK(json_is_false(t_at(r, "summary/0/consistent")));
+	T_CHECK(json_is_true(t_at(r, "inconsistent")));
+	out = t_print(r);
+	T_CHECK(strstr(out, "WARNING:      inconsistent report") != NULL);
+	T_CHECK(strstr(out,
+	            "    WARNING: inconsistent report: "
+	            "total-failure-session-count is 12 but the "
+	            "failure-details add up to 5\n") != NULL);
 	if (t_failed_now)
 		printf("%s", out);
 	free(out);
@@ -981,6 +1103,8 @@ main(void)
 	T_RUN(too_many_nodes);
 	T_RUN(input_too_large);
 	T_RUN(summary_groups);
+	T_RUN(microsoft_sts_tlsa);
+	T_RUN(mailru_inconsistent);
 	T_RUN(print_text);
 	T_RUN(warnings_capped);
 	T_EXIT();

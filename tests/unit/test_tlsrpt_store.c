@@ -24,6 +24,7 @@
 
 #include "core/xmalloc.h"
 #include "tlsrpt/tlsrpt.h"
+#include "tlsrpt/tlsrpt_sent.h"
 #include "tlsrpt/tlsrpt_parse.h"
 #include "t.h"
 
@@ -588,6 +589,69 @@ test_sent(void)
 	free(path);
 }
 
+/* tlsrpt_sent_days: the console's view of sent reports, per domain and
+ * day, counts per policy, and each destination's state and last note. */
+static void
+test_sent_days(void)
+{
+	struct tlsrpt_store *s = open_fresh("sd.db");
+	struct tlsrpt_out o;
+	json_t *days, *d1, *com, *net, *dst;
+
+	if (s == NULL || record_mix(s) != 0) {
+		T_FAIL("store");
+		tlsrpt_store_close(s);
+		return;
+	}
+	memset(&o, 0, sizeof(o));
+	memcpy(o.day, "2026-03-01", TLSRPT_DAY_LEN);
+	o.domain = "example.com";
+	o.uri = "mailto:tlsrpt@example.com";
+	o.report_id = "20260301.example.com.x@reporter.test";
+	o.gz = (const uint8_t *)"x";
+	o.gzlen = 1;
+	o.note = "";
+	T_CHECK(tlsrpt_outbox_add(s, &o) == 0);
+	o.uri = "https://reports.example.com/tlsrpt";
+	T_CHECK(tlsrpt_outbox_add(s, &o) == 0);
+	T_CHECK(tlsrpt_outbox_update(s, "2026-03-01", "example.com",
+	            "mailto:tlsrpt@example.com", TLSRPT_OUT_DONE,
+	            "queued as 4F2A1C", at(2026, 3, 2, 1, 0, 0), 0) == 0);
+	T_CHECK(tlsrpt_outbox_update(s, "2026-03-01", "example.com",
+	            "https://reports.example.com/tlsrpt", TLSRPT_OUT_PENDING,
+	            "HTTP 404", at(2026, 3, 2, 1, 0, 0),
+	            at(2026, 3, 2, 2, 0, 0)) == 0);
+	T_CHECK(tlsrpt_store_mark_sent(s, "example.com", "2026-03-01") == 0);
+	days = tlsrpt_sent_days(s, at(2026, 3, 2, 12, 0, 0), 3);
+	T_CHECK(json_array_size(days) == 3);
+	T_STREQ(jstr(json_array_get(days, 0), "day", NULL), "2026-03-02");
+	d1 = json_object_get(json_array_get(days, 1), "domains");
+	T_CHECK(json_array_size(d1) == 2);
+	com = json_array_get(d1, 0);
+	net = json_array_get(d1, 1);
+	T_STREQ(jstr(com, "domain", NULL), "example.com");
+	T_CHECK(jint(com, "successful", NULL) == 6);
+	T_CHECK(jint(com, "failed", NULL) == 6);
+	T_CHECK(json_is_true(json_object_get(com, "done")));
+	T_CHECK(json_array_size(json_object_get(com, "destinations")) == 2);
+	dst = json_array_get(json_object_get(com, "destinations"), 0);
+	T_STREQ(jstr(dst, "uri", NULL), "https://reports.example.com/tlsrpt");
+	T_STREQ(jstr(dst, "state", NULL), "pending");
+	T_STREQ(jstr(dst, "note", NULL), "HTTP 404");
+	dst = json_array_get(json_object_get(com, "destinations"), 1);
+	T_STREQ(jstr(dst, "state", NULL), "sent");
+	T_CHECK(jint(dst, "attempts", NULL) == 1);
+	T_STREQ(jstr(net, "domain", NULL), "example.net");
+	T_STREQ(jstr(json_array_get(json_object_get(net, "policies"), 0),
+	            "policy-type", NULL),
+	    "sts");
+	T_CHECK(!json_is_true(json_object_get(net, "done")));
+	if (t_failed_now)
+		json_dumpf(days, stdout, JSON_INDENT(1));
+	json_decref(days);
+	tlsrpt_store_close(s);
+}
+
 static sqlite3_int64
 count_rows(const char *path, const char *table)
 {
@@ -725,6 +789,7 @@ main(void)
 	T_RUN(test_gzip);
 	T_RUN(test_refused_sessions);
 	T_RUN(test_sent);
+	T_RUN(test_sent_days);
 	T_RUN(test_volume);
 	{
 		char *cmd = xasprintf("rm -rf '%s'", tmpdir);
