@@ -16,8 +16,15 @@
 #include "queue/queue_int.h"
 #include "queue/queue_report.h"
 
-/* One field of an event's JSON details. */
-#define RPT_F(key) "json_extract(fields, '$." key "')"
+/*
+ * One field of an event's JSON details; NULL when the details are not JSON
+ * (a damaged row): json_extract() would raise an error, which would fail a
+ * whole report, and in an index expression the INSERT of the event, that
+ * is the delivery's write.
+ */
+#define RPT_F(key)                                                           \
+	"json_extract(CASE WHEN json_valid(fields) THEN fields END, '$." key \
+	"')"
 
 /* The attempts of the period: ?1 since, ?2 until. */
 #define RPT_ATTEMPTS \

@@ -527,6 +527,28 @@ blocked_truncated(void)
 	fx_close(&f);
 }
 
+/* A damaged row (details that are not JSON) is written and skipped: it
+ * neither fails the event's INSERT (the indexes) nor the report. */
+static void
+damaged_row_ignored(void)
+{
+	struct fixture f;
+	json_t *r;
+
+	fx_open(&f);
+	ev(&f, "m1", "a@x.example", T0 + 5, "attempt", "{not json");
+	attempt(&f, "m2", "b@x.example", T0 + 6, DANE_323);
+	r = report_of(&f);
+	T_CHECK(r != NULL);
+	T_CHECK(json_array_size(json_object_get(r, "blocked")) == 1);
+	json_decref(r);
+	r = queue_report_impact(f.q, &f.p);
+	T_CHECK(r != NULL);
+	T_CHECK(jint(json_object_get(r, "totals"), "messages") == 2);
+	json_decref(r);
+	fx_close(&f);
+}
+
 static void
 periods(void)
 {
@@ -557,5 +579,6 @@ main(void)
 	T_RUN(impact_empty);
 	T_RUN(impact_failure_without_type);
 	T_RUN(blocked_truncated);
+	T_RUN(damaged_row_ignored);
 	T_EXIT();
 }
