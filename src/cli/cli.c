@@ -116,6 +116,15 @@ static const struct cli_opt trace_opts[] = {
 	{ NULL, NULL },
 };
 
+static const struct cli_opt report_opts[] = {
+	{ "--period P",
+	    "1h, 1d (default), 7d or 30d, ending now (docs/QUEUE.md)" },
+	{ "--impact",
+	    "the log-only analysis: what enforcement would have blocked" },
+	{ "--json", "print the report as JSON (docs/CONSOLE.md)" },
+	{ NULL, NULL },
+};
+
 static const struct cli_opt passwd_opts[] = {
 	{ "USER",
 	    "print USER:HASH, a line for the auth_file (without it: the hash "
@@ -194,6 +203,12 @@ const struct cli_cmd cli_cmds[] = {
 	    "the story of messages, newest last", cmd_trace, trace_opts,
 	    "0 something matched; 1 nothing did; 64 bad arguments; 78 the "
 	    "configuration or the queue cannot be opened; 70 a database error",
+	    false },
+	{ "report", "[--period 1h|1d|7d|30d] [--impact] [--json]",
+	    "the transit security report, or the log-only impact (--impact)",
+	    cmd_report, report_opts,
+	    "0; 64 bad arguments; 78 the configuration or the queue cannot be "
+	    "opened; 70 a database error",
 	    false },
 	{ "passwd", "[USER]", "hash a password for [server] auth_file",
 	    cmd_passwd, passwd_opts,

@@ -86,6 +86,7 @@ int cmd_tlsa(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_serve(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_queue(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_trace(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_report(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_passwd(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx);

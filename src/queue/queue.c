@@ -412,8 +412,10 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 		queue_close(q);
 		return NULL;
 	}
-	if (create)
+	if (create) {
 		queue_space_setup(q);
+		queue_report_setup(q);
+	}
 	return q;
 }
 

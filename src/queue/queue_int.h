@@ -77,6 +77,12 @@ struct queue {
  */
 void queue_space_setup(struct queue *q);
 
+/*
+ * queue_report.c: with the daemon's queue (create mode), make the report's
+ * indexes if missing. Failure only costs speed: logged, never fatal.
+ */
+void queue_report_setup(struct queue *q);
+
 /* Create or check the schema of a freshly opened database. 0 or -1. */
 int queue_schema_init(struct queue *q);
 

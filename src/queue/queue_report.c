@@ -1,0 +1,563 @@
+/*
+ * queue_report: the transit security report (what was blocked, what was
+ * sent under which security, which domains had no TLS) from the attempt
+ * events of a period, in SQL with SQLite's JSON functions, over partial
+ * indexes so that only the attempts of the period are read, and only the
+ * failed ones for the blocked table (docs/QUEUE.md: the report indexes;
+ * docs/CONSOLE.md: what each number means).
+ */
+#include "queue/queue_report_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/xmalloc.h"
+
+/*
+ * The partial indexes of the report: all attempts by time (covering the
+ * impact's totals: SQLite 3.40 wants the type in the index for that), and
+ * the few that failed with an RFC 8460 result type, that would have failed
+ * (log-only) and that went without TLS. The relay creates them at start,
+ * once; a queue without them (a command run before the relay was
+ * upgraded) still answers, only slower. Adding an index changes nothing
+ * an older danerelay reads or writes, so the schema version stays.
+ */
+static const char queue_report_index_sql[] =
+    "CREATE INDEX IF NOT EXISTS events_report_attempt ON events(at, msgid, "
+    "addr, type) WHERE type = 'attempt';"
+    "CREATE INDEX IF NOT EXISTS events_report_failed ON events(at) "
+    "WHERE type = 'attempt' AND " RPT_FAILED ";"
+    "CREATE INDEX IF NOT EXISTS events_report_would ON events(at) "
+    "WHERE type = 'attempt' AND " RPT_WOULD ";"
+    "CREATE INDEX IF NOT EXISTS events_report_plain ON events(at) "
+    "WHERE type = 'attempt' AND " RPT_PLAIN ";";
+
+void
+queue_report_setup(struct queue *q)
+{
+	if (sqlite3_exec(q->db, queue_report_index_sql, NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		log_warnx("%s: cannot create the report's indexes (reports "
+		          "will be slower): %s",
+		    q->path, sqlite3_errmsg(q->db));
+}
+
+int
+queue_report_period(const char *name, time_t now, struct queue_report_period *p)
+{
+	static const struct {
+		const char *name;
+		time_t len, step;
+	} periods[] = {
+		{ "1h", 3600, 120 },
+		{ "1d", 86400, 3600 },
+		{ "7d", 7 * 86400, 4 * 3600 },
+		{ "30d", QUEUE_REPORT_MAX_DAYS * 86400, 86400 },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(periods) / sizeof(periods[0]); i++) {
+		if (strcmp(name, periods[i].name) != 0)
+			continue;
+		p->name = periods[i].name;
+		p->since = now - periods[i].len;
+		p->until = now + 1; /* this second too */
+		p->step = periods[i].step;
+		return 0;
+	}
+	return -1;
+}
+
+time_t
+queue_report_start(const struct queue_report_period *p)
+{
+	return p->since - p->since % p->step;
+}
+
+json_t *
+queue_report_time(time_t t)
+{
+	char iso[QUEUE_TIME_LEN];
+
+	return json_string(queue_time_iso(t, iso));
+}
+
+json_t *
+queue_report_row(
+    sqlite3_stmt *st, int first, const struct queue_report_col *cols)
+{
+	json_t *o = json_object(), *v;
+	const char *s;
+	int col;
+
+	for (col = first; cols->key != NULL; cols++, col++) {
+		s = (const char *)sqlite3_column_text(st, col);
+		if (cols->kind == 'i')
+			v = json_integer(sqlite3_column_int64(st, col));
+		else if (cols->kind == 't')
+			v = queue_report_time(
+			    (time_t)sqlite3_column_int64(st, col));
+		else
+			v = s != NULL ? queue_json_str(s) : json_null();
+		json_object_set_new(o, cols->key, v);
+	}
+	return o;
+}
+
+sqlite3_stmt *
+queue_report_prepare(
+    struct queue *q, const char *sql, const struct queue_report_period *p)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		queue_fail(q, "report");
+		return NULL;
+	}
+	/* A statement may leave some out: SQLITE_RANGE is no error here. */
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)p->since);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)p->until);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)queue_report_start(p));
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)p->step);
+	sqlite3_bind_int(st, 5, QUEUE_REPORT_MAX_ROWS + 1);
+	return st;
+}
+
+/* Finalize st after its last step gave rc: 0, or -1 (queue_fail) unless
+ * it ended well. */
+static int
+queue_report_done(struct queue *q, sqlite3_stmt *st, int rc)
+{
+	if (rc != SQLITE_DONE)
+		queue_fail(q, "report"); /* before finalize: keep its text */
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+json_t *
+queue_report_period_json(
+    struct queue *q, const struct queue_report_period *p, bool buckets)
+{
+	json_t *o = json_object(), *b;
+	sqlite3_stmt *st;
+	time_t t;
+	int rc;
+
+	json_object_set_new(
+	    o, "name", p->name != NULL ? json_string(p->name) : json_null());
+	json_object_set_new(o, "since", queue_report_time(p->since));
+	json_object_set_new(o, "until", queue_report_time(p->until));
+	json_object_set_new(o, "step", json_integer((json_int_t)p->step));
+	/* What the queue still holds: a young queue covers less. */
+	st = queue_report_prepare(q, "SELECT min(at) FROM events", p);
+	if (st == NULL) {
+		json_decref(o);
+		return NULL;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_set_new(o, "data_since",
+		    sqlite3_column_type(st, 0) == SQLITE_NULL ?
+		        json_null() :
+		        queue_report_time((time_t)sqlite3_column_int64(st, 0)));
+	if (queue_report_done(q, st, rc == SQLITE_ROW ? SQLITE_DONE : rc) ==
+	    -1) {
+		json_decref(o);
+		return NULL;
+	}
+	if (buckets) {
+		b = json_array();
+		for (t = queue_report_start(p); t < p->until; t += p->step)
+			json_array_append_new(b, queue_report_time(t));
+		json_object_set_new(o, "buckets", b);
+	}
+	return o;
+}
+
+/* --- tables of domains with their errors (blocked, would block) --- */
+
+static const struct queue_report_col queue_report_domain_cols[] = {
+	{ "domain", 's' },
+	{ "security", 's' },
+	{ "messages", 'i' },
+	{ "recipients", 'i' },
+	{ "attempts", 'i' },
+	{ "last", 't' },
+	{ NULL, 0 },
+};
+
+static const struct queue_report_col queue_report_count_cols[] = {
+	{ "count", 'i' },
+	{ "last", 't' },
+	{ NULL, 0 },
+};
+
+/* "domain\tsecurity": the key that ties an error row to its domain row. */
+static char *
+queue_report_key(sqlite3_stmt *st)
+{
+	const char *d = (const char *)sqlite3_column_text(st, 0);
+	const char *s = (const char *)sqlite3_column_text(st, 1);
+
+	return xasprintf("%s\t%s", d != NULL ? d : "", s != NULL ? s : "");
+}
+
+static int
+queue_report_domain_rows(
+    struct queue *q, sqlite3_stmt *st, json_t *rows, json_t *byk, bool *cut)
+{
+	json_t *row;
+	char *key;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (json_array_size(rows) == QUEUE_REPORT_MAX_ROWS) {
+			*cut = true;
+			rc = SQLITE_DONE;
+			break;
+		}
+		row = queue_report_row(st, 0, queue_report_domain_cols);
+		json_object_set_new(row, "errors", json_array());
+		key = queue_report_key(st);
+		json_object_set(byk, key, row);
+		json_array_append_new(rows, row);
+		free(key);
+	}
+	return queue_report_done(q, st, rc);
+}
+
+static int
+queue_report_error_rows(struct queue *q, sqlite3_stmt *st, json_t *byk,
+    queue_report_error_fn *errfn)
+{
+	json_t *errors, *e, *counts;
+	char *key;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		key = queue_report_key(st);
+		errors = json_object_get(json_object_get(byk, key), "errors");
+		free(key);
+		if (errors == NULL ||
+		    json_array_size(errors) >= QUEUE_REPORT_MAX_ERRORS)
+			continue;
+		e = errfn(st);
+		counts = queue_report_row(st, 5, queue_report_count_cols);
+		json_object_update(e, counts);
+		json_decref(counts);
+		json_array_append_new(errors, e);
+	}
+	return queue_report_done(q, st, rc);
+}
+
+json_t *
+queue_report_domains(struct queue *q, const struct queue_report_period *p,
+    const char *where, const char *sec, const char *errcols,
+    queue_report_error_fn *errfn, bool *truncated)
+{
+	json_t *rows = json_array(), *byk = json_object();
+	char *gsql, *esql;
+	sqlite3_stmt *g, *e = NULL;
+	int rc = -1;
+
+	gsql = xasprintf("SELECT " RPT_DOMAIN " AS d, %s AS s, "
+	                 "count(DISTINCT msgid), count(DISTINCT msgid || ' ' "
+	                 "|| addr), count(*), max(at) " RPT_ATTEMPTS
+	                 " AND %s GROUP BY d, s ORDER BY 3 DESC, 6 DESC, d, s "
+	                 "LIMIT ?5",
+	    sec, where);
+	/* Errors newest first within each domain (the console's order). */
+	esql =
+	    xasprintf("SELECT " RPT_DOMAIN " AS d, %s AS s, %s, count(*), "
+	              "max(at) " RPT_ATTEMPTS
+	              " AND %s GROUP BY d, s, 3, 4, 5 ORDER BY d, s, 7 DESC, "
+	              "6 DESC",
+	        sec, errcols, where);
+	if ((g = queue_report_prepare(q, gsql, p)) != NULL &&
+	    queue_report_domain_rows(q, g, rows, byk, truncated) == 0 &&
+	    (e = queue_report_prepare(q, esql, p)) != NULL)
+		rc = queue_report_error_rows(q, e, byk, errfn);
+	free(gsql);
+	free(esql);
+	json_decref(byk);
+	if (rc == -1) {
+		json_decref(rows);
+		return NULL;
+	}
+	return rows;
+}
+
+/* --- the three parts of the report --- */
+
+static json_t *
+queue_report_blocked_error(sqlite3_stmt *st)
+{
+	static const struct queue_report_col cols[] = {
+		{ "status", 's' },
+		{ "result_type", 's' },
+		{ "text", 's' },
+		{ NULL, 0 },
+	};
+
+	return queue_report_row(st, 2, cols);
+}
+
+/*
+ * Blocked: an attempt that did not deliver because a DANE or MTA-STS
+ * requirement failed: it carries an RFC 8460 result type (RFC 8460 section
+ * 4.3; docs/VERDICTS.md), and deliver_security() names the requirement.
+ */
+static json_t *
+queue_report_blocked(
+    struct queue *q, const struct queue_report_period *p, bool *cut)
+{
+	return queue_report_domains(q, p,
+	    RPT_FAILED " AND NOT " RPT_DELIVERED " AND " RPT_SECURITY
+	               " IN ('dane', 'sts')",
+	    RPT_SECURITY,
+	    RPT_F("status") ", " RPT_F("result_type") ", " RPT_F("text"),
+	    queue_report_blocked_error, cut);
+}
+
+static const char *const queue_report_classes[] = { "dane", "dane_trusted",
+	"sts", "tls", "plaintext" };
+#define QUEUE_REPORT_NCLASS \
+	(sizeof(queue_report_classes) / sizeof(queue_report_classes[0]))
+
+/* An array of n zeros. */
+static json_t *
+queue_report_zeros(size_t n)
+{
+	json_t *a = json_array();
+
+	while (n-- > 0)
+		json_array_append_new(a, json_integer(0));
+	return a;
+}
+
+static size_t
+queue_report_nbuckets(const struct queue_report_period *p)
+{
+	time_t start = queue_report_start(p);
+
+	return (size_t)((p->until - start + p->step - 1) / p->step);
+}
+
+/* Add n to element i of the array a (ignored when out of range). */
+static void
+queue_report_add(json_t *a, sqlite3_int64 i, json_int_t n)
+{
+	json_t *v = i >= 0 ? json_array_get(a, (size_t)i) : NULL;
+
+	if (v != NULL)
+		json_integer_set(v, json_integer_value(v) + n);
+}
+
+static json_t *
+queue_report_sent_new(const struct queue_report_period *p)
+{
+	json_t *o = json_object(), *series = json_object(), *totals;
+	size_t i;
+
+	totals = json_object();
+	for (i = 0; i < QUEUE_REPORT_NCLASS; i++) {
+		json_object_set_new(series, queue_report_classes[i],
+		    queue_report_zeros(queue_report_nbuckets(p)));
+		json_object_set_new(
+		    totals, queue_report_classes[i], json_integer(0));
+	}
+	json_object_set_new(o, "series", series);
+	json_object_set_new(o, "totals", totals);
+	json_object_set_new(o, "total", json_integer(0));
+	return o;
+}
+
+/* Sent: recipients delivered, per bucket and security class. */
+static json_t *
+queue_report_sent(struct queue *q, const struct queue_report_period *p)
+{
+	json_t *o = queue_report_sent_new(p), *tot;
+	sqlite3_stmt *st;
+	const char *cls;
+	json_int_t n;
+	int rc;
+
+	st = queue_report_prepare(q,
+	    "SELECT (at - ?3) / ?4 AS b, " RPT_SECURITY
+	    " AS s, count(*) " RPT_ATTEMPTS " AND " RPT_DELIVERED
+	    " GROUP BY b, s",
+	    p);
+	if (st == NULL) {
+		json_decref(o);
+		return NULL;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		cls = (const char *)sqlite3_column_text(st, 1);
+		n = (json_int_t)sqlite3_column_int64(st, 2);
+		if (cls == NULL ||
+		    (tot = json_object_get(
+		         json_object_get(o, "totals"), cls)) == NULL)
+			continue; /* not a class of ours: a damaged row */
+		queue_report_add(
+		    json_object_get(json_object_get(o, "series"), cls),
+		    sqlite3_column_int64(st, 0), n);
+		json_integer_set(tot, json_integer_value(tot) + n);
+		tot = json_object_get(o, "total");
+		json_integer_set(tot, json_integer_value(tot) + n);
+	}
+	if (queue_report_done(q, st, rc) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/*
+ * No TLS: recipients delivered in plaintext (the server offered no
+ * STARTTLS, or TLS failed where nothing required it) and attempts that
+ * failed because TLS was required and not offered (starttls-not-supported,
+ * RFC 8460 section 4.3.1), one row each: at, domain, msgid, plain.
+ */
+#define RPT_NOTLS                                                          \
+	"(SELECT at, " RPT_DOMAIN " AS d, msgid, 1 AS plain " RPT_ATTEMPTS \
+	" AND " RPT_PLAIN " AND " RPT_DELIVERED                            \
+	" UNION ALL SELECT at, " RPT_DOMAIN                                \
+	" AS d, msgid, 0 AS plain " RPT_ATTEMPTS " AND " RPT_FAILED        \
+	" AND " RPT_F("result_type") " = 'starttls-not-supported')"
+
+static int
+queue_report_notls_series(
+    struct queue *q, const struct queue_report_period *p, json_t *o)
+{
+	json_t *doms, *msgs;
+	sqlite3_stmt *st;
+	int rc;
+
+	doms = queue_report_zeros(queue_report_nbuckets(p));
+	msgs = queue_report_zeros(queue_report_nbuckets(p));
+	json_object_set_new(o, "domains", doms);
+	json_object_set_new(o, "messages", msgs);
+	st = queue_report_prepare(q,
+	    "SELECT (at - ?3) / ?4 AS b, count(DISTINCT d), "
+	    "count(DISTINCT msgid) FROM " RPT_NOTLS " GROUP BY b",
+	    p);
+	if (st == NULL)
+		return -1;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		queue_report_add(doms, sqlite3_column_int64(st, 0),
+		    (json_int_t)sqlite3_column_int64(st, 1));
+		queue_report_add(msgs, sqlite3_column_int64(st, 0),
+		    (json_int_t)sqlite3_column_int64(st, 2));
+	}
+	return queue_report_done(q, st, rc);
+}
+
+static const struct queue_report_col queue_report_notls_cols[] = {
+	{ "domain", 's' },
+	{ "messages", 'i' },
+	{ "plaintext", 'i' },
+	{ "failed", 'i' },
+	{ "last", 't' },
+	{ NULL, 0 },
+};
+
+static int
+queue_report_notls_table(
+    struct queue *q, const struct queue_report_period *p, json_t *o)
+{
+	json_t *table = json_array();
+	sqlite3_stmt *st;
+	int rc;
+
+	json_object_set_new(o, "table", table);
+	st = queue_report_prepare(q,
+	    "SELECT d, count(DISTINCT msgid), sum(plain), sum(1 - plain), "
+	    "max(at), count(*) OVER () FROM " RPT_NOTLS
+	    " GROUP BY d ORDER BY 5 DESC, d LIMIT ?5",
+	    p);
+	if (st == NULL)
+		return -1;
+	json_object_set_new(o, "total", json_integer(0));
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		/* count(*) OVER (): the domains before the limit. */
+		json_object_set_new(
+		    o, "total", json_integer(sqlite3_column_int64(st, 5)));
+		if (json_array_size(table) == QUEUE_REPORT_MAX_ROWS) {
+			json_object_set_new(o, "truncated", json_true());
+			rc = SQLITE_DONE;
+			break;
+		}
+		json_array_append_new(
+		    table, queue_report_row(st, 0, queue_report_notls_cols));
+	}
+	return queue_report_done(q, st, rc);
+}
+
+static json_t *
+queue_report_notls(struct queue *q, const struct queue_report_period *p)
+{
+	json_t *o = json_object();
+
+	if (queue_report_notls_series(q, p, o) == -1 ||
+	    queue_report_notls_table(q, p, o) == -1) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Set key to v in o, or fail (v NULL). */
+static int
+queue_report_set(json_t *o, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return -1;
+	json_object_set_new(o, key, v);
+	return 0;
+}
+
+static int
+queue_report_parts(
+    struct queue *q, const struct queue_report_period *p, json_t *out)
+{
+	bool cut = false;
+
+	if (queue_report_set(
+	        out, "period", queue_report_period_json(q, p, true)) == -1 ||
+	    queue_report_set(
+	        out, "blocked", queue_report_blocked(q, p, &cut)) == -1 ||
+	    queue_report_set(out, "sent", queue_report_sent(q, p)) == -1 ||
+	    queue_report_set(out, "no_tls", queue_report_notls(q, p)) == -1)
+		return -1;
+	if (cut)
+		json_object_set_new(out, "blocked_truncated", json_true());
+	return 0;
+}
+
+json_t *
+queue_report_run(struct queue *q, const struct queue_report_period *p,
+    queue_report_parts_fn *fn)
+{
+	json_t *out = json_object();
+	int rc = -1;
+
+	q->err[0] = '\0';
+	/* One read transaction: every part sees the same events. */
+	if (sqlite3_exec(q->db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+		queue_fail(q, "report");
+	else
+		rc = fn(q, p, out);
+	if (sqlite3_get_autocommit(q->db) == 0)
+		sqlite3_exec(q->db, "COMMIT", NULL, NULL, NULL);
+	if (rc == -1) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+json_t *
+queue_report(struct queue *q, const struct queue_report_period *p)
+{
+	return queue_report_run(q, p, queue_report_parts);
+}

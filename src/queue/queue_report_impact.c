@@ -1,0 +1,137 @@
+/*
+ * queue_report_impact: the log-only analysis. In log-only mode an attempt
+ * that DANE or MTA-STS would have stopped is made anyway and its trace
+ * event carries would_fail ("TYPE (STATUS)") and would_fail_text; this
+ * counts those domains and messages against all the period's attempts, so
+ * that an administrator sees what switching [policy] mode to enforce would
+ * block before doing it (docs/CONSOLE.md, /impact).
+ */
+#include "queue/queue_report_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+
+/* The requirement that would have blocked: MTA-STS when its policy
+ * governed the host, else DANE (deliver_job.c sets "policy"). */
+#define RPT_WOULD_SECURITY \
+	"CASE WHEN " RPT_F("policy") " = 'mta-sts' THEN 'sts' ELSE 'dane' END"
+
+/*
+ * would_fail is "TYPE (STATUS)" (deliver_decide.c), TYPE being the RFC
+ * 8460 result type or, for a failure without one, the text: the status is
+ * in the last parentheses.
+ */
+static json_t *
+queue_report_would_error(sqlite3_stmt *st)
+{
+	const char *wf = (const char *)sqlite3_column_text(st, 2), *text;
+	const char *open = wf != NULL ? strrchr(wf, '(') : NULL;
+	size_t len = wf != NULL ? strlen(wf) : 0;
+	json_t *o = json_object();
+	char *type, *status;
+
+	if (open == NULL || open == wf || open[-1] != ' ' ||
+	    wf[len - 1] != ')') {
+		json_object_set_new(o, "result_type", json_null());
+		json_object_set_new(
+		    o, "status", queue_json_str(wf != NULL ? wf : ""));
+	} else {
+		type = xstrndup(wf, (size_t)(open - 1 - wf));
+		status = xstrndup(open + 1, len - (size_t)(open + 1 - wf) - 1);
+		/* A type with a space is a text, not an RFC 8460 name. */
+		json_object_set_new(o, "result_type",
+		    strchr(type, ' ') == NULL ? queue_json_str(type) :
+		                                json_null());
+		json_object_set_new(o, "status", queue_json_str(status));
+		free(type);
+		free(status);
+	}
+	text = (const char *)sqlite3_column_text(st, 3);
+	json_object_set_new(
+	    o, "text", text != NULL ? queue_json_str(text) : json_null());
+	return o;
+}
+
+static const struct queue_report_col queue_report_counts_cols[] = {
+	{ "domains", 'i' },
+	{ "messages", 'i' },
+	{ "recipients", 'i' },
+	{ NULL, 0 },
+};
+
+/* Distinct domains, messages and recipients of the attempts (and where). */
+static json_t *
+queue_report_count(
+    struct queue *q, const struct queue_report_period *p, const char *where)
+{
+	sqlite3_stmt *st;
+	json_t *o = NULL;
+	char *sql;
+	int rc;
+
+	sql = xasprintf("SELECT count(DISTINCT " RPT_DOMAIN "), "
+	                "count(DISTINCT msgid), count(DISTINCT msgid || ' ' || "
+	                "addr) " RPT_ATTEMPTS "%s%s",
+	    where != NULL ? " AND " : "", where != NULL ? where : "");
+	st = queue_report_prepare(q, sql, p);
+	free(sql);
+	if (st == NULL)
+		return NULL;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		o = queue_report_row(st, 0, queue_report_counts_cols);
+	else
+		queue_fail(q, "report"); /* before finalize: keep its text */
+	sqlite3_finalize(st);
+	return o;
+}
+
+/* 100 * part / whole, 0 for an empty whole. */
+static double
+queue_report_percent(const json_t *part, const json_t *whole, const char *key)
+{
+	json_int_t w = json_integer_value(json_object_get(whole, key));
+
+	return w == 0 ?
+	    0.0 :
+	    100.0 * (double)json_integer_value(json_object_get(part, key)) /
+	        (double)w;
+}
+
+static int
+queue_report_impact_parts(
+    struct queue *q, const struct queue_report_period *p, json_t *out)
+{
+	json_t *period, *totals, *would, *domains;
+	bool cut = false;
+
+	if ((period = queue_report_period_json(q, p, false)) == NULL)
+		return -1;
+	json_object_set_new(out, "period", period);
+	if ((totals = queue_report_count(q, p, NULL)) == NULL)
+		return -1;
+	json_object_set_new(out, "totals", totals);
+	if ((would = queue_report_count(q, p, RPT_WOULD)) == NULL)
+		return -1;
+	json_object_set_new(out, "would_block", would);
+	json_object_set_new(would, "domains_percent",
+	    json_real(queue_report_percent(would, totals, "domains")));
+	json_object_set_new(would, "messages_percent",
+	    json_real(queue_report_percent(would, totals, "messages")));
+	domains = queue_report_domains(q, p, RPT_WOULD, RPT_WOULD_SECURITY,
+	    RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
+	    queue_report_would_error, &cut);
+	if (domains == NULL)
+		return -1;
+	json_object_set_new(out, "domains", domains);
+	if (cut)
+		json_object_set_new(out, "domains_truncated", json_true());
+	return 0;
+}
+
+json_t *
+queue_report_impact(struct queue *q, const struct queue_report_period *p)
+{
+	return queue_report_run(q, p, queue_report_impact_parts);
+}
