@@ -34,8 +34,10 @@ void metrics_delivered(const char *security, double seconds);
 void metrics_blocked(const char *security, const char *status);
 void metrics_would_block(const char *security, const char *status);
 
-/* One TLS-RPT report handed over or given up; result "sent", "failed". */
+/* One TLS-RPT report handed over or given up; result "sent", "failed".
+ * metrics_tlsrpt_reports() counts n at once (a run's totals). */
 void metrics_tlsrpt_report(const char *result);
+void metrics_tlsrpt_reports(const char *result, unsigned n);
 
 /* Inbound SMTP sessions open now: +1 when one opens, -1 when it closes. */
 void metrics_inbound_session(int delta);
@@ -44,8 +46,33 @@ void metrics_inbound_session(int delta);
 void metrics_dnssec_selftest(bool ok);
 bool metrics_dnssec_selftest_ok(void);
 
+/*
+ * The inbound DANE guard (relay/relay_guard.h), as last checked at start
+ * or reload: OFF (no inbound TLS, or [server] tlsa_guard = no), UNCHECKED
+ * (no secure usable TLSA published for our ports, or the lookup failed),
+ * MATCH (the certificate matches our TLSA records), MISMATCH (a new
+ * certificate matched none and was not put in service; the previous one
+ * still serves).
+ */
+enum metrics_guard {
+	METRICS_GUARD_OFF,
+	METRICS_GUARD_UNCHECKED,
+	METRICS_GUARD_MATCH,
+	METRICS_GUARD_MISMATCH,
+};
+void metrics_tlsa_guard(enum metrics_guard state);
+enum metrics_guard metrics_tlsa_guard_state(void);
+/* "off", "unchecked", "match", "mismatch". */
+const char *metrics_guard_str(enum metrics_guard state);
+
+/* Inbound sessions open now (for the console's overview). */
+int64_t metrics_inbound_sessions(void);
+
+/* At the daemon's start: its start time (danerelay_start_time_seconds). */
+void metrics_init(void);
+
 /* Gauges the renderer cannot know itself: filled by the caller at scrape
- * time from the queue store (queue_counts()). */
+ * time from the queue store (queue_count_states()). */
 struct metrics_queue {
 	uint64_t active;   /* queued, due now or being attempted */
 	uint64_t deferred; /* queued, waiting for a later retry */
