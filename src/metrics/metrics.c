@@ -184,36 +184,6 @@ metrics_dnssec_selftest_ok(void)
 }
 
 void
-metrics_tlsa_guard(enum metrics_guard state)
-{
-	atomic_store_explicit(
-	    &metrics_reg.guard, (int)state, memory_order_relaxed);
-}
-
-enum metrics_guard
-metrics_tlsa_guard_state(void)
-{
-	return (enum metrics_guard)atomic_load_explicit(
-	    &metrics_reg.guard, memory_order_relaxed);
-}
-
-const char *
-metrics_guard_str(enum metrics_guard state)
-{
-	switch (state) {
-	case METRICS_GUARD_UNCHECKED:
-		return "unchecked";
-	case METRICS_GUARD_MATCH:
-		return "match";
-	case METRICS_GUARD_MISMATCH:
-		return "mismatch";
-	case METRICS_GUARD_OFF:
-	default:
-		return "off";
-	}
-}
-
-void
 metrics_init(void)
 {
 	atomic_store_explicit(
@@ -249,6 +219,5 @@ metrics_reset(void)
 		atomic_store(&metrics_reg.tlsrpt[i], 0);
 	atomic_store(&metrics_reg.inbound, 0);
 	atomic_store(&metrics_reg.selftest_ok, 0);
-	atomic_store(&metrics_reg.guard, METRICS_GUARD_OFF);
 	atomic_store(&metrics_reg.start, 0);
 }

@@ -46,25 +46,6 @@ void metrics_inbound_session(int delta);
 void metrics_dnssec_selftest(bool ok);
 bool metrics_dnssec_selftest_ok(void);
 
-/*
- * The inbound DANE guard (relay/relay_guard.h), as last checked at start
- * or reload: OFF (no inbound TLS, or [server] tlsa_guard = no), UNCHECKED
- * (no secure usable TLSA published for our ports, or the lookup failed),
- * MATCH (the certificate matches our TLSA records), MISMATCH (a new
- * certificate matched none and was not put in service; the previous one
- * still serves).
- */
-enum metrics_guard {
-	METRICS_GUARD_OFF,
-	METRICS_GUARD_UNCHECKED,
-	METRICS_GUARD_MATCH,
-	METRICS_GUARD_MISMATCH,
-};
-void metrics_tlsa_guard(enum metrics_guard state);
-enum metrics_guard metrics_tlsa_guard_state(void);
-/* "off", "unchecked", "match", "mismatch". */
-const char *metrics_guard_str(enum metrics_guard state);
-
 /* Inbound sessions open now (for the console's overview). */
 int64_t metrics_inbound_sessions(void);
 

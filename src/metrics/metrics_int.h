@@ -43,7 +43,6 @@ struct metrics_reg {
 	_Atomic uint64_t tlsrpt[METRICS_NTLSRPT];
 	_Atomic int64_t inbound;
 	_Atomic int selftest_ok;
-	_Atomic int guard;     /* enum metrics_guard */
 	_Atomic int64_t start; /* time_t */
 };
 extern struct metrics_reg metrics_reg;

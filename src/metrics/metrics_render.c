@@ -211,24 +211,6 @@ render_tlsrpt(struct buf *out)
 	return rc;
 }
 
-/* A state set: one series per state, 1 for the current one. */
-static int
-render_guard(struct buf *out)
-{
-	const char *name = "danerelay_inbound_tlsa_guard";
-	enum metrics_guard g = metrics_tlsa_guard_state(), s;
-	int rc;
-
-	rc = render_head(out, name, "gauge",
-	    "The inbound DANE guard's last check of our certificate against "
-	    "our TLSA records: 1 for the current state (off, unchecked, "
-	    "match, mismatch).");
-	for (s = METRICS_GUARD_OFF; s <= METRICS_GUARD_MISMATCH && rc == 0; s++)
-		rc = render_labelled(
-		    out, name, "state", metrics_guard_str(s), s == g ? 1 : 0);
-	return rc;
-}
-
 static int
 render_gauges(struct buf *out)
 {
@@ -244,7 +226,6 @@ render_gauges(struct buf *out)
 	        "Inbound SMTP sessions open now.") == -1 ||
 	    buf_printf(out, "danerelay_inbound_sessions %" PRId64 "\n",
 	        metrics_inbound_sessions()) == -1 ||
-	    render_guard(out) == -1 ||
 	    render_head(out, "danerelay_build_info", "gauge",
 	        "Always 1; the version of danerelay is a label.") == -1 ||
 	    render_labelled(out, "danerelay_build_info", "version",

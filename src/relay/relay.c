@@ -135,15 +135,6 @@ relay_listen_ports(const struct conf *c, uint16_t *ports, size_t max)
 	return n;
 }
 
-/* relay_guard_check()'s answer as the guard gauge (metrics.h). */
-static enum metrics_guard
-relay_guard_state(int rc)
-{
-	if (rc == 1)
-		return METRICS_GUARD_MATCH;
-	return rc == 0 ? METRICS_GUARD_UNCHECKED : METRICS_GUARD_MISMATCH;
-}
-
 /* TLS for the inbound side, checked against our own TLSA records. */
 static SSL_CTX *
 relay_server_tls(struct relay *r, const struct conf *c, char **errstr)
@@ -155,20 +146,16 @@ relay_server_tls(struct relay *r, const struct conf *c, char **errstr)
 	char *msg = NULL;
 	int rc;
 
-	if (cert == NULL && key == NULL) {
-		metrics_tlsa_guard(METRICS_GUARD_OFF);
+	if (cert == NULL && key == NULL)
 		return NULL;
-	}
 	if (cert == NULL || key == NULL) {
 		*errstr = xstrdup("[server] tls_cert and tls_key go together");
 		return NULL;
 	}
-	metrics_tlsa_guard(METRICS_GUARD_OFF);
 	if (conf_bool(c, CONF_SERVER_TLSA_GUARD)) {
 		nports = relay_listen_ports(c, ports, 16);
 		rc = relay_guard_check(r->base, r->resolver, r->hostname, ports,
 		    nports, cert, conf_list(c, CONF_DANE_DIGESTS), &msg);
-		metrics_tlsa_guard(relay_guard_state(rc));
 		if (rc == -1) {
 			*errstr =
 			    xasprintf("DANE guard: %s (set [server] "

@@ -141,17 +141,8 @@ relay_guard_check(struct event_base *base, struct dns_resolver *r,
 	for (i = 0; i < nports; i++) {
 		snprintf(
 		    qname, sizeof(qname), "_%u._tcp.%s", ports[i], hostname);
-		switch (relay_guard_port(base, r, qname, chain, digests, &b)) {
-		case -1:
+		if (relay_guard_port(base, r, qname, chain, digests, &b) < 0)
 			rc = -1;
-			break;
-		case 1:
-			if (rc == 0)
-				rc = 1;
-			break;
-		default:
-			break;
-		}
 	}
 	sk_X509_pop_free(chain, X509_free);
 	*msg = b.len > 0 ? buf_steal(&b) : NULL;

@@ -294,7 +294,6 @@ gauges(void)
 	metrics_inbound_session(+1);
 	metrics_inbound_session(-1);
 	metrics_dnssec_selftest(true);
-	metrics_tlsa_guard(METRICS_GUARD_MATCH);
 	metrics_tlsrpt_report("sent");
 	metrics_tlsrpt_reports("sent", 2);
 	metrics_tlsrpt_report("failed");
@@ -312,12 +311,6 @@ gauges(void)
 	T_CHECK(sample(t,
 	            "danerelay_tlsrpt_reports_total{result=\"failed\"}") == 1);
 	T_CHECK(strstr(t, "unknown") == NULL);
-	T_CHECK(
-	    sample(t, "danerelay_inbound_tlsa_guard{state=\"match\"}") == 1);
-	T_CHECK(sample(t, "danerelay_inbound_tlsa_guard{state=\"off\"}") == 0);
-	T_CHECK(
-	    sample(t, "danerelay_inbound_tlsa_guard{state=\"mismatch\"}") == 0);
-	T_CHECK(metrics_tlsa_guard_state() == METRICS_GUARD_MATCH);
 	T_CHECK(strstr(t, "danerelay_build_info{version=\"") != NULL);
 	/* not started as a daemon: no start time */
 	T_CHECK(strstr(t, "danerelay_start_time_seconds") == NULL);
@@ -434,7 +427,6 @@ promtool_accepts(void)
 	metrics_would_block("dane", "4.7.324");
 	metrics_tlsrpt_report("sent");
 	metrics_dnssec_selftest(true);
-	metrics_tlsa_guard(METRICS_GUARD_UNCHECKED);
 	t = render(&q);
 	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 		T_FAIL("cannot write a temporary file");
