@@ -380,6 +380,29 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "also sign accepted mail whose From: is in the [dkim] domain or "
 	    "below it",
 	    CONF_RELOAD },
+	{ CONF_ADMIN_LISTEN, "admin", "listen", CONF_T_STR, NULL, 0, 0,
+	    check_listen,
+	    "ADDR:PORT of the web console and /metrics (IPv6 as [ADDR]:PORT; "
+	    "unset: no console); not loopback: needs tls_cert, tls_key and "
+	    "auth_file",
+	    CONF_RESTART },
+	{ CONF_ADMIN_TLS_CERT, "admin", "tls_cert", CONF_T_PATH, NULL, 0, 0,
+	    NULL, "certificate chain (PEM): the console speaks HTTPS",
+	    CONF_RESTART },
+	{ CONF_ADMIN_TLS_KEY, "admin", "tls_key", CONF_T_PATH, NULL, 0, 0, NULL,
+	    "private key (PEM) of [admin] tls_cert", CONF_RESTART },
+	{ CONF_ADMIN_AUTH_FILE, "admin", "auth_file", CONF_T_PATH, NULL, 0, 0,
+	    NULL,
+	    "user:hash lines (danerelay passwd) of the console's users; "
+	    "set: every page needs a login, loopback too",
+	    CONF_RESTART },
+	{ CONF_ADMIN_CHART_JS, "admin", "chart_js", CONF_T_PATH,
+	    "/usr/share/javascript/chart.js/chart.min.js", 0, 0, NULL,
+	    "Chart.js served to the console's pages (Debian: libjs-chart.js)",
+	    CONF_RESTART },
+	{ CONF_ADMIN_METRICS_OPEN, "admin", "metrics_open", CONF_T_BOOL, "no",
+	    0, 0, NULL, "yes: /metrics needs no login even when the pages do",
+	    CONF_RESTART },
 };
 
 /* "[host]:port", "host:port", "[host]" or "host" (RFC 7672 §2.2.2 routes). */

@@ -294,6 +294,19 @@ struct queue_counts {
 };
 int queue_count_states(struct queue *q, time_t now, struct queue_counts *c);
 
+/*
+ * Recipients with an outcome at or after since (the console's overview):
+ * delivered, and blocked: deferred or bounced for a TLS failure under a
+ * DANE or MTA-STS requirement (an RFC 8460 result type and security
+ * "dane" or "sts" in the event). Each recipient counted once. 0 or -1.
+ */
+struct queue_outcomes {
+	uint64_t delivered;
+	uint64_t blocked;
+};
+int queue_count_outcomes(
+    struct queue *q, time_t since, struct queue_outcomes *c);
+
 /* Whether the operator asked to bounce rcpt (consumed by the daemon). */
 bool queue_rcpt_bounce_requested(struct queue *q, int64_t rcpt);
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "console/console.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -58,6 +59,7 @@ struct relay {
 	struct dkim_signer *dkim;      /* [dkim], or NULL */
 	char *dkim_set;                /* its relay_dkim_set() */
 	struct relay_tlsrpt *reporter; /* sends the reports, or NULL */
+	struct console *console;       /* [admin] listen, or NULL */
 	struct event *purge_timer;
 	struct event *compact_timer;
 	int lock_fd; /* the queue's exclusive lock (relay_local.c), or -1 */
@@ -146,13 +148,17 @@ relay_server_tls(struct relay *r, const struct conf *c, char **errstr)
 	char *msg = NULL;
 	int rc;
 
-	if (cert == NULL && key == NULL)
+	if (cert == NULL && key == NULL) {
+		console_guard_set(CONSOLE_GUARD_NO_TLS);
 		return NULL;
+	}
 	if (cert == NULL || key == NULL) {
 		*errstr = xstrdup("[server] tls_cert and tls_key go together");
 		return NULL;
 	}
-	if (conf_bool(c, CONF_SERVER_TLSA_GUARD)) {
+	if (!conf_bool(c, CONF_SERVER_TLSA_GUARD))
+		console_guard_set(CONSOLE_GUARD_OFF);
+	else {
 		nports = relay_listen_ports(c, ports, 16);
 		rc = relay_guard_check(r->base, r->resolver, r->hostname, ports,
 		    nports, cert, conf_list(c, CONF_DANE_DIGESTS), &msg);
@@ -167,6 +173,8 @@ relay_server_tls(struct relay *r, const struct conf *c, char **errstr)
 		if (msg != NULL)
 			log_info("DANE guard: %s", msg);
 		free(msg);
+		console_guard_set(
+		    rc == 1 ? CONSOLE_GUARD_MATCH : CONSOLE_GUARD_NO_TLSA);
 	}
 	return tls_server_ctx_new(cert, key, errstr);
 }
@@ -508,6 +516,11 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
 	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_OSERR, err);
+	/* Bound before privileges go; its thread opens nothing later. */
+	err = NULL;
+	if ((r->console = console_start(r->boot_conf, &err)) == NULL &&
+	    err != NULL)
+		return relay_fail(r, errstr, ex, EX_OSERR, err);
 	if (relay_drop_privileges(r, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_NOPERM, err);
 	relay_deliver_config(r, &dc);
@@ -703,6 +716,7 @@ relay_free(struct relay *r)
 {
 	if (r == NULL)
 		return;
+	console_stop(r->console); /* first: it reads the stores below */
 	relay_tlsrpt_free(r->reporter);
 	relay_dns_free(r->dns);
 	deliver_free(r->deliver);

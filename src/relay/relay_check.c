@@ -14,6 +14,8 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <event2/util.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <pwd.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <unistd.h>
 
 #include "conf/conf.h"
+#include "console/console.h"
 #include "core/xmalloc.h"
 #include "dns/dns.h"
 #include "relay/relay_local.h"
@@ -134,27 +137,28 @@ check_dns(const struct conf *c)
 	return msg;
 }
 
-/* [server] tls_cert and tls_key: both or neither, and they must load. */
+/* tls_cert and tls_key of [server] or [admin]: both or neither, and
+ * they must load. */
 static char *
-check_server_tls(const struct conf *c)
+check_tls_pair(const struct conf *c, enum conf_key kcert, enum conf_key kkey)
 {
-	const char *cert = conf_str(c, CONF_SERVER_TLS_CERT);
-	const char *key = conf_str(c, CONF_SERVER_TLS_KEY);
+	const char *cert = conf_str(c, kcert);
+	const char *key = conf_str(c, kkey);
 	char *msg = NULL;
 	SSL_CTX *ctx;
 
 	if (cert == NULL && key == NULL)
 		return NULL;
 	if (cert == NULL || key == NULL)
-		return conf_errorf(c,
-		    cert != NULL ? CONF_SERVER_TLS_CERT : CONF_SERVER_TLS_KEY,
-		    "tls_cert and tls_key go together: set [server] %s too",
+		return conf_errorf(c, cert != NULL ? kcert : kkey,
+		    "tls_cert and tls_key go together: set [%s] %s too",
+		    conf_key_section(kcert),
 		    cert != NULL ? "tls_key" : "tls_cert");
-	if ((msg = check_file(c, CONF_SERVER_TLS_CERT)) != NULL ||
-	    (msg = check_file(c, CONF_SERVER_TLS_KEY)) != NULL)
+	if ((msg = check_file(c, kcert)) != NULL ||
+	    (msg = check_file(c, kkey)) != NULL)
 		return msg;
 	if ((ctx = tls_server_ctx_new(cert, key, &msg)) == NULL) {
-		char *e = conf_errorf(c, CONF_SERVER_TLS_CERT, "%s", msg);
+		char *e = conf_errorf(c, kcert, "%s", msg);
 
 		free(msg);
 		return e;
@@ -184,7 +188,8 @@ check_server(const struct conf *c, bool reload)
 		free(err);
 		return msg;
 	}
-	if ((msg = check_server_tls(c)) != NULL ||
+	if ((msg = check_tls_pair(
+	         c, CONF_SERVER_TLS_CERT, CONF_SERVER_TLS_KEY)) != NULL ||
 	    (msg = check_file(c, CONF_SERVER_AUTH_FILE)) != NULL)
 		return msg;
 	if (conf_str(c, CONF_SERVER_AUTH_FILE) != NULL) {
@@ -249,6 +254,51 @@ check_dkim(const struct conf *c, bool reload)
 	return NULL;
 }
 
+/*
+ * [admin]: the console. Off the loopback it is reachable by others, so it
+ * needs TLS and a login (docs/CONSOLE.md, security model).
+ */
+static char *
+check_admin(const struct conf *c)
+{
+	const char *listen = conf_str(c, CONF_ADMIN_LISTEN);
+	struct sockaddr_storage ss;
+	int sslen = (int)sizeof(ss);
+	struct server_auth *auth;
+	char *err, *msg;
+
+	if (listen == NULL)
+		return NULL;
+	if (evutil_parse_sockaddr_port(
+	        listen, (struct sockaddr *)&ss, &sslen) == -1)
+		return conf_errorf(c, CONF_ADMIN_LISTEN,
+		    "%s: expected an IP address and a port, ADDR:PORT or "
+		    "[ADDR]:PORT",
+		    listen);
+	if (!console_addr_loopback((struct sockaddr *)&ss) &&
+	    (conf_str(c, CONF_ADMIN_TLS_CERT) == NULL ||
+	        conf_str(c, CONF_ADMIN_AUTH_FILE) == NULL))
+		return conf_errorf(c, CONF_ADMIN_LISTEN,
+		    "%s is not a loopback address: the console needs [admin] "
+		    "tls_cert, tls_key and auth_file there",
+		    listen);
+	if ((msg = check_tls_pair(
+	         c, CONF_ADMIN_TLS_CERT, CONF_ADMIN_TLS_KEY)) != NULL ||
+	    (msg = check_file(c, CONF_ADMIN_AUTH_FILE)) != NULL ||
+	    (msg = check_file(c, CONF_ADMIN_CHART_JS)) != NULL)
+		return msg;
+	if (conf_str(c, CONF_ADMIN_AUTH_FILE) == NULL)
+		return NULL;
+	if ((auth = server_auth_load(
+	         conf_str(c, CONF_ADMIN_AUTH_FILE), &err)) == NULL) {
+		msg = conf_errorf(c, CONF_ADMIN_AUTH_FILE, "%s", err);
+		free(err);
+		return msg;
+	}
+	server_auth_free(auth);
+	return NULL;
+}
+
 /* [mta_sts] ca_file loads as serve loads it; [tlsrpt] ca_file is there. */
 static char *
 check_ca_files(const struct conf *c)
@@ -286,7 +336,8 @@ relay_check_config(const struct conf *c, bool reload, char **errstr)
 	    (msg = check_dkim(c, reload)) != NULL ||
 	    (!reload && (msg = check_dns(c)) != NULL) ||
 	    (!reload && (msg = check_queue_dir(c)) != NULL) ||
-	    (!reload && (msg = check_ca_files(c)) != NULL)) {
+	    (!reload && (msg = check_ca_files(c)) != NULL) ||
+	    (!reload && (msg = check_admin(c)) != NULL)) {
 		*errstr = msg;
 		return -1;
 	}

@@ -19,6 +19,7 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver.h"
 #include "dns/dns.h"
+#include "metrics/metrics.h"
 #include "queue/queue.h"
 #include "relay/relay_dns.h"
 
@@ -77,6 +78,7 @@ relay_dns_passed(struct relay_dns *rd)
 	} else if (rd->state == DELIVER_DNS_UNKNOWN)
 		log_info("dns: DNSSEC validation self-test passed");
 	rd->state = DELIVER_DNS_OK;
+	metrics_dnssec_selftest(true);
 	rd->why[0] = '\0';
 	rd->trouble_at = 0;
 	deliver_set_dns(rd->d, DELIVER_DNS_OK, NULL);
@@ -99,6 +101,7 @@ relay_dns_failed(struct relay_dns *rd, const char *why)
 		    why, RELAY_DNS_RETRY);
 	snprintf(rd->why, sizeof(rd->why), "%s", why);
 	rd->state = DELIVER_DNS_DOWN;
+	metrics_dnssec_selftest(false);
 	snprintf(reason, sizeof(reason),
 	    "DNS unusable: %s (deferred until the resolver's DNSSEC "
 	    "validation self-test passes)",

@@ -129,7 +129,7 @@ relay_guard_check(struct event_base *base, struct dns_resolver *r,
 	struct buf b;
 	char qname[300];
 	size_t i;
-	int rc = 0;
+	int rc = 0, one;
 
 	*msg = NULL;
 	buf_init(&b, 16384);
@@ -141,8 +141,9 @@ relay_guard_check(struct event_base *base, struct dns_resolver *r,
 	for (i = 0; i < nports; i++) {
 		snprintf(
 		    qname, sizeof(qname), "_%u._tcp.%s", ports[i], hostname);
-		if (relay_guard_port(base, r, qname, chain, digests, &b) < 0)
-			rc = -1;
+		one = relay_guard_port(base, r, qname, chain, digests, &b);
+		if (one < 0 || (one > 0 && rc == 0))
+			rc = one;
 	}
 	sk_X509_pop_free(chain, X509_free);
 	*msg = b.len > 0 ? buf_steal(&b) : NULL;

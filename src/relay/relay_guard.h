@@ -21,9 +21,9 @@ struct dns_resolver;
 /*
  * Look up _PORT._tcp.HOSTNAME TLSA for each port (running base's loop until
  * answered) and check cert_file against the secure usable records.
- * Returns 0 when the chain matches or no secure TLSA is published (a note
- * is put in *msg), -1 when it matches none (*msg says which record to
- * publish first) or the lookup failed. *msg is new (caller frees) or NULL.
+ * Returns 1 when the chain matches, 0 when no secure TLSA is published (a
+ * note is put in *msg), -1 when it matches none (*msg says which record
+ * to publish first) or the lookup failed. *msg is new (caller frees) or NULL.
  */
 int relay_guard_check(struct event_base *base, struct dns_resolver *r,
     const char *hostname, const uint16_t *ports, size_t nports,

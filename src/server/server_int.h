@@ -17,6 +17,7 @@
 #include <event2/util.h>
 
 #include "server/server.h"
+#include "server/server_authfail.h"
 #include "smtp/smtp_server.h"
 
 struct server_authpool;
@@ -156,28 +157,6 @@ struct server_authpool_job *server_authpool_submit(struct server_authpool *p,
 void server_authpool_cancel(
     struct server_authpool *p, struct server_authpool_job *j);
 
-/* ---- server_authfail.c: failed AUTH per client network (pure) ------- */
-
-/*
- * A table of at most cap networks (IPv4 address, IPv6 /64). A count
- * lives while failures come less than window seconds apart. Returns new.
- */
-struct server_authfail *server_authfail_new(size_t cap);
-void server_authfail_free(struct server_authfail *t);
-
-/* Failures of sa's network still within window at now (0: none). */
-unsigned server_authfail_count(struct server_authfail *t,
-    const struct sockaddr *sa, unsigned window, time_t now);
-
-/*
- * Count one failure of sa's network at now; returns its count, this one
- * included (0 for an address family not counted). A new network takes a
- * free or expired slot, else that of the network idle longest.
- */
-unsigned server_authfail_add(struct server_authfail *t,
-    const struct sockaddr *sa, unsigned window, time_t now);
-
-/* Networks held (expired ones included, until their slot is reused). */
-size_t server_authfail_size(const struct server_authfail *t);
+/* ---- server_authfail.c: in server_authfail.h (the console uses it) -- */
 
 #endif

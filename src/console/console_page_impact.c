@@ -1,0 +1,14 @@
+/*
+ * console_page_impact: /impact (a placeholder: its page helper replaces it).
+ */
+#include "console/console_int.h"
+
+void console_page_impact(struct console_req *r);
+
+void
+console_page_impact(struct console_req *r)
+{
+	console_begin(r, "Enforcement impact", false);
+	console_printf(r, "<p class=\"notice\">Coming soon.</p>");
+	console_end(r);
+}
