@@ -12,8 +12,10 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1023,6 +1025,59 @@ open_existing_needs_db(void)
 	tmp_free(dir);
 }
 
+/*
+ * Whether another process could lock dir/queue.db for writing over the
+ * readers' lock bytes (SQLite's file format: the 510 "shared" bytes
+ * after the pending byte at 1 GiB), i.e. no connection of ours holds its
+ * read lock at the operating system's level.
+ */
+static bool
+shared_lock_free(const char *dir)
+{
+	char *path = xasprintf("%s/queue.db", dir);
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		struct flock fl = { .l_type = F_WRLCK,
+			.l_whence = SEEK_SET,
+			.l_start = 0x40000002,
+			.l_len = 510 };
+		int fd = open(path, O_RDWR);
+
+		_exit(fd != -1 && fcntl(fd, F_SETLK, &fl) == 0 ? 0 : 1);
+	}
+	free(path);
+	return pid != -1 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/*
+ * A second connection opened in the same process (the console's, beside
+ * the relay's) must not drop the first one's fcntl(2) locks by an open()
+ * and close() of the file of its own: else `danerelay trace` (another
+ * process) may checkpoint and delete the WAL under the relay when it
+ * closes, and what the relay writes next is lost to every other reader.
+ */
+static void
+second_connection_keeps_locks(void)
+{
+	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", *err = NULL;
+	struct queue *relay = open_ok(dir), *console;
+
+	T_CHECK(add_simple(relay, "bob@example.com", id) == 0);
+	T_CHECK(!shared_lock_free(dir)); /* the relay's read lock */
+	console = queue_open_existing(dir, &err);
+	T_CHECK(console != NULL);
+	free(err);
+	T_CHECK(!shared_lock_free(dir));
+	queue_close(console);
+	T_CHECK(!shared_lock_free(dir));
+	queue_close(relay);
+	T_CHECK(shared_lock_free(dir)); /* the probe itself works */
+	tmp_free(dir);
+}
+
 /* Child of crash_kill9: add forever, report each id after queue_add. */
 static void
 crash_child(const char *dir, int fd)
@@ -1310,6 +1365,7 @@ main(void)
 	T_RUN(refuses_garbage);
 	T_RUN(refuses_foreign_and_newer);
 	T_RUN(open_existing_needs_db);
+	T_RUN(second_connection_keeps_locks);
 	T_RUN(crash_kill9);
 	T_RUN(batch_failure_loses_whole_batch);
 	T_RUN(bulk_10000);
