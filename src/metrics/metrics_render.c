@@ -58,22 +58,38 @@ render_labelled(struct buf *out, const char *name, const char *label,
 	return buf_printf(out, "\"} %" PRIu64 "\n", n);
 }
 
+/* One counter with one label whose values are fixed: every value shown. */
+struct render_set {
+	const char *name, *help, *label;
+	const char *const *values;
+	_Atomic uint64_t *n;
+	unsigned count;
+};
+
 static int
-render_deliveries(struct buf *out)
+render_set(struct buf *out, const struct render_set *c)
 {
-	const char *name = "danerelay_deliveries_total";
 	unsigned i;
 	int rc;
 
-	rc = render_head(out, name, "counter",
-	    "Recipients delivered, by the security the delivery had: dane, "
-	    "dane_trusted (DANE over an insecure MX RRset), sts, tls "
-	    "(unauthenticated), plaintext.");
-	for (i = 0; i < METRICS_NSEC && rc == 0; i++)
-		rc = render_labelled(out, name, "security", metrics_security[i],
-		    atomic_load_explicit(
-		        &metrics_reg.delivered[i], memory_order_relaxed));
+	rc = render_head(out, c->name, "counter", c->help);
+	for (i = 0; i < c->count && rc == 0; i++)
+		rc = render_labelled(out, c->name, c->label, c->values[i],
+		    atomic_load_explicit(&c->n[i], memory_order_relaxed));
 	return rc;
+}
+
+static int
+render_deliveries(struct buf *out)
+{
+	const struct render_set c = { "danerelay_deliveries_total",
+		"Recipients delivered, by the security the delivery had: dane, "
+		"dane_trusted (DANE over an insecure MX RRset), sts, tls "
+		"(unauthenticated), plaintext.",
+		"security", metrics_security, metrics_reg.delivered,
+		METRICS_NSEC };
+
+	return render_set(out, &c);
 }
 
 static int
@@ -196,19 +212,13 @@ render_latency(struct buf *out)
 static int
 render_tlsrpt(struct buf *out)
 {
-	const char *name = "danerelay_tlsrpt_reports_total";
-	unsigned i;
-	int rc;
+	const struct render_set c = { "danerelay_tlsrpt_reports_total",
+		"TLS-RPT reports (RFC 8460) per destination: sent (mail queued "
+		"or HTTPS POST accepted) or failed (given up).",
+		"result", metrics_tlsrpt_result, metrics_reg.tlsrpt,
+		METRICS_NTLSRPT };
 
-	rc = render_head(out, name, "counter",
-	    "TLS-RPT reports (RFC 8460) per destination: sent (mail queued "
-	    "or HTTPS POST accepted) or failed (given up).");
-	for (i = 0; i < METRICS_NTLSRPT && rc == 0; i++)
-		rc = render_labelled(out, name, "result",
-		    metrics_tlsrpt_result[i],
-		    atomic_load_explicit(
-		        &metrics_reg.tlsrpt[i], memory_order_relaxed));
-	return rc;
+	return render_set(out, &c);
 }
 
 static int

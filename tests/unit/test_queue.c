@@ -12,10 +12,8 @@
  */
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +27,7 @@
 #include "queue/queue.h"
 #include "queue/queue_trace.h"
 #include "t.h"
+#include "t_sqlite.h"
 
 /* A copy of what a callback saw, so tests can look at it afterwards. */
 struct seen_rcpt {
@@ -1025,31 +1024,15 @@ open_existing_needs_db(void)
 	tmp_free(dir);
 }
 
-/*
- * Whether another process could lock dir/queue.db for writing over the
- * readers' lock bytes (SQLite's file format: the 510 "shared" bytes
- * after the pending byte at 1 GiB), i.e. no connection of ours holds its
- * read lock at the operating system's level.
- */
+/* dir/queue.db's read lock is free (t_sqlite.h). */
 static bool
 shared_lock_free(const char *dir)
 {
 	char *path = xasprintf("%s/queue.db", dir);
-	int status;
-	pid_t pid = fork();
+	bool free_ = t_sqlite_read_lock_free(path);
 
-	if (pid == 0) {
-		struct flock fl = { .l_type = F_WRLCK,
-			.l_whence = SEEK_SET,
-			.l_start = 0x40000002,
-			.l_len = 510 };
-		int fd = open(path, O_RDWR);
-
-		_exit(fd != -1 && fcntl(fd, F_SETLK, &fl) == 0 ? 0 : 1);
-	}
 	free(path);
-	return pid != -1 && waitpid(pid, &status, 0) == pid &&
-	    WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	return free_;
 }
 
 /*

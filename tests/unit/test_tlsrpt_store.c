@@ -13,14 +13,11 @@
  * DIR/DAY_DOMAIN.json and DIR/DAY_DOMAIN.json.gz, printing "report PATH"
  * per JSON file; tests/integration/test_tlsrpt_schema.sh validates them.
  */
-#include <fcntl.h>
 #include <jansson.h>
 #include <sqlite3.h>
-#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -29,6 +26,7 @@
 #include "tlsrpt/tlsrpt.h"
 #include "tlsrpt/tlsrpt_parse.h"
 #include "t.h"
+#include "t_sqlite.h"
 
 static char tmpdir[] = "/tmp/test_tlsrpt_store.XXXXXX";
 
@@ -200,27 +198,6 @@ open_fresh(const char *name)
 	return s;
 }
 
-/* Whether another process could lock path for writing over SQLite's
- * readers' lock bytes (no connection of ours holds its read lock). */
-static bool
-shared_lock_free(const char *path)
-{
-	int status;
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		struct flock fl = { .l_type = F_WRLCK,
-			.l_whence = SEEK_SET,
-			.l_start = 0x40000002,
-			.l_len = 510 };
-		int fd = open(path, O_RDWR);
-
-		_exit(fd != -1 && fcntl(fd, F_SETLK, &fl) == 0 ? 0 : 1);
-	}
-	return pid != -1 && waitpid(pid, &status, 0) == pid &&
-	    WIFEXITED(status) && WEXITSTATUS(status) == 0;
-}
-
 /* The console opens the store beside the relay's connection: that must
  * not drop the relay's locks (an open() and close() of the file would). */
 static void
@@ -229,14 +206,14 @@ test_second_connection_keeps_locks(void)
 	char *path = xasprintf("%s/locks.db", tmpdir), *err = NULL;
 	struct tlsrpt_store *relay = open_fresh("locks.db"), *console;
 
-	T_CHECK(relay != NULL && !shared_lock_free(path));
+	T_CHECK(relay != NULL && !t_sqlite_read_lock_free(path));
 	console = tlsrpt_store_open(path, &err);
 	T_CHECK(console != NULL);
 	free(err);
-	T_CHECK(!shared_lock_free(path));
+	T_CHECK(!t_sqlite_read_lock_free(path));
 	tlsrpt_store_close(console);
 	tlsrpt_store_close(relay);
-	T_CHECK(shared_lock_free(path)); /* the probe itself works */
+	T_CHECK(t_sqlite_read_lock_free(path)); /* the probe itself works */
 	free(path);
 }
 
