@@ -292,34 +292,24 @@ queue_mkdir(const char *dir, char **errstr)
 /*
  * SQLite takes a file shorter than its header for an empty database and
  * would write a queue over it; anything that is not SQLite is refused.
- * The header is read through SQLite's own descriptor: an open() and
- * close() of ours would drop every fcntl(2) lock this process holds on
- * the file, those of our other connections too (the console's thread
- * opens the queue beside the relay's connection), and another process
- * could then checkpoint and delete the WAL the relay still writes to.
  */
 static int
-queue_check_magic(struct queue *q, char **errstr)
+queue_check_magic(const char *path, char **errstr)
 {
 	static const char magic[16] = "SQLite format 3";
-	sqlite3_file *f = NULL;
-	struct stat st;
 	char head[16];
+	FILE *fp = fopen(path, "rb");
+	size_t n;
 
-	/* stat(2), not xFileSize: SQLite reports a 1-octet file as empty */
-	if (stat(q->path, &st) == -1 || st.st_size == 0)
-		return 0; /* missing or empty: SQLite creates it */
-	memset(head, 0, sizeof(head));
-	if (sqlite3_file_control(
-	        q->db, "main", SQLITE_FCNTL_FILE_POINTER, &f) == SQLITE_OK &&
-	    f != NULL && f->pMethods != NULL)
-		f->pMethods->xRead(f, head, (int)sizeof(head), 0);
-	if (st.st_size >= (off_t)sizeof(head) &&
-	    memcmp(head, magic, sizeof(head)) == 0)
+	if (fp == NULL)
+		return 0; /* missing: SQLite creates it or says why not */
+	n = fread(head, 1, sizeof(head), fp);
+	fclose(fp);
+	if (n == 0 || (n == sizeof(head) && memcmp(head, magic, n) == 0))
 		return 0;
 	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
 	                    "SQLite database",
-	    q->path);
+	    path);
 	return -1;
 }
 
@@ -331,13 +321,8 @@ queue_check_magic(struct queue *q, char **errstr)
 static int
 queue_create_private(const char *path, char **errstr)
 {
-	/* O_EXCL: never close a descriptor of a file that may be in use
-	 * (see queue_check_magic). */
-	int fd = open(
-	    path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 
-	if (fd == -1 && errno == EEXIST)
-		return 0;
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
 		return -1;
@@ -383,13 +368,12 @@ queue_open_mode(const char *dir, bool create, char **errstr)
 		queue_close(q);
 		return NULL;
 	}
-	if (sqlite3_open_v2(q->path, &q->db, flags, NULL) == SQLITE_OK &&
-	    queue_check_magic(q, errstr) == -1) {
+	if (queue_check_magic(q->path, errstr) == -1) {
 		queue_close(q);
 		return NULL;
 	}
-	if (sqlite3_errcode(q->db) != SQLITE_OK || queue_schema_init(q) == -1 ||
-	    queue_schema_prepare(q) == -1) {
+	if (sqlite3_open_v2(q->path, &q->db, flags, NULL) != SQLITE_OK ||
+	    queue_schema_init(q) == -1 || queue_schema_prepare(q) == -1) {
 		if (q->err[0] == '\0')
 			queue_fail(q, "open");
 		*errstr = xstrdup(q->err);

@@ -373,20 +373,14 @@ tlsrpt_store_open(const char *path, char **errstr)
 	int fd;
 
 	s->path = xstrdup(path);
-	/*
-	 * Create it private before SQLite does (with the umask's mode).
-	 * O_EXCL: closing a descriptor of a file in use would drop every
-	 * fcntl(2) lock this process holds on it, those of the relay's
-	 * connection too when the console opens the store beside it.
-	 */
-	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1 && errno != EEXIST) {
+	/* Create it private before SQLite does (with the umask's mode). */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
 		tlsrpt_store_close(s);
 		return NULL;
 	}
-	if (fd != -1)
-		close(fd);
+	close(fd);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
 		tlsrpt_fail(s, "open");

@@ -27,7 +27,6 @@
 #include "queue/queue.h"
 #include "queue/queue_trace.h"
 #include "t.h"
-#include "t_sqlite.h"
 
 /* A copy of what a callback saw, so tests can look at it afterwards. */
 struct seen_rcpt {
@@ -1024,43 +1023,6 @@ open_existing_needs_db(void)
 	tmp_free(dir);
 }
 
-/* dir/queue.db's read lock is free (t_sqlite.h). */
-static bool
-shared_lock_free(const char *dir)
-{
-	char *path = xasprintf("%s/queue.db", dir);
-	bool free_ = t_sqlite_read_lock_free(path);
-
-	free(path);
-	return free_;
-}
-
-/*
- * A second connection opened in the same process (the console's, beside
- * the relay's) must not drop the first one's fcntl(2) locks by an open()
- * and close() of the file of its own: else `danerelay trace` (another
- * process) may checkpoint and delete the WAL under the relay when it
- * closes, and what the relay writes next is lost to every other reader.
- */
-static void
-second_connection_keeps_locks(void)
-{
-	char *dir = tmp_new(), id[QUEUE_ID_LEN] = "", *err = NULL;
-	struct queue *relay = open_ok(dir), *console;
-
-	T_CHECK(add_simple(relay, "bob@example.com", id) == 0);
-	T_CHECK(!shared_lock_free(dir)); /* the relay's read lock */
-	console = queue_open_existing(dir, &err);
-	T_CHECK(console != NULL);
-	free(err);
-	T_CHECK(!shared_lock_free(dir));
-	queue_close(console);
-	T_CHECK(!shared_lock_free(dir));
-	queue_close(relay);
-	T_CHECK(shared_lock_free(dir)); /* the probe itself works */
-	tmp_free(dir);
-}
-
 /* Child of crash_kill9: add forever, report each id after queue_add. */
 static void
 crash_child(const char *dir, int fd)
@@ -1348,7 +1310,6 @@ main(void)
 	T_RUN(refuses_garbage);
 	T_RUN(refuses_foreign_and_newer);
 	T_RUN(open_existing_needs_db);
-	T_RUN(second_connection_keeps_locks);
 	T_RUN(crash_kill9);
 	T_RUN(batch_failure_loses_whole_batch);
 	T_RUN(bulk_10000);
