@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -169,11 +170,20 @@ console_bind(struct console *con, char **errstr)
 	return 0;
 }
 
+/*
+ * Linux gives each thread its own nice value: the console's yields the
+ * CPU to the delivery loop whenever both want it, so a busy console
+ * slows its own pages, not the mail (docs/CONSOLE.md, the measurement).
+ */
+#define CONSOLE_NICE 10
+
 static void *
 console_main(void *arg)
 {
 	struct console *con = arg;
 
+	if (setpriority(PRIO_PROCESS, (id_t)gettid(), CONSOLE_NICE) == -1)
+		log_debug("console: cannot lower the thread's priority");
 	event_base_dispatch(con->base);
 	return NULL;
 }
@@ -243,6 +253,9 @@ console_stop(struct console *con)
 		(void)!write(con->stop_pipe[1], "", 1);
 		pthread_join(con->thread, NULL);
 	}
+	/* Requests a page meant to answer later: the loop is gone. */
+	while (con->reqs != NULL)
+		console_req_free(con->reqs);
 	if (con->stop_ev != NULL)
 		event_free(con->stop_ev);
 	if (con->http != NULL)

@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 
 #include "conf/conf.h"
@@ -34,6 +36,8 @@ struct console_session {
 	char csrf[CONSOLE_TOKEN_HEX + 1];
 	char *user;
 	time_t opened, used;
+	bool stored;   /* in the table */
+	unsigned refs; /* requests holding it (a page may answer later) */
 };
 
 struct console_auth {
@@ -43,22 +47,54 @@ struct console_auth {
 	unsigned max_failures, lockout;
 	struct console_session *v[CONSOLE_SESSIONS];
 	size_t n;
+	/* Anonymous sessions (no login required) keep no state: their CSRF
+	 * token is HMAC-SHA256(secret, id), the secret drawn at start. */
+	unsigned char secret[CONSOLE_TOKEN_BYTES];
 };
 
 static void
-console_token(char out[CONSOLE_TOKEN_HEX + 1])
+console_hex(const unsigned char *b, char out[CONSOLE_TOKEN_HEX + 1])
 {
 	static const char hex[] = "0123456789abcdef";
-	unsigned char b[CONSOLE_TOKEN_BYTES];
 	size_t i;
 
-	if (RAND_bytes(b, sizeof(b)) != 1)
-		panic("RAND_bytes failed");
-	for (i = 0; i < sizeof(b); i++) {
+	for (i = 0; i < CONSOLE_TOKEN_BYTES; i++) {
 		out[2 * i] = hex[b[i] >> 4];
 		out[2 * i + 1] = hex[b[i] & 15];
 	}
 	out[CONSOLE_TOKEN_HEX] = '\0';
+}
+
+static void
+console_token(char out[CONSOLE_TOKEN_HEX + 1])
+{
+	unsigned char b[CONSOLE_TOKEN_BYTES];
+
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		panic("RAND_bytes failed");
+	console_hex(b, out);
+	OPENSSL_cleanse(b, sizeof(b));
+}
+
+/* An anonymous session of id: its token derived, nothing stored. */
+static struct console_session *
+console_anonymous(struct console_auth *a, const char *id, time_t now)
+{
+	struct console_session *s = xcalloc(1, sizeof(*s));
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+
+	memcpy(s->id, id, CONSOLE_TOKEN_HEX + 1);
+	if (HMAC(EVP_sha256(), a->secret, sizeof(a->secret),
+	        (const unsigned char *)id, CONSOLE_TOKEN_HEX, mac,
+	        &len) == NULL ||
+	    len < CONSOLE_TOKEN_BYTES)
+		panic("HMAC-SHA256 failed");
+	console_hex(mac, s->csrf);
+	s->user = xstrdup("");
+	s->opened = s->used = now;
+	s->refs = 1;
+	return s;
 }
 
 struct console_auth *
@@ -76,6 +112,8 @@ console_auth_new(const struct conf *c, bool tls, char **errstr)
 		return NULL;
 	}
 	a->fails = server_authfail_new(CONSOLE_AUTH_NETS);
+	if (RAND_bytes(a->secret, sizeof(a->secret)) != 1)
+		panic("RAND_bytes failed");
 	a->max_failures = (unsigned)conf_int(c, CONF_SERVER_AUTH_MAX_FAILURES);
 	a->lockout = (unsigned)conf_int(c, CONF_SERVER_AUTH_LOCKOUT);
 	return a;
@@ -103,6 +141,7 @@ console_auth_free(struct console_auth *a)
 		console_session_free(a->v[i]);
 	server_auth_free(a->users);
 	server_authfail_free(a->fails);
+	OPENSSL_cleanse(a->secret, sizeof(a->secret));
 	free(a);
 }
 
@@ -118,11 +157,16 @@ console_auth_metrics_closed(const struct console_auth *a)
 	return a->required && !a->metrics_open;
 }
 
+/* Out of the table; freed now unless a request still holds it. */
 static void
 console_auth_drop(struct console_auth *a, size_t i)
 {
-	console_session_free(a->v[i]);
+	struct console_session *s = a->v[i];
+
 	a->v[i] = a->v[--a->n];
+	s->stored = false;
+	if (s->refs == 0)
+		console_session_free(s);
 }
 
 static bool
@@ -165,6 +209,8 @@ console_auth_find(struct console_auth *a, const char *cookie, time_t now)
 
 	if (cookie == NULL || console_cookie_value(cookie, want) == NULL)
 		return NULL;
+	if (strspn(want, "0123456789abcdef") != CONSOLE_TOKEN_HEX)
+		return NULL;
 	/* Expired sessions go; the id compares in constant time. */
 	while (i < a->n) {
 		if (!console_session_live(a->v[i], now)) {
@@ -175,30 +221,61 @@ console_auth_find(struct console_auth *a, const char *cookie, time_t now)
 			found = a->v[i];
 		i++;
 	}
-	OPENSSL_cleanse(want, sizeof(want));
-	if (found != NULL)
+	if (found != NULL) {
 		found->used = now;
+		found->refs++;
+	} else if (!a->required)
+		found = console_anonymous(a, want, now);
+	OPENSSL_cleanse(want, sizeof(want));
 	return found;
+}
+
+/* Room for one more: the least recently used goes, anonymous ones (a
+ * login form's) before those of users. */
+static void
+console_auth_room(struct console_auth *a)
+{
+	size_t i, pick = a->n;
+
+	for (i = 0; i < a->n; i++) {
+		bool anon = a->v[i]->user[0] == '\0';
+		bool pick_anon = pick < a->n && a->v[pick]->user[0] == '\0';
+
+		if (pick == a->n || (anon && !pick_anon) ||
+		    (anon == pick_anon && a->v[i]->used < a->v[pick]->used))
+			pick = i;
+	}
+	console_auth_drop(a, pick);
 }
 
 struct console_session *
 console_auth_open(struct console_auth *a, const char *user, time_t now)
 {
-	struct console_session *s = xcalloc(1, sizeof(*s));
-	size_t i, oldest = 0;
+	struct console_session *s;
+	char id[CONSOLE_TOKEN_HEX + 1];
 
+	if (!a->required && user[0] == '\0') {
+		console_token(id);
+		return console_anonymous(a, id, now);
+	}
+	s = xcalloc(1, sizeof(*s));
 	console_token(s->id);
 	console_token(s->csrf);
 	s->user = xstrdup(user);
 	s->opened = s->used = now;
-	if (a->n == CONSOLE_SESSIONS) {
-		for (i = 1; i < a->n; i++)
-			if (a->v[i]->used < a->v[oldest]->used)
-				oldest = i;
-		console_auth_drop(a, oldest);
-	}
+	s->stored = true;
+	s->refs = 1;
+	if (a->n == CONSOLE_SESSIONS)
+		console_auth_room(a);
 	a->v[a->n++] = s;
 	return s;
+}
+
+void
+console_auth_release(struct console_auth *a, struct console_session *s)
+{
+	if (s != NULL && --s->refs == 0 && !s->stored)
+		console_session_free(s);
 }
 
 void
@@ -206,11 +283,14 @@ console_auth_close(struct console_auth *a, struct console_session *s)
 {
 	size_t i;
 
+	if (s == NULL)
+		return;
 	for (i = 0; i < a->n; i++)
 		if (a->v[i] == s) {
 			console_auth_drop(a, i);
-			return;
+			break;
 		}
+	console_auth_release(a, s);
 }
 
 const char *
@@ -252,9 +332,11 @@ console_auth_login(struct console_auth *a, const struct sockaddr *peer,
 	if (a->users != NULL && server_auth_check(a->users, user, password))
 		return 1;
 	n = server_authfail_add(a->fails, peer, a->lockout, now);
+	if (n >= a->max_failures) {
+		*wait = a->lockout; /* this one locked it: say so now */
+		return -1;
+	}
 	/* 1 s, 2 s, 4 s, then 8 s, as SMTP AUTH; then the lockout. */
-	*wait = n >= a->max_failures ? a->lockout :
-	    n <= 1                   ? 1 :
-	                               1u << (n > 4 ? 3 : n - 1);
+	*wait = n <= 1 ? 1 : 1u << (n > 4 ? 3 : n - 1);
 	return 0;
 }

@@ -1,12 +1,15 @@
 /*
  * console_auth: who may use the console (private to src/console/).
  *
- * Sessions live in memory on the console thread: an id of 32 random bytes
- * (the cookie), a CSRF token of 32 more, the user ("" when no login is
- * required), an idle and an absolute expiry. When the console needs no
- * login (loopback without [admin] auth_file), every browser still gets an
- * anonymous session at its first page, so that every POST carries a
- * token only our own pages can know (CSRF).
+ * Sessions of users live in memory on the console thread: an id of 32
+ * random bytes (the cookie), a CSRF token of 32 more, the user, an idle
+ * and an absolute expiry; so do the anonymous ones of login forms. When
+ * the console needs no login (loopback without [admin] auth_file), every
+ * browser still gets an anonymous session at its first page, so that
+ * every POST carries a token only our own pages can know (CSRF); those
+ * keep no state (the token is an HMAC of the id under a secret drawn at
+ * start), so clients that never send cookies back (Prometheus, scripts)
+ * fill no table.
  */
 #ifndef DR_CONSOLE_AUTH_H
 #define DR_CONSOLE_AUTH_H
@@ -30,15 +33,19 @@ bool console_auth_required(const struct console_auth *a);
 bool console_auth_metrics_closed(const struct console_auth *a);
 
 /* The live session named by a Cookie header (NULL allowed), or NULL;
- * its idle time starts again. Borrowed until the next call. */
+ * its idle time starts again. Give it back with console_auth_release()
+ * at the end of the request. */
 struct console_session *console_auth_find(
     struct console_auth *a, const char *cookie, time_t now);
 
-/* A new session of user ("" = anonymous). Borrowed as above. */
+/* A new session of user ("" = anonymous). Same contract. */
 struct console_session *console_auth_open(
     struct console_auth *a, const char *user, time_t now);
 
-/* End s (logout). */
+/* The request is done with s (NULL allowed); a stored session stays. */
+void console_auth_release(struct console_auth *a, struct console_session *s);
+
+/* End s (logout; NULL allowed) and release it: the caller's s is gone. */
 void console_auth_close(struct console_auth *a, struct console_session *s);
 
 /* Its cookie value, CSRF token (64 hex digits each) and user. */
@@ -52,8 +59,8 @@ bool console_session_csrf_ok(
 
 /*
  * A login attempt from peer. Returns 1 (user and password right), 0
- * (wrong), -1 (this client network is locked out: not even tried).
- * *wait: seconds this network must wait before its next attempt counts.
+ * (wrong: answer after *wait seconds), -1 (this client network is locked
+ * out, by this failure or before: *wait is the lockout).
  */
 int console_auth_login(struct console_auth *a, const struct sockaddr *peer,
     const char *user, const char *password, time_t now, unsigned *wait);

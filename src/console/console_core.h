@@ -37,6 +37,7 @@ struct console {
 	SSL_CTX *tls;              /* [admin] tls_cert: HTTPS, or NULL */
 	struct console_auth *auth; /* sessions, logins, CSRF */
 	char listen[128];          /* [admin] listen, for Origin checks */
+	struct console_req *reqs;  /* not answered yet (freed at stop) */
 };
 
 /* One request, from the handler's call until its answer is sent. */
@@ -53,8 +54,12 @@ struct console_req {
 	struct buf body;
 	const char ***vecs; /* console_args() results, freed at the end */
 	size_t nvecs;
-	struct event *timer; /* a login's delay */
+	struct event *timer;             /* a login's delay */
+	struct console_req *prev, *next; /* con->reqs */
 };
+
+/* Free r without answering (console_stop: the loop is gone). */
+void console_req_free(struct console_req *r);
 
 /* Send body (NULL: r->body) with the console's headers; frees r. */
 void console_http_send(struct console_req *r, int code, const char *type,

@@ -91,10 +91,13 @@ console_begin(struct console_req *r, const char *title, bool charts)
 	    "content=\"width=device-width, initial-scale=1\">"
 	    "<title>");
 	console_escape(&r->body, title);
-	buf_adds(&r->body,
-	    " · danerelay</title>"
-	    "<link rel=\"stylesheet\" "
-	    "href=\"/static/console.css\">");
+	buf_adds(&r->body, " · danerelay</title>");
+	/* The session's CSRF token, for scripts that post (console.js). */
+	if (r->sess != NULL)
+		buf_printf(&r->body, "<meta name=\"csrf\" content=\"%s\">",
+		    console_session_csrf(r->sess));
+	buf_adds(
+	    &r->body, "<link rel=\"stylesheet\" href=\"/static/console.css\">");
 	if (charts)
 		buf_adds(&r->body,
 		    "<script src=\"/static/chart.js\" defer></script>");

@@ -36,11 +36,18 @@
 	"default-src 'self'; img-src 'self' data:; object-src 'none'; " \
 	"base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-static void
+void
 console_req_free(struct console_req *r)
 {
 	size_t i;
 
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		r->con->reqs = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	console_auth_release(r->con->auth, r->sess);
 	evhttp_clear_headers(&r->query);
 	evhttp_clear_headers(&r->form);
 	for (i = 0; i < r->nvecs; i++)
@@ -253,9 +260,9 @@ console_post_ok(struct console_req *r)
 }
 
 /* The session of the request's cookie; a new anonymous one for a page
- * when no login is needed. */
+ * when no login is needed, or for the login form. */
 static void
-console_session(struct console_req *r, bool post)
+console_session(struct console_req *r, const char *path, bool post)
 {
 	struct console_auth *a = r->con->auth;
 	const char *cookie = evhttp_find_header(
@@ -263,10 +270,12 @@ console_session(struct console_req *r, bool post)
 	time_t now = time(NULL);
 
 	r->sess = console_auth_find(a, cookie, now);
-	if (r->sess == NULL && !post) {
-		r->sess = console_auth_open(a, "", now);
-		r->set_cookie = true;
-	}
+	if (r->sess != NULL || post || strcmp(path, "/metrics") == 0)
+		return;
+	if (console_auth_required(a) && strcmp(path, "/login") != 0)
+		return;
+	r->sess = console_auth_open(a, "", now);
+	r->set_cookie = true;
 }
 
 /* Logged in, when logins are required. */
@@ -396,7 +405,7 @@ console_dispatch(struct console_req *r, const char *path)
 		console_not_allowed(r, p);
 		return;
 	}
-	console_session(r, post);
+	console_session(r, path, post);
 	if (!console_logged_in(r) &&
 	    !console_open_route(
 	        path, console_auth_metrics_closed(r->con->auth))) {
@@ -422,6 +431,10 @@ console_handle(struct evhttp_request *req, void *arg)
 
 	r->con = arg;
 	r->req = req;
+	r->next = r->con->reqs;
+	if (r->next != NULL)
+		r->next->prev = r;
+	r->con->reqs = r;
 	TAILQ_INIT(&r->query);
 	TAILQ_INIT(&r->form);
 	buf_init(&r->body, CONSOLE_PAGE_MAX);

@@ -84,13 +84,12 @@ void console_printf(struct console_req *r, const char *fmt, ...)
 
 /* Text from data: HTML-escaped (& < > " '). */
 void console_text(struct console_req *r, const char *s);
-void console_textf(struct console_req *r, const char *fmt, ...)
-    DR_PRINTF(2, 3);
+void console_textf(struct console_req *r, const char *fmt, ...) DR_PRINTF(2, 3);
 
 /* A link whose query values are URL-encoded: href = path + "?" + pairs
  * (NULL-terminated list of name, value); text escaped. */
-void console_link(struct console_req *r, const char *text, const char *path,
-    ...);
+void console_link(
+    struct console_req *r, const char *text, const char *path, ...);
 
 /*
  * A chart: <canvas> plus the data as an inert

@@ -292,21 +292,24 @@ queue_mkdir(const char *dir, char **errstr)
 /*
  * SQLite takes a file shorter than its header for an empty database and
  * would write a queue over it; anything that is not SQLite is refused.
+ * A SQLite database is at least one page of 512 octets or more, so a
+ * shorter file that is not empty is not one; a longer one that is not
+ * SQLite, SQLite refuses itself (SQLITE_NOTADB, queue_schema_unreadable).
+ *
+ * Only stat(): opening and closing the file would drop every POSIX lock
+ * this process holds on it (fcntl locks belong to the process, and any
+ * close() releases them), so a second connection in a process that has
+ * the queue open already (the console's, console/console.c) would strip
+ * the first of its WAL lock, and another process closing its connection
+ * could then delete the WAL under it.
  */
 static int
 queue_check_magic(const char *path, char **errstr)
 {
-	static const char magic[16] = "SQLite format 3";
-	char head[16];
-	FILE *fp = fopen(path, "rb");
-	size_t n;
+	struct stat sb;
 
-	if (fp == NULL)
+	if (stat(path, &sb) == -1 || sb.st_size == 0 || sb.st_size >= 512)
 		return 0; /* missing: SQLite creates it or says why not */
-	n = fread(head, 1, sizeof(head), fp);
-	fclose(fp);
-	if (n == 0 || (n == sizeof(head) && memcmp(head, magic, n) == 0))
-		return 0;
 	*errstr = xasprintf("%s: not a danerelay queue, or damaged: not a "
 	                    "SQLite database",
 	    path);

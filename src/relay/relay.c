@@ -513,13 +513,14 @@ relay_build(struct relay *r, char **errstr, int *ex)
 		return relay_fail(r, errstr, ex, EX_CONFIG, err);
 	if (relay_tlsrpt(r, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_CANTCREAT, err);
-	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
-	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
-		return relay_fail(r, errstr, ex, EX_OSERR, err);
-	/* Bound before privileges go; its thread opens nothing later. */
+	/* Bound before privileges go, and before the SMTP listeners: when
+	 * mail can come in, the console is there. */
 	err = NULL;
 	if ((r->console = console_start(r->boot_conf, &err)) == NULL &&
 	    err != NULL)
+		return relay_fail(r, errstr, ex, EX_OSERR, err);
+	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
+	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_OSERR, err);
 	if (relay_drop_privileges(r, &err) == -1)
 		return relay_fail(r, errstr, ex, EX_NOPERM, err);

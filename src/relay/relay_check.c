@@ -284,9 +284,15 @@ check_admin(const struct conf *c)
 		    listen);
 	if ((msg = check_tls_pair(
 	         c, CONF_ADMIN_TLS_CERT, CONF_ADMIN_TLS_KEY)) != NULL ||
-	    (msg = check_file(c, CONF_ADMIN_AUTH_FILE)) != NULL ||
-	    (msg = check_file(c, CONF_ADMIN_CHART_JS)) != NULL)
+	    (msg = check_file(c, CONF_ADMIN_AUTH_FILE)) != NULL)
 		return msg;
+	if ((msg = check_file(c, CONF_ADMIN_CHART_JS)) != NULL) {
+		err = xasprintf("%s; Debian ships Chart.js in the package "
+		                "libjs-chart.js",
+		    msg);
+		free(msg);
+		return err;
+	}
 	if (conf_str(c, CONF_ADMIN_AUTH_FILE) == NULL)
 		return NULL;
 	if ((auth = server_auth_load(

@@ -373,14 +373,22 @@ tlsrpt_store_open(const char *path, char **errstr)
 	int fd;
 
 	s->path = xstrdup(path);
-	/* Create it private before SQLite does (with the umask's mode). */
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/*
+	 * Create it private before SQLite does (with the umask's mode). Only
+	 * when missing: a close() of the file would drop the POSIX locks of
+	 * every other connection of this process to it (the relay's, when
+	 * the console opens its own).
+	 */
+	fd = access(path, F_OK) == 0 ?
+	    -2 :
+	    open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1) {
 		*errstr = xasprintf("%s: %s", path, strerror(errno));
 		tlsrpt_store_close(s);
 		return NULL;
 	}
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL) !=
 	    SQLITE_OK) {
 		tlsrpt_fail(s, "open");

@@ -972,6 +972,68 @@ raw_exec(const char *dir, const char *sql)
 	return rc;
 }
 
+/* Messages in dir's queue as a new connection of another process sees
+ * them, or -1. */
+static int
+count_elsewhere(const char *dir)
+{
+	char *path = xasprintf("%s/queue.db", dir);
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int n = -1;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) ==
+	        SQLITE_OK &&
+	    sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &st,
+	        NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			n = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	sqlite3_close(db);
+	free(path);
+	return n;
+}
+
+/*
+ * A second connection in the same process (the console's) must leave the
+ * first one's POSIX locks alone: were they dropped, another process
+ * closing its connection would take itself for the last one, checkpoint
+ * and delete the WAL under the daemon, whose later commits nobody else
+ * would see.
+ */
+static void
+second_connection_keeps_locks(void)
+{
+	char *dir = tmp_new(), *err = NULL, *wal;
+	char id[QUEUE_ID_LEN];
+	struct queue *q = open_ok(dir), *c;
+	pid_t pid;
+	int status;
+
+	T_CHECK(add_simple(q, "bob@example.com", id) == 0);
+	c = queue_open_existing(dir, &err);
+	T_CHECK(c != NULL);
+	/* A command in a process of its own (not a fork, which would share
+	 * SQLite's lock bookkeeping): opens, reads, closes. */
+	if ((pid = fork()) == 0) {
+		setenv("DANERELAY_TEST_COUNT_DIR", dir, 1);
+		execl("/proc/self/exe", "test_queue", (char *)NULL);
+		_exit(127);
+	}
+	T_CHECK(pid > 0 && waitpid(pid, &status, 0) == pid &&
+	    WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	wal = xasprintf("%s/queue.db-wal", dir);
+	T_CHECK(access(wal, F_OK) == 0);
+	T_CHECK(add_simple(q, "carol@example.com", id) == 0);
+	T_CHECK(count_elsewhere(dir) == 2);
+	free(wal);
+	free(err);
+	queue_close(c);
+	queue_close(q);
+	tmp_free(dir);
+}
+
 static void
 refuses_foreign_and_newer(void)
 {
@@ -1287,9 +1349,12 @@ int
 main(void)
 {
 	const char *fixdir = getenv("DANERELAY_TEST_QUEUE_DIR");
+	const char *countdir = getenv("DANERELAY_TEST_COUNT_DIR");
 
 	if (fixdir != NULL && *fixdir != '\0')
 		return fixture(fixdir);
+	if (countdir != NULL) /* second_connection_keeps_locks' command */
+		return count_elsewhere(countdir) == 1 ? 0 : 1;
 	T_RUN(open_creates_private_dir);
 	T_RUN(roundtrip_bodies);
 	T_RUN(roundtrip_envelope);
@@ -1308,6 +1373,7 @@ main(void)
 	T_RUN(two_connections);
 	T_RUN(reopen_keeps_everything);
 	T_RUN(refuses_garbage);
+	T_RUN(second_connection_keeps_locks);
 	T_RUN(refuses_foreign_and_newer);
 	T_RUN(open_existing_needs_db);
 	T_RUN(crash_kill9);
