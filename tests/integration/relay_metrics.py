@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""/metrics scraped by a real Prometheus (issue 11, docs/METRICS.md).
+"""/metrics scraped by a real Prometheus (issue 11, docs/CONSOLE.md, "Metrics").
 
 Two relays in the test world with [admin] listen, scraped every second by
 one Debian Prometheus (/usr/bin/prometheus, its own TSDB in a temporary
