@@ -620,6 +620,115 @@ test_metrics_once(void)
 	fx_done(&x);
 }
 
+/* What deliver_decide() counts: a recipient's attempt and its series. */
+struct count_case {
+	const char *name;
+	const char *domain; /* b.test: [policy] dane; enc.test: encrypt */
+	enum outcome_class cls;
+	const char *status;
+	enum result_type rt;
+	const char *tls, *policy; /* the attempt's facts */
+	const char *would;        /* log-only would-fail status, or NULL */
+	const char *want;         /* a line of the exposition, or NULL */
+	const char *not_want;     /* a series that must not appear */
+};
+
+static const struct count_case count_cases[] = {
+	{ "dane delivered", "b.test", OUTCOME_OK, "2.0.0", RT_NONE, "verified",
+	    "dane", NULL, "danerelay_deliveries_total{security=\"dane\"} 1",
+	    "danerelay_blocked_total{" },
+	{ "sts delivered", "b.test", OUTCOME_OK, "2.0.0", RT_NONE, "verified",
+	    "mta-sts", NULL, "danerelay_deliveries_total{security=\"sts\"} 1",
+	    NULL },
+	{ "tlsa mismatch blocked", "b.test", OUTCOME_TEMP, "4.7.323",
+	    RT_TLSA_INVALID, "encrypted", "dane", NULL,
+	    "danerelay_blocked_total{security=\"dane\",status=\"4.7.323\"} 1",
+	    NULL },
+	{ "sts failure blocked", "b.test", OUTCOME_TEMP, "4.7.5",
+	    RT_CERTIFICATE_HOST_MISMATCH, "encrypted", "mta-sts", NULL,
+	    "danerelay_blocked_total{security=\"sts\",status=\"4.7.5\"} 1",
+	    NULL },
+	{ "refused: not a security failure", "b.test", OUTCOME_TEMP, "4.4.1",
+	    RT_NONE, "none", "dane", NULL, NULL, "danerelay_blocked_total{" },
+	{ "encrypt policy: not DANE or MTA-STS", "enc.test", OUTCOME_TEMP,
+	    "4.7.321", RT_STARTTLS_NOT_SUPPORTED, "none", "none", NULL, NULL,
+	    "danerelay_blocked_total{" },
+	{ "log-only would-fail", "b.test", OUTCOME_OK, "2.0.0", RT_NONE,
+	    "encrypted", "dane", "4.7.323",
+	    "danerelay_would_block_total{security=\"dane\",status=\"4.7.323\"} "
+	    "1",
+	    "danerelay_blocked_total{" },
+};
+
+static void
+count_one(struct fx *x, const struct count_case *c)
+{
+	char msgid[QUEUE_ID_LEN], *addr = xasprintf("rcpt@%s", c->domain);
+	struct dfacts f;
+	struct dmsg m;
+	struct drcpt *r;
+	struct buf b;
+	int64_t id;
+
+	metrics_reset();
+	id = fx_add(x, QUEUE_KIND_MAIL, "s@a.test", addr, 0, msgid);
+	r = drcpt_make(msgid, id, addr);
+	r->queued_at = time(NULL);
+	outcome_set(r->o, c->cls, c->status, c->rt, "%s", "the reason");
+	memset(&f, 0, sizeof(f));
+	snprintf(f.mx, sizeof(f.mx), "mx.%s", c->domain);
+	f.tls = c->tls;
+	f.policy = c->policy;
+	if (c->would != NULL) {
+		outcome_set(&f.would, OUTCOME_TEMP, c->would, RT_TLSA_INVALID,
+		    "%s", "would");
+		f.would_fail = true;
+	}
+	memset(&m, 0, sizeof(m));
+	snprintf(m.msgid, sizeof(m.msgid), "%s", msgid);
+	deliver_decide(&x->d, &m, r, &f);
+	buf_init(&b, 1 << 16);
+	metrics_render(&b, NULL);
+	if ((c->want != NULL && strstr(buf_cstr(&b), c->want) == NULL) ||
+	    (c->not_want != NULL && strstr(buf_cstr(&b), c->not_want))) {
+		printf("  %s: want %s, not %s\n", c->name,
+		    c->want != NULL ? c->want : "-",
+		    c->not_want != NULL ? c->not_want : "-");
+		T_FAIL("counted as in the table");
+	}
+	buf_free(&b);
+	drcpt_drop(r);
+	free(addr);
+}
+
+static void
+test_metrics_counts(void)
+{
+	static const char text[] = "[domain enc.test]\nsecurity = encrypt\n";
+	struct policy *enc;
+	struct conf *c;
+	struct fx x;
+	char *err = NULL;
+	size_t i;
+
+	c = conf_parse(text, sizeof(text) - 1, "test", &err);
+	T_CHECK(c != NULL);
+	free(err);
+	if (!fx_init(&x) || c == NULL) {
+		conf_free(c);
+		fx_done(&x);
+		return;
+	}
+	enc = policy_new(c);
+	x.d.policy = enc;
+	for (i = 0; i < NELEM(count_cases); i++)
+		count_one(&x, &count_cases[i]);
+	x.d.policy = x.policy;
+	policy_free(enc);
+	conf_free(c);
+	fx_done(&x);
+}
+
 int
 main(void)
 {
@@ -630,5 +739,6 @@ main(void)
 	T_RUN(test_dsn_table);
 	T_RUN(test_batch);
 	T_RUN(test_metrics_once);
+	T_RUN(test_metrics_counts);
 	T_EXIT();
 }
