@@ -255,8 +255,9 @@ console_origin_ok(struct console_req *r)
 static bool
 console_post_ok(struct console_req *r)
 {
+	/* From the body only: a token in a URL ends up in logs. */
 	return r->sess != NULL && console_origin_ok(r) &&
-	    console_session_csrf_ok(r->sess, console_arg(r, "csrf"));
+	    console_session_csrf_ok(r->sess, console_find(&r->form, "csrf"));
 }
 
 /* The session of the request's cookie; a new anonymous one for a page
@@ -452,6 +453,8 @@ console_handle(struct evhttp_request *req, void *arg)
 	}
 	if ((strncmp(path, "/static/", 8) == 0 ||
 	        strcmp(path, "/favicon.ico") == 0) &&
+	    (evhttp_request_get_command(req) &
+	        (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) != 0 &&
 	    console_static(r, path))
 		return;
 	console_dispatch(r, path);

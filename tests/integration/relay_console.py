@@ -243,6 +243,9 @@ def test_csrf(args, relay):
     if tok is None:
         report("csrf.token-found", False, "no csrf field in any page")
         return
+    r = request(port, "POST", "/logout?csrf=" + tok,
+                headers={**FORM, **ck}, body=form({"x": "1"}))
+    report("csrf.token-in-url-403", r.status == 403, f"{r.status}")
     r = request(port, "POST", "/logout",
                 headers={**FORM, **ck, "Origin": "http://evil.example"},
                 body=form({"csrf": tok}))
