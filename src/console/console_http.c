@@ -456,6 +456,8 @@ console_handle(struct evhttp_request *req, void *arg)
 	}
 	if ((strncmp(path, "/static/", 8) == 0 ||
 	        strcmp(path, "/favicon.ico") == 0) &&
+	    (evhttp_request_get_command(req) &
+	        (EVHTTP_REQ_GET | EVHTTP_REQ_HEAD)) != 0 &&
 	    console_static(r, path))
 		return;
 	console_dispatch(r, path);

@@ -15,6 +15,7 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
 #include "dsn/dsn.h"
+#include "metrics/metrics.h"
 #include "smtp/smtp_cmd.h"
 
 #define DECIDE_REPORT_LIFETIME 86400 /* RFC 8460 §5.5 */
@@ -56,9 +57,9 @@ decide_mta(char *buf, size_t len, const struct dfacts *f)
 
 /*
  * The security a recipient's attempt had, in the words of the transit
- * security report and of danerelay_deliveries_total{security} (docs/CONSOLE.md):
- * delivered: "dane" (TLSA authenticated the server, MX RRset secure),
- * "dane_trusted" (TLSA authenticated it but the MX RRset was insecure:
+ * security report and of danerelay_deliveries_total{security}
+ * (docs/CONSOLE.md): delivered: "dane" (TLSA authenticated the server, MX RRset
+ * secure), "dane_trusted" (TLSA authenticated it but the MX RRset was insecure:
  * RFC 7672 section 2.2.1 gives no protection against a forged MX), "sts"
  * (RFC 8461 policy enforced, PKIX verified), "tls" (encrypted, not
  * authenticated) or "plaintext". Not delivered: the requirement that was
@@ -82,12 +83,42 @@ deliver_security(const struct dfacts *f, const struct outcome *o)
 		return "sts";
 	if (strcmp(pol, "dane") == 0)
 		return "dane";
-	if (o->rt != RT_NONE)
-		return strncmp(result_type_str(o->rt), "sts-", 4) == 0 ? "sts" :
-		                                                        "dane";
+	if (o->rt != RT_NONE && strncmp(result_type_str(o->rt), "sts-", 4) == 0)
+		return "sts";
+	/* No connection: a DNSSEC failure of the MX or TLSA lookups. */
 	if (f == NULL)
-		return NULL;
+		return o->rt != RT_NONE ? "dane" : NULL;
+	/* A TLS failure with no DANE or MTA-STS policy: security = encrypt. */
+	if (o->rt != RT_NONE)
+		return "tls";
 	return strcmp(tls, "none") == 0 ? "plaintext" : "tls";
+}
+
+/*
+ * The recipient's attempt in the metrics (metrics.h), once per attempt
+ * (the caller's r->logged): delivered, with its security and latency;
+ * blocked when a DANE (RFC 7672) or MTA-STS (RFC 8461) requirement
+ * failed: a TLS or policy failure (it has an RFC 8460 §4.3 result type)
+ * under a policy that applies DANE and MTA-STS (not "may" or "encrypt",
+ * where such a failure is not one of their requirements); and, in
+ * log-only mode, what enforcement would have blocked.
+ */
+static void
+decide_metrics(const struct drcpt *r, const struct dfacts *f,
+    const struct policy_dest *pol, time_t now)
+{
+	const char *sec = deliver_security(f, r->o);
+
+	if (r->o->cls == OUTCOME_OK)
+		metrics_delivered(sec, (double)(now - r->queued_at));
+	else if (r->o->rt != RT_NONE && sec != NULL &&
+	    (pol->security == POLICY_DANE ||
+	        pol->security == POLICY_DANE_ONLY) &&
+	    (strcmp(sec, "dane") == 0 || strcmp(sec, "sts") == 0))
+		metrics_blocked(sec, r->o->status);
+	if (f != NULL && f->would_fail)
+		metrics_would_block(
+		    deliver_security(f, &f->would), f->would.status);
 }
 
 static json_t *
@@ -285,8 +316,10 @@ deliver_decide(
 	        r->o->cls == OUTCOME_PERM ? "bounced" :
 	                                    "deferred",
 	    fields);
-	if (!r->logged) /* once, though a write kept back is done again */
+	if (!r->logged) { /* once, though a write kept back is done again */
 		decide_log(r, f, mta, word, now);
+		decide_metrics(r, f, &pol, now);
+	}
 	r->logged = true;
 	json_decref(fields);
 	(void)m;

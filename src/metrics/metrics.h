@@ -34,8 +34,10 @@ void metrics_delivered(const char *security, double seconds);
 void metrics_blocked(const char *security, const char *status);
 void metrics_would_block(const char *security, const char *status);
 
-/* One TLS-RPT report handed over or given up; result "sent", "failed". */
+/* One TLS-RPT report handed over or given up; result "sent", "failed".
+ * metrics_tlsrpt_reports() counts n at once (a run's totals). */
 void metrics_tlsrpt_report(const char *result);
+void metrics_tlsrpt_reports(const char *result, unsigned n);
 
 /* Inbound SMTP sessions open now: +1 when one opens, -1 when it closes. */
 void metrics_inbound_session(int delta);
@@ -44,8 +46,14 @@ void metrics_inbound_session(int delta);
 void metrics_dnssec_selftest(bool ok);
 bool metrics_dnssec_selftest_ok(void);
 
+/* Inbound sessions open now (for the console's overview). */
+int64_t metrics_inbound_sessions(void);
+
+/* At the daemon's start: its start time (danerelay_start_time_seconds). */
+void metrics_init(void);
+
 /* Gauges the renderer cannot know itself: filled by the caller at scrape
- * time from the queue store (queue_counts()). */
+ * time from the queue store (queue_count_states()). */
 struct metrics_queue {
 	uint64_t active;   /* queued, due now or being attempted */
 	uint64_t deferred; /* queued, waiting for a later retry */

@@ -20,6 +20,7 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver.h"
 #include "dns/dns.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "relay/relay_dns.h"
@@ -561,6 +562,7 @@ relay_new(
 
 	r->base = base;
 	r->lock_fd = -1;
+	metrics_init();
 	r->config_path = config_path != NULL ? xstrdup(config_path) : NULL;
 	if (relay_build(r, errstr, ex) == -1)
 		return NULL;

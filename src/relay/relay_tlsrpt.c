@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/http.h"
+#include "metrics/metrics.h"
 #include "dkim/dkim.h"
 #include "tlsrpt/tlsrpt.h"
 #include "tlsrpt/tlsrpt_send.h"
@@ -232,6 +233,9 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 		    t->run_day, TLSRPT_DAY_LEN);
 		t->days.nfinished++;
 	}
+	/* Per destination, as the outbox counts them (RFC 8460 §3). */
+	metrics_tlsrpt_reports("sent", st->queued + st->posted);
+	metrics_tlsrpt_reports("failed", st->failed);
 	if (st->domains > 0 || st->queued > 0 || st->posted > 0 ||
 	    st->failed > 0)
 		log_info("TLS-RPT: %s: %u domains, %u without policy, %u "

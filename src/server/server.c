@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "metrics/metrics.h"
 #include "server/server_int.h"
 
 #define SERVER_BACKLOG 128
@@ -203,6 +204,7 @@ server_session_gone(struct server *s, struct server_session *ss)
 	if (!server_session_refused(ss))
 		s->nactive--;
 	s->sess[i] = s->sess[--s->nsess];
+	metrics_inbound_session(-1);
 	if (s->shutting_down && s->nsess == 0)
 		event_active(s->done_ev, EV_TIMEOUT, 0);
 }
@@ -241,6 +243,7 @@ server_accept_cb(struct evconnlistener *lis, evutil_socket_t fd,
 	    s, fd, sa, (socklen_t)salen, refuse, ++s->next_id);
 	s->sess = xreallocarray(s->sess, s->nsess + 1, sizeof(*s->sess));
 	s->sess[s->nsess++] = ss;
+	metrics_inbound_session(+1); /* refused ones too: they hold a socket */
 	if (refuse == SMTP_SRV_REFUSE_NONE)
 		s->nactive++;
 	server_session_start(ss);

@@ -17,11 +17,15 @@
 #include <time.h>
 
 #include <event2/event.h>
+#include <sqlite3.h>
 
 #include "conf/conf.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/outcome.h"
+#include "core/xmalloc.h"
 #include "deliver/deliver_int.h"
+#include "metrics/metrics.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "t.h"
@@ -464,7 +468,8 @@ test_dsn_table(void)
  * facts that live on this stack frame only (each entry keeps a copy).
  */
 static bool
-batch_settle(struct fx *x, char msgid[QUEUE_ID_LEN])
+settle_with(struct fx *x, char msgid[QUEUE_ID_LEN], const char *status,
+    enum result_type rt, const char *policy)
 {
 	struct dfacts f;
 	struct dmsg m;
@@ -477,12 +482,12 @@ batch_settle(struct fx *x, char msgid[QUEUE_ID_LEN])
 	r = drcpt_make(msgid, id, "rcpt@b.test");
 	r->queued_at = time(NULL);
 	r->done = true;
-	outcome_set(r->o, OUTCOME_TEMP, "4.4.1", RT_NONE, "%s", "try later");
+	outcome_set(r->o, OUTCOME_TEMP, status, rt, "%s", "try later");
 	memset(&f, 0, sizeof(f));
 	snprintf(f.mx, sizeof(f.mx), "mx.b.test");
 	snprintf(f.ip, sizeof(f.ip), "127.0.0.1");
 	f.tls = "none";
-	f.policy = "none";
+	f.policy = policy;
 	memset(&m, 0, sizeof(m));
 	snprintf(m.msgid, sizeof(m.msgid), "%s", msgid);
 	m.rcpts = malloc(sizeof(*m.rcpts));
@@ -491,6 +496,12 @@ batch_settle(struct fx *x, char msgid[QUEUE_ID_LEN])
 	deliver_outcome(&x->d, &m, &f);
 	T_CHECK(m.n == 0 && m.rcpts == NULL); /* taken over */
 	return true;
+}
+
+static bool
+batch_settle(struct fx *x, char msgid[QUEUE_ID_LEN])
+{
+	return settle_with(x, msgid, "4.4.1", RT_NONE, "none");
 }
 
 /* How many of the n messages have their outcome in the queue. */
@@ -543,6 +554,181 @@ test_batch(void)
 	fx_done(&x);
 }
 
+/* Run sql on the fixture's queue through a connection of its own. */
+static int
+fx_sql(struct fx *x, const char *sql)
+{
+	char *path = xasprintf("%s/queue.db", x->dir);
+	sqlite3 *db = NULL;
+	int rc = sqlite3_open(path, &db) == SQLITE_OK &&
+	        sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ?
+	    0 :
+	    -1;
+
+	sqlite3_close(db);
+	free(path);
+	return rc;
+}
+
+static bool
+blocked_count_is(const char *want)
+{
+	struct buf b;
+	bool ok;
+
+	buf_init(&b, 1 << 16);
+	ok = metrics_render(&b, NULL) == 0 && strstr(buf_cstr(&b), want);
+	buf_free(&b);
+	return ok;
+}
+
+/*
+ * A recipient's outcome is counted in the metrics once, though its write
+ * failed and deliver_hold.c decides it again when the queue is writable
+ * (meanwhile a trigger that writes to a table that does not exist makes
+ * the queue fail the outcome's update: an error, not a constraint).
+ */
+static void
+test_metrics_once(void)
+{
+	static const char *once = "\ndanerelay_blocked_total{security=\"dane\","
+	                          "status=\"4.7.323\"} 1\n";
+	char id[QUEUE_ID_LEN];
+	struct fx x;
+	time_t end;
+
+	if (!fx_init(&x)) {
+		fx_done(&x);
+		return;
+	}
+	x.d.cfg.base = x.base;
+	TAILQ_INIT(&x.d.held); /* as deliver_new() does */
+	metrics_reset();
+	T_CHECK(fx_sql(&x,
+	            "CREATE TRIGGER refuse BEFORE UPDATE ON recipients "
+	            "BEGIN INSERT INTO gone VALUES (1); END") == 0);
+	T_CHECK(settle_with(&x, id, "4.7.323", RT_TLSA_INVALID, "dane"));
+	event_base_loop(x.base, EVLOOP_ONCE); /* the batch: write refused */
+	T_CHECK(x.d.paused && x.d.nheld == 1);
+	T_CHECK(blocked_count_is(once));
+	T_CHECK(fx_sql(&x, "DROP TRIGGER refuse") == 0);
+	for (end = time(NULL) + 10; x.d.paused && time(NULL) < end;)
+		event_base_loop(x.base, EVLOOP_ONCE); /* the probe writes */
+	T_CHECK(!x.d.paused && x.d.nheld == 0);
+	T_CHECK(blocked_count_is(once)); /* decided twice, counted once */
+	deliver_hold_free(&x.d);
+	fx_done(&x);
+}
+
+/* What deliver_decide() counts: a recipient's attempt and its series. */
+struct count_case {
+	const char *name;
+	const char *domain; /* b.test: [policy] dane; enc.test: encrypt */
+	enum outcome_class cls;
+	const char *status;
+	enum result_type rt;
+	const char *tls, *policy; /* the attempt's facts */
+	const char *would;        /* log-only would-fail status, or NULL */
+	const char *want;         /* a line of the exposition, or NULL */
+	const char *not_want;     /* a series that must not appear */
+};
+
+static const struct count_case count_cases[] = {
+	{ "dane delivered", "b.test", OUTCOME_OK, "2.0.0", RT_NONE, "verified",
+	    "dane", NULL, "danerelay_deliveries_total{security=\"dane\"} 1",
+	    "danerelay_blocked_total{" },
+	{ "sts delivered", "b.test", OUTCOME_OK, "2.0.0", RT_NONE, "verified",
+	    "mta-sts", NULL, "danerelay_deliveries_total{security=\"sts\"} 1",
+	    NULL },
+	{ "tlsa mismatch blocked", "b.test", OUTCOME_TEMP, "4.7.323",
+	    RT_TLSA_INVALID, "encrypted", "dane", NULL,
+	    "danerelay_blocked_total{security=\"dane\",status=\"4.7.323\"} 1",
+	    NULL },
+	{ "sts failure blocked", "b.test", OUTCOME_TEMP, "4.7.5",
+	    RT_CERTIFICATE_HOST_MISMATCH, "encrypted", "mta-sts", NULL,
+	    "danerelay_blocked_total{security=\"sts\",status=\"4.7.5\"} 1",
+	    NULL },
+	{ "refused: not a security failure", "b.test", OUTCOME_TEMP, "4.4.1",
+	    RT_NONE, "none", "dane", NULL, NULL, "danerelay_blocked_total{" },
+	{ "encrypt policy: not DANE or MTA-STS", "enc.test", OUTCOME_TEMP,
+	    "4.7.321", RT_STARTTLS_NOT_SUPPORTED, "none", "none", NULL, NULL,
+	    "danerelay_blocked_total{" },
+	{ "log-only would-fail", "b.test", OUTCOME_OK, "2.0.0", RT_NONE,
+	    "encrypted", "dane", "4.7.323",
+	    "danerelay_would_block_total{security=\"dane\",status=\"4.7.323\"} "
+	    "1",
+	    "danerelay_blocked_total{" },
+};
+
+static void
+count_one(struct fx *x, const struct count_case *c)
+{
+	char msgid[QUEUE_ID_LEN], *addr = xasprintf("rcpt@%s", c->domain);
+	struct dfacts f;
+	struct dmsg m;
+	struct drcpt *r;
+	struct buf b;
+	int64_t id;
+
+	metrics_reset();
+	id = fx_add(x, QUEUE_KIND_MAIL, "s@a.test", addr, 0, msgid);
+	r = drcpt_make(msgid, id, addr);
+	r->queued_at = time(NULL);
+	outcome_set(r->o, c->cls, c->status, c->rt, "%s", "the reason");
+	memset(&f, 0, sizeof(f));
+	snprintf(f.mx, sizeof(f.mx), "mx.%s", c->domain);
+	f.tls = c->tls;
+	f.policy = c->policy;
+	if (c->would != NULL) {
+		outcome_set(&f.would, OUTCOME_TEMP, c->would, RT_TLSA_INVALID,
+		    "%s", "would");
+		f.would_fail = true;
+	}
+	memset(&m, 0, sizeof(m));
+	snprintf(m.msgid, sizeof(m.msgid), "%s", msgid);
+	deliver_decide(&x->d, &m, r, &f);
+	buf_init(&b, 1 << 16);
+	metrics_render(&b, NULL);
+	if ((c->want != NULL && strstr(buf_cstr(&b), c->want) == NULL) ||
+	    (c->not_want != NULL && strstr(buf_cstr(&b), c->not_want))) {
+		printf("  %s: want %s, not %s\n", c->name,
+		    c->want != NULL ? c->want : "-",
+		    c->not_want != NULL ? c->not_want : "-");
+		T_FAIL("counted as in the table");
+	}
+	buf_free(&b);
+	drcpt_drop(r);
+	free(addr);
+}
+
+static void
+test_metrics_counts(void)
+{
+	static const char text[] = "[domain enc.test]\nsecurity = encrypt\n";
+	struct policy *enc;
+	struct conf *c;
+	struct fx x;
+	char *err = NULL;
+	size_t i;
+
+	c = conf_parse(text, sizeof(text) - 1, "test", &err);
+	T_CHECK(c != NULL);
+	free(err);
+	if (!fx_init(&x) || c == NULL) {
+		conf_free(c);
+		fx_done(&x);
+		return;
+	}
+	enc = policy_new(c);
+	x.d.policy = enc;
+	for (i = 0; i < NELEM(count_cases); i++)
+		count_one(&x, &count_cases[i]);
+	x.d.policy = x.policy;
+	policy_free(enc);
+	conf_free(c);
+	fx_done(&x);
+}
+
 int
 main(void)
 {
@@ -552,5 +738,7 @@ main(void)
 	T_RUN(test_decide_defaults);
 	T_RUN(test_dsn_table);
 	T_RUN(test_batch);
+	T_RUN(test_metrics_once);
+	T_RUN(test_metrics_counts);
 	T_EXIT();
 }

@@ -27,6 +27,7 @@
 #include "tlsrpt/tlsrpt_sent.h"
 #include "tlsrpt/tlsrpt_parse.h"
 #include "t.h"
+#include "t_sqlite.h"
 
 static char tmpdir[] = "/tmp/test_tlsrpt_store.XXXXXX";
 
@@ -196,6 +197,25 @@ open_fresh(const char *name)
 	free(err);
 	free(path);
 	return s;
+}
+
+/* The console opens the store beside the relay's connection: that must
+ * not drop the relay's locks (an open() and close() of the file would). */
+static void
+test_second_connection_keeps_locks(void)
+{
+	char *path = xasprintf("%s/locks.db", tmpdir), *err = NULL;
+	struct tlsrpt_store *relay = open_fresh("locks.db"), *console;
+
+	T_CHECK(relay != NULL && !t_sqlite_read_lock_free(path));
+	console = tlsrpt_store_open(path, &err);
+	T_CHECK(console != NULL);
+	free(err);
+	T_CHECK(!t_sqlite_read_lock_free(path));
+	tlsrpt_store_close(console);
+	tlsrpt_store_close(relay);
+	T_CHECK(t_sqlite_read_lock_free(path)); /* the probe itself works */
+	free(path);
 }
 
 static json_t *
@@ -782,6 +802,7 @@ main(void)
 		return 1;
 	}
 	T_RUN(test_open_refuse);
+	T_RUN(test_second_connection_keeps_locks);
 	T_RUN(test_domains);
 	T_RUN(test_report);
 	T_RUN(test_fetch_failure);
