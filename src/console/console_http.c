@@ -35,12 +35,12 @@
  * The console's CPU budget: its thread may use CONSOLE_CPU_SHARE of one
  * CPU on average, with bursts of CONSOLE_CPU_BURST seconds (a page that
  * takes a while, after a quiet minute). Past that, requests wait their
- * turn, and with more than CONSOLE_CPU_BACKLOG seconds of debt they get
- * 503: a client hammering the console slows the console, not the
+ * turn, and one that would wait more than CONSOLE_CPU_BACKLOG seconds
+ * gets 503: a client hammering the console slows the console, not the
  * delivery loop that shares the machine (docs/CONSOLE.md).
  */
 #define CONSOLE_CPU_SHARE   0.10
-#define CONSOLE_CPU_BURST   2.0
+#define CONSOLE_CPU_BURST   0.5
 #define CONSOLE_CPU_BACKLOG 30.0
 
 /* Content-Security-Policy: nothing inline, nothing from elsewhere. */
@@ -85,7 +85,10 @@ console_http_send(struct console_req *r, int code, const char *type,
 	evhttp_add_header(h, "Content-Security-Policy", CONSOLE_CSP);
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	evhttp_add_header(h, "X-Frame-Options", "DENY");
-	evhttp_add_header(h, "Referrer-Policy", "no-referrer");
+	/* Not "no-referrer": with it a browser sends "Origin: null" on our
+	 * own forms (Fetch, serializing a request origin), and every POST
+	 * was refused. Nothing leaves for another site either way. */
+	evhttp_add_header(h, "Referrer-Policy", "same-origin");
 	evhttp_add_header(h, "Cache-Control", cache);
 	if (tls)
 		evhttp_add_header(
