@@ -38,6 +38,11 @@ struct console {
 	struct console_auth *auth; /* sessions, logins, CSRF */
 	char listen[128];          /* [admin] listen, for Origin checks */
 	struct console_req *reqs;  /* not answered yet (freed at stop) */
+	/* The CPU budget (console_http.c): seconds of this thread's CPU it
+	 * may still spend now; refilled at CONSOLE_CPU_SHARE. */
+	double budget;
+	double budget_cpu;  /* the thread's CPU time at the last debit */
+	double budget_wall; /* the monotonic time of the last refill */
 };
 
 /* One request, from the handler's call until its answer is sent. */

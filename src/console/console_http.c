@@ -31,6 +31,18 @@
 #define CONSOLE_PAGE_MAX   (64u << 20) /* a page we write */
 #define CONSOLE_TIMEOUT_S  30
 
+/*
+ * The console's CPU budget: its thread may use CONSOLE_CPU_SHARE of one
+ * CPU on average, with bursts of CONSOLE_CPU_BURST seconds (a page that
+ * takes a while, after a quiet minute). Past that, requests wait their
+ * turn, and one that would wait more than CONSOLE_CPU_BACKLOG seconds
+ * gets 503: a client hammering the console slows the console, not the
+ * delivery loop that shares the machine (docs/CONSOLE.md).
+ */
+#define CONSOLE_CPU_SHARE   0.10
+#define CONSOLE_CPU_BURST   0.5
+#define CONSOLE_CPU_BACKLOG 30.0
+
 /* Content-Security-Policy: nothing inline, nothing from elsewhere. */
 #define CONSOLE_CSP                                                     \
 	"default-src 'self'; img-src 'self' data:; object-src 'none'; " \
@@ -425,15 +437,61 @@ console_dispatch(struct console_req *r, const char *path)
 	(post ? p->post : p->get)(r);
 }
 
+static double
+console_clock(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/*
+ * Charge the CPU this thread used since the last call (parsing, pages,
+ * TLS, sending: all of it) and refill for the time gone by; the seconds
+ * the next request must wait (0: now).
+ */
+static double
+console_budget(struct console *con)
+{
+	double cpu = console_clock(CLOCK_THREAD_CPUTIME_ID);
+	double wall = console_clock(CLOCK_MONOTONIC);
+
+	if (con->budget_wall == 0) {
+		con->budget = CONSOLE_CPU_BURST;
+		con->budget_cpu = cpu;
+		con->budget_wall = wall;
+	}
+	con->budget += (wall - con->budget_wall) * CONSOLE_CPU_SHARE;
+	if (con->budget > CONSOLE_CPU_BURST)
+		con->budget = CONSOLE_CPU_BURST;
+	con->budget -= cpu - con->budget_cpu;
+	con->budget_cpu = cpu;
+	con->budget_wall = wall;
+	return con->budget >= 0 ? 0 : -con->budget / CONSOLE_CPU_SHARE;
+}
+
+static void console_serve(struct console_req *r);
+
+static void
+console_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct console_req *r = arg;
+
+	event_free(r->timer);
+	r->timer = NULL;
+	console_serve(r);
+}
+
 static void
 console_handle(struct evhttp_request *req, void *arg)
 {
 	struct console_req *r = xcalloc(1, sizeof(*r));
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
-	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct console *con = arg;
+	double wait = console_budget(con);
+	struct timeval tv;
 
-	r->con = arg;
+	r->con = con;
 	r->req = req;
 	r->next = r->con->reqs;
 	if (r->next != NULL)
@@ -442,6 +500,33 @@ console_handle(struct evhttp_request *req, void *arg)
 	TAILQ_INIT(&r->query);
 	TAILQ_INIT(&r->form);
 	buf_init(&r->body, CONSOLE_PAGE_MAX);
+	if (wait == 0) {
+		console_serve(r);
+		return;
+	}
+	if (wait > CONSOLE_CPU_BACKLOG) {
+		console_http_send(r, 503, "text/plain; charset=utf-8",
+		    "busy: try again later\n", 22, "no-store");
+		return;
+	}
+	/* Each waiting request books its own slot: the budget goes on
+	 * into debt by a small request's worth, so that they leave one
+	 * by one rather than all at once. */
+	con->budget -= 0.001;
+	tv.tv_sec = (time_t)wait;
+	tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
+	r->timer = evtimer_new(con->base, console_resume, r);
+	evtimer_add(r->timer, &tv);
+}
+
+static void
+console_serve(struct console_req *r)
+{
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *path = uri != NULL ? evhttp_uri_get_path(uri) : NULL;
+	const char *query = uri != NULL ? evhttp_uri_get_query(uri) : NULL;
+	struct evhttp_request *req = r->req;
+
 	if (path == NULL || path[0] == '\0')
 		path = "/";
 	if (!console_host_ok(r)) {

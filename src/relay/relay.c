@@ -7,6 +7,7 @@
 #include <event2/event.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -560,6 +561,13 @@ relay_new(
 {
 	struct relay *r = xcalloc(1, sizeof(*r));
 
+	/*
+	 * With the console, two threads use SQLite (each its own
+	 * connections): its memory statistics would take one process-wide
+	 * mutex on every allocation of both. Nothing reads them. Before the
+	 * first connection, or SQLite says SQLITE_MISUSE and keeps them.
+	 */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	r->base = base;
 	r->lock_fd = -1;
 	metrics_init();

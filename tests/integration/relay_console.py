@@ -379,6 +379,7 @@ def test_login(args, tmp):
         r = request(port, "GET", "/", headers=ck)
         report("login.after-logout-redirected", r.status == 303,
                f"{r.status}")
+        browser_login(port)
         t = time.monotonic()
         r, _ = login(port, USER, "wrong password")
         took = time.monotonic() - t
@@ -398,6 +399,34 @@ def test_login(args, tmp):
                "login failed" in relay.tail(40), relay.tail(3))
     finally:
         relay.stop()
+
+
+def browser_login(port):
+    """A real browser's form POSTs (login, logout) pass the Origin and
+    CSRF checks: it sends an Origin header, unlike urllib."""
+    try:
+        from browser import Browser
+    except Exception as e:
+        report("login.browser", False, str(e))
+        return
+    try:
+        with Browser() as b:
+            b.get(f"http://127.0.0.1:{port}/report")
+            report("login.browser-redirected",
+                   "/login" in b.url and b.find("input[name=password]"),
+                   b.url)
+            b.submit_form("form[action='/login']",
+                          {"user": USER, "password": PASSWORD})
+            report("login.browser-logged-in",
+                   b.url.endswith("/report") and
+                   b.text("nav .user") == USER, f"{b.url} {b.title}")
+            b.submit_form("form.logout")
+            report("login.browser-logout", b.url.endswith("/login"),
+                   b.url)
+            b.get(f"http://127.0.0.1:{port}/")
+            report("login.browser-logged-out", "/login" in b.url, b.url)
+    except Exception as e:
+        report("login.browser", False, f"{type(e).__name__}: {e}")
 
 
 # --- TLS -----------------------------------------------------------------
@@ -543,12 +572,17 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="console.",
                            dir=os.path.dirname(os.path.abspath(args.world)))
+    groups = [("loopback", lambda: test_loopback_console(args)),
+              ("login", lambda: test_login(args, tmp)),
+              ("tls", lambda: test_tls(args, tmp)),
+              ("config", lambda: test_config(args, tmp)),
+              ("browser", lambda: test_browser(args))]
     try:
-        test_loopback_console(args)
-        test_login(args, tmp)
-        test_tls(args, tmp)
-        test_config(args, tmp)
-        test_browser(args)
+        for name, fn in groups:
+            try:
+                fn()
+            except Exception as e:  # a relay that did not start, ...
+                report(f"{name}.ran", False, f"{type(e).__name__}: {e}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"{len(FAILED)} failed" if FAILED else "all passed")
