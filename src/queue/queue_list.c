@@ -33,7 +33,7 @@ enum {
 };
 
 static const char *const queue_state_sql[] = {
-	[QUEUE_STATE_ANY] = " AND " QUEUE_SQL_PRESENT,
+	[QUEUE_STATE_ANY] = (" AND " QUEUE_SQL_PRESENT),
 	[QUEUE_STATE_ACTIVE] = " AND status = 0 AND next_attempt <= ?3",
 	[QUEUE_STATE_DEFERRED] = " AND status = 0 AND next_attempt > ?3",
 	[QUEUE_STATE_HELD] = " AND status = 4",
