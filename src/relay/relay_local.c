@@ -164,28 +164,31 @@ relay_local_lock(const char *dir, char **errstr)
 	return fd;
 }
 
+/*
+ * By name, never by opening: the relay holds the queue, the stores and
+ * the serve.pid lock open at this point, and closing any descriptor of a
+ * file drops every POSIX lock the process holds on it (SQLite's and ours),
+ * which would let a second relay in and let a command delete the WAL we
+ * write to. AT_SYMLINK_NOFOLLOW: a planted link is never followed.
+ */
 static void
 local_chown_one(
     int dfd, const char *dir, const char *name, uid_t uid, gid_t gid)
 {
 	struct stat sb;
-	int fd;
 
-	fd = openat(dfd, name,
-	    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd == -1) {
+	if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) == -1) {
 		if (errno != ENOENT)
 			log_warn(
 			    "%s/%s: not given to the service user", dir, name);
 		return;
 	}
-	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) || sb.st_nlink != 1)
+	if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1)
 		log_warnx("%s/%s: not a plain file of its own; not given to "
 		          "the service user",
 		    dir, name);
-	else if (fchown(fd, uid, gid) == -1)
+	else if (fchownat(dfd, name, uid, gid, AT_SYMLINK_NOFOLLOW) == -1)
 		log_warn("chown %s/%s", dir, name);
-	close(fd);
 }
 
 void
@@ -198,9 +201,11 @@ relay_local_chown(const char *dir, uid_t uid, gid_t gid)
 		log_warn("%s", dir);
 		return;
 	}
-	if (fchown(dfd, uid, gid) == -1)
-		log_warn("chown %s", dir);
+	/* The files first: until the directory is the user's, nobody but
+	 * root can swap an entry between our check and our chown. */
 	for (i = 0; i < sizeof(local_files) / sizeof(local_files[0]); i++)
 		local_chown_one(dfd, dir, local_files[i], uid, gid);
+	if (fchown(dfd, uid, gid) == -1)
+		log_warn("chown %s", dir);
 	close(dfd);
 }

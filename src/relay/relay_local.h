@@ -29,10 +29,11 @@ int relay_local_check(const struct conf *c, char **errstr);
 int relay_local_lock(const char *dir, char **errstr);
 
 /*
- * Give dir and the relay's files in it to uid:gid. A file is changed
- * through a descriptor opened without following links, and only if it is
- * a plain file with one link: a link planted there cannot hand another
- * file to the user.
+ * Give dir and the relay's files in it to uid:gid. A file is changed by
+ * name without following links (never opened: closing a descriptor would
+ * drop the locks the relay holds on it), and only if it is a plain file
+ * with one link: a link planted there cannot hand another file to the
+ * user.
  */
 void relay_local_chown(const char *dir, uid_t uid, gid_t gid);
 

@@ -14,6 +14,7 @@ import argparse
 import os
 import smtplib
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -174,6 +175,25 @@ def test_privdrop(args):
         ok = code == 250 and wait_until(lambda: world_mail(args.world, msgid),
                                         20)
         report("privdrop.queues-and-delivers", bool(ok), relay.tail())
+        # The chown after the queue was opened must not drop the relay's
+        # locks (closing any descriptor of a file drops them all): a
+        # second serve on the same queue is still refused, and a command
+        # run meanwhile leaves the relay's WAL in place, so what the relay
+        # writes next is seen by other processes.
+        second = subprocess.run([args.binary, "-c", relay.conf, "serve"],
+                                capture_output=True, text=True, timeout=20)
+        report("privdrop.lock-kept", second.returncode == 75,
+               f"second serve exit {second.returncode}: "
+               f"{second.stderr[-300:]}")
+        subprocess.run([args.binary, "-c", relay.conf, "queue", "list"],
+                       capture_output=True, timeout=20)
+        code, qid, msgid = relay.submit(SENDER, [DEST])
+        seen = wait_until(lambda: subprocess.run(
+            [args.binary, "-c", relay.conf, "trace", "--message-id", qid],
+            capture_output=True, text=True, timeout=20).stdout.count(
+                "delivered") > 0, 20)
+        report("privdrop.writes-visible", code == 250 and bool(seen),
+               f"code {code}; " + relay.tail())
     finally:
         relay.stop()
 
