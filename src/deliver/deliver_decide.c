@@ -116,7 +116,7 @@ decide_metrics(const struct drcpt *r, const struct dfacts *f,
 	        pol->security == POLICY_DANE_ONLY) &&
 	    (strcmp(sec, "dane") == 0 || strcmp(sec, "sts") == 0))
 		metrics_blocked(sec, r->o->status);
-	if (f != NULL && f->would_fail)
+	if (f != NULL && f->would_fail && !f->would_report_only)
 		metrics_would_block(
 		    deliver_security(f, &f->would), f->would.status);
 }
@@ -168,6 +168,9 @@ decide_fields(const struct drcpt *r, const struct dfacts *f, const char *mta,
 			        f->would.status));
 			json_object_set_new(
 			    o, "would_fail_text", json_string(f->would.text));
+			if (f->would_report_only)
+				json_object_set_new(
+				    o, "sts_mode", json_string("testing"));
 		}
 	}
 	if (exception != NULL)

@@ -133,6 +133,10 @@ struct dfacts {
 	const char *policy;   /* "dane", "mta-sts" or "none" */
 	struct outcome would; /* log-only: what would have failed */
 	bool would_fail;
+	/* would only ever be reported: the domain's MTA-STS policy is in
+	 * testing mode (RFC 8461 section 5), so enforcing here would not
+	 * block it either (not counted by /impact or would_block) */
+	bool would_report_only;
 };
 
 /* One message of a job, with its recipients for this destination. */

@@ -250,6 +250,7 @@ job_would(struct job *j, const struct outcome *o)
 	if (!j->facts.would_fail) {
 		j->facts.would = *o;
 		j->facts.would_fail = true;
+		j->facts.would_report_only = j->sts_use == POLICY_STS_TESTING;
 	}
 }
 
@@ -679,6 +680,7 @@ job_host_resolved(struct dane_host *h, void *arg)
 	snprintf(j->facts.mx, sizeof(j->facts.mx), "%s", dane_host_name(h));
 	j->facts.ip[0] = '\0';
 	j->facts.would_fail = false;
+	j->facts.would_report_only = false;
 	if (dane_host_addr_warning(h) != NULL)
 		log_info("delivery to %s: %s; using %s's other addresses (RFC "
 		         "7672 §2.1.2)",

@@ -112,16 +112,17 @@ queue_report_impact_parts(
 	if ((totals = queue_report_count(q, p, NULL)) == NULL)
 		return -1;
 	json_object_set_new(out, "totals", totals);
-	if ((would = queue_report_count(q, p, RPT_WOULD)) == NULL)
+	if ((would = queue_report_count(q, p, RPT_WOULD_BLOCK)) == NULL)
 		return -1;
 	json_object_set_new(out, "would_block", would);
 	json_object_set_new(would, "domains_percent",
 	    json_real(queue_report_percent(would, totals, "domains")));
 	json_object_set_new(would, "messages_percent",
 	    json_real(queue_report_percent(would, totals, "messages")));
-	domains = queue_report_domains(q, p, RPT_WOULD, RPT_WOULD_SECURITY,
-	    RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
-	    queue_report_would_error, &cut);
+	domains =
+	    queue_report_domains(q, p, RPT_WOULD_BLOCK, RPT_WOULD_SECURITY,
+	        RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
+	        queue_report_would_error, &cut);
 	if (domains == NULL)
 		return -1;
 	json_object_set_new(out, "domains", domains);

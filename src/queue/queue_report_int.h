@@ -33,7 +33,12 @@
 /* The partial indexes' conditions (queue_report_setup()). */
 #define RPT_FAILED RPT_F("result_type") " IS NOT NULL"
 #define RPT_WOULD  RPT_F("would_fail") " IS NOT NULL"
-#define RPT_PLAIN  RPT_F("tls") " = 'none'"
+/* What enforcing would block: not what the domain's own MTA-STS policy in
+ * testing mode only reports (RFC 8461 section 5; deliver_decide.c writes
+ * sts_mode = "testing" then). RPT_WOULD stays its first term, so the
+ * partial index on RPT_WOULD serves it. */
+#define RPT_WOULD_BLOCK RPT_WOULD " AND " RPT_F("sts_mode") " IS NOT 'testing'"
+#define RPT_PLAIN       RPT_F("tls") " = 'none'"
 
 #define RPT_DELIVERED "substr(" RPT_F("status") ", 1, 2) = '2.'"
 

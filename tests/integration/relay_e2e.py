@@ -84,6 +84,11 @@ def check_outcome(relay, world, s, sent, log_only):
                 ok = tls["sni"] == (last.get("tlsa_base") or last.get("mx"))
         if ok and log_only and e["verdict"] == "defer":
             ok = any("would_fail" in a for a in attempts)
+        # RFC 8461 §5: a testing policy's failure is only reported; the
+        # attempt says so, and /impact does not count it as a block.
+        if ok and "sts-testing-failure" in e.get("warnings_include", []):
+            ok = any("would_fail" in a and a.get("sts_mode") == "testing"
+                     for a in attempts)
         return report(tag, ok, f"arrived at {hosts}, queued={qid in q}, "
                       f"attempts={attempts[-1:] if attempts else None} "
                       f"log: {relay.tail(3)}")

@@ -502,6 +502,40 @@ impact_failure_without_type(void)
 	fx_close(&f);
 }
 
+/*
+ * A would_fail that the domain's MTA-STS policy in testing mode only
+ * reports (sts_mode = testing): enforcing here would not block it either,
+ * so /impact does not count it; the same failure under an enforce policy
+ * does count (RFC 8461 section 5).
+ */
+static void
+impact_sts_testing_not_counted(void)
+{
+	struct fixture f;
+	json_t *r, *w, *d;
+
+	fx_open(&f);
+	attempt(&f, "m1", "a@testing.example", T0 + 5,
+	    "{\"status\":\"2.0.0\",\"tls\":\"encrypted\",\"mx\":\"mx\","
+	    "\"policy\":\"mta-sts\",\"would_fail\":\"validation-failure "
+	    "(4.7.5)\",\"would_fail_text\":\"mx not in policy\","
+	    "\"sts_mode\":\"testing\"}");
+	attempt(&f, "m2", "b@enforce.example", T0 + 6,
+	    "{\"status\":\"2.0.0\",\"tls\":\"encrypted\",\"mx\":\"mx\","
+	    "\"policy\":\"mta-sts\",\"would_fail\":\"validation-failure "
+	    "(4.7.5)\",\"would_fail_text\":\"mx not in policy\"}");
+	r = queue_report_impact(f.q, &f.p);
+	T_CHECK(r != NULL);
+	w = json_object_get(r, "would_block");
+	T_CHECK(jint(w, "domains") == 1);
+	T_CHECK(jint(w, "messages") == 1);
+	d = json_object_get(r, "domains");
+	T_CHECK(json_array_size(d) == 1);
+	T_STREQ(jstr(json_array_get(d, 0), "domain"), "enforce.example");
+	json_decref(r);
+	fx_close(&f);
+}
+
 /* More blocked domains than a table lists: cut and said so. */
 static void
 blocked_truncated(void)
@@ -578,6 +612,7 @@ main(void)
 	T_RUN(impact_counts_and_shares);
 	T_RUN(impact_empty);
 	T_RUN(impact_failure_without_type);
+	T_RUN(impact_sts_testing_not_counted);
 	T_RUN(blocked_truncated);
 	T_RUN(damaged_row_ignored);
 	T_EXIT();
