@@ -83,14 +83,25 @@ deliver_security(const struct dfacts *f, const struct outcome *o)
 		return "sts";
 	if (strcmp(pol, "dane") == 0)
 		return "dane";
-	if (o->rt != RT_NONE && strncmp(result_type_str(o->rt), "sts-", 4) == 0)
+	switch (o->rt) {
+	case RT_STS_POLICY_FETCH_ERROR:
+	case RT_STS_POLICY_INVALID:
+	case RT_STS_WEBPKI_INVALID:
 		return "sts";
-	/* No connection: a DNSSEC failure of the MX or TLSA lookups. */
+	/* DANE's own failures, also where the host was skipped before any
+	 * policy applied (a bogus TLSA RRset, RFC 7672 section 2.1.2). */
+	case RT_TLSA_INVALID:
+	case RT_DNSSEC_INVALID:
+	case RT_DANE_REQUIRED:
+		return "dane";
+	case RT_NONE:
+		break;
+	default:
+		/* A TLS failure with no DANE or MTA-STS policy: encrypt. */
+		return f != NULL ? "tls" : "dane";
+	}
 	if (f == NULL)
-		return o->rt != RT_NONE ? "dane" : NULL;
-	/* A TLS failure with no DANE or MTA-STS policy: security = encrypt. */
-	if (o->rt != RT_NONE)
-		return "tls";
+		return NULL;
 	return strcmp(tls, "none") == 0 ? "plaintext" : "tls";
 }
 

@@ -101,7 +101,14 @@ def check_outcome(relay, world, s, sent, log_only):
     ok = entry is not None and not arrived and \
         entry["last_status"] == e["status"] and \
         entry["last_result_type"] == e["result_type"]
-    report(tag, ok, f"queue={entry}, arrived={len(arrived)}")
+    # Blocked by a TLS or policy failure: the attempt names the requirement
+    # that blocked it, as /report and danerelay_blocked_total count it.
+    sec = attempts[-1].get("security") if attempts else None
+    if ok and e["result_type"]:
+        ok = sec == ("sts" if e["result_type"].startswith("sts-") or
+                     e.get("policy") == "mta-sts" else "dane")
+    report(tag, ok, f"queue={entry}, arrived={len(arrived)}, "
+           f"security={sec}")
 
 
 def run_mode(args, scen, log_only):

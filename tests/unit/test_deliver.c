@@ -648,6 +648,12 @@ static const struct count_case count_cases[] = {
 	    RT_CERTIFICATE_HOST_MISMATCH, "encrypted", "mta-sts", NULL,
 	    "danerelay_blocked_total{security=\"sts\",status=\"4.7.5\"} 1",
 	    NULL },
+	/* RFC 7672 section 2.1.2: a bogus TLSA RRset skips the host before
+	 * any connection; its facts have no policy, the failure is DANE's. */
+	{ "bogus TLSA blocked", "b.test", OUTCOME_TEMP, "4.7.324",
+	    RT_DNSSEC_INVALID, NULL, "none", NULL,
+	    "danerelay_blocked_total{security=\"dane\",status=\"4.7.324\"} 1",
+	    NULL },
 	{ "refused: not a security failure", "b.test", OUTCOME_TEMP, "4.4.1",
 	    RT_NONE, "none", "dane", NULL, NULL, "danerelay_blocked_total{" },
 	{ "encrypt policy: not DANE or MTA-STS", "enc.test", OUTCOME_TEMP,
