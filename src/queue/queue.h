@@ -366,10 +366,10 @@ struct queue_counts {
 int queue_count_states(struct queue *q, time_t now, struct queue_counts *c);
 
 /*
- * Recipients with an outcome at or after since (the console's overview):
- * delivered, and blocked: deferred or bounced for a TLS failure under a
- * DANE or MTA-STS requirement (an RFC 8460 result type and security
- * "dane" or "sts" in the event). Each recipient counted once. 0 or -1.
+ * Recipients attempted at or after since (the console's overview):
+ * delivered, and blocked as the transit security report defines it (an
+ * RFC 8460 result type, security "dane" or "sts": queue_report.c, which
+ * implements this). Each recipient counted once. 0 or -1.
  */
 struct queue_outcomes {
 	uint64_t delivered;

@@ -425,38 +425,3 @@ queue_purge(struct queue *q, time_t before)
 	}
 	return queue_tx_commit(q) == 0 ? n : -1;
 }
-
-int
-queue_count_outcomes(struct queue *q, time_t since, struct queue_outcomes *c)
-{
-	sqlite3_stmt *st;
-	int rc;
-
-	memset(c, 0, sizeof(*c));
-	/* The security is in the attempt event before the outcome. */
-	if (sqlite3_prepare_v2(q->db,
-	        "SELECT e.type = 'delivered', "
-	        "count(DISTINCT e.msgid || ' ' || e.addr) FROM events e "
-	        "WHERE e.at >= ?1 AND (e.type = 'delivered' OR "
-	        "(e.type IN ('deferred', 'bounced') AND "
-	        "CASE WHEN json_valid(e.fields) THEN "
-	        "json_extract(e.fields, '$.result_type') IS NOT NULL END "
-	        "AND EXISTS (SELECT 1 FROM events a WHERE a.msgid = e.msgid "
-	        "AND a.addr = e.addr AND a.type = 'attempt' AND a.at <= e.at "
-	        "AND CASE WHEN json_valid(a.fields) THEN "
-	        "json_extract(a.fields, '$.security') IN ('dane', 'sts') "
-	        "END))) GROUP BY 1",
-	        -1, &st, NULL) != SQLITE_OK)
-		return queue_fail(q, "count outcomes");
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		uint64_t n = (uint64_t)sqlite3_column_int64(st, 1);
-
-		if (sqlite3_column_int(st, 0))
-			c->delivered = n;
-		else
-			c->blocked = n;
-	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : queue_fail(q, "count outcomes");
-}

@@ -302,6 +302,11 @@ queue_report_blocked_error(sqlite3_stmt *st)
 	return queue_report_row(st, 2, cols);
 }
 
+/* The one definition of blocked, for /report and the overview. */
+#define RPT_BLOCKED                                               \
+	RPT_FAILED " AND NOT " RPT_DELIVERED " AND " RPT_SECURITY \
+	           " IN ('dane', 'sts')"
+
 /*
  * Blocked: an attempt that did not deliver because a DANE or MTA-STS
  * requirement failed: it carries an RFC 8460 result type (RFC 8460 section
@@ -311,10 +316,7 @@ static json_t *
 queue_report_blocked(
     struct queue *q, const struct queue_report_period *p, bool *cut)
 {
-	return queue_report_domains(q, p,
-	    RPT_FAILED " AND NOT " RPT_DELIVERED " AND " RPT_SECURITY
-	               " IN ('dane', 'sts')",
-	    RPT_SECURITY,
+	return queue_report_domains(q, p, RPT_BLOCKED, RPT_SECURITY,
 	    RPT_F("status") ", " RPT_F("result_type") ", " RPT_F("text"),
 	    queue_report_blocked_error, cut);
 }
@@ -560,4 +562,30 @@ json_t *
 queue_report(struct queue *q, const struct queue_report_period *p)
 {
 	return queue_report_run(q, p, queue_report_parts);
+}
+
+/* The overview's last hour: recipients delivered and blocked (each once),
+ * by the report's own definitions. */
+int
+queue_count_outcomes(struct queue *q, time_t since, struct queue_outcomes *c)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	if (sqlite3_prepare_v2(q->db,
+	        "SELECT count(DISTINCT CASE WHEN " RPT_DELIVERED
+	        " THEN msgid || ' ' || addr END), "
+	        "count(DISTINCT CASE WHEN " RPT_BLOCKED
+	        " THEN msgid || ' ' || addr END) "
+	        "FROM events WHERE type = 'attempt' AND at >= ?1",
+	        -1, &st, NULL) != SQLITE_OK)
+		return queue_fail(q, "count outcomes");
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		c->delivered = (uint64_t)sqlite3_column_int64(st, 0);
+		c->blocked = (uint64_t)sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : queue_fail(q, "count outcomes");
 }
