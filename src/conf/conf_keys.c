@@ -150,6 +150,32 @@ check_mode(const char *value)
 }
 
 static const char *
+check_queue_store(const char *value)
+{
+	if (strcmp(value, "sqlite") != 0 && strcmp(value, "postgres") != 0)
+		return "expected sqlite or postgres";
+	return NULL;
+}
+
+/*
+ * A fleet node's name: it is written beside every trace event and claim,
+ * so printable ASCII without spaces, at most 63 octets.
+ */
+static const char *
+check_node(const char *value)
+{
+	size_t i;
+
+	if (value[0] == '\0' || strlen(value) > 63)
+		return "expected 1 to 63 characters";
+	for (i = 0; value[i] != '\0'; i++)
+		if ((unsigned char)value[i] <= 0x20 ||
+		    (unsigned char)value[i] >= 0x7f)
+			return "expected printable ASCII without spaces";
+	return NULL;
+}
+
+static const char *
 check_security(const char *value)
 {
 	static const char *const levels[] = { "dane", "dane-only", "encrypt",
@@ -352,6 +378,16 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "MB the queue filesystem keeps free: below it new mail gets 452 "
 	    "4.3.1",
 	    CONF_RELOAD },
+	{ CONF_QUEUE_STORE, "queue", "store", CONF_T_STR, "sqlite", 0, 0,
+	    check_queue_store,
+	    "sqlite: the queue on this node's disk; postgres: in [fleet] "
+	    "postgres, delivered by any node (docs/FLEET.md)",
+	    CONF_RESTART },
+	{ CONF_QUEUE_LEASE, "queue", "lease", CONF_T_DURATION, "10m", 10,
+	    86400, NULL,
+	    "store = postgres: how long a node's claim on a recipient lasts "
+	    "without renewal; a dead node's mail goes to others after it",
+	    CONF_RESTART },
 	{ CONF_POLICY_MODE, "policy", "mode", CONF_T_STR, "enforce", 0, 0,
 	    check_mode,
 	    "enforce, or log-only: record would-be failures, deliver anyway",
@@ -452,6 +488,20 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    CONF_RESTART },
 	{ CONF_ADMIN_METRICS_OPEN, "admin", "metrics_open", CONF_T_BOOL, "no",
 	    0, 0, NULL, "yes: /metrics needs no login even when the pages do",
+	    CONF_RESTART },
+	{ CONF_FLEET_POSTGRES, "fleet", "postgres", CONF_T_STR, NULL, 0, 0,
+	    NULL,
+	    "libpq connection string of the fleet's shared database: trace, "
+	    "reports, TLS-RPT counters and MTA-STS cache of all nodes "
+	    "(docs/FLEET.md); unset: this node alone",
+	    CONF_RESTART },
+	{ CONF_FLEET_NODE, "fleet", "node", CONF_T_STR, NULL, 0, 0, check_node,
+	    "this node's name in the fleet (default: the host name)",
+	    CONF_RESTART },
+	{ CONF_FLEET_SYNC_INTERVAL, "fleet", "sync_interval", CONF_T_DURATION,
+	    "2s", 1, 3600, NULL,
+	    "how often a node with a local queue copies its new trace events, "
+	    "TLS-RPT counters and MTA-STS policies to the fleet database",
 	    CONF_RESTART },
 };
 

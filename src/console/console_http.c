@@ -39,7 +39,7 @@
  * gets 503: a client hammering the console slows the console, not the
  * delivery loop that shares the machine (docs/CONSOLE.md).
  */
-#define CONSOLE_CPU_SHARE   0.10
+#define CONSOLE_CPU_SHARE   0.05
 #define CONSOLE_CPU_BURST   0.5
 #define CONSOLE_CPU_BACKLOG 30.0
 

@@ -141,6 +141,31 @@ struct queue *queue_open(const char *dir, char **errstr);
 struct queue *queue_open_existing(const char *dir, char **errstr);
 
 /*
+ * [queue] store = postgres (queue_pg.c, docs/FLEET.md): the queue in the
+ * fleet's PostgreSQL database, shared by every node. Messages commit there
+ * before the 250; queue_due() claims the recipients it returns for this
+ * node for lease seconds (renewed while attempted), so any node delivers
+ * any message and a dead node's claims lapse to the others. Every other
+ * function of this header works on it as on SQLite. Connects now: returns
+ * new, or NULL with *errstr (new string).
+ */
+struct queue *queue_open_pg(
+    const char *conninfo, const char *node, time_t lease, char **errstr);
+
+struct conf;
+/*
+ * The queue the config names: [queue] store = sqlite opens [queue]
+ * directory (queue_open when create, else queue_open_existing), postgres
+ * opens [fleet] postgres as [fleet] node (queue_open_pg). For the daemon,
+ * the commands and the console alike. Returns new or NULL with *errstr.
+ */
+struct queue *queue_open_conf(
+    const struct conf *c, bool create, char **errstr);
+
+/* Whether q lives in PostgreSQL (store = postgres). */
+bool queue_is_pg(const struct queue *q);
+
+/*
  * Group commit: the changes made between queue_batch_begin() and
  * queue_batch_end() reach the disk in one transaction (one fsync) instead
  * of one each. For the outcomes of delivery attempts (their trace events,

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "core/log.h"
+#include "pg/pg.h"
 #include "queue/queue.h"
 
 /* 2: recipients.status 4 = held (queue_schema.c: the migrations). */
@@ -57,6 +58,13 @@ struct queue {
 	 */
 	int batch_err;
 	char actor[64]; /* "by" of the operator's events; "" = "operator" */
+	/*
+	 * [queue] store = postgres (queue_pg*.c): the fleet's database. When
+	 * set, db is NULL and every public function of queue.h answers from
+	 * PostgreSQL; lease is how long a claim on a due recipient lasts.
+	 */
+	struct pg *pg;
+	time_t lease;
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
