@@ -65,6 +65,8 @@ struct queue {
 	 */
 	struct pg *pg;
 	time_t lease;
+	struct queue_pg_claims *claims; /* what queue_due claimed: renewed
+	                                 * until its outcome (queue_pg_due.c) */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
