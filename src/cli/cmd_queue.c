@@ -11,6 +11,10 @@
  * database it cannot write. ID is a queue id (16 hex digits) or a
  * recipient row id (the first column of `list`).
  *
+ * With [queue] store = postgres it works on the fleet's queue from any
+ * node: a message accepted by one node can be held from another, and
+ * `list` says which node is attempting a recipient right now.
+ *
  * Exit status: 0 done, 1 nothing matched ID, EX_USAGE bad arguments,
  * EX_CONFIG the config or the queue cannot be opened, EX_SOFTWARE a
  * database error while working.
@@ -143,6 +147,8 @@ cmd_queue_rcpt_json(const struct queue_rcpt *r, time_t now)
 	json_object_set_new(o, "delay_warned", json_boolean(r->delay_warned));
 	json_object_set_new(
 	    o, "bounce_requested", json_boolean(r->bounce_requested));
+	json_object_set_new(
+	    o, "attempting_on", cmd_queue_str_or_null(r->lease_node));
 	return o;
 }
 
@@ -185,6 +191,17 @@ cmd_queue_last(const struct queue_rcpt *r)
 	}
 }
 
+/* store = postgres: the node whose attempt is under way now. */
+static void
+cmd_queue_lease(const struct queue_rcpt *r)
+{
+	if (r->lease_node == NULL)
+		return;
+	fputs("attempting on ", stdout);
+	cmd_queue_puts(r->lease_node);
+	fputs("; ", stdout);
+}
+
 static void
 cmd_queue_list_cb(const struct queue_rcpt *r, void *arg)
 {
@@ -200,6 +217,7 @@ cmd_queue_list_cb(const struct queue_rcpt *r, void *arg)
 	    cmd_queue_next(r, l->now, next));
 	cmd_queue_puts(r->addr);
 	fputs("  ", stdout);
+	cmd_queue_lease(r);
 	cmd_queue_last(r);
 	putchar('\n');
 }
@@ -330,6 +348,7 @@ cmd_queue_show_rcpt_cb(const struct queue_rcpt *r, void *arg)
 	cmd_queue_puts(r->addr);
 	printf(" %s attempts=%d next=%s  ", queue_rcpt_status_str(r->status),
 	    r->attempts, cmd_queue_next(r, l->now, next));
+	cmd_queue_lease(r);
 	cmd_queue_last(r);
 	putchar('\n');
 }
@@ -556,7 +575,7 @@ cmd_queue(int argc, char **argv, struct cli_ctx *ctx)
 	if ((at = cmd_queue_parse(argc, argv, &o)) == -1)
 		return cli_usage("queue");
 	c = cli_load_conf(ctx);
-	q = queue_open_existing(conf_str(c, CONF_QUEUE_DIRECTORY), &err);
+	q = queue_open_conf(c, false, &err);
 	conf_free(c);
 	if (q == NULL) {
 		fprintf(stderr, "danerelay queue: %s\n", err);

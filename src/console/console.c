@@ -122,7 +122,8 @@ console_open_stores(struct console *con, char **errstr)
 	const char *dir = conf_str(con->conf, CONF_QUEUE_DIRECTORY);
 	char path[4096];
 
-	if ((con->queue = queue_open_existing(dir, errstr)) == NULL)
+	/* [queue] store: the fleet's queue in PostgreSQL, or the node's. */
+	if ((con->queue = queue_open_conf(con->conf, false, errstr)) == NULL)
 		return -1;
 	if (!conf_bool(con->conf, CONF_TLSRPT_ENABLED))
 		return 0;

@@ -111,8 +111,10 @@ queue_page_state(const struct queue_rcpt *q, time_t now)
 {
 	if (q->status == QUEUE_RCPT_HELD)
 		return QUEUE_STATE_HELD;
-	return q->next_attempt <= now ? QUEUE_STATE_ACTIVE :
-	                                QUEUE_STATE_DEFERRED;
+	/* An attempt under way on a node of the fleet is active. */
+	return q->next_attempt <= now || q->lease_node != NULL ?
+	    QUEUE_STATE_ACTIVE :
+	    QUEUE_STATE_DEFERRED;
 }
 
 /* --- the result line of the last action --- */
@@ -300,7 +302,12 @@ queue_page_next(struct console_req *r, const struct queue_rcpt *q,
 
 	if (st == QUEUE_STATE_HELD)
 		console_printf(r, "<td>-</td>");
-	else if (q->next_attempt <= now)
+	else if (q->lease_node != NULL) {
+		/* store = postgres: another node (or this one) has it now. */
+		console_printf(r, "<td class=\"lease\">attempting on ");
+		console_text(r, q->lease_node);
+		console_printf(r, "</td>");
+	} else if (q->next_attempt <= now)
 		console_printf(r, "<td>now</td>");
 	else
 		console_printf(r, "<td data-sort=\"%lld\">in %s</td>",

@@ -105,6 +105,9 @@ struct queue_rcpt {
 	enum queue_kind kind;  /* of its message */
 	const char *sender;    /* of its message: queue_list_filter only,
 	                        * NULL elsewhere */
+	/* store = postgres: the node attempting it now (its lease has not
+	 * expired), for queue_list_filter and queue_msg_rcpts; else NULL. */
+	const char *lease_node;
 };
 
 /* A message's envelope and body (from queue_msg_get). */

@@ -14,6 +14,7 @@
 
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 enum queue_admin_action {
 	QUEUE_ADMIN_RETRY,
@@ -66,7 +67,7 @@ struct queue_admin_target {
 	char msgid[QUEUE_ID_LEN];
 };
 
-static bool
+bool
 queue_is_hexid(const char *s)
 {
 	return strlen(s) == QUEUE_ID_LEN - 1 &&
@@ -257,30 +258,40 @@ queue_set_actor(struct queue *q, const char *who)
 int
 queue_retry(struct queue *q, const char *msgid_or_rcpt_id)
 {
+	if (q->pg != NULL)
+		return queue_pg_retry(q, msgid_or_rcpt_id);
 	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_RETRY);
 }
 
 int
 queue_delete(struct queue *q, const char *msgid_or_rcpt_id)
 {
+	if (q->pg != NULL)
+		return queue_pg_delete(q, msgid_or_rcpt_id);
 	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_DELETE);
 }
 
 int
 queue_bounce(struct queue *q, const char *msgid_or_rcpt_id)
 {
+	if (q->pg != NULL)
+		return queue_pg_bounce(q, msgid_or_rcpt_id);
 	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_BOUNCE);
 }
 
 int
 queue_hold(struct queue *q, const char *msgid_or_rcpt_id)
 {
+	if (q->pg != NULL)
+		return queue_pg_hold(q, msgid_or_rcpt_id);
 	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_HOLD);
 }
 
 int
 queue_release(struct queue *q, const char *msgid_or_rcpt_id)
 {
+	if (q->pg != NULL)
+		return queue_pg_release(q, msgid_or_rcpt_id);
 	return queue_admin(q, msgid_or_rcpt_id, QUEUE_ADMIN_RELEASE);
 }
 
@@ -338,11 +349,14 @@ queue_flush_chunk(
 int
 queue_flush(struct queue *q, const char *domain)
 {
-	char *d = domain != NULL ? xstrdup(domain) : NULL;
+	char *d;
 	time_t now = time(NULL);
 	int64_t last = 0;
 	int n, total = 0;
 
+	if (q->pg != NULL)
+		return queue_pg_flush(q, domain);
+	d = domain != NULL ? xstrdup(domain) : NULL;
 	q->err[0] = '\0';
 	if (d != NULL)
 		str_lower(d);

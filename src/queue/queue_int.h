@@ -155,6 +155,9 @@ int queue_rcpt_each(struct queue *q, sqlite3_stmt *st, size_t max,
 /* A new copy of column col, or NULL for SQL NULL. */
 char *queue_col_dup(sqlite3_stmt *st, int col);
 
+/* Whether s has the form of a queue id (16 hex digits, any case). */
+bool queue_is_hexid(const char *s);
+
 /*
  * Resolve an operator's argument: a queue id (16 hex digits) that exists,
  * else a recipient row id. Returns 1 with msgid filled, 2 with *rcpt set,

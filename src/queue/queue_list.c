@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 /* The sender of each row's message, after QUEUE_RCPT_COLS. */
 #define QUEUE_LIST_COLS                                           \
@@ -148,6 +149,8 @@ queue_list_filter(
 	char sql[1024];
 	int n;
 
+	if (q->pg != NULL)
+		return queue_pg_list_filter(q, f, cb, arg);
 	if (f == NULL)
 		f = &all;
 	queue_list_sql(sql, sizeof(sql), f);
@@ -171,6 +174,8 @@ queue_count_states(struct queue *q, time_t now, struct queue_counts *c)
 	sqlite3_stmt *st;
 	int rc;
 
+	if (q->pg != NULL)
+		return queue_pg_count_states(q, now, c);
 	memset(c, 0, sizeof(*c));
 	if (sqlite3_prepare_v2(q->db,
 	        "SELECT status, next_attempt <= ?1, count(*) FROM recipients "

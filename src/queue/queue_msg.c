@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 /* The public struct first, so queue_msg_free can find the owned parts. */
 struct queue_msg_box {
@@ -113,6 +114,8 @@ queue_msg_find(struct queue *q, const char *key)
 	sqlite3_stmt *st;
 	int rc;
 
+	if (q->pg != NULL)
+		return queue_pg_msg_find(q, key);
 	q->err[0] = '\0';
 	rc = queue_resolve(q, key, msgid, &rcpt);
 	if (rc == 2) {
@@ -173,6 +176,8 @@ queue_msg_rcpts(
 	sqlite3_stmt *st;
 	int n;
 
+	if (q->pg != NULL)
+		return queue_pg_msg_rcpts(q, msgid, cb, arg);
 	if (sqlite3_prepare_v2(q->db,
 	        "SELECT " QUEUE_RCPT_COLS " FROM recipients WHERE msgid = ? "
 	        "ORDER BY id",

@@ -124,11 +124,18 @@ int queue_pg_msg_gc(struct queue *q, const char *msgid);
 int queue_pg_purge(struct queue *q, time_t before);
 int queue_pg_retry_since(struct queue *q, time_t since, time_t now);
 
-/* queue_pg_admin.c (helper E2, pgadmin): the operator's path */
+/* queue_pg_admin.c and queue_pg_list.c (helper E2, pgadmin): the
+ * operator's path */
+/*
+ * An operator's argument (queue_resolve): a queue id with recipients in
+ * dr_recipients (1, msgid filled), else a recipient row id (2, *rcpt
+ * and its message's msgid filled); 0 when nothing matches, -1.
+ */
+int queue_pg_resolve(struct queue *q, const char *key,
+    char msgid[QUEUE_ID_LEN], int64_t *rcpt);
 struct queue_msg *queue_pg_msg_find(struct queue *q, const char *key);
 int queue_pg_msg_rcpts(
     struct queue *q, const char *msgid, queue_rcpt_cb *cb, void *arg);
-int queue_pg_list(struct queue *q, queue_rcpt_cb *cb, void *arg);
 int queue_pg_list_filter(struct queue *q, const struct queue_filter *f,
     queue_rcpt_cb *cb, void *arg);
 int queue_pg_retry(struct queue *q, const char *msgid_or_rcpt_id);

@@ -1,0 +1,316 @@
+/*
+ * queue_pg_admin: the operator's actions on the queue in PostgreSQL
+ * ([queue] store = postgres): retry, delete, bounce, hold, release, flush,
+ * the retention purge, and the daemon's retry after a DNS outage. The
+ * same semantics and trace events as queue_admin.c (queue.h), from any
+ * node: the message may have been accepted by another node, and another
+ * node may be attempting it right now.
+ *
+ * Each action is one statement: an UPDATE of the recipients whose new
+ * rows feed the INSERT of their events (a data-modifying WITH), so the
+ * change and its trace commit together, and PostgreSQL re-checks the
+ * WHERE clause on a row another node changed meanwhile.
+ *
+ * Leases (queue_pg.c claims due recipients for [queue] lease seconds):
+ * hold and delete never touch one, so an attempt under way on another
+ * node finishes and its outcome keeps the held or deleted status, as on
+ * SQLite. Retry, flush, release and bounce make a recipient due now and
+ * clear a lease only when it has expired; a live one belongs to an
+ * attempt whose outcome sets the next retry itself (on SQLite, too, the
+ * attempt in flight decides), and making it due under a live lease
+ * would invite a second node to send it again.
+ */
+#include "queue/queue_pg_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/str.h"
+#include "core/xmalloc.h"
+
+/* Recipients a flush changes per statement (as queue_admin.c). */
+#define QUEUE_PG_FLUSH_CHUNK     1000
+#define QUEUE_PG_FLUSH_CHUNK_STR "1000"
+
+/*
+ * Due now ($2) unless a live lease says an attempt is under way; an
+ * expired lease is cleared with it. Every right-hand side of a SET sees
+ * the old row, so the three agree.
+ */
+#define QUEUE_PG_DUE_NOW                                                 \
+	"next_attempt = CASE WHEN lease_until > $2 THEN next_attempt "   \
+	"ELSE $2 END, lease_node = CASE WHEN lease_until > $2 THEN "     \
+	"lease_node END, lease_until = CASE WHEN lease_until > $2 THEN " \
+	"lease_until ELSE 0 END"
+
+/*
+ * The event of each changed row: $3 node, $4 by, $5 uid; the same fields
+ * as queue_admin.c's. %s: the UPDATE, then the event type.
+ */
+#define QUEUE_PG_ACT_SQL                                                   \
+	"WITH t AS (%s RETURNING id, msgid, addr) "                        \
+	"INSERT INTO dr_events (node, msgid, addr, at, type, fields) "     \
+	"SELECT $3, msgid, addr, $2, '%s', json_build_object('rcpt', id, " \
+	"'by', $4::text, 'uid', $5::bigint) FROM t ORDER BY id"
+
+enum queue_pg_act {
+	QUEUE_PG_RETRY,
+	QUEUE_PG_DELETE,
+	QUEUE_PG_BOUNCE,
+	QUEUE_PG_HOLD,
+	QUEUE_PG_RELEASE,
+};
+
+/* $1 the message id or recipient row id, $2 now; WHERE follows. */
+static const struct {
+	const char *set;  /* UPDATE dr_recipients SET ... */
+	const char *from; /* the recipients it acts on */
+	const char *event;
+} queue_pg_acts[] = {
+	[QUEUE_PG_RETRY] = { QUEUE_PG_DUE_NOW, "status = 0", "retry" },
+	[QUEUE_PG_DELETE] = { "status = 3", QUEUE_SQL_PRESENT, "deleted" },
+	/* A held recipient to bounce is released to the daemon, which
+	 * returns it to the sender without an attempt. */
+	[QUEUE_PG_BOUNCE] = { "status = 0, bounce_requested = 1, " QUEUE_PG_DUE_NOW,
+	    QUEUE_SQL_PRESENT, "bounce-requested" },
+	[QUEUE_PG_HOLD] = { "status = 4", "status = 0", "held" },
+	[QUEUE_PG_RELEASE] = { "status = 0, " QUEUE_PG_DUE_NOW, "status = 4",
+	    "released" },
+};
+
+/* The message of recipient row key (a number), into msgid and *rcpt. */
+static int
+queue_pg_resolve_rcpt(
+    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt)
+{
+	char num[PG_INT_LEN];
+	const char *args[1];
+	PGresult *r;
+	uint64_t n;
+	int found;
+
+	if (str_to_uint(key, 1, INT64_MAX, &n) == -1)
+		return 0;
+	*rcpt = (int64_t)n;
+	args[0] = pg_itoa((long long)n, num);
+	r = queue_pg_query(q, "lookup",
+	    "SELECT msgid FROM dr_recipients WHERE id = $1", 1, args);
+	if (r == NULL)
+		return -1;
+	if ((found = PQntuples(r) > 0))
+		snprintf(msgid, QUEUE_ID_LEN, "%s", pg_text(r, 0, 0));
+	PQclear(r);
+	return found ? 2 : 0;
+}
+
+/*
+ * A message of the queue: its row, with recipients (with a node-local
+ * queue, dr_messages also holds the envelopes of other nodes' messages
+ * for the trace; those are no queue's to act on).
+ */
+int
+queue_pg_resolve(
+    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt)
+{
+	const char *args[1];
+	PGresult *r;
+	int found;
+
+	if (queue_is_hexid(key)) {
+		snprintf(msgid, QUEUE_ID_LEN, "%s", key);
+		str_lower(msgid);
+		args[0] = msgid;
+		r = queue_pg_query(q, "lookup",
+		    "SELECT 1 FROM dr_recipients WHERE msgid = $1 LIMIT 1", 1,
+		    args);
+		if (r == NULL)
+			return -1;
+		found = PQntuples(r) > 0;
+		PQclear(r);
+		if (found)
+			return 1;
+	}
+	/* A 16-digit number that is no message may still be a row id. */
+	return queue_pg_resolve_rcpt(q, key, msgid, rcpt);
+}
+
+/* Who the events name: the actor as valid UTF-8 (new). */
+static char *
+queue_pg_actor(const struct queue *q)
+{
+	json_t *j = queue_json_str(q->actor[0] != '\0' ? q->actor : "operator");
+	char *s = xstrdup(
+	    json_string_value(j) != NULL ? json_string_value(j) : "operator");
+
+	json_decref(j);
+	return s;
+}
+
+/*
+ * Run an action statement (params $1..$5 as QUEUE_PG_ACT_SQL wants,
+ * key in $1) and return the number of events written = rows changed.
+ */
+static int
+queue_pg_act_run(struct queue *q, const char *sql, const char *key, time_t now,
+    const char *what)
+{
+	char nowbuf[PG_INT_LEN], uid[PG_INT_LEN];
+	char *by = queue_pg_actor(q);
+	const char *args[5];
+	long long n;
+	int rc;
+
+	args[0] = key;
+	args[1] = pg_itoa((long long)now, nowbuf);
+	args[2] = pg_node(q->pg);
+	args[3] = by;
+	args[4] = pg_itoa((long long)getuid(), uid);
+	rc = queue_pg_exec_n(q, what, sql, 5, args, &n);
+	free(by);
+	return rc == -1 ? -1 : (int)n;
+}
+
+/* act on what kind (1 message, 2 recipient row rcpt) names; rows or -1. */
+static int
+queue_pg_act_apply(struct queue *q, enum queue_pg_act act, int kind,
+    int64_t rcpt, const char *msgid)
+{
+	char upd[512], sql[1024], num[PG_INT_LEN];
+	int n;
+
+	snprintf(upd, sizeof(upd),
+	    "UPDATE dr_recipients SET %s WHERE %s = $1 AND %s",
+	    queue_pg_acts[act].set, kind == 1 ? "msgid" : "id",
+	    queue_pg_acts[act].from);
+	snprintf(
+	    sql, sizeof(sql), QUEUE_PG_ACT_SQL, upd, queue_pg_acts[act].event);
+	n = queue_pg_act_run(q, sql,
+	    kind == 1 ? msgid : pg_itoa((long long)rcpt, num), time(NULL),
+	    queue_pg_acts[act].event);
+	/* A delete names one message: its body goes when nothing is left. */
+	if (n > 0 && act == QUEUE_PG_DELETE && queue_pg_msg_gc(q, msgid) == -1)
+		return -1;
+	return n;
+}
+
+static int
+queue_pg_act(struct queue *q, const char *key, enum queue_pg_act act)
+{
+	char msgid[QUEUE_ID_LEN];
+	int64_t rcpt = 0;
+	int kind, n;
+
+	q->err[0] = '\0';
+	if (queue_pg_ready(q) == -1 || queue_pg_tx_begin(q) == -1)
+		return -1;
+	kind = queue_pg_resolve(q, key, msgid, &rcpt);
+	n = kind > 0 ? queue_pg_act_apply(q, act, kind, rcpt, msgid) : kind;
+	if (n == -1) {
+		queue_pg_tx_rollback(q);
+		return -1;
+	}
+	return queue_pg_tx_commit(q) == 0 ? n : -1;
+}
+
+int
+queue_pg_retry(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_pg_act(q, msgid_or_rcpt_id, QUEUE_PG_RETRY);
+}
+
+int
+queue_pg_delete(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_pg_act(q, msgid_or_rcpt_id, QUEUE_PG_DELETE);
+}
+
+int
+queue_pg_bounce(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_pg_act(q, msgid_or_rcpt_id, QUEUE_PG_BOUNCE);
+}
+
+int
+queue_pg_hold(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_pg_act(q, msgid_or_rcpt_id, QUEUE_PG_HOLD);
+}
+
+int
+queue_pg_release(struct queue *q, const char *msgid_or_rcpt_id)
+{
+	return queue_pg_act(q, msgid_or_rcpt_id, QUEUE_PG_RELEASE);
+}
+
+/*
+ * A chunk of a flush: deferred recipients (not due, no live lease: one
+ * under way is active, not deferred) after row $1 in row id order, of
+ * domain $6 if given. The condition is repeated in the UPDATE so that a
+ * row another node claimed meanwhile is re-checked, and skipped.
+ */
+#define QUEUE_PG_FLUSH_WHERE                                          \
+	"status = 0 AND next_attempt > $2 AND lease_until <= $2 AND " \
+	"($6::text IS NULL OR domain = $6)"
+static const char queue_pg_flush_sql[] =
+    "WITH t AS (UPDATE dr_recipients SET next_attempt = $2, lease_node = "
+    "NULL, lease_until = 0 WHERE id IN (SELECT id FROM dr_recipients "
+    "WHERE id > $1::bigint AND " QUEUE_PG_FLUSH_WHERE " ORDER BY id "
+    "LIMIT " QUEUE_PG_FLUSH_CHUNK_STR ") AND " QUEUE_PG_FLUSH_WHERE
+    " RETURNING id, msgid, addr), e AS (INSERT INTO dr_events (node, "
+    "msgid, addr, at, type, fields) SELECT $3, msgid, addr, $2, "
+    "'flushed', json_build_object('rcpt', id, 'by', $4::text, 'uid', "
+    "$5::bigint) FROM t ORDER BY id) "
+    "SELECT count(*), coalesce(max(id), 0) FROM t";
+
+/* One statement of a flush; *last: the highest row id done. n or -1. */
+static int
+queue_pg_flush_chunk(
+    struct queue *q, const char *domain, time_t now, long long *last)
+{
+	char nowbuf[PG_INT_LEN], uid[PG_INT_LEN], after[PG_INT_LEN];
+	char *by = queue_pg_actor(q);
+	const char *args[6];
+	PGresult *r;
+	int n;
+
+	args[0] = pg_itoa(*last, after);
+	args[1] = pg_itoa((long long)now, nowbuf);
+	args[2] = pg_node(q->pg);
+	args[3] = by;
+	args[4] = pg_itoa((long long)getuid(), uid);
+	args[5] = domain;
+	r = queue_pg_query(q, "flush", queue_pg_flush_sql, 6, args);
+	free(by);
+	if (r == NULL)
+		return -1;
+	n = (int)pg_int(r, 0, 0);
+	if (n > 0)
+		*last = pg_int(r, 0, 1);
+	PQclear(r);
+	return n;
+}
+
+int
+queue_pg_flush(struct queue *q, const char *domain)
+{
+	char *d = domain != NULL ? xstrdup(domain) : NULL;
+	time_t now = time(NULL);
+	long long last = 0;
+	int n, total = 0;
+
+	q->err[0] = '\0';
+	if (queue_pg_ready(q) == -1) {
+		free(d);
+		return -1;
+	}
+	if (d != NULL)
+		str_lower(d);
+	/* Each chunk commits by itself: the nodes' claims never wait long. */
+	do {
+		if ((n = queue_pg_flush_chunk(q, d, now, &last)) > 0)
+			total += n;
+	} while (n == QUEUE_PG_FLUSH_CHUNK);
+	free(d);
+	return n == -1 ? -1 : total;
+}
