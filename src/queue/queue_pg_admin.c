@@ -45,14 +45,18 @@
 	"lease_until ELSE 0 END"
 
 /*
- * The event of each changed row: $3 node, $4 by, $5 uid; the same fields
- * as queue_admin.c's. %s: the UPDATE, then the event type.
+ * The event of each changed row t: $2 now, $3 node, $4 by, $5 uid; the
+ * same fields as queue_admin.c's.
  */
-#define QUEUE_PG_ACT_SQL                                                   \
-	"WITH t AS (%s RETURNING id, msgid, addr) "                        \
-	"INSERT INTO dr_events (node, msgid, addr, at, type, fields) "     \
-	"SELECT $3, msgid, addr, $2, '%s', json_build_object('rcpt', id, " \
-	"'by', $4::text, 'uid', $5::bigint) FROM t ORDER BY id"
+#define QUEUE_PG_EVENTS(type)                                               \
+	"INSERT INTO dr_events (node, msgid, addr, at, type, fields) "      \
+	"SELECT $3::text, msgid, addr, $2::bigint, '" type "', "            \
+	"json_build_object('rcpt', id, 'by', $4::text, 'uid', $5::bigint) " \
+	"FROM t ORDER BY id"
+
+/* %s: the UPDATE, then the event type. */
+#define QUEUE_PG_ACT_SQL \
+	"WITH t AS (%s RETURNING id, msgid, addr) " QUEUE_PG_EVENTS("%s")
 
 enum queue_pg_act {
 	QUEUE_PG_RETRY,
@@ -257,11 +261,9 @@ static const char queue_pg_flush_sql[] =
     "NULL, lease_until = 0 WHERE id IN (SELECT id FROM dr_recipients "
     "WHERE id > $1::bigint AND " QUEUE_PG_FLUSH_WHERE " ORDER BY id "
     "LIMIT " QUEUE_PG_FLUSH_CHUNK_STR ") AND " QUEUE_PG_FLUSH_WHERE
-    " RETURNING id, msgid, addr), e AS (INSERT INTO dr_events (node, "
-    "msgid, addr, at, type, fields) SELECT $3, msgid, addr, $2, "
-    "'flushed', json_build_object('rcpt', id, 'by', $4::text, 'uid', "
-    "$5::bigint) FROM t ORDER BY id) "
-    "SELECT count(*), coalesce(max(id), 0) FROM t";
+    " RETURNING id, msgid, addr), e AS (" QUEUE_PG_EVENTS(
+        "flushed") ") "
+                   "SELECT count(*), coalesce(max(id), 0) FROM t";
 
 /* One statement of a flush; *last: the highest row id done. n or -1. */
 static int
