@@ -162,8 +162,7 @@ struct conf;
  * opens [fleet] postgres as [fleet] node (queue_open_pg). For the daemon,
  * the commands and the console alike. Returns new or NULL with *errstr.
  */
-struct queue *queue_open_conf(
-    const struct conf *c, bool create, char **errstr);
+struct queue *queue_open_conf(const struct conf *c, bool create, char **errstr);
 
 /* Whether q lives in PostgreSQL (store = postgres). */
 bool queue_is_pg(const struct queue *q);

@@ -12,13 +12,6 @@
 #include "core/xmalloc.h"
 #include "queue/queue_pg_int.h"
 
-/* The public struct first, so queue_msg_free can find the owned parts. */
-struct queue_msg_box {
-	struct queue_msg m;
-	char *own[8];
-	uint8_t *data;
-};
-
 static const char *
 queue_msg_text(sqlite3_stmt *st, int col, struct queue_msg_box *b, size_t slot,
     bool keep_null)
@@ -97,7 +90,8 @@ queue_msg_load(struct queue *q, const char *msgid)
 struct queue_msg *
 queue_msg_get(struct queue *q, const char *msgid)
 {
-	struct queue_msg *m = queue_msg_load(q, msgid);
+	struct queue_msg *m = q->pg != NULL ? queue_pg_msg_load(q, msgid) :
+	                                      queue_msg_load(q, msgid);
 
 	if (m != NULL && m->data == NULL) {
 		queue_msg_free(m);
@@ -163,8 +157,11 @@ queue_msg_drop_body(struct queue_msg *m)
 int
 queue_msg_gc(struct queue *q, const char *msgid)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_MSG_GC);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_msg_gc(q, msgid);
+	st = queue_stmt(q, QUEUE_ST_MSG_GC);
 	sqlite3_bind_text(st, 1, msgid, -1, SQLITE_STATIC);
 	return queue_run(q, st, "drop body");
 }

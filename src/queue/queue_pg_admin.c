@@ -85,11 +85,10 @@ static const struct {
 
 /* The message of recipient row key (a number), into msgid and *rcpt. */
 static int
-queue_pg_resolve_rcpt(
-    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt)
+queue_pg_resolve_rcpt(struct queue *q, const char *key,
+    char msgid[QUEUE_ID_LEN], int64_t *rcpt)
 {
-	char num[PG_INT_LEN];
-	const char *args[1];
+	struct queue_pg_args a = { 0 };
 	PGresult *r;
 	uint64_t n;
 	int found;
@@ -97,9 +96,10 @@ queue_pg_resolve_rcpt(
 	if (str_to_uint(key, 1, INT64_MAX, &n) == -1)
 		return 0;
 	*rcpt = (int64_t)n;
-	args[0] = pg_itoa((long long)n, num);
-	r = queue_pg_query(q, "lookup",
-	    "SELECT msgid FROM dr_recipients WHERE id = $1", 1, args);
+	queue_pg_arg_int(&a, (long long)n);
+	r = queue_pg_run(
+	    q, "lookup", "SELECT msgid FROM dr_recipients WHERE id = $1", &a);
+	queue_pg_args_clear(&a);
 	if (r == NULL)
 		return -1;
 	if ((found = PQntuples(r) > 0))
@@ -109,25 +109,25 @@ queue_pg_resolve_rcpt(
 }
 
 /*
- * A message of the queue: its row, with recipients (with a node-local
- * queue, dr_messages also holds the envelopes of other nodes' messages
- * for the trace; those are no queue's to act on).
+ * A message of the queue: one with recipients (with a node-local queue,
+ * dr_messages also holds the envelopes of other nodes' messages for the
+ * trace; those are no queue's to act on).
  */
 int
-queue_pg_resolve(
-    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt)
+queue_pg_resolve(struct queue *q, const char *key, char msgid[QUEUE_ID_LEN],
+    int64_t *rcpt)
 {
-	const char *args[1];
+	struct queue_pg_args a = { 0 };
 	PGresult *r;
 	int found;
 
 	if (queue_is_hexid(key)) {
 		snprintf(msgid, QUEUE_ID_LEN, "%s", key);
 		str_lower(msgid);
-		args[0] = msgid;
-		r = queue_pg_query(q, "lookup",
-		    "SELECT 1 FROM dr_recipients WHERE msgid = $1 LIMIT 1", 1,
-		    args);
+		queue_pg_arg_str(&a, msgid);
+		r = queue_pg_run(q, "lookup",
+		    "SELECT 1 FROM dr_recipients WHERE msgid = $1 LIMIT 1", &a);
+		queue_pg_args_clear(&a);
 		if (r == NULL)
 			return -1;
 		found = PQntuples(r) > 0;
@@ -139,40 +139,14 @@ queue_pg_resolve(
 	return queue_pg_resolve_rcpt(q, key, msgid, rcpt);
 }
 
-/* Who the events name: the actor as valid UTF-8 (new). */
-static char *
-queue_pg_actor(const struct queue *q)
+/* $2..$5 of every action: now, this node, who, the user id. */
+static void
+queue_pg_act_args(struct queue *q, struct queue_pg_args *a, time_t now)
 {
-	json_t *j = queue_json_str(q->actor[0] != '\0' ? q->actor : "operator");
-	char *s = xstrdup(
-	    json_string_value(j) != NULL ? json_string_value(j) : "operator");
-
-	json_decref(j);
-	return s;
-}
-
-/*
- * Run an action statement (params $1..$5 as QUEUE_PG_ACT_SQL wants,
- * key in $1) and return the number of events written = rows changed.
- */
-static int
-queue_pg_act_run(struct queue *q, const char *sql, const char *key, time_t now,
-    const char *what)
-{
-	char nowbuf[PG_INT_LEN], uid[PG_INT_LEN];
-	char *by = queue_pg_actor(q);
-	const char *args[5];
-	long long n;
-	int rc;
-
-	args[0] = key;
-	args[1] = pg_itoa((long long)now, nowbuf);
-	args[2] = pg_node(q->pg);
-	args[3] = by;
-	args[4] = pg_itoa((long long)getuid(), uid);
-	rc = queue_pg_exec_n(q, what, sql, 5, args, &n);
-	free(by);
-	return rc == -1 ? -1 : (int)n;
+	queue_pg_arg_int(a, (long long)now);
+	queue_pg_arg_str(a, pg_node(q->pg));
+	queue_pg_arg_str(a, q->actor[0] != '\0' ? q->actor : "operator");
+	queue_pg_arg_int(a, (long long)getuid());
 }
 
 /* act on what kind (1 message, 2 recipient row rcpt) names; rows or -1. */
@@ -180,8 +154,9 @@ static int
 queue_pg_act_apply(struct queue *q, enum queue_pg_act act, int kind,
     int64_t rcpt, const char *msgid)
 {
-	char upd[512], sql[1024], num[PG_INT_LEN];
-	int n;
+	struct queue_pg_args a = { 0 };
+	char upd[512], sql[1024];
+	long long n;
 
 	snprintf(upd, sizeof(upd),
 	    "UPDATE dr_recipients SET %s WHERE %s = $1 AND %s",
@@ -189,13 +164,17 @@ queue_pg_act_apply(struct queue *q, enum queue_pg_act act, int kind,
 	    queue_pg_acts[act].from);
 	snprintf(
 	    sql, sizeof(sql), QUEUE_PG_ACT_SQL, upd, queue_pg_acts[act].event);
-	n = queue_pg_act_run(q, sql,
-	    kind == 1 ? msgid : pg_itoa((long long)rcpt, num), time(NULL),
-	    queue_pg_acts[act].event);
+	if (kind == 1)
+		queue_pg_arg_str(&a, msgid);
+	else
+		queue_pg_arg_int(&a, (long long)rcpt);
+	queue_pg_act_args(q, &a, time(NULL));
+	n = queue_pg_change(q, queue_pg_acts[act].event, sql, &a);
+	queue_pg_args_clear(&a);
 	/* A delete names one message: its body goes when nothing is left. */
 	if (n > 0 && act == QUEUE_PG_DELETE && queue_pg_msg_gc(q, msgid) == -1)
 		return -1;
-	return n;
+	return (int)n;
 }
 
 static int
@@ -270,20 +249,15 @@ static int
 queue_pg_flush_chunk(
     struct queue *q, const char *domain, time_t now, long long *last)
 {
-	char nowbuf[PG_INT_LEN], uid[PG_INT_LEN], after[PG_INT_LEN];
-	char *by = queue_pg_actor(q);
-	const char *args[6];
+	struct queue_pg_args a = { 0 };
 	PGresult *r;
 	int n;
 
-	args[0] = pg_itoa(*last, after);
-	args[1] = pg_itoa((long long)now, nowbuf);
-	args[2] = pg_node(q->pg);
-	args[3] = by;
-	args[4] = pg_itoa((long long)getuid(), uid);
-	args[5] = domain;
-	r = queue_pg_query(q, "flush", queue_pg_flush_sql, 6, args);
-	free(by);
+	queue_pg_arg_int(&a, *last);
+	queue_pg_act_args(q, &a, now);
+	queue_pg_arg_str(&a, domain);
+	r = queue_pg_run(q, "flush", queue_pg_flush_sql, &a);
+	queue_pg_args_clear(&a);
 	if (r == NULL)
 		return -1;
 	n = (int)pg_int(r, 0, 0);

@@ -28,12 +28,9 @@
 #define QUEUE_PG_LIST_LEASE_COL 19
 
 /* A query being put together, with its parameters. */
-#define QUEUE_PG_LIST_MAXP 8
 struct queue_pg_list_q {
 	char sql[2048];
-	const char *args[QUEUE_PG_LIST_MAXP];
-	int n;
-	char num[3][PG_INT_LEN]; /* now, after, limit */
+	struct queue_pg_args a;
 };
 
 static const char *const queue_pg_state_sql[] = {
@@ -46,28 +43,32 @@ static const char *const queue_pg_state_sql[] = {
 	[QUEUE_STATE_HELD] = " AND r.status = 4",
 };
 
-/*
- * Append piece to the query, each "$?" in it standing for one new
- * parameter of value (when value is NULL, piece has none).
- */
+/* Append piece to the query, each "$?" in it standing for the last
+ * parameter added. */
 static void
-queue_pg_list_add(
-    struct queue_pg_list_q *lq, const char *piece, const char *value)
+queue_pg_list_add(struct queue_pg_list_q *lq, const char *piece)
 {
 	size_t len = strlen(lq->sql);
 	const char *p;
 
-	if (value != NULL)
-		lq->args[lq->n++] = value;
 	for (p = piece; *p != '\0' && len + 4 < sizeof(lq->sql); p++) {
 		if (p[0] == '$' && p[1] == '?') {
-			len += (size_t)snprintf(
-			    lq->sql + len, sizeof(lq->sql) - len, "$%d", lq->n);
+			len += (size_t)snprintf(lq->sql + len,
+			    sizeof(lq->sql) - len, "$%d", lq->a.n);
 			p++;
 		} else
 			lq->sql[len++] = *p;
 	}
 	lq->sql[len] = '\0';
+}
+
+/* Append piece with "$?" for the new text parameter value. */
+static void
+queue_pg_list_str(
+    struct queue_pg_list_q *lq, const char *piece, const char *value)
+{
+	queue_pg_arg_str(&lq->a, value);
+	queue_pg_list_add(lq, piece);
 }
 
 static bool
@@ -76,7 +77,7 @@ queue_pg_given(const char *s)
 	return s != NULL && *s != '\0';
 }
 
-/* The query for f; lq->args are borrowed from f and lq. */
+/* The query for f (lq->a to be cleared). */
 static void
 queue_pg_list_sql(struct queue_pg_list_q *lq, const struct queue_filter *f)
 {
@@ -85,33 +86,33 @@ queue_pg_list_sql(struct queue_pg_list_q *lq, const struct queue_filter *f)
 	if (state >= sizeof(queue_pg_state_sql) / sizeof(*queue_pg_state_sql))
 		state = QUEUE_STATE_ANY;
 	memset(lq, 0, sizeof(*lq));
-	lq->args[lq->n++] =
-	    pg_itoa((long long)(f->now != 0 ? f->now : time(NULL)), lq->num[0]);
+	queue_pg_arg_int(&lq->a, (long long)(f->now != 0 ? f->now : time(NULL)));
+	queue_pg_arg_int(&lq->a, (long long)f->after);
 	queue_pg_list_add(lq,
 	    "SELECT " QUEUE_PG_LIST_COLS " FROM dr_recipients r WHERE "
-	    "r.id > $?",
-	    pg_itoa((long long)f->after, lq->num[1]));
+	    "r.id > $2");
 	if (queue_pg_given(f->domain))
-		queue_pg_list_add(lq, " AND r.domain = lower($?)", f->domain);
-	queue_pg_list_add(lq, queue_pg_state_sql[state], NULL);
+		queue_pg_list_str(lq, " AND r.domain = lower($?)", f->domain);
+	queue_pg_list_add(lq, queue_pg_state_sql[state]);
 	if (queue_pg_given(f->recipient))
-		queue_pg_list_add(lq,
+		queue_pg_list_str(lq,
 		    " AND strpos(lower(r.addr), lower($?)) > 0", f->recipient);
 	if (queue_pg_given(f->sender))
-		queue_pg_list_add(lq,
+		queue_pg_list_str(lq,
 		    " AND EXISTS (SELECT 1 FROM dr_messages m WHERE m.id = "
 		    "r.msgid AND strpos(lower(m.sender), lower($?)) > 0)",
 		    f->sender);
 	if (queue_pg_given(f->address))
-		queue_pg_list_add(lq,
+		queue_pg_list_str(lq,
 		    " AND (strpos(lower(r.addr), lower($?)) > 0 OR EXISTS "
 		    "(SELECT 1 FROM dr_messages m WHERE m.id = r.msgid AND "
 		    "strpos(lower(m.sender), lower($?)) > 0))",
 		    f->address);
-	queue_pg_list_add(lq, " ORDER BY r.id", NULL);
-	if (f->limit > 0 && f->limit < INT64_MAX)
-		queue_pg_list_add(
-		    lq, " LIMIT $?", pg_itoa((long long)f->limit, lq->num[2]));
+	queue_pg_list_add(lq, " ORDER BY r.id");
+	if (f->limit > 0 && f->limit < INT64_MAX) {
+		queue_pg_arg_int(&lq->a, (long long)f->limit);
+		queue_pg_list_add(lq, " LIMIT $?");
+	}
 }
 
 /*
@@ -148,33 +149,35 @@ queue_pg_list_filter(
 {
 	static const struct queue_filter all = { 0 };
 	struct queue_pg_list_q lq;
+	PGresult *res;
 
 	q->err[0] = '\0';
 	if (queue_pg_ready(q) == -1)
 		return -1;
 	queue_pg_list_sql(&lq, f != NULL ? f : &all);
-	return queue_pg_list_each(
-	    queue_pg_query(q, "list", lq.sql, lq.n, lq.args), cb, arg);
+	res = queue_pg_run(q, "list", lq.sql, &lq.a);
+	queue_pg_args_clear(&lq.a);
+	return queue_pg_list_each(res, cb, arg);
 }
 
 int
 queue_pg_msg_rcpts(
     struct queue *q, const char *msgid, queue_rcpt_cb *cb, void *arg)
 {
-	char now[PG_INT_LEN];
-	const char *args[2];
+	struct queue_pg_args a = { 0 };
+	PGresult *res;
 
 	q->err[0] = '\0';
 	if (queue_pg_ready(q) == -1)
 		return -1;
-	args[0] = pg_itoa((long long)time(NULL), now);
-	args[1] = msgid;
-	return queue_pg_list_each(queue_pg_query(q, "message recipients",
-	                              "SELECT " QUEUE_PG_LIST_COLS
-	                              " FROM dr_recipients r WHERE r.msgid = "
-	                              "$2 ORDER BY r.id",
-	                              2, args),
-	    cb, arg);
+	queue_pg_arg_int(&a, (long long)time(NULL));
+	queue_pg_arg_str(&a, msgid);
+	res = queue_pg_run(q, "message recipients",
+	    "SELECT " QUEUE_PG_LIST_COLS " FROM dr_recipients r WHERE "
+	    "r.msgid = $2 ORDER BY r.id",
+	    &a);
+	queue_pg_args_clear(&a);
+	return queue_pg_list_each(res, cb, arg);
 }
 
 struct queue_msg *
@@ -193,8 +196,7 @@ queue_pg_msg_find(struct queue *q, const char *key)
 int
 queue_pg_count_states(struct queue *q, time_t now, struct queue_counts *c)
 {
-	char nowbuf[PG_INT_LEN];
-	const char *args[1];
+	struct queue_pg_args a = { 0 };
 	PGresult *r;
 	int i;
 
@@ -202,12 +204,13 @@ queue_pg_count_states(struct queue *q, time_t now, struct queue_counts *c)
 	q->err[0] = '\0';
 	if (queue_pg_ready(q) == -1)
 		return -1;
-	args[0] = pg_itoa((long long)now, nowbuf);
-	r = queue_pg_query(q, "count",
+	queue_pg_arg_int(&a, (long long)now);
+	r = queue_pg_run(q, "count",
 	    "SELECT r.status, r.next_attempt <= $1 OR r.lease_until > $1, "
 	    "count(*) FROM dr_recipients r WHERE " QUEUE_PG_SQL_PRESENT
 	    " GROUP BY 1, 2",
-	    1, args);
+	    &a);
+	queue_pg_args_clear(&a);
 	if (r == NULL)
 		return -1;
 	for (i = 0; i < PQntuples(r); i++) {
