@@ -85,8 +85,8 @@ static const struct {
 
 /* The message of recipient row key (a number), into msgid and *rcpt. */
 static int
-queue_pg_resolve_rcpt(struct queue *q, const char *key,
-    char msgid[QUEUE_ID_LEN], int64_t *rcpt)
+queue_pg_resolve_rcpt(
+    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt)
 {
 	struct queue_pg_args a = { 0 };
 	PGresult *r;
@@ -114,8 +114,8 @@ queue_pg_resolve_rcpt(struct queue *q, const char *key,
  * trace; those are no queue's to act on).
  */
 int
-queue_pg_resolve(struct queue *q, const char *key, char msgid[QUEUE_ID_LEN],
-    int64_t *rcpt)
+queue_pg_resolve(
+    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt)
 {
 	struct queue_pg_args a = { 0 };
 	PGresult *r;

@@ -86,7 +86,8 @@ queue_pg_list_sql(struct queue_pg_list_q *lq, const struct queue_filter *f)
 	if (state >= sizeof(queue_pg_state_sql) / sizeof(*queue_pg_state_sql))
 		state = QUEUE_STATE_ANY;
 	memset(lq, 0, sizeof(*lq));
-	queue_pg_arg_int(&lq->a, (long long)(f->now != 0 ? f->now : time(NULL)));
+	queue_pg_arg_int(
+	    &lq->a, (long long)(f->now != 0 ? f->now : time(NULL)));
 	queue_pg_arg_int(&lq->a, (long long)f->after);
 	queue_pg_list_add(lq,
 	    "SELECT " QUEUE_PG_LIST_COLS " FROM dr_recipients r WHERE "
