@@ -12,10 +12,17 @@ every message accepted by node1 and every command run on node2 or node3.
   delete.*   delete from node3: never delivered, body dropped, gone from list
   bounce.*   bounce from node2: the sender gets the DSN
   lease.*    while a node is attempting a recipient (a next hop that
-             answers slowly), list on another node says "attempting on
-             nodeN" and counts it active; a hold from another node lets
-             the attempt finish and the recipient stays held
+             answers slowly), list on another node and node3's console
+             say "attempting on nodeN" and count it active; a hold from
+             another node lets the attempt finish, the recipient stays held
+  deadlease.* the claim of a node that died mid-attempt (written into
+             dr_recipients as node9's, the one thing not done by a real
+             node): while it lasts, flush skips the recipient and retry
+             does not make it due; once it has expired, retry clears it
+             and the recipient is delivered at once
   console.*  the /queue page of node3 lists node1's message and holds it
+             (HTTP with the page's CSRF token), and releases it from
+             headless Chromium
 
 The next hops are one small SMTP server run here (relay_queue_hold's),
 which answers 451 to RCPT for the domains it is told to refuse, and
@@ -35,13 +42,16 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "world"))
 from fleetlib import Fleet  # noqa: E402
 from relay_queue_hold import Receiver, ReceiverSession  # noqa: E402
 import worldlib  # noqa: E402
 from worldlib import free_port, wait_until  # noqa: E402
 
 DOMAINS = ("hold.test", "retry.test", "flushone.test", "flushtwo.test",
-           "delete.test", "bounce.test", "slow.test", "console.test")
+           "delete.test", "bounce.test", "slow.test", "deadlease.test",
+           "console.test")
 SENDER = "alice@sender.test"   # routed to the receiver: bounces arrive
 STALL_S = 6                    # how long a stalled RCPT is answered late
 
@@ -132,6 +142,10 @@ def check_list(fl, qid):
            and "Subject: hold" in (m.get("headers") or "") and
            [r["recipient"] for r in m.get("recipients", [])] ==
            ["bob@hold.test"], f"exit {rc} {out[:300]}{err}")
+    rowid = str(m["recipients"][0]["id"]) if m.get("recipients") else "0"
+    rc, out, err = n3.cli("queue", "show", rowid)
+    report("list.show-by-row-id", rc == 0 and f"message {qid}" in out and
+           "bob@hold.test" in out, f"exit {rc} {out[:300]}{err}")
 
 
 def check_hold(fl, rx):
@@ -281,8 +295,18 @@ def check_lease(fl, rx):
            f"attempting on {row['attempting_on']}" in out and
            qid in [r["msgid"] for r in active],
            f"{out} active {active}")
+    try:
+        page = console_get(None, f"http://127.0.0.1:{fl.admin_port}"
+                           "/queue?domain=slow.test")
+    except OSError as e:
+        page = f"{e}"
+    report("lease.console-says-attempting",
+           f"attempting on {row['attempting_on']}" in page and
+           re.search(r'id="count-active".*?value">1<', page, re.S),
+           page[-600:])
     # Hold from a node that is not attempting it, during the attempt.
-    other = [n for n in fl.nodes if n.name_ != row["attempting_on"]][0]
+    other = [n for i, n in enumerate(fl.nodes)
+             if f"node{i + 1}" != row["attempting_on"]][0]
     rc, out, err = other.cli("queue", "hold", qid)
     report("lease.hold-during-attempt", rc == 0 and "1 recipient held" in out,
            f"exit {rc} {out}{err}")
@@ -300,7 +324,43 @@ def check_lease(fl, rx):
            and not entry(n1, qid), f"exit {rc} {out}{err}")
 
 
+def check_dead_lease(fl, rx):
+    n2, n3 = fl.nodes[1], fl.nodes[2]
+    qid = submit_deferred(fl, "judy@deadlease.test", "deadlease")
+    if qid is None:
+        return
+    before = entry(n3, qid)[0]["next_attempt"]
+    fl.pg.psql(f"UPDATE dr_recipients SET lease_node = 'node9', "
+               f"lease_until = extract(epoch FROM now())::bigint + 3600 "
+               f"WHERE msgid = '{qid}'")
+    rows = entry(n2, qid)
+    report("deadlease.listed", rows and rows[0]["attempting_on"] == "node9",
+           f"{rows}")
+    rx.refuse.discard("deadlease.test")
+    rc_f, out_f, _ = n2.cli("queue", "flush", "deadlease.test")
+    rc_r, out_r, err_r = n3.cli("queue", "retry", qid)
+    time.sleep(3)
+    rows = entry(n2, qid)
+    report("deadlease.live-lease-kept",
+           rc_f == 0 and "0 recipients due now" in out_f and rc_r == 0 and
+           not rx.took("judy@deadlease.test") and rows and
+           rows[0]["next_attempt"] == before and
+           rows[0]["attempting_on"] == "node9",
+           f"flush {rc_f} {out_f} retry {rc_r} {out_r}{err_r} receiver "
+           f"{len(rx.took('judy@deadlease.test'))} queue {rows}")
+    fl.pg.psql(f"UPDATE dr_recipients SET lease_until = "
+               f"extract(epoch FROM now())::bigint - 1 WHERE msgid = '{qid}'")
+    rows = entry(n2, qid)
+    rc, out, err = n3.cli("queue", "retry", qid)
+    got = wait_until(lambda: rx.took("judy@deadlease.test"), 15)
+    report("deadlease.expired-retry-delivers",
+           rows and rows[0]["attempting_on"] is None and rc == 0 and
+           bool(got), f"before {rows}; retry {rc} {out}{err}; receiver "
+           f"{len(got or [])}")
+
+
 def console_get(opener, url):
+    opener = opener or urllib.request.build_opener()
     with opener.open(url, timeout=15) as r:
         return r.read().decode("utf-8", "replace")
 
@@ -337,6 +397,33 @@ def check_console(fl, rx, admin_port):
     report("console.event-names-node",
            ("held", "node3", "console") in events(fl, qid),
            f"{events(fl, qid)}")
+    check_console_browser(fl, url, qid)
+
+
+def check_console_browser(fl, url, qid):
+    """Release the held message from headless Chromium (node3's page)."""
+    try:
+        from browser import Browser
+        from relay_console_queue import act_on_row, rows
+        with Browser() as b:
+            b.get(url + "/queue?state=held")
+            got = rows(b).get("ivan@console.test")
+            report("console.browser-lists-held",
+                   got is not None and got[1] == "held" and got[2] == qid,
+                   f"{got}")
+            res = act_on_row(b, url, "ivan@console.test", "release")
+            errs = b.console_errors()
+    except Exception as e:   # a missing browser, a page that broke
+        report("console.browser", False, f"{type(e).__name__}: {e}")
+        return
+    e = entry(fl.nodes[0], qid)
+    report("console.browser-release",
+           res is not None and "1 recipient released" in res and e and
+           e[0]["status"] == "queued" and not errs,
+           f"result {res!r} queue {e} errors {errs[:3]}")
+    report("console.browser-event",
+           ("released", "node3", "console") in events(fl, qid),
+           f"{events(fl, qid)}")
 
 
 def main():
@@ -360,8 +447,8 @@ def main():
     try:
         with open(fl.nodes[2].conf, "a") as f:
             f.write(f"\n[admin]\nlisten = 127.0.0.1:{admin_port}\n")
-        for i, n in enumerate(fl.nodes):
-            n.name_ = f"node{i + 1}"
+        fl.admin_port = admin_port
+        for n in fl.nodes:
             n.start()
         check_hold(fl, rx)
         check_retry(fl, rx)
@@ -369,6 +456,7 @@ def main():
         check_delete(fl, rx)
         check_bounce(fl, rx)
         check_lease(fl, rx)
+        check_dead_lease(fl, rx)
         check_console(fl, rx, admin_port)
     except RuntimeError as e:
         report("fleet.run", False, f"{e}")
