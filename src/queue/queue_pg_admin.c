@@ -35,14 +35,16 @@
 
 /*
  * Due now ($2) unless a live lease says an attempt is under way; an
- * expired lease is cleared with it. Every right-hand side of a SET sees
- * the old row, so the three agree.
+ * expired lease is cleared with it. Leases are by the database's clock
+ * (QUEUE_PG_NOW). Every right-hand side of a SET sees the old row, so
+ * the three agree.
  */
-#define QUEUE_PG_DUE_NOW                                                 \
-	"next_attempt = CASE WHEN lease_until > $2 THEN next_attempt "   \
-	"ELSE $2 END, lease_node = CASE WHEN lease_until > $2 THEN "     \
-	"lease_node END, lease_until = CASE WHEN lease_until > $2 THEN " \
-	"lease_until ELSE 0 END"
+#define QUEUE_PG_LEASED "lease_until > " QUEUE_PG_NOW
+#define QUEUE_PG_DUE_NOW                                                  \
+	"next_attempt = CASE WHEN " QUEUE_PG_LEASED " THEN next_attempt " \
+	"ELSE $2 END, lease_node = CASE WHEN " QUEUE_PG_LEASED " THEN "   \
+	"lease_node END, lease_until = CASE WHEN " QUEUE_PG_LEASED        \
+	" THEN lease_until ELSE 0 END"
 
 /*
  * The event of each changed row t: $2 now, $3 node, $4 by, $5 uid; the
@@ -155,7 +157,7 @@ queue_pg_act_apply(struct queue *q, enum queue_pg_act act, int kind,
     int64_t rcpt, const char *msgid)
 {
 	struct queue_pg_args a = { 0 };
-	char upd[512], sql[1024];
+	char upd[1024], sql[2048];
 	long long n;
 
 	snprintf(upd, sizeof(upd),
@@ -232,9 +234,9 @@ queue_pg_release(struct queue *q, const char *msgid_or_rcpt_id)
  * domain $6 if given. The condition is repeated in the UPDATE so that a
  * row another node claimed meanwhile is re-checked, and skipped.
  */
-#define QUEUE_PG_FLUSH_WHERE                                          \
-	"status = 0 AND next_attempt > $2 AND lease_until <= $2 AND " \
-	"($6::text IS NULL OR domain = $6)"
+#define QUEUE_PG_FLUSH_WHERE                                        \
+	"status = 0 AND next_attempt > $2 AND NOT " QUEUE_PG_LEASED \
+	" AND ($6::text IS NULL OR domain = $6)"
 static const char queue_pg_flush_sql[] =
     "WITH t AS (UPDATE dr_recipients SET next_attempt = $2, lease_node = "
     "NULL, lease_until = 0 WHERE id IN (SELECT id FROM dr_recipients "

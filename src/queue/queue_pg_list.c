@@ -20,11 +20,12 @@
 #include "core/xmalloc.h"
 
 /* After QUEUE_PG_RCPT_COLS: the sender, then the node of a live lease
- * ($1 = now). */
-#define QUEUE_PG_LIST_COLS                                                \
-	QUEUE_PG_RCPT_COLS ", (SELECT m.sender FROM dr_messages m WHERE " \
-	                   "m.id = r.msgid), CASE WHEN r.lease_until > "  \
-	                   "$1 THEN r.lease_node END"
+ * (by the database's clock, as leases are). */
+#define QUEUE_PG_LIST_LEASED "r.lease_until > " QUEUE_PG_NOW
+#define QUEUE_PG_LIST_COLS                                                    \
+	QUEUE_PG_RCPT_COLS ", (SELECT m.sender FROM dr_messages m WHERE "     \
+	                   "m.id = r.msgid), CASE WHEN " QUEUE_PG_LIST_LEASED \
+	                   " THEN r.lease_node END"
 #define QUEUE_PG_LIST_LEASE_COL 19
 
 /* A query being put together, with its parameters. */
@@ -33,13 +34,14 @@ struct queue_pg_list_q {
 	struct queue_pg_args a;
 };
 
+/* "$?": now, by the node's clock (next_attempt is the node's). */
 static const char *const queue_pg_state_sql[] = {
 	[QUEUE_STATE_ANY] = " AND " QUEUE_PG_SQL_PRESENT,
-	/* $1 is now: an attempt under way is active, never deferred. */
-	[QUEUE_STATE_ACTIVE] = " AND r.status = 0 AND (r.next_attempt <= $1 "
-	                       "OR r.lease_until > $1)",
-	[QUEUE_STATE_DEFERRED] = " AND r.status = 0 AND r.next_attempt > $1 "
-	                         "AND r.lease_until <= $1",
+	/* An attempt under way is active, never deferred. */
+	[QUEUE_STATE_ACTIVE] = " AND r.status = 0 AND (r.next_attempt <= $? "
+	                       "OR " QUEUE_PG_LIST_LEASED ")",
+	[QUEUE_STATE_DEFERRED] = " AND r.status = 0 AND r.next_attempt > $? "
+	                         "AND NOT " QUEUE_PG_LIST_LEASED,
 	[QUEUE_STATE_HELD] = " AND r.status = 4",
 };
 
@@ -86,14 +88,16 @@ queue_pg_list_sql(struct queue_pg_list_q *lq, const struct queue_filter *f)
 	if (state >= sizeof(queue_pg_state_sql) / sizeof(*queue_pg_state_sql))
 		state = QUEUE_STATE_ANY;
 	memset(lq, 0, sizeof(*lq));
-	queue_pg_arg_int(
-	    &lq->a, (long long)(f->now != 0 ? f->now : time(NULL)));
 	queue_pg_arg_int(&lq->a, (long long)f->after);
 	queue_pg_list_add(lq,
 	    "SELECT " QUEUE_PG_LIST_COLS " FROM dr_recipients r WHERE "
-	    "r.id > $2");
+	    "r.id > $?");
 	if (queue_pg_given(f->domain))
 		queue_pg_list_str(lq, " AND r.domain = lower($?)", f->domain);
+	/* Every parameter must be used: PostgreSQL infers their types. */
+	if (state == QUEUE_STATE_ACTIVE || state == QUEUE_STATE_DEFERRED)
+		queue_pg_arg_int(
+		    &lq->a, (long long)(f->now != 0 ? f->now : time(NULL)));
 	queue_pg_list_add(lq, queue_pg_state_sql[state]);
 	if (queue_pg_given(f->recipient))
 		queue_pg_list_str(lq,
@@ -171,11 +175,10 @@ queue_pg_msg_rcpts(
 	q->err[0] = '\0';
 	if (queue_pg_ready(q) == -1)
 		return -1;
-	queue_pg_arg_int(&a, (long long)time(NULL));
 	queue_pg_arg_str(&a, msgid);
 	res = queue_pg_run(q, "message recipients",
 	    "SELECT " QUEUE_PG_LIST_COLS " FROM dr_recipients r WHERE "
-	    "r.msgid = $2 ORDER BY r.id",
+	    "r.msgid = $1 ORDER BY r.id",
 	    &a);
 	queue_pg_args_clear(&a);
 	return queue_pg_list_each(res, cb, arg);
@@ -207,7 +210,8 @@ queue_pg_count_states(struct queue *q, time_t now, struct queue_counts *c)
 		return -1;
 	queue_pg_arg_int(&a, (long long)now);
 	r = queue_pg_run(q, "count",
-	    "SELECT r.status, r.next_attempt <= $1 OR r.lease_until > $1, "
+	    "SELECT r.status, r.next_attempt <= $1 OR " QUEUE_PG_LIST_LEASED
+	    ", "
 	    "count(*) FROM dr_recipients r WHERE " QUEUE_PG_SQL_PRESENT
 	    " GROUP BY 1, 2",
 	    &a);
