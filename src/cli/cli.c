@@ -112,6 +112,7 @@ static const struct cli_opt trace_opts[] = {
 	{ "--until WHEN",
 	    "messages with an event at or before WHEN (same forms; a date "
 	    "alone means its last second)" },
+	{ "--limit N", "the N most recently received of them" },
 	{ "--json", "print the events as JSON (docs/QUEUE.md)" },
 	{ NULL, NULL },
 };
@@ -199,16 +200,21 @@ const struct cli_cmd cli_cmds[] = {
 	    false },
 	{ "trace",
 	    "[--message-id ID] [--sender ADDR] [--recipient ADDR] [--domain D] "
-	    "[--since WHEN] [--until WHEN] [--json]",
-	    "the story of messages, newest last", cmd_trace, trace_opts,
+	    "[--since WHEN] [--until WHEN] [--limit N] [--json]",
+	    "the story of messages, newest last (with [fleet] postgres: of "
+	    "every node)",
+	    cmd_trace, trace_opts,
 	    "0 something matched; 1 nothing did; 64 bad arguments; 78 the "
-	    "configuration or the queue cannot be opened; 70 a database error",
+	    "configuration or the queue cannot be opened; 70 a database "
+	    "error; 69 the fleet database cannot be reached with [queue] "
+	    "store = postgres",
 	    false },
 	{ "report", "[--period 1h|1d|7d|30d] [--impact] [--json]",
 	    "the transit security report, or the log-only impact (--impact)",
 	    cmd_report, report_opts,
 	    "0; 64 bad arguments; 78 the configuration or the queue cannot be "
-	    "opened; 70 a database error",
+	    "opened; 70 a database error; 69 the fleet database cannot be "
+	    "reached with [queue] store = postgres",
 	    false },
 	{ "passwd", "[USER]", "hash a password for [server] auth_file",
 	    cmd_passwd, passwd_opts,
