@@ -96,6 +96,18 @@ fleet_link_metrics(struct fleet_link *l, bool up)
 	metrics_fleet(up, max > mark ? (uint64_t)(max - mark) : 0);
 }
 
+/* The node is alive: dr_nodes.seen_at, for `fleet status`. */
+static int
+fleet_link_seen(struct fleet_link *l)
+{
+	char now[PG_INT_LEN];
+	const char *args[2] = { pg_node(l->pg),
+		pg_itoa((long long)time(NULL), now) };
+
+	return pg_exec(
+	    l->pg, "UPDATE dr_nodes SET seen_at = $2 WHERE node = $1", 2, args);
+}
+
 /* One pass; 0, or -1 with l->err. *copied: events copied. */
 static int
 fleet_link_pass(struct fleet_link *l, time_t until, long long *copied)
@@ -103,7 +115,7 @@ fleet_link_pass(struct fleet_link *l, time_t until, long long *copied)
 	*copied = 0;
 	if (fleet_link_open(l) == -1)
 		return -1;
-	if (pg_ready(l->pg) == -1 ||
+	if (pg_ready(l->pg) == -1 || fleet_link_seen(l) == -1 ||
 	    (l->events != NULL &&
 	        fleet_events_push(l->events, l->pg, until, copied) == -1) ||
 	    (l->tlsrpt != NULL && fleet_tlsrpt_push(l->pg, l->tlsrpt) == -1) ||
