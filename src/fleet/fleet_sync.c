@@ -32,8 +32,8 @@
 
 /* A pass stops starting new batches after this long: a stop never waits
  * for a long backlog, the next pass goes on with it. */
-#define FLEET_SYNC_PASS_S  20
-#define FLEET_SYNC_FINAL_S 10 /* the pass at stop */
+#define FLEET_SYNC_PASS_S  5
+#define FLEET_SYNC_FINAL_S 5 /* the pass at stop */
 
 /* What one pass needs, opened lazily and kept across passes. */
 struct fleet_link {
@@ -42,6 +42,8 @@ struct fleet_link {
 	struct fleet_events *events; /* the local queue, or NULL */
 	struct tlsrpt_store *tlsrpt; /* or NULL */
 	bool failing;                /* the failure was logged */
+	bool away;                   /* it was the database's */
+	bool local;                  /* the last failure was a local store's */
 	char err[512];               /* of the last failed pass */
 };
 
@@ -113,7 +115,7 @@ static int
 fleet_link_pass(struct fleet_link *l, time_t until, long long *copied)
 {
 	*copied = 0;
-	if (fleet_link_open(l) == -1)
+	if ((l->local = fleet_link_open(l) == -1))
 		return -1;
 	if (pg_ready(l->pg) == -1 || fleet_link_seen(l) == -1 ||
 	    (l->events != NULL &&
@@ -137,10 +139,16 @@ fleet_link_run(struct fleet_link *l, time_t secs)
 	fleet_link_metrics(l, ok);
 	if (!ok && !l->failing) {
 		l->failing = true;
-		log_warnx("fleet: database unreachable: %s", l->err);
+		/* A refused statement is not an outage: say which. */
+		l->away = !l->local && pg_broken(l->pg);
+		if (l->away)
+			log_warnx("fleet: database unreachable: %s", l->err);
+		else
+			log_warnx("fleet: copy failed: %s", l->err);
 	} else if (ok && l->failing) {
 		l->failing = false;
-		log_info("fleet: database back, %lld events copied", copied);
+		log_info("fleet: %s, %lld events copied",
+		    l->away ? "database back" : "copying again", copied);
 	} else if (ok && copied > 0)
 		log_debug("fleet: %lld events copied", copied);
 }
