@@ -5,9 +5,10 @@
  * compares the two documents). Private to src/fleet/.
  *
  * What differs between the two dialects, and how it is kept equal:
- *  - dr_events.fields is json: a damaged row of a node's queue (not JSON)
- *    is copied as a JSON string holding the text, on which ->> gives
- *    NULL, as SQLite's json_valid() guard does (the trace unwraps it).
+ *  - dr_events.fields is json: a damaged row of a node's queue (not a
+ *    JSON object) is copied as {"fields_raw": text} (fleet_events.c), on
+ *    which ->> gives NULL for every field read here, as SQLite's
+ *    json_valid() guard does; trace shows fields_raw, as the node's.
  *  - SQLite's lower() and NOCASE fold ASCII only: FLEET_ASCII_LOWER.
  *  - SQLite's LIKE ignores ASCII case: ILIKE.
  *  - Text order: SQLite compares bytes, PostgreSQL by the database's

@@ -163,9 +163,8 @@ fleet_trace_sql(struct fleet_trace_q *q, const struct queue_trace_filter *f)
 	}
 	buf_adds(&q->sql,
 	    ") SELECT m.id, m.message_id, m.sender, m.kind, m.received_at, "
-	    "m.size, m.node, e.addr, e.at, e.type, CASE WHEN "
-	    "json_typeof(e.fields) = 'string' THEN e.fields #>> '{}' ELSE "
-	    "e.fields::text END, e.node, e.id FROM m LEFT JOIN dr_events e ON "
+	    "m.size, m.node, e.addr, e.at, e.type, e.fields::text, e.node, "
+	    "e.id FROM m LEFT JOIN dr_events e ON "
 	    "e.msgid = m.id ORDER BY m.received_at, m.ord NULLS FIRST, "
 	    "m.id COLLATE \"C\", e.id");
 }

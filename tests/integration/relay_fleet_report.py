@@ -5,9 +5,9 @@ mail (consolelib.populated(), plus an MTA-STS testing domain, the null
 sender, a message to two domains); a few rows are added to its queue that
 a real run only leaves in old or damaged queues (events written before
 "security" existed, a damaged fields column, a STARTTLS refusal under
-a requirement, odd case). Then every message and event is loaded into a
-private PostgreSQL (tests/world/pgsrv.py) as the fleet's copy of this
-node, and
+a requirement, odd case). Then `danerelay fleet sync` copies every event
+and envelope to a private PostgreSQL (tests/world/pgsrv.py) as the
+fleet's copy of this node, and
 
 - `report --json` for each period and `report --impact --json` for each
   period, read from the node's queue and from the fleet's database, are
@@ -30,7 +30,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -135,56 +134,12 @@ def add_odd_rows(db, a_msg):
 
 # --- the fleet's copy of the node ---
 
-def lit(v):
-    if v is None:
-        return "NULL"
-    if isinstance(v, int):
-        return str(v)
-    return "'" + str(v).replace("'", "''") + "'"
-
-
-def fields_sql(f):
-    """A node's fields text as dr_events.fields: JSON as is, a damaged
-    text as a JSON string holding it (docs/FLEET.md)."""
-    if f is None:
-        return "NULL"
-    try:
-        json.loads(f)
-        return lit(f) + "::json"
-    except ValueError:
-        return "to_json(" + lit(f) + "::text)"
-
-
-def load_pg(pg, db, node):
-    con = sqlite3.connect(db)
-    out = ["BEGIN;"]
-    for r in con.execute(
-            "SELECT id, kind, sender, envid, ret, body_8bit, smtputf8, "
-            "client, helo, auth_user, message_id, received_at, size "
-            "FROM messages ORDER BY rowid"):
-        out.append("INSERT INTO dr_messages (id, node, kind, sender, envid, "
-                   "ret, body_8bit, smtputf8, client, helo, auth_user, "
-                   "message_id, received_at, size) VALUES (" +
-                   ", ".join([lit(r[0]), lit(node)] + [lit(x) for x in r[1:]])
-                   + ");")
-    for r in con.execute("SELECT id, msgid, addr, at, type, fields "
-                         "FROM events ORDER BY id"):
-        out.append("INSERT INTO dr_events (node, local_id, msgid, addr, at, "
-                   "type, fields) VALUES (" +
-                   ", ".join([lit(node), lit(r[0]), lit(r[1]), lit(r[2]),
-                              lit(r[3]), lit(r[4]), fields_sql(r[5])]) +
-                   ");")
-    out.append("COMMIT;")
-    con.close()
-    path = os.path.join(pg.top, "load.sql")
-    with open(path, "w") as f:
-        f.write("\n".join(out) + "\n")
-    p = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h",
-                        "127.0.0.1", "-p", str(pg.port), "-U", pg.user, "-d",
-                        pg.dbname, "-f", path],
-                       capture_output=True, text=True, timeout=120)
-    if p.returncode != 0:
-        raise RuntimeError("loading the fleet: " + p.stderr)
+def sync(binary, fleet):
+    """`danerelay fleet sync`: the node's events and envelopes copied to
+    the fleet's database (fleet_sync, as the daemon's thread does)."""
+    rc, out, err = run(fleet, binary, "fleet", "sync")
+    if rc != 0:
+        raise RuntimeError(f"fleet sync: exit {rc}: {out}{err}")
 
 
 # --- comparisons ---
@@ -343,11 +298,11 @@ def main():
             f.write(base + f"\n[fleet]\npostgres = {pg.conninfo}\n"
                            f"node = {NODE}\n[queue]\nstore = postgres\n")
         local = relay.conf
-        # The first connection makes the schema (an empty fleet).
+        # An empty fleet first (the first connection makes the schema).
         rc, out, err = run(fleet, binary, "trace", "--json")
         if rc != 1 or out.strip() != "[]":
             raise RuntimeError(f"empty fleet: exit {rc}: {out}{err}")
-        load_pg(pg, db, NODE)
+        sync(binary, fleet)
         rc, out, err = run(local, binary, "report", "--json")
         if not busy(json.loads(out)):
             raise RuntimeError("the node's report is empty: " + out[:500])
