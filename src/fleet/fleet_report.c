@@ -62,6 +62,27 @@ fleet_report_period_json(
 
 /* --- tables of domains with their errors (blocked, would block) --- */
 
+/* The nodes of a group's attempts, as a JSON array text. */
+#define FLEET_NODES                                                     \
+	"array_to_json(array_agg(DISTINCT node COLLATE \"C\" ORDER BY " \
+	"node COLLATE \"C\"))::text"
+
+/* A domain row, with the nodes whose attempts it counts (column 6). */
+static json_t *
+fleet_report_domain(const PGresult *r, int i)
+{
+	json_t *row = fleet_report_row(r, i, 0, queue_report_domain_cols);
+	const char *nodes = pg_text(r, i, 6);
+	json_t *a = nodes != NULL ? json_loads(nodes, 0, NULL) : NULL;
+
+	if (!json_is_array(a)) {
+		json_decref(a);
+		a = json_array();
+	}
+	json_object_set_new(row, "nodes", a);
+	return row;
+}
+
 json_t *
 fleet_report_domains(struct pg *p, const struct queue_report_period *per,
     const char *where, const char *sec, const char *errcols,
@@ -74,29 +95,26 @@ fleet_report_domains(struct pg *p, const struct queue_report_period *per,
 	int i, rc = -1;
 
 	gsql = xasprintf(FLEET_PARAMS
-	    "SELECT " FLEET_DOMAIN(
-	        "addr") " COLLATE \"C\" AS d, (%s) COLLATE \"C\" AS s, "
-	                "count(DISTINCT msgid), count(DISTINCT msgid || ' ' || addr), "
-	                "count(*), max(at) " FLEET_ATTEMPTS
-	                " AND %s GROUP BY d, s "
-	                "ORDER BY 3 DESC, 6 DESC, d NULLS FIRST, s NULLS FIRST LIMIT $5",
+	    "SELECT " FLEET_RCPT_DOMAIN " AS d, (%s) COLLATE \"C\" AS s, "
+	    "count(DISTINCT msgid), count(DISTINCT msgid || ' ' || addr), "
+	    "count(*), max(at), " FLEET_NODES " " FLEET_ATTEMPTS
+	    " AND %s GROUP BY d, s ORDER BY 3 DESC, 6 DESC, d NULLS FIRST, "
+	    "s NULLS FIRST LIMIT $5",
 	    sec, where);
 	/* Errors newest first within each domain (the console's order). */
 	esql = xasprintf(FLEET_PARAMS
-	    "SELECT " FLEET_DOMAIN(
-	        "addr") " COLLATE \"C\" AS d, (%s) COLLATE \"C\" AS s, %s, count(*), "
-	                "max(at) " FLEET_ATTEMPTS
-	                " AND %s GROUP BY d, s, 3, 4, 5 "
-	                "ORDER BY d NULLS FIRST, s NULLS FIRST, 7 DESC, 6 DESC, "
-	                "3 NULLS FIRST, 4 NULLS FIRST, 5 NULLS FIRST",
+	    "SELECT " FLEET_RCPT_DOMAIN " AS d, (%s) COLLATE \"C\" AS s, %s, "
+	    "count(*), max(at) " FLEET_ATTEMPTS
+	    " AND %s GROUP BY d, s, 3, 4, 5 ORDER BY d NULLS FIRST, "
+	    "s NULLS FIRST, 7 DESC, 6 DESC, 3 NULLS FIRST, 4 NULLS FIRST, "
+	    "5 NULLS FIRST",
 	    sec, errcols, where);
 	queue_report_table_init(&t);
 	if ((g = fleet_report_query(p, gsql, per)) != NULL &&
 	    (e = fleet_report_query(p, esql, per)) != NULL) {
 		for (i = 0; i < PQntuples(g); i++)
-			if (!queue_report_table_row(&t,
-			        fleet_report_row(
-			            g, i, 0, queue_report_domain_cols)))
+			if (!queue_report_table_row(
+			        &t, fleet_report_domain(g, i)))
 				break;
 		for (i = 0; i < PQntuples(e); i++) {
 			err = errfn(e, i);
@@ -163,15 +181,13 @@ fleet_report_sent(struct pg *p, const struct queue_report_period *per)
 
 /* No TLS: delivered in plaintext, or failed for want of STARTTLS
  * (RPT_NOTLS): at, domain, msgid, plain. */
-#define FLEET_NOTLS                                                                      \
-	"(SELECT at, " FLEET_DOMAIN(                                                     \
-	    "addr") " COLLATE \"C\" AS d, msgid, "                                       \
-	            "1 AS plain " FLEET_ATTEMPTS " AND " FLEET_PLAIN                     \
-	            " AND " FLEET_DELIVERED                                              \
-	            " UNION ALL SELECT at, " FLEET_DOMAIN(                               \
-	                "addr") " COLLATE \"C\" AS d, msgid, 0 AS plain " FLEET_ATTEMPTS \
-	                        " AND " FLEET_FAILED " AND " FLEET_F(                    \
-	                            "result_type") " = 'starttls-not-supported') AS nt"
+#define FLEET_NOTLS                                                          \
+	"(SELECT at, " FLEET_RCPT_DOMAIN                                     \
+	" AS d, msgid, 1 AS plain " FLEET_ATTEMPTS " AND " FLEET_PLAIN       \
+	" AND " FLEET_DELIVERED " UNION ALL SELECT at, " FLEET_RCPT_DOMAIN   \
+	" AS d, msgid, "                                                     \
+	"0 AS plain " FLEET_ATTEMPTS " AND " FLEET_FAILED " AND " FLEET_F_RT \
+	" = 'starttls-not-supported') AS nt"
 
 static int
 fleet_report_notls_series(

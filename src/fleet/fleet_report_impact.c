@@ -34,10 +34,9 @@ fleet_report_count(
 	char *sql;
 
 	sql = xasprintf(FLEET_PARAMS
-	    "SELECT count(DISTINCT " FLEET_DOMAIN(
-	        "addr") "), count(DISTINCT msgid), "
-	                "count(DISTINCT msgid || ' ' || addr) " FLEET_ATTEMPTS
-	                "%s%s",
+	    "SELECT count(DISTINCT " FLEET_RCPT_DOMAIN "), "
+	    "count(DISTINCT msgid), count(DISTINCT msgid || ' ' || addr) " FLEET_ATTEMPTS
+	    "%s%s",
 	    where != NULL ? " AND " : "", where != NULL ? where : "");
 	r = fleet_report_query(p, sql, per);
 	free(sql);

@@ -26,6 +26,9 @@
 #define FLEET_DOMAIN(addr) \
 	FLEET_ASCII_LOWER("substring(" addr " from '[^@]*$')")
 
+/* The domain of an event's recipient, ordered by bytes. */
+#define FLEET_RCPT_DOMAIN FLEET_DOMAIN("addr") " COLLATE \"C\""
+
 /* One field of an event's details as text (RPT_F). */
 #define FLEET_F(key) "(fields->>'" key "')"
 

@@ -11,7 +11,7 @@ fleet's copy of this node, and
 
 - `report --json` for each period and `report --impact --json` for each
   period, read from the node's queue and from the fleet's database, are
-  the same document;
+  the same document (the fleet's rows of domains also name their nodes);
 - `trace --json` with every filter (queue id, Message-ID with and
   without <>, recipient in another case, domain, sender, the null sender,
   since, until, both, limit, and combinations) gives the same messages
@@ -190,6 +190,9 @@ def same_report(binary, local, fleet, args):
         if err2.strip():
             return f"fleet said: {err2.strip()}"
         a, b = json.loads(out1), json.loads(out2)
+        for row in b.get("blocked", []) + b.get("domains", []):
+            if row.pop("nodes", None) != [NODE]:
+                return f"{row['domain']}: not nodes [{NODE}]"
         if a["period"]["since"] == b["period"]["since"]:
             return first_diff(a, b)
     return "never within one second"

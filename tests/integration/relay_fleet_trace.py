@@ -79,9 +79,10 @@ def test_cli(fl, sent):
                     "attempt", 1)[1], out + err)
     rc, out, err = fl.nodes[2].cli("report", "--json", "--period", "1h")
     rep = json.loads(out) if rc == 0 else {}
-    blocked = {b["domain"]: b["messages"] for b in rep.get("blocked", [])}
+    blocked = {b["domain"]: (b["messages"], b["nodes"])
+               for b in rep.get("blocked", [])}
     ok &= check("node3's report counts node1's and node2's mail",
-                blocked == {"dane-ta-wrong-name.test": 1} and
+                blocked == {"dane-ta-wrong-name.test": (1, ["node1"])} and
                 rep["sent"]["total"] == 2 and
                 rep["sent"]["totals"]["dane"] == 2, f"{err} {rep}")
     return ok
