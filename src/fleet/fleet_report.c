@@ -263,31 +263,20 @@ fleet_report_notls(struct pg *p, const struct queue_report_period *per)
 	return o;
 }
 
-/* Set key to v in o, or fail (v NULL). */
-static int
-fleet_report_set(json_t *o, const char *key, json_t *v)
-{
-	if (v == NULL)
-		return -1;
-	json_object_set_new(o, key, v);
-	return 0;
-}
-
 static int
 fleet_report_parts(
     struct pg *p, const struct queue_report_period *per, json_t *out)
 {
 	bool cut = false;
 
-	if (fleet_report_set(
+	if (queue_report_put(
 	        out, "period", fleet_report_period_json(p, per, true)) == -1 ||
-	    fleet_report_set(
+	    queue_report_put(
 	        out, "blocked", fleet_report_blocked(p, per, &cut)) == -1 ||
-	    fleet_report_set(out, "sent", fleet_report_sent(p, per)) == -1 ||
-	    fleet_report_set(out, "no_tls", fleet_report_notls(p, per)) == -1)
+	    queue_report_put(out, "sent", fleet_report_sent(p, per)) == -1 ||
+	    queue_report_put(out, "no_tls", fleet_report_notls(p, per)) == -1)
 		return -1;
-	if (cut)
-		json_object_set_new(out, "blocked_truncated", json_true());
+	queue_report_cut(out, "blocked_truncated", cut);
 	return 0;
 }
 

@@ -18,6 +18,11 @@
 	"CASE WHEN " FLEET_F("policy") " = 'mta-sts' THEN 'sts' ELSE " \
 	                               "'dane' END"
 
+/* would_fail, its text, and no third column. */
+#define FLEET_WOULD_ERRCOLS                                       \
+	"(fields->>'would_fail'), (fields->>'would_fail_text'), " \
+	"NULL"
+
 static json_t *
 fleet_report_would_error(const PGresult *r, int i)
 {
@@ -51,28 +56,23 @@ static int
 fleet_report_impact_parts(
     struct pg *p, const struct queue_report_period *per, json_t *out)
 {
-	json_t *period, *totals, *would, *domains;
 	bool cut = false;
 
-	if ((period = fleet_report_period_json(p, per, false)) == NULL)
+	if (queue_report_put(
+	        out, "period", fleet_report_period_json(p, per, false)) == -1 ||
+	    queue_report_put(out, "totals", fleet_report_count(p, per, NULL)) ==
+	        -1 ||
+	    queue_report_put(out, "would_block",
+	        fleet_report_count(p, per, FLEET_WOULD_BLOCK)) == -1)
 		return -1;
-	json_object_set_new(out, "period", period);
-	if ((totals = fleet_report_count(p, per, NULL)) == NULL)
+	queue_report_shares(json_object_get(out, "would_block"),
+	    json_object_get(out, "totals"));
+	if (queue_report_put(out, "domains",
+	        fleet_report_domains(p, per, FLEET_WOULD_BLOCK,
+	            FLEET_WOULD_SECURITY, FLEET_WOULD_ERRCOLS,
+	            fleet_report_would_error, &cut)) == -1)
 		return -1;
-	json_object_set_new(out, "totals", totals);
-	if ((would = fleet_report_count(p, per, FLEET_WOULD_BLOCK)) == NULL)
-		return -1;
-	json_object_set_new(out, "would_block", would);
-	queue_report_shares(would, totals);
-	domains = fleet_report_domains(p, per, FLEET_WOULD_BLOCK,
-	    FLEET_WOULD_SECURITY,
-	    FLEET_F("would_fail") ", " FLEET_F("would_fail_text") ", NULL",
-	    fleet_report_would_error, &cut);
-	if (domains == NULL)
-		return -1;
-	json_object_set_new(out, "domains", domains);
-	if (cut)
-		json_object_set_new(out, "domains_truncated", json_true());
+	queue_report_cut(out, "domains_truncated", cut);
 	return 0;
 }
 

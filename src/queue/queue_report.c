@@ -353,31 +353,20 @@ queue_report_notls(struct queue *q, const struct queue_report_period *p)
 	return o;
 }
 
-/* Set key to v in o, or fail (v NULL). */
-static int
-queue_report_set(json_t *o, const char *key, json_t *v)
-{
-	if (v == NULL)
-		return -1;
-	json_object_set_new(o, key, v);
-	return 0;
-}
-
 static int
 queue_report_parts(
     struct queue *q, const struct queue_report_period *p, json_t *out)
 {
 	bool cut = false;
 
-	if (queue_report_set(
+	if (queue_report_put(
 	        out, "period", queue_report_period_json(q, p, true)) == -1 ||
-	    queue_report_set(
+	    queue_report_put(
 	        out, "blocked", queue_report_blocked(q, p, &cut)) == -1 ||
-	    queue_report_set(out, "sent", queue_report_sent(q, p)) == -1 ||
-	    queue_report_set(out, "no_tls", queue_report_notls(q, p)) == -1)
+	    queue_report_put(out, "sent", queue_report_sent(q, p)) == -1 ||
+	    queue_report_put(out, "no_tls", queue_report_notls(q, p)) == -1)
 		return -1;
-	if (cut)
-		json_object_set_new(out, "blocked_truncated", json_true());
+	queue_report_cut(out, "blocked_truncated", cut);
 	return 0;
 }
 

@@ -57,28 +57,23 @@ static int
 queue_report_impact_parts(
     struct queue *q, const struct queue_report_period *p, json_t *out)
 {
-	json_t *period, *totals, *would, *domains;
 	bool cut = false;
 
-	if ((period = queue_report_period_json(q, p, false)) == NULL)
+	if (queue_report_put(
+	        out, "period", queue_report_period_json(q, p, false)) == -1 ||
+	    queue_report_put(out, "totals", queue_report_count(q, p, NULL)) ==
+	        -1 ||
+	    queue_report_put(out, "would_block",
+	        queue_report_count(q, p, RPT_WOULD_BLOCK)) == -1)
 		return -1;
-	json_object_set_new(out, "period", period);
-	if ((totals = queue_report_count(q, p, NULL)) == NULL)
+	queue_report_shares(json_object_get(out, "would_block"),
+	    json_object_get(out, "totals"));
+	if (queue_report_put(out, "domains",
+	        queue_report_domains(q, p, RPT_WOULD_BLOCK, RPT_WOULD_SECURITY,
+	            RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
+	            queue_report_would_error_row, &cut)) == -1)
 		return -1;
-	json_object_set_new(out, "totals", totals);
-	if ((would = queue_report_count(q, p, RPT_WOULD_BLOCK)) == NULL)
-		return -1;
-	json_object_set_new(out, "would_block", would);
-	queue_report_shares(would, totals);
-	domains =
-	    queue_report_domains(q, p, RPT_WOULD_BLOCK, RPT_WOULD_SECURITY,
-	        RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
-	        queue_report_would_error_row, &cut);
-	if (domains == NULL)
-		return -1;
-	json_object_set_new(out, "domains", domains);
-	if (cut)
-		json_object_set_new(out, "domains_truncated", json_true());
+	queue_report_cut(out, "domains_truncated", cut);
 	return 0;
 }
 

@@ -53,6 +53,22 @@ const struct queue_report_col queue_report_counts_cols[] = {
 const char *const queue_report_classes[QUEUE_REPORT_NCLASS] = { "dane",
 	"dane_trusted", "sts", "tls", "plaintext" };
 
+int
+queue_report_put(json_t *o, const char *key, json_t *v)
+{
+	if (v == NULL)
+		return -1;
+	json_object_set_new(o, key, v);
+	return 0;
+}
+
+void
+queue_report_cut(json_t *o, const char *key, bool cut)
+{
+	if (cut)
+		json_object_set_new(o, key, json_true());
+}
+
 time_t
 queue_report_start(const struct queue_report_period *p)
 {

@@ -15,6 +15,12 @@
 
 #include "queue/queue_report.h"
 
+/* Set key to v (taken) in o; -1 when v is NULL (a part that failed). */
+int queue_report_put(json_t *o, const char *key, json_t *v);
+
+/* key = true in o when cut (a table longer than QUEUE_REPORT_MAX_ROWS). */
+void queue_report_cut(json_t *o, const char *key, bool cut);
+
 /* The first bucket's start: since rounded down to the step (UTC). */
 time_t queue_report_start(const struct queue_report_period *p);
 
