@@ -274,21 +274,8 @@ cmd_report_query(const struct conf *c, const struct report_opts *o,
 	if (p == NULL)
 		return cmd_report_local(c, o, per, rc);
 	out = o->impact ? fleet_report_impact(p, per) : fleet_report(p, per);
-	if (out == NULL && !pg_broken(p)) {
-		fprintf(stderr, "danerelay report: %s\n", pg_error(p));
-		*rc = EX_SOFTWARE;
-	} else if (out == NULL && fleet_read_pg_only(c)) {
-		fprintf(stderr,
-		    "danerelay report: fleet database unreachable: %s\n",
-		    pg_error(p));
-		*rc = EX_UNAVAILABLE;
-	} else if (out == NULL) {
-		fprintf(stderr,
-		    "danerelay report: warning: " FLEET_READ_LOCAL_ONLY
-		    " (%s)\n",
-		    pg_error(p));
+	if (out == NULL && (*rc = cli_fleet_failed(c, p, "report")) == 0)
 		out = cmd_report_local(c, o, per, rc);
-	}
 	pg_close(p);
 	return out;
 }

@@ -179,22 +179,9 @@ cmd_trace_query(
 
 	if (p == NULL)
 		return cmd_trace_local(c, f, rc);
-	tr = fleet_trace(p, f);
-	if (tr == NULL && !pg_broken(p)) {
-		fprintf(stderr, "danerelay trace: %s\n", pg_error(p));
-		*rc = EX_SOFTWARE;
-	} else if (tr == NULL && fleet_read_pg_only(c)) {
-		fprintf(stderr,
-		    "danerelay trace: fleet database unreachable: %s\n",
-		    pg_error(p));
-		*rc = EX_UNAVAILABLE;
-	} else if (tr == NULL) {
-		fprintf(stderr,
-		    "danerelay trace: warning: " FLEET_READ_LOCAL_ONLY
-		    " (%s)\n",
-		    pg_error(p));
+	if ((tr = fleet_trace(p, f)) == NULL &&
+	    (*rc = cli_fleet_failed(c, p, "trace")) == 0)
 		tr = cmd_trace_local(c, f, rc);
-	}
 	pg_close(p);
 	return tr;
 }
