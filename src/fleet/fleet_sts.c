@@ -34,6 +34,8 @@
  * such a row is not passed over. Re-reading is harmless (newest wins).
  */
 #define FLEET_STS_OVERLAP 300
+/* How long after its fetched_at a fetch may reach the cache file. */
+#define FLEET_STS_LAG 10
 /* Expired rows stay in the database this long (a node's clock may lag). */
 #define FLEET_STS_GRACE 86400
 
@@ -115,16 +117,18 @@ fail:
 }
 
 /*
- * Our rows fetched at or after the mark. The new mark is the newest fetch
- * pushed, but never past our clock when the rows were read: a row taken
- * from a node whose clock runs ahead must not hide our next fetch.
+ * Our rows fetched at or after the mark. The next mark is one past the
+ * newest fetch pushed, but never within FLEET_STS_LAG of our clock: a
+ * fetch is written a moment after its fetched_at was taken (the loop may
+ * wait on the cache's lock), and a row from a node whose clock runs
+ * ahead must not hide our next fetch. Rows pushed twice change nothing.
  */
 static int
 fleet_sts_push(struct pg *p, struct sts_cache *c, long long mark)
 {
 	time_t now = time(NULL);
 	struct sts_cache_row *rows;
-	long long next = mark;
+	long long next = 0;
 	size_t n, i;
 	int rc;
 
@@ -133,10 +137,12 @@ fleet_sts_push(struct pg *p, struct sts_cache *c, long long mark)
 		return -1;
 	}
 	for (i = 0; i < n; i++)
-		if (rows[i].e.fetched_at > next)
-			next = rows[i].e.fetched_at;
-	if (next > now)
-		next = now > mark ? now : mark;
+		if (rows[i].e.fetched_at + 1 > next)
+			next = rows[i].e.fetched_at + 1;
+	if (next > (long long)now - FLEET_STS_LAG)
+		next = (long long)now - FLEET_STS_LAG;
+	if (next < mark)
+		next = mark;
 	rc = n == 0 ? 0 : fleet_sts_push_rows(p, rows, n, next, now);
 	sts_cache_rows_free(rows, n);
 	return rc;

@@ -487,31 +487,85 @@ sts_cache_merge_one(
 	return sqlite3_changes(c->db) > 0 ? 1 : 0;
 }
 
+/* Whether the row is newer than ours (read only: no lock taken). 1, 0,
+ * -1. The upsert checks again under the lock. */
+static int
+sts_cache_newer(struct sts_cache *c, const struct sts_cache_row *r)
+{
+	struct sts_cache_entry e;
+	int rc = sts_cache_get(c, r->domain, &e);
+
+	if (rc == 1)
+		rc = r->e.fetched_at > e.fetched_at ? 1 : 0;
+	else if (rc == 0)
+		rc = 1;
+	sts_cache_entry_clear(&e);
+	return rc;
+}
+
+/*
+ * Most rows of a pass are ours already: pick the others without a lock.
+ * until[i] is the expiry to store for rows[i], or 0 to leave it. 0 or -1.
+ */
+static int
+sts_cache_merge_pick(struct sts_cache *c, const struct sts_cache_row *rows,
+    size_t n, time_t now, time_t *until, size_t *want)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (!sts_cache_row_usable(&rows[i], now, &until[i])) {
+			until[i] = 0;
+			continue;
+		}
+		if ((rc = sts_cache_newer(c, &rows[i])) == -1)
+			return -1;
+		if (rc == 0)
+			until[i] = 0;
+		else
+			(*want)++;
+	}
+	return 0;
+}
+
+/* One short write transaction: the delivery loop's writes wait for it
+ * (busy timeout), its reads do not (WAL). Rows taken, or -1. */
+static int
+sts_cache_merge_write(struct sts_cache *c, const struct sts_cache_row *rows,
+    size_t n, const time_t *until)
+{
+	size_t i;
+	int taken = 0, rc;
+
+	if (sts_cache_exec(c, "BEGIN IMMEDIATE", "begin") == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (until[i] == 0)
+			continue;
+		if ((rc = sts_cache_merge_one(c, &rows[i], until[i])) == -1)
+			goto fail;
+		taken += rc;
+	}
+	if (sts_cache_exec(c, "COMMIT", "commit") == 0)
+		return taken;
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
 int
 sts_cache_merge(
     struct sts_cache *c, const struct sts_cache_row *rows, size_t n, time_t now)
 {
-	time_t expires_at;
-	size_t i;
-	int taken = 0, rc;
+	time_t *until = xcalloc(n + 1, sizeof(*until));
+	size_t want = 0;
+	int rc = sts_cache_merge_pick(c, rows, n, now, until, &want);
 
-	/* One short write transaction: the delivery loop's writes wait
-	 * for it (busy timeout), its reads do not (WAL). */
-	if (sts_cache_exec(c, "BEGIN IMMEDIATE", "begin") == -1)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (!sts_cache_row_usable(&rows[i], now, &expires_at))
-			continue;
-		if ((rc = sts_cache_merge_one(c, &rows[i], expires_at)) == -1)
-			goto fail;
-		taken += rc;
-	}
-	if (sts_cache_exec(c, "COMMIT", "commit") == -1)
-		goto fail;
-	return taken;
-fail:
-	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-	return -1;
+	if (rc == 0 && want > 0)
+		rc = sts_cache_merge_write(c, rows, n, until);
+	free(until);
+	return rc;
 }
 
 const char *
