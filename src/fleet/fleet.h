@@ -62,6 +62,23 @@ void fleet_sync_stop(struct fleet_sync *s);
  */
 int fleet_sync_once(const struct fleet_sync_config *c, char **errstr);
 
+/*
+ * The copy the configuration c asks for (fleet_conf.c): [fleet] postgres,
+ * node and sync_interval; the queue in [queue] directory unless store =
+ * postgres; the TLS-RPT store and the MTA-STS cache beside it when
+ * [tlsrpt] and [mta_sts] are enabled, at the paths serve opens. The
+ * strings point into c and into *names. -1 when [fleet] postgres is not
+ * set (no fleet), else 0.
+ */
+struct conf;
+struct fleet_sync_names {
+	char node[64]; /* PG_NODE_MAX + 1 */
+	char tlsrpt[4096];
+	char sts[4096];
+};
+int fleet_sync_config_of(const struct conf *c, struct fleet_sync_config *fc,
+    struct fleet_sync_names *names);
+
 /* --- fleet_sts.c --- */
 
 /*

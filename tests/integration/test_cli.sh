@@ -81,6 +81,10 @@ bad tlsrpt-ca-missing '2: \[tlsrpt\] ca_file: /nonexistent/ca.pem: No such file'
 bad trailing-comment '2: delivery.port = 25 # smtp: expected a number in range \(comments go on lines of their own\)' -- '[delivery]\nport = 25 # smtp\n'
 bad domain-leading-dot "2: \\[domain .example.org\\]: a domain name does not start with '.'" -- '[policy]\n[domain .example.org]\n'
 bad domain-empty-label '1: \[domain a..b\]: empty label' -- '[domain a..b]\n'
+bad store-without-fleet '4: \[queue\] store: postgres needs \[fleet\] postgres' -- '[server]\nallow_root = yes\n[queue]\nstore = postgres\n'
+bad store-unknown '2: \[queue\] store: expected sqlite or postgres|2: queue.store' -- '[queue]\nstore = mysql\n'
+bad fleet-conninfo '4: \[fleet\] postgres: missing "=" after "bad"' -- '[server]\nallow_root = yes\n[fleet]\npostgres = host=127.0.0.1 bad\n'
+bad fleet-node '2: .*node.*printable ASCII without spaces' -- '[fleet]\nnode = two words\n'
 
 # A configuration that sets everything that loads files, all good.
 if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
