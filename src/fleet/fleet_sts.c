@@ -132,7 +132,7 @@ fleet_sts_push(struct pg *p, struct sts_cache *c, long long mark)
 	size_t n, i;
 	int rc;
 
-	if ((rows = sts_cache_since(c, (time_t)mark, &n)) == NULL) {
+	if ((rows = sts_cache_since(c, (time_t)mark, now, &n)) == NULL) {
 		pg_fail(p, sts_cache_error(c));
 		return -1;
 	}

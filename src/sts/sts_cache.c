@@ -363,12 +363,16 @@ sts_cache_expiring(struct sts_cache *c, time_t now, time_t before, size_t max)
 /* ------------------------------------------------------------------ */
 /* Copying rows to and from the fleet's shared cache (docs/FLEET.md). */
 
+static bool sts_cache_row_usable(
+    const struct sts_cache_row *r, time_t now, time_t *expires_at);
+
 struct sts_cache_row *
-sts_cache_since(struct sts_cache *c, time_t since, size_t *n)
+sts_cache_since(struct sts_cache *c, time_t since, time_t now, size_t *n)
 {
 	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_SINCE);
-	struct sts_cache_row *v = NULL;
+	struct sts_cache_row *v = xcalloc(1, sizeof(*v));
 	const unsigned char *d;
+	time_t until;
 	int rc;
 
 	*n = 0;
@@ -378,8 +382,16 @@ sts_cache_since(struct sts_cache *c, time_t since, size_t *n)
 		memset(&v[*n], 0, sizeof(v[*n]));
 		if ((d = sqlite3_column_text(st, 4)) == NULL ||
 		    sts_cache_row(st, &v[*n].e) == 0)
-			continue; /* damaged: the engine drops it on use */
-		v[(*n)++].domain = xstrdup((const char *)d);
+			continue;
+		v[*n].domain = xstrdup((const char *)d);
+		/* Damaged (the engine drops it on use) or expired: not shared,
+		 * and a row the database refuses would stop every copy. */
+		if (sts_cache_row_usable(&v[*n], now, &until))
+			(*n)++;
+		else {
+			free(v[*n].domain);
+			sts_cache_entry_clear(&v[*n].e);
+		}
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
@@ -387,7 +399,7 @@ sts_cache_since(struct sts_cache *c, time_t since, size_t *n)
 		sts_cache_rows_free(v, *n);
 		return NULL;
 	}
-	return v != NULL ? v : xcalloc(1, sizeof(*v));
+	return v;
 }
 
 void

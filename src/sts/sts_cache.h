@@ -70,11 +70,12 @@ struct sts_cache_row {
 };
 
 /*
- * Rows fetched at or after since, oldest fetch first: a vector of *n new
- * rows (sts_cache_rows_free), or NULL on a database error.
+ * Rows fetched at or after since, oldest fetch first, leaving out those
+ * sts_cache_merge would refuse at now (damaged, expired): a vector of *n
+ * new rows (sts_cache_rows_free), or NULL on a database error.
  */
 struct sts_cache_row *sts_cache_since(
-    struct sts_cache *c, time_t since, size_t *n);
+    struct sts_cache *c, time_t since, time_t now, size_t *n);
 void sts_cache_rows_free(struct sts_cache_row *rows, size_t n); /* NULL ok */
 
 /* Whether the cache has no row: 1, 0, or -1 (database error). */

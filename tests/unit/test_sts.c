@@ -722,12 +722,17 @@ test_cache_merge(void)
 	T_CHECK(sts_cache_put(c, "a.example", "own", day, strlen(day), now - 50,
 	            now + 86350) == 0);
 	T_CHECK(sts_cache_empty(c) == 0);
-	got = sts_cache_since(c, now - 50, &n);
+	/* Damaged and expired rows are not shared. */
+	T_CHECK(sts_cache_put(c, "bad.example", "bad", "x", 1, now - 40,
+	            now + 86350) == 0);
+	T_CHECK(sts_cache_put(c, "old.example", "old", day, strlen(day),
+	            now - 90000, now - 3600) == 0);
+	got = sts_cache_since(c, 0, now, &n);
 	T_CHECK(got != NULL && n == 1 &&
 	    strcmp(got[0].domain, "a.example") == 0 &&
 	    strcmp(got[0].e.id, "own") == 0 && got[0].e.fetched_at == now - 50);
 	sts_cache_rows_free(got, n);
-	got = sts_cache_since(c, now - 49, &n);
+	got = sts_cache_since(c, now - 49, now, &n);
 	T_CHECK(got != NULL && n == 0);
 	sts_cache_rows_free(got, n);
 
