@@ -80,13 +80,16 @@ fleet_link_fail(struct fleet_link *l, const char *what)
 static int
 fleet_link_open(struct fleet_link *l)
 {
-	char *err = NULL;
+	char *err = NULL, queue[4096];
 
+	/* Only stores that exist: the daemon made them; a command never
+	 * creates one, and a node without them has nothing to copy. */
+	snprintf(queue, sizeof(queue), "%s/queue.db",
+	    l->c->queue_dir != NULL ? l->c->queue_dir : "");
 	if (l->c->queue_dir != NULL && l->events == NULL &&
+	    access(queue, F_OK) == 0 &&
 	    (l->events = fleet_events_open(l->c->queue_dir, &err)) == NULL)
 		goto fail;
-	/* Only a store that exists: the daemon made it; a command never
-	 * creates one. */
 	if (l->c->tlsrpt_path != NULL && l->tlsrpt == NULL &&
 	    access(l->c->tlsrpt_path, F_OK) == 0 &&
 	    (l->tlsrpt = tlsrpt_store_open(l->c->tlsrpt_path, &err)) == NULL)
