@@ -57,23 +57,39 @@ struct fleet_sync {
 	bool stop;
 };
 
+/* what as one log line: libpq's tabs and runs of blanks as one space. */
 static void
 fleet_link_fail(struct fleet_link *l, const char *what)
 {
-	snprintf(l->err, sizeof(l->err), "%s", what);
+	size_t n = 0;
+
+	for (; *what != '\0' && n + 1 < sizeof(l->err); what++) {
+		if (*what == '\t' || *what == '\n' || *what == '\r' ||
+		    *what == ' ') {
+			if (n > 0 && l->err[n - 1] != ' ')
+				l->err[n++] = ' ';
+		} else
+			l->err[n++] = *what;
+	}
+	while (n > 0 && l->err[n - 1] == ' ')
+		n--;
+	l->err[n] = '\0';
 }
 
 /* The local stores, opened at the first pass that needs them. */
 static int
 fleet_link_open(struct fleet_link *l)
 {
-	char *err = NULL;
+	char *err = NULL, queue[4096];
 
+	/* Only stores that exist: the daemon made them; a command never
+	 * creates one, and a node without them has nothing to copy. */
+	snprintf(queue, sizeof(queue), "%s/queue.db",
+	    l->c->queue_dir != NULL ? l->c->queue_dir : "");
 	if (l->c->queue_dir != NULL && l->events == NULL &&
+	    access(queue, F_OK) == 0 &&
 	    (l->events = fleet_events_open(l->c->queue_dir, &err)) == NULL)
 		goto fail;
-	/* Only a store that exists: the daemon made it; a command never
-	 * creates one. */
 	if (l->c->tlsrpt_path != NULL && l->tlsrpt == NULL &&
 	    access(l->c->tlsrpt_path, F_OK) == 0 &&
 	    (l->tlsrpt = tlsrpt_store_open(l->c->tlsrpt_path, &err)) == NULL)
@@ -144,22 +160,23 @@ static bool
 fleet_link_run(struct fleet_link *l, time_t secs)
 {
 	long long copied = 0;
-	bool more,
-	    ok = fleet_link_pass(l, time(NULL) + secs, &copied, &more) == 0;
+	bool more, ok;
 
+	ok = fleet_link_pass(l, time(NULL) + secs, &copied, &more) == 0;
 	fleet_link_metrics(l, ok);
-	if (!ok && !l->failing) {
+	if (!ok && !l->away && !l->local && pg_broken(l->pg)) {
+		/* Once per outage (also after a refused statement). */
+		l->failing = l->away = true;
+		log_warnx("fleet: database unreachable: %s", l->err);
+	} else if (!ok && !l->failing) {
+		/* A refused statement, a local store: not an outage. */
 		l->failing = true;
-		/* A refused statement is not an outage: say which. */
-		l->away = !l->local && pg_broken(l->pg);
-		if (l->away)
-			log_warnx("fleet: database unreachable: %s", l->err);
-		else
-			log_warnx("fleet: copy failed: %s", l->err);
+		log_warnx("fleet: copy failed: %s", l->err);
 	} else if (ok && l->failing) {
 		l->failing = false;
 		log_info("fleet: %s, %lld events copied",
 		    l->away ? "database back" : "copying again", copied);
+		l->away = false;
 	} else if (ok && copied > 0)
 		log_debug("fleet: %lld events copied", copied);
 	return ok && more;
