@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -213,6 +214,10 @@ fleet_sts_sync(struct pg *p, const char *sts_path)
 	char *err = NULL, msg[600];
 	int rc;
 
+	/* No cache yet: serve makes it at start, with its owner and modes
+	 * (relay_local.c); `fleet sync` does not make one as root. */
+	if (access(sts_path, F_OK) == -1)
+		return 0;
 	if (pg_ready(p) == -1 || fleet_sts_marks(p, &mark, &pulled) == -1)
 		return -1;
 	if ((c = sts_cache_open(sts_path, &err)) == NULL) {

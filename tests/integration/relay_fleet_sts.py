@@ -24,6 +24,8 @@ https_port is a closed port: it cannot fetch any policy itself.
                          enforces the same way, mail flows; PostgreSQL
                          back: the sync goes on (a policy fetched by node2
                          itself, with its port opened, reaches node1)
+  sts.cli-sync-refills   node2 stopped, its cache emptied: `danerelay
+                         fleet sync` takes every policy of the fleet again
 
 Without the shared cache node2's fetch fails (connection refused) and,
 having no policy, it delivers to the unlisted MX as though the domain had
@@ -200,6 +202,26 @@ def outage(fl, world, world_https):
            f"{why} node1 {sorted(cache_rows(n1))} db {sorted(db_rows(fl))}")
 
 
+def cli_sync(fl):
+    """`danerelay fleet sync` on node2, stopped, with its cache emptied
+    by hand: an empty cache takes every row of the fleet again, also
+    rows stored long before its mark."""
+    n2 = fl.nodes[1]
+    n2.stop()
+    path = os.path.join(n2.dir, "queue", "mta-sts.db")
+    db = sqlite3.connect(path, timeout=30)
+    with db:
+        db.execute("DELETE FROM policies")
+    db.close()
+    # As if the rows had been stored a day ago, long before node2's mark.
+    fl.pg.psql("UPDATE dr_sts_policies SET stored_at = stored_at - 86400")
+    rc, out, err = n2.cli("fleet", "sync")
+    rows = cache_rows(n2)
+    report("sts.cli-sync-refills", rc == 0 and
+           same_rows(rows, cache_rows(fl.nodes[0]), (GOOD, BLOCKED, LATER)),
+           f"exit {rc} {err.strip()} node2 {sorted(rows)}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -219,6 +241,7 @@ def main():
         first_half(fl, args.world)
         node2_enforces(fl, args.world, "sts.node2-")
         outage(fl, args.world, world_https)
+        cli_sync(fl)
     except RuntimeError as e:
         report("sts.run", False, str(e))
     finally:
