@@ -43,8 +43,8 @@ import sys
 sys.path.insert(0, os.path.dirname(__file__))
 from fleetlib import Fleet  # noqa: E402
 import worldlib  # noqa: E402
-from worldlib import (free_port, rewrite_config, wait_until,  # noqa: E402
-                      world_mail)
+from worldlib import (free_port, log_has, rewrite_config,  # noqa: E402
+                      wait_until, world_mail)
 
 FAILED = []
 
@@ -185,6 +185,9 @@ def outage(fl, world, world_https):
     before = cache_rows(n2)
     fl.pg.stop()
     try:
+        # The copying thread has met the outage before the mail comes.
+        report("sts.pg-down-noticed", wait_until(
+            lambda: log_has(n2, "fleet:", "unreachable"), 15), n2.tail(3))
         node2_enforces(fl, world, "sts.pg-down-")
         report("sts.pg-down-cache-kept", same_rows(cache_rows(n2), before,
                                                    (GOOD, BLOCKED)),
