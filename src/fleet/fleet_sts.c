@@ -227,15 +227,13 @@ fleet_sts_sync(struct pg *p, const char *sts_path)
 		return -1;
 	}
 	/* A cache file made anew (removed by hand) takes every row again. */
-	if ((rc = sts_cache_empty(c)) == 1)
-		pulled = 0;
-	if (rc == -1)
+	if ((rc = sts_cache_empty(c)) == -1)
 		pg_fail(p, sts_cache_error(c));
+	else if (fleet_sts_push(p, c, mark) == -1 ||
+	    fleet_sts_pull(p, c, rc == 1 ? 0 : pulled) == -1)
+		rc = -1;
 	else
-		rc = fleet_sts_push(p, c, mark) == 0 &&
-		        fleet_sts_pull(p, c, pulled) == 0 ?
-		    0 :
-		    -1;
+		rc = 0;
 	sts_cache_close(c);
 	return rc;
 }
