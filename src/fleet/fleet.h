@@ -123,7 +123,6 @@ json_t *fleet_report_impact(
     struct pg *p, const struct queue_report_period *per);
 
 /* queue_count_outcomes() over every node. 0 or -1. */
-int fleet_count_outcomes(
-    struct pg *p, time_t since, struct queue_outcomes *c);
+int fleet_count_outcomes(struct pg *p, time_t since, struct queue_outcomes *c);
 
 #endif
