@@ -48,8 +48,17 @@ struct fleet_sync_config {
 
 struct fleet_sync;
 
-/* Start the copying thread. It connects by itself (the database may be
- * down at start). Returns new. */
+/*
+ * Start the copying thread. It connects by itself (the database may be
+ * down at start). Every interval_ms one pass, on the thread's own
+ * connections: the new local events (fleet_events.h), then
+ * fleet_tlsrpt_push() with the thread's own tlsrpt_store_open() of
+ * tlsrpt_path, then fleet_sts_sync(); each is called with p connected
+ * (pg_ready) and no transaction open, and a -1 ends the pass (tried
+ * again next interval). An outage is logged once: "fleet: database
+ * unreachable: ..." and "fleet: database back, N events copied".
+ * Returns new.
+ */
 struct fleet_sync *fleet_sync_start(const struct fleet_sync_config *c);
 
 /* One last copy (bounded by the pg timeouts), then stop and join. NULL is
@@ -114,7 +123,6 @@ json_t *fleet_report_impact(
     struct pg *p, const struct queue_report_period *per);
 
 /* queue_count_outcomes() over every node. 0 or -1. */
-int fleet_count_outcomes(
-    struct pg *p, time_t since, struct queue_outcomes *c);
+int fleet_count_outcomes(struct pg *p, time_t since, struct queue_outcomes *c);
 
 #endif

@@ -8,10 +8,11 @@ delivered in the test world.
              once, under its node's name, with its message's envelope in
              dr_messages (node = the node that accepted it)
   outage.*   PostgreSQL stopped while mail flows: delivery goes on, a node
-             restarted meanwhile serves, /metrics says the database is
-             down; PostgreSQL back: dr_events is the union of the local
-             events again, nothing lost, nothing twice, `fleet status`
-             backlog 0, the log says it once each way
+             stops promptly and starts again meanwhile and serves,
+             /metrics says the database is down; PostgreSQL back:
+             dr_events is the union of the local events again, nothing
+             lost, nothing twice, `fleet status` backlog 0, the log says
+             it once each way
   kill.*     a node killed (-9) in the middle of copying a backlog of
              150,000 events, then restarted: still exactly once; damaged
              fields texts and invalid UTF-8 are copied, not stuck on
@@ -231,7 +232,11 @@ def test_outage(args, fl):
            f"db_up {up}, backlog {backlog}")
     # A node restarted while the database is away serves all the same.
     n3 = fl.nodes[2]
-    n3.stop()
+    t0 = time.monotonic()
+    rc = n3.stop()
+    took = time.monotonic() - t0
+    report("outage.stop-prompt", rc == 0 and took < 10,
+           f"exit {rc} after {took:.1f}s with the database away")
     try:
         n3.start()
         started = wait_until(lambda: log_has(
