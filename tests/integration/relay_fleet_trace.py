@@ -15,6 +15,7 @@ database unreachable: this node only" and its console shows the banner.
 import argparse
 import json
 import os
+import re
 import sys
 import urllib.request
 
@@ -121,9 +122,12 @@ def test_console(fl, url, sent):
                 page["sent"]["totals"] == cli["sent"]["totals"],
                 f"{page['blocked']} / {cli['blocked']}")
     html = get(f"{url}/")
-    ok &= check("console overview counts the fleet",
+    counts = {k: re.search(rf'id="hour-{k}">.*?class="value">(\d+)', html)
+              for k in ("delivered", "blocked")}
+    counts = {k: int(m.group(1)) if m else None for k, m in counts.items()}
+    ok &= check("console overview counts the fleet's last hour",
                 "Last hour, every node" in html and
-                'id="hour-delivered"' in html, html[:400])
+                counts == {"delivered": 2, "blocked": 1}, f"{counts}")
     return ok
 
 
