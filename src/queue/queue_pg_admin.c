@@ -1,20 +1,22 @@
 /*
  * queue_pg_admin: the operator's actions on the queue in PostgreSQL
- * ([queue] store = postgres): retry, delete, bounce, hold, release, flush,
- * the retention purge, and the daemon's retry after a DNS outage. The
- * same semantics and trace events as queue_admin.c (queue.h), from any
- * node: the message may have been accepted by another node, and another
- * node may be attempting it right now.
+ * ([queue] store = postgres): retry, delete, bounce, hold, release and
+ * flush, with the same semantics and trace events as queue_admin.c
+ * (queue.h), from any node: the message may have been accepted by
+ * another node, and another node may be attempting it right now. (The
+ * retention purge and the retry after a DNS outage are the delivery
+ * path's, queue_pg_rcpt.c.)
  *
  * Each action is one statement: an UPDATE of the recipients whose new
  * rows feed the INSERT of their events (a data-modifying WITH), so the
  * change and its trace commit together, and PostgreSQL re-checks the
  * WHERE clause on a row another node changed meanwhile.
  *
- * Leases (queue_pg.c claims due recipients for [queue] lease seconds):
- * hold and delete never touch one, so an attempt under way on another
- * node finishes and its outcome keeps the held or deleted status, as on
- * SQLite. Retry, flush, release and bounce make a recipient due now and
+ * Leases (queue_pg_due.c claims due recipients for [queue] lease
+ * seconds, by the database's clock): hold and delete never touch one,
+ * so an attempt under way on another node finishes, as on SQLite: a
+ * deferral keeps the held or deleted status, a delivery is recorded.
+ * Retry, flush, release and bounce make a recipient due now and
  * clear a lease only when it has expired; a live one belongs to an
  * attempt whose outcome sets the next retry itself (on SQLite, too, the
  * attempt in flight decides), and making it due under a live lease
@@ -237,14 +239,14 @@ queue_pg_release(struct queue *q, const char *msgid_or_rcpt_id)
 #define QUEUE_PG_FLUSH_WHERE                                        \
 	"status = 0 AND next_attempt > $2 AND NOT " QUEUE_PG_LEASED \
 	" AND ($6::text IS NULL OR domain = $6)"
+#define QUEUE_PG_FLUSH_EVENTS QUEUE_PG_EVENTS("flushed")
 static const char queue_pg_flush_sql[] =
     "WITH t AS (UPDATE dr_recipients SET next_attempt = $2, lease_node = "
     "NULL, lease_until = 0 WHERE id IN (SELECT id FROM dr_recipients "
     "WHERE id > $1::bigint AND " QUEUE_PG_FLUSH_WHERE " ORDER BY id "
     "LIMIT " QUEUE_PG_FLUSH_CHUNK_STR ") AND " QUEUE_PG_FLUSH_WHERE
-    " RETURNING id, msgid, addr), e AS (" QUEUE_PG_EVENTS(
-        "flushed") ") "
-                   "SELECT count(*), coalesce(max(id), 0) FROM t";
+    " RETURNING id, msgid, addr), e AS (" QUEUE_PG_FLUSH_EVENTS ") "
+    "SELECT count(*), coalesce(max(id), 0) FROM t";
 
 /* One statement of a flush; *last: the highest row id done. n or -1. */
 static int
