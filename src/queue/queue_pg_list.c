@@ -197,6 +197,12 @@ queue_pg_msg_find(struct queue *q, const char *key)
 	return queue_pg_msg_load(q, msgid);
 }
 
+/* By status, and whether due now ($1) or being attempted. */
+static const char queue_pg_count_sql[] =
+    "SELECT r.status, r.next_attempt <= $1 OR " QUEUE_PG_LIST_LEASED
+    " AS active, count(*) FROM dr_recipients r WHERE " QUEUE_PG_SQL_PRESENT
+    " GROUP BY 1, 2";
+
 int
 queue_pg_count_states(struct queue *q, time_t now, struct queue_counts *c)
 {
@@ -209,12 +215,7 @@ queue_pg_count_states(struct queue *q, time_t now, struct queue_counts *c)
 	if (queue_pg_ready(q) == -1)
 		return -1;
 	queue_pg_arg_int(&a, (long long)now);
-	r = queue_pg_run(q, "count",
-	    "SELECT r.status, r.next_attempt <= $1 OR " QUEUE_PG_LIST_LEASED
-	    ", "
-	    "count(*) FROM dr_recipients r WHERE " QUEUE_PG_SQL_PRESENT
-	    " GROUP BY 1, 2",
-	    &a);
+	r = queue_pg_run(q, "count", queue_pg_count_sql, &a);
 	queue_pg_args_clear(&a);
 	if (r == NULL)
 		return -1;
