@@ -87,6 +87,7 @@ static void job_send_next(struct job *j);
 static void job_msgs_free(struct job *j);
 static void job_unidle(struct job *j);
 static void job_group(struct job *j, struct drcpt **rcpts, size_t n);
+static bool job_operator_bounces(struct job *j);
 
 /* --- finishing --- */
 
@@ -1110,6 +1111,15 @@ void
 deliver_job_resume(struct job *j, struct drcpt **rcpts, size_t n)
 {
 	job_group(j, rcpts, n);
+	/*
+	 * `queue bounce` as in deliver_job_start: returned without an
+	 * attempt, also when an open connection to the destination takes
+	 * them (a recipient just deferred there, then bounced by the
+	 * operator, would otherwise be tried again on it); the connection
+	 * stays for what comes next.
+	 */
+	if (job_operator_bounces(j))
+		job_settle(j, NULL);
 	job_send_next(j);
 }
 

@@ -266,7 +266,8 @@ def check_bounce(fl, rx):
            rc == 0 and "marked to bounce" in out and bool(got) and
            b"grace@bounce.test" in got[0] and
            not rx.took("grace@bounce.test"),
-           f"exit {rc} {out}{err}; receiver {len(got or [])}")
+           f"exit {rc} {out}{err}; receiver {len(got or [])}; events "
+           f"{fl.pg.psql(f'SELECT id, at, type, node, fields FROM dr_events WHERE msgid = {chr(39)}{qid}{chr(39)} ORDER BY id')}")
     wait_until(lambda: not entry(fl.nodes[0], qid), 10)
     report("bounce.left-the-queue", not entry(fl.nodes[0], qid),
            f"{entry(fl.nodes[0], qid)}")

@@ -7,6 +7,9 @@
   flush.*   `queue flush DOMAIN` sends that domain's deferred mail at once
             (its retry was an hour away) and leaves another domain's
             deferred; `queue flush` then sends the rest
+  bounce.*  `queue bounce` right after a deferral, while the relay keeps
+            its connection to that next hop open for more mail: the
+            message is returned to the sender, never tried again on it
 
 The next hops are one small SMTP server run here on a free loopback port
 (each test domain is routed to it), which answers 451 to RCPT for the
@@ -24,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from worldlib import Relay, free_port, report, wait_until  # noqa: E402
 
-DOMAINS = ("hold.test", "flushone.test", "flushtwo.test")
+DOMAINS = ("hold.test", "flushone.test", "flushtwo.test", "bounceidle.test")
 
 
 class Receiver(socketserver.ThreadingTCPServer):
@@ -183,6 +186,23 @@ def check_flush(relay, rx):
     report("flush.trace", "flushed" in types, f"{types}")
 
 
+def check_bounce_idle(relay, rx):
+    qid = submit_deferred(relay, "grace@bounceidle.test", "bounceidle")
+    if qid is None:
+        return
+    # Within connection_idle_time (5 s) of the deferral: the connection
+    # that got the 451 waits for more mail to the same next hop.
+    rc, out, err = relay.cli("queue", "bounce", qid)
+    got = wait_until(lambda: rx.took("alice@client.test"), 15)
+    wait_until(lambda: "bounced" in
+               [e["type"] for e in relay.trace(qid)], 10)
+    types = [e["type"] for e in relay.trace(qid)]
+    report("bounce.idle-connection-returns-it",
+           rc == 0 and bool(got) and b"grace@bounceidle.test" in got[0]
+           and "bounced" in types and types.count("deferred") == 1,
+           f"exit {rc} {out}{err}; DSN {len(got or [])}; trace {types}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -192,11 +212,12 @@ def main():
     rx = Receiver(port)
     threading.Thread(target=rx.serve_forever, daemon=True).start()
     extra = "[delivery]\nretry_schedule = 1h\ndelay_warning = 0\n"
-    for d in DOMAINS:
+    for d in DOMAINS + ("client.test",):    # client.test: the DSNs
         extra += f"[domain {d}]\nroute = [127.0.0.1]:{port}\nsecurity = may\n"
     relay = Relay(args.binary, args.world, extra, name="queue-hold").start()
     try:
         check_hold(relay, rx)
+        check_bounce_idle(relay, rx)
         check_flush(relay, rx)
     finally:
         relay.stop()
