@@ -23,6 +23,9 @@ every message accepted by node1 and every command run on node2 or node3.
   console.*  the /queue page of node3 lists node1's message and holds it
              (HTTP with the page's CSRF token), and releases it from
              headless Chromium
+  outage.*   with PostgreSQL stopped, `queue list` fails at once with one
+             clear line (exit 78) and node3's /queue page answers with the
+             error instead of hanging; once it is back, both work again
 
 The next hops are one small SMTP server run here (relay_queue_hold's),
 which answers 451 to RCPT for the domains it is told to refuse, and
@@ -427,6 +430,36 @@ def check_console_browser(fl, url, qid):
            f"{events(fl, qid)}")
 
 
+def check_outage(fl, admin_port):
+    n2 = fl.nodes[1]
+    url = f"http://127.0.0.1:{admin_port}/queue"
+    fl.pg.stop()
+    try:
+        t0 = time.monotonic()
+        rc, out, err = n2.cli("queue", "list", timeout=30)
+        took = time.monotonic() - t0
+        report("outage.command-fails-clearly",
+               rc == 78 and err.count("\n") == 1 and "postgres" in err
+               and took < 10, f"exit {rc} after {took:.1f}s: {out}{err}")
+        t0 = time.monotonic()
+        try:
+            page = console_get(None, url)
+        except OSError as e:
+            page = f"{e}"
+        took = time.monotonic() - t0
+        report("outage.console-says-so",
+               'class="error"' in page and took < 15,
+               f"after {took:.1f}s: {page[-300:]}")
+    finally:
+        fl.pg.start()
+    ok = wait_until(lambda: n2.cli("queue", "list")[0] == 0, 15)
+    page = wait_until(lambda: (lambda p: 'class="error"' not in p and p)(
+        console_get(None, url)), 15)
+    report("outage.back-after-restart", ok and page and
+           'id="count-active"' in page, f"list {ok}; page "
+           f"{(page or '')[-300:]}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -459,6 +492,7 @@ def main():
         check_lease(fl, rx)
         check_dead_lease(fl, rx)
         check_console(fl, rx, admin_port)
+        check_outage(fl, admin_port)
     except RuntimeError as e:
         report("fleet.run", False, f"{e}")
     finally:
