@@ -179,8 +179,8 @@ int queue_pg_retry_since(struct queue *q, time_t since, time_t now);
  * dr_recipients (1, msgid filled), else a recipient row id (2, *rcpt
  * and its message's msgid filled); 0 when nothing matches, -1.
  */
-int queue_pg_resolve(struct queue *q, const char *key,
-    char msgid[QUEUE_ID_LEN], int64_t *rcpt);
+int queue_pg_resolve(
+    struct queue *q, const char *key, char msgid[QUEUE_ID_LEN], int64_t *rcpt);
 struct queue_msg *queue_pg_msg_find(struct queue *q, const char *key);
 int queue_pg_msg_rcpts(
     struct queue *q, const char *msgid, queue_rcpt_cb *cb, void *arg);
