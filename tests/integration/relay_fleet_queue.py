@@ -32,7 +32,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "chaos"))
 import chaoslib as cl  # noqa: E402
 from fleetlib import Fleet  # noqa: E402
-from worldlib import report as wl_report  # noqa: E402
+from worldlib import report as wl_report, wait_until  # noqa: E402
 
 DESTS = cl.DESTS[:4]
 SLOW_DESTS = cl.DESTS[4:8]
@@ -72,12 +72,40 @@ def test_once(fl, recv):
                       "OR lease_node IS NOT NULL")
     nodes = fl.pg.psql("SELECT DISTINCT node FROM dr_events WHERE type = "
                        "'delivered' ORDER BY node")
+    bodies = pg_int(fl, "SELECT count(*) FROM dr_messages WHERE body IS "
+                        "NOT NULL AND message_id LIKE '%%%s%%'" % ledger.tag)
     ok = fig["accepted"] == 30 and fig["delivered"] == 30 and \
-        fig["duplicated"] == 0 and left == 0
+        fig["duplicated"] == 0 and left == 0 and bodies == 0
     return report("fleet.queue.once", ok,
-                  "%s; rows not delivered or still leased: %d; delivered "
-                  "by %s" % (cl.figures_line("once", fig), left,
-                             [n[0] for n in nodes]))
+                  "%s; rows not delivered or still leased: %d; bodies "
+                  "kept: %d; delivered by %s" % (
+                      cl.figures_line("once", fig), left, bodies,
+                      [n[0] for n in nodes]))
+
+
+def test_purge(fl):
+    """The trace of finished messages goes after 30 days: backdate the
+    messages of fleet.queue.once, restart node3 (it purges at start)."""
+    month = 40 * 86400
+    fl.pg.psql("UPDATE dr_messages SET received_at = received_at - %d "
+               "WHERE message_id LIKE '%%fleetonce%%'; UPDATE dr_events "
+               "SET at = at - %d WHERE msgid IN (SELECT id FROM "
+               "dr_messages WHERE message_id LIKE '%%fleetonce%%')"
+               % (month, month))
+    before = pg_int(fl, "SELECT count(*) FROM dr_messages")
+    fl.nodes[2].stop()
+    fl.nodes[2].start()
+    gone = wait_until(lambda: pg_int(
+        fl, "SELECT count(*) FROM dr_messages WHERE message_id LIKE "
+            "'%fleetonce%'") == 0, 10)
+    rest = pg_int(fl, "SELECT count(*) FROM dr_recipients r WHERE NOT "
+                      "EXISTS (SELECT 1 FROM dr_messages m WHERE m.id = "
+                      "r.msgid)")
+    after = pg_int(fl, "SELECT count(*) FROM dr_messages")
+    return report("fleet.queue.purge", gone and rest == 0 and
+                  after == before - 30,
+                  "messages %d -> %d, orphan recipients %d" % (
+                      before, after, rest))
 
 
 def wait_claims(fl, node, timeout):
@@ -245,6 +273,7 @@ def main():
         with Fleet(args.binary, args.world, n=3, store="postgres",
                    extra=extra) as fl:
             ok = test_once(fl, recv) and ok
+            ok = test_purge(fl) and ok
             ok = test_kill9(fl, recv, lease_s) and ok
             ok = test_outage(fl, recv) and ok
             for i, n in enumerate(fl.nodes):
