@@ -479,8 +479,7 @@ queue_add_msg(
 	return queue_run(q, st, "insert message");
 }
 
-/* The part after the last '@', lowercased (new string). */
-static char *
+char *
 queue_addr_domain(const char *addr)
 {
 	const char *at = strrchr(addr, '@');
@@ -522,12 +521,10 @@ queue_add_rcpt(
 	return rc;
 }
 
-static int
-queue_add_received(
-    struct queue *q, const struct queue_msg_in *m, const char *id)
+json_t *
+queue_received_fields(const struct queue_msg_in *m)
 {
 	json_t *f = json_object();
-	int rc;
 
 	json_object_set_new(f, "kind", json_string(queue_kind_str(m->kind)));
 	json_object_set_new(
@@ -540,6 +537,16 @@ queue_add_received(
 	queue_json_set_str(f, "envid", m->envid);
 	json_object_set_new(
 	    f, "recipients", json_integer((json_int_t)m->nrcpt));
+	return f;
+}
+
+static int
+queue_add_received(
+    struct queue *q, const struct queue_msg_in *m, const char *id)
+{
+	json_t *f = queue_received_fields(m);
+	int rc;
+
 	rc = queue_event_add(q, id, NULL, "received", f);
 	json_decref(f);
 	return rc;

@@ -127,6 +127,12 @@ void queue_tx_rollback(struct queue *q);
 int queue_event_add(struct queue *q, const char *msgid, const char *addr,
     const char *type, json_t *fields);
 
+/* The part after the last '@' of addr, lowercased (new string). */
+char *queue_addr_domain(const char *addr);
+
+/* The fields of a message's "received" event (new object). */
+json_t *queue_received_fields(const struct queue_msg_in *m);
+
 /* A JSON string for s even if it is not UTF-8 (bad bytes become '?'). */
 json_t *queue_json_str(const char *s);
 

@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "core/qid.h"
-#include "core/str.h"
 #include "core/xmalloc.h"
 
 struct queue *
@@ -301,17 +300,6 @@ queue_pg_add_msg(
 	return n == -1 ? -1 : n > 0 ? 1 : 0;
 }
 
-/* The part after the last '@', lowercased (new string). */
-static char *
-queue_pg_domain(const char *addr)
-{
-	const char *at = strrchr(addr, '@');
-	char *d = xstrdup(at != NULL ? at + 1 : "");
-
-	str_lower(d);
-	return d;
-}
-
 /* A recipient and its "queued" event, in one statement. */
 static int
 queue_pg_add_rcpt(
@@ -322,7 +310,7 @@ queue_pg_add_rcpt(
 
 	queue_pg_arg_str(&a, id);
 	queue_pg_arg_str(&a, r->addr);
-	queue_pg_arg_own(&a, queue_pg_domain(r->addr));
+	queue_pg_arg_own(&a, queue_addr_domain(r->addr));
 	queue_pg_arg_str(
 	    &a, r->orcpt != NULL && *r->orcpt != '\0' ? r->orcpt : NULL);
 	queue_pg_arg_int(&a, (long long)r->notify);
@@ -346,20 +334,9 @@ static int
 queue_pg_add_received(
     struct queue *q, const struct queue_msg_in *m, const char *id)
 {
-	json_t *f = json_object();
+	json_t *f = queue_received_fields(m);
 	int rc;
 
-	json_object_set_new(f, "kind", json_string(queue_kind_str(m->kind)));
-	json_object_set_new(
-	    f, "sender", queue_json_str(m->sender != NULL ? m->sender : ""));
-	queue_json_set_str(f, "client", m->client);
-	queue_json_set_str(f, "helo", m->helo);
-	queue_json_set_str(f, "auth_user", m->auth_user);
-	json_object_set_new(f, "size", json_integer((json_int_t)m->len));
-	queue_json_set_str(f, "message_id", m->message_id);
-	queue_json_set_str(f, "envid", m->envid);
-	json_object_set_new(
-	    f, "recipients", json_integer((json_int_t)m->nrcpt));
 	rc = queue_pg_event_add(q, id, NULL, "received", f);
 	json_decref(f);
 	return rc;

@@ -32,7 +32,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "chaos"))
 import chaoslib as cl  # noqa: E402
 from fleetlib import Fleet  # noqa: E402
-from worldlib import report as wl_report  # noqa: E402
+from worldlib import report as wl_report, wait_until  # noqa: E402
 
 DESTS = cl.DESTS[:4]
 SLOW_DESTS = cl.DESTS[4:8]
@@ -44,6 +44,20 @@ def report(name, ok, why):
         print("  %s: %s" % (name, why), flush=True)
     wl_report(name, ok, why)
     return ok
+
+
+def verdict(name, problems, fig, seen):
+    """report() with the receivers' figures, and seen when it passed."""
+    line = cl.figures_line(name.rsplit(".", 1)[-1], fig)
+    if problems:
+        return report(name, False, "; ".join(problems + [line]))
+    return report(name, True, "%s; %s" % (line, seen))
+
+
+def check_alive(fl, idx, problems):
+    for i in idx:
+        if fl.nodes[i].proc.poll() is not None:
+            problems.append("node%d died: %s" % (i + 1, fl.nodes[i].tail(3)))
 
 
 def pg_int(fl, sql):
@@ -72,12 +86,40 @@ def test_once(fl, recv):
                       "OR lease_node IS NOT NULL")
     nodes = fl.pg.psql("SELECT DISTINCT node FROM dr_events WHERE type = "
                        "'delivered' ORDER BY node")
+    bodies = pg_int(fl, "SELECT count(*) FROM dr_messages WHERE body IS "
+                        "NOT NULL AND message_id LIKE '%%%s%%'" % ledger.tag)
     ok = fig["accepted"] == 30 and fig["delivered"] == 30 and \
-        fig["duplicated"] == 0 and left == 0
+        fig["duplicated"] == 0 and left == 0 and bodies == 0
     return report("fleet.queue.once", ok,
-                  "%s; rows not delivered or still leased: %d; delivered "
-                  "by %s" % (cl.figures_line("once", fig), left,
-                             [n[0] for n in nodes]))
+                  "%s; rows not delivered or still leased: %d; bodies "
+                  "kept: %d; delivered by %s" % (
+                      cl.figures_line("once", fig), left, bodies,
+                      [n[0] for n in nodes]))
+
+
+def test_purge(fl):
+    """The trace of finished messages goes after 30 days: backdate the
+    messages of fleet.queue.once, restart node3 (it purges at start)."""
+    month = 40 * 86400
+    fl.pg.psql("UPDATE dr_messages SET received_at = received_at - %d "
+               "WHERE message_id LIKE '%%fleetonce%%'; UPDATE dr_events "
+               "SET at = at - %d WHERE msgid IN (SELECT id FROM "
+               "dr_messages WHERE message_id LIKE '%%fleetonce%%')"
+               % (month, month))
+    before = pg_int(fl, "SELECT count(*) FROM dr_messages")
+    fl.nodes[2].stop()
+    fl.nodes[2].start()
+    gone = wait_until(lambda: pg_int(
+        fl, "SELECT count(*) FROM dr_messages WHERE message_id LIKE "
+            "'%fleetonce%'") == 0, 10)
+    rest = pg_int(fl, "SELECT count(*) FROM dr_recipients r WHERE NOT "
+                      "EXISTS (SELECT 1 FROM dr_messages m WHERE m.id = "
+                      "r.msgid)")
+    after = pg_int(fl, "SELECT count(*) FROM dr_messages")
+    return report("fleet.queue.purge", gone and rest == 0 and
+                  after == before - 30,
+                  "messages %d -> %d, orphan recipients %d" % (
+                      before, after, rest))
 
 
 def wait_claims(fl, node, timeout):
@@ -144,21 +186,12 @@ def test_kill9(fl, recv, lease_s):
     if fig["duplicated"] > len(claimed):
         problems.append("%d duplicates, more than the %d attempts node1 "
                         "had in flight" % (fig["duplicated"], len(claimed)))
-    if claimed and undelivered == 0 and \
-            any(n[0] == "node1" for n in taken):
-        problems.append("a claim of the dead node1 was delivered by node1")
-    for i in (1, 2):
-        if fl.nodes[i].proc.poll() is not None:
-            problems.append("node%d died: %s" % (i + 1,
-                                                 fl.nodes[i].tail(3)))
-    took = time.time() - t_kill
-    return report("fleet.queue.kill9", not problems,
-                  "; ".join(problems + [cl.figures_line("kill9", fig)])
-                  if problems else
-                  "%s; node1's %d claims at the kill delivered by %s; "
-                  "drained %.0fs after the kill" % (
-                      cl.figures_line("kill9", fig), len(claimed),
-                      sorted(n[0] for n in taken), took))
+    check_alive(fl, (1, 2), problems)
+    return verdict("fleet.queue.kill9", problems, fig,
+                   "node1's %d claims at the kill delivered by %s; drained "
+                   "%.0fs after the kill" % (
+                       len(claimed), sorted(n[0] for n in taken),
+                       time.time() - t_kill))
 
 
 def test_outage(fl, recv):
@@ -169,7 +202,6 @@ def test_outage(fl, recv):
                    ["user@" + d for d in DESTS], threads=3,
                    pause=0.05).start()
     time.sleep(2.0)
-    t_stop0 = time.time()
     fl.pg.stop()
     t_stop1 = time.time()
     time.sleep(4.0)
@@ -193,9 +225,7 @@ def test_outage(fl, recv):
              if r["t0"] >= t_start1 + 2.5 and r["code"] == 250]
     if not after:
         problems.append("no mail accepted again after pg.start()")
-    for i in live:
-        if fl.nodes[i].proc.poll() is not None:
-            problems.append("node%d died: %s" % (i + 1, fl.nodes[i].tail(3)))
+    check_alive(fl, live, problems)
     cl.wait_delivered(ledger, recv, 45)
     time.sleep(1.0)
     fig, bad = cl.judge(ledger, recv)
@@ -219,13 +249,10 @@ def test_outage(fl, recv):
     if said == 0 or said > 3:
         problems.append("the outage was logged %d times by a node "
                         "(want once or twice)" % said)
-    return report("fleet.queue.pg-outage", not problems,
-                  "; ".join(problems + [cl.figures_line("pg-outage", fig)])
-                  if problems else
-                  "%s; %d refused with 4xx while down (%.1fs), %d accepted "
-                  "after the restart" % (
-                      cl.figures_line("pg-outage", fig), len(refused),
-                      t_start0 - t_stop1, len(after)))
+    return verdict("fleet.queue.pg-outage", problems, fig,
+                   "%d refused with 4xx while down (%.1fs), %d accepted "
+                   "after the restart" % (len(refused), t_start0 - t_stop1,
+                                          len(after)))
 
 
 def main():
@@ -245,6 +272,7 @@ def main():
         with Fleet(args.binary, args.world, n=3, store="postgres",
                    extra=extra) as fl:
             ok = test_once(fl, recv) and ok
+            ok = test_purge(fl) and ok
             ok = test_kill9(fl, recv, lease_s) and ok
             ok = test_outage(fl, recv) and ok
             for i, n in enumerate(fl.nodes):
