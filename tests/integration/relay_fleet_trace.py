@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -131,6 +132,13 @@ def test_console(fl, url, sent):
     return ok
 
 
+def fleet_answers(url):
+    """node3's console gives the fleet's report (node3 itself accepted
+    nothing, so its own report has nothing blocked)."""
+    page = json.loads(get(f"{url}/report?period=1h&format=json"))
+    return bool(page["blocked"])
+
+
 def test_outage(fl, url, sent):
     fl.pg.stop()
     try:
@@ -143,9 +151,21 @@ def test_outage(fl, url, sent):
                     'id="fleet-unreachable"' in html and
                     "Fleet database unreachable: this node only" in html,
                     html[:600])
-        return ok
     finally:
         fl.pg.start()
+    ok &= check("database back: the console reads the fleet again",
+                wait_until(lambda: fleet_answers(url), 15, 0.5))
+    # A restart between two pages: the console's connection is broken
+    # and the next page opens a new one, without a banner (pg_ready
+    # reconnects at most every 2 s: wait that out first).
+    time.sleep(2.5)
+    fl.pg.stop()
+    fl.pg.start()
+    html = get(f"{url}/report?period=1h")
+    ok &= check("database restarted: the next page is the fleet's",
+                'id="fleet-unreachable"' not in html and
+                fleet_answers(url), html[:300])
+    return ok
 
 
 def main():
