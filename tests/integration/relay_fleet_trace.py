@@ -113,6 +113,11 @@ def test_console(fl, url, sent):
         ok &= check("console: search lists both nodes' mail",
                     sorted(r[-1] for r in res) == ["node1", "node2"],
                     f"{res}")
+        b.get(f"{url}/report?period=1h")
+        rows = b.table("#blocked")
+        ok &= check("console: the blocked domain with its node",
+                    [(r[0], r[-1]) for r in rows] ==
+                    [("dane-ta-wrong-name.test", "node1")], f"{rows}")
         errs = b.console_errors()
         ok &= check("console: no script or CSP error", not errs, f"{errs}")
     page = json.loads(get(f"{url}/report?period=1h&format=json"))
