@@ -79,6 +79,10 @@ def test_cli(fl, sent):
                 " node=node1\n" in out and " node=node2\n" in out and
                 "attempt" in out and "node=node1" in out.split(
                     "attempt", 1)[1], out + err)
+    rc, out, err = fl.nodes[2].cli("report", "--period", "1h")
+    ok &= check("report text says whose report it is", rc == 0 and
+                "Transit security report of every node" in out and
+                "the fleet's database holds events since" in out, out + err)
     rc, out, err = fl.nodes[2].cli("report", "--json", "--period", "1h")
     rep = json.loads(out) if rc == 0 else {}
     blocked = {b["domain"]: (b["messages"], b["nodes"])
