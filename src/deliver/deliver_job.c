@@ -1127,9 +1127,15 @@ job_send_next(struct job *j)
 			    j->sess, m->txn, job_txn_done, j);
 			return;
 		}
-		/* Deleted by an operator meanwhile: nothing to send. */
-		outcome_set(&o, OUTCOME_TEMP, "4.3.0", RT_NONE,
-		    "message %s is no longer in the queue", m->msgid);
+		/* Deleted by an operator meanwhile, or unreadable (store =
+		 * postgres: the database is away): nothing to send. */
+		if (queue_error(j->d->cfg.queue)[0] != '\0')
+			outcome_set(&o, OUTCOME_TEMP, "4.3.0", RT_NONE,
+			    "message %s cannot be read: %s", m->msgid,
+			    queue_error(j->d->cfg.queue));
+		else
+			outcome_set(&o, OUTCOME_TEMP, "4.3.0", RT_NONE,
+			    "message %s is no longer in the queue", m->msgid);
 		for (k = 0; k < m->n; k++) {
 			*m->rcpts[k]->o = o;
 			m->rcpts[k]->done = true;

@@ -8,6 +8,7 @@
 
 #include "conf/conf.h"
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 struct queue *
 queue_open_conf(const struct conf *c, bool create, char **errstr)
@@ -38,4 +39,16 @@ bool
 queue_is_pg(const struct queue *q)
 {
 	return q->pg != NULL;
+}
+
+bool
+queue_available(struct queue *q)
+{
+	return q->pg == NULL || queue_pg_available(q);
+}
+
+int
+queue_lease_renew(struct queue *q, time_t now)
+{
+	return q->pg != NULL ? queue_pg_lease_renew(q, now) : 0;
 }

@@ -65,6 +65,8 @@ struct queue {
 	 */
 	struct pg *pg;
 	time_t lease;
+	struct queue_pg_claims *claims; /* what queue_due claimed: renewed
+	                                 * until its outcome (queue_pg_due.c) */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
@@ -125,11 +127,25 @@ void queue_tx_rollback(struct queue *q);
 int queue_event_add(struct queue *q, const char *msgid, const char *addr,
     const char *type, json_t *fields);
 
+/* The part after the last '@' of addr, lowercased (new string). */
+char *queue_addr_domain(const char *addr);
+
+/* The fields of a message's "received" event (new object). */
+json_t *queue_received_fields(const struct queue_msg_in *m);
+
 /* A JSON string for s even if it is not UTF-8 (bad bytes become '?'). */
 json_t *queue_json_str(const char *s);
 
 /* Set key to string s in o unless s is NULL or empty. */
 void queue_json_set_str(json_t *o, const char *key, const char *s);
+
+/* A message read from a row (SQLite or PostgreSQL): the public struct
+ * first, so queue_msg_free can find the owned parts. */
+struct queue_msg_box {
+	struct queue_msg m;
+	char *own[8];
+	uint8_t *data;
+};
 
 /* A recipient read from a row, owning its strings. */
 struct queue_rcpt_row {
