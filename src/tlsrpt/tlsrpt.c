@@ -29,6 +29,7 @@
 #define TLSRPT_SCHEMA_VERSION 1
 #define TLSRPT_APP_ID         0x44525452 /* "DRTR" in the database header */
 #define TLSRPT_BUSY_MS        5000
+#define TLSRPT_MEMORY         ":memory:"
 
 enum tlsrpt_st {
 	ST_POLICY_UPSERT,
@@ -351,7 +352,9 @@ tlsrpt_init(struct tlsrpt_store *s)
 		    s->path, sqlite3_errmsg(s->db));
 	if (version != 0 && tlsrpt_check(s, version, id) == -1)
 		return -1;
-	if (tlsrpt_wal(s) == -1 || (version == 0 && tlsrpt_create(s) == -1))
+	/* A store in memory has no journal to switch to WAL. */
+	if ((strcmp(s->path, TLSRPT_MEMORY) != 0 && tlsrpt_wal(s) == -1) ||
+	    (version == 0 && tlsrpt_create(s) == -1))
 		return -1;
 	if (tlsrpt_int(s, "PRAGMA user_version", &version) == -1 ||
 	    tlsrpt_int(s, "PRAGMA application_id", &id) == -1 ||
@@ -379,7 +382,7 @@ tlsrpt_store_open(const char *path, char **errstr)
 	 * every other connection of this process to it (the relay's, when
 	 * the console opens its own).
 	 */
-	fd = access(path, F_OK) == 0 ?
+	fd = access(path, F_OK) == 0 || strcmp(path, TLSRPT_MEMORY) == 0 ?
 	    -2 :
 	    open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1) {
@@ -389,8 +392,12 @@ tlsrpt_store_open(const char *path, char **errstr)
 	}
 	if (fd >= 0)
 		close(fd);
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &s->db,
+	        SQLITE_OPEN_READWRITE |
+	            (fd == -2 && strcmp(path, TLSRPT_MEMORY) == 0 ?
+	                    SQLITE_OPEN_CREATE :
+	                    0),
+	        NULL) != SQLITE_OK) {
 		tlsrpt_fail(s, "open");
 		goto fail;
 	}
