@@ -24,6 +24,7 @@ The nodes' own daily run is off ([tlsrpt] send = no): the test triggers
 the runs. Report mail queued by `tlsrpt send` goes out through the node's
 running relay.
 
+  - the relays' own daily run on the three nodes: one report;
   - the old code (the same nodes without [fleet] postgres) sends three
     reports per destination, one per node, each with its own counts.
 
@@ -44,7 +45,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from fleetlib import Fleet  # noqa: E402
 import worldlib  # noqa: E402
-from worldlib import parse_ini, wait_until  # noqa: E402
+from worldlib import parse_ini, rewrite_config, wait_until  # noqa: E402
 import relay_tlsrpt as rt  # noqa: E402
 
 FAILED = []
@@ -266,6 +267,35 @@ def phase_killed(args, fl, yday):
                      "killed.one-report-once-with-the-fleet-counts", True)
 
 
+def phase_daily(args, fl, dday):
+    """The relays' own daily run ([tlsrpt] send = yes, max_delay = 0), on
+    every node at once: one report of the day before yesterday."""
+    ymd = dday.replace("-", "")
+    for i, n in enumerate((1, 2, 4)):
+        fl.pg.psql("INSERT INTO dr_tlsrpt_policies (node, day, domain, type,"
+                   " strings, mx, successes, failures) VALUES "
+                   f"('node{i + 1}', '{dday}', 'ee-311.test', 0, '[]', '[]',"
+                   f" {n}, 0)")
+
+    def daily(sections):
+        sections["tlsrpt"]["send"] = "yes"
+        sections["tlsrpt"]["max_delay"] = "0"
+    for node in fl.nodes:
+        node.stop()
+        rewrite_config(node, daily)
+    for node in fl.nodes:
+        node.start()
+    wait_until(lambda: rt.collected(args.world, "ee-311.test", ymd), 30)
+    check_one_report(args.world, "ee-311.test", ymd, (7, 0),
+                     rt.world_dns(args.world),
+                     "daily.three-relays-send-one-report", True)
+    time.sleep(2)  # the other nodes' runs have looked by now
+    report("daily.still-one-post",
+           len(rt.collected(args.world, "ee-311.test", ymd)) == 1 and
+           fl.pg.scalar("SELECT state FROM dr_tlsrpt_reports WHERE day = "
+                        f"'{dday}'") == "3", "")
+
+
 def phase_old_code(args, fl, day, local, want):
     """The same nodes without [fleet]: each its own report."""
     ymd = day.replace("-", "")
@@ -289,6 +319,7 @@ def main():
     now = datetime.datetime.now(datetime.timezone.utc)
     day = now.strftime("%Y-%m-%d")
     yday = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    dday = (now - datetime.timedelta(days=2)).strftime("%Y-%m-%d")
     try:
         fl = Fleet(args.binary, args.world, n=3, store="sqlite", extra=EXTRA)
     except RuntimeError as ex:
@@ -298,6 +329,7 @@ def main():
         local = [local_conf(n) for n in fl.nodes]
         want = phase_today(args, fl, day, local)
         phase_killed(args, fl, yday)
+        phase_daily(args, fl, dday)
         phase_old_code(args, fl, day, local, want["ee-311.test"])
     finally:
         fl.close()
