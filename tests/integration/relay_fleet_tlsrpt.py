@@ -15,6 +15,8 @@ organisation). A real PostgreSQL (tests/world/pgsrv.py) and three nodes
     schema-valid (python3-jsonschema), DKIM-signed (python3-dkim), one
     report-id for the mail and the POST; `tlsrpt list` on any node shows
     the sums as sent; a second run sends nothing;
+  - PostgreSQL stopped while the nodes deliver: the counts stay in the
+    nodes' stores and arrive, once each, when it is back;
   - killed halfway: the collector stalls (its process stopped), node1's
     `tlsrpt send` has mailed the report and is in the middle of the POST
     when it is killed with SIGKILL; node2's run within the lease leaves
@@ -211,6 +213,32 @@ def phase_today(args, fl, day, local):
     return want
 
 
+def phase_away(args, fl, day, local):
+    """PostgreSQL stopped while the nodes deliver: the counts stay in the
+    nodes' stores and reach the database, once each, when it is back."""
+    fl.pg.stop()
+    try:
+        for node in fl.nodes:
+            node.submit(SENDER, ["user@ee-311.test"])
+
+        def tried():
+            return all(not [e for e in n.queue() if e["attempts"] < 1]
+                       for n in fl.nodes)
+        wait_until(tried, 60)
+        per_node = [listed(n, c, day) for n, c in zip(fl.nodes, local)]
+        want = {d: (sum(p.get(d, {}).get("successful", 0) for p in per_node),
+                    sum(p.get(d, {}).get("failed", 0) for p in per_node))
+                for d in MAIL}
+    finally:
+        fl.pg.start()
+    ok = wait_until(lambda: sums_in_db(fl.pg, day) == want, 30)
+    time.sleep(2)
+    report("away.counts-pushed-once-when-the-database-returns",
+           ok and sums_in_db(fl.pg, day) == want and
+           want["ee-311.test"][0] >= 6, f"{sums_in_db(fl.pg, day)} {want}")
+    return want
+
+
 def httpsd_pid(world):
     return int(open(os.path.join(world, "run", "httpsd.pid")).read())
 
@@ -327,7 +355,8 @@ def main():
         return 1
     try:
         local = [local_conf(n) for n in fl.nodes]
-        want = phase_today(args, fl, day, local)
+        phase_today(args, fl, day, local)
+        want = phase_away(args, fl, day, local)
         phase_killed(args, fl, yday)
         phase_daily(args, fl, dday)
         phase_old_code(args, fl, day, local, want["ee-311.test"])
