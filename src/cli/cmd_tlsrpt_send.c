@@ -222,9 +222,10 @@ cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx)
 	    x.day, x.st.domains, x.st.no_policy, x.st.queued, x.st.posted,
 	    x.st.retry, x.st.failed);
 	send_list(&x);
-	rc = x.st.failed > 0                     ? 1 :
-	    x.st.retry > 0 || x.st.dns_later > 0 ? EX_TEMPFAIL :
-	                                           0;
+	rc = x.st.failed > 0 ? 1 :
+	    x.st.retry > 0 || x.st.dns_later > 0 || x.st.later > 0 ?
+	                       EX_TEMPFAIL :
+	                       0;
 	send_free(&x);
 	return rc;
 }

@@ -236,7 +236,7 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 	struct relay_tlsrpt *t = arg;
 	struct timeval tv = { RT_TICK_S, 0 };
 
-	if (t->run_day[0] != '\0' && st->dns_later == 0) {
+	if (t->run_day[0] != '\0' && st->dns_later == 0 && st->later == 0) {
 		memcpy(t->days.finished[t->days.nfinished % RT_DAYS],
 		    t->run_day, TLSRPT_DAY_LEN);
 		t->days.nfinished++;
@@ -253,7 +253,7 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 		    st->failed);
 	/* Another day may be due too: look again at once (not after a DNS
 	 * failure, which would spin). */
-	if (t->run_day[0] != '\0' && st->dns_later == 0)
+	if (t->run_day[0] != '\0' && st->dns_later == 0 && st->later == 0)
 		tv.tv_sec = 0;
 	evtimer_add(t->timer, &tv);
 }

@@ -546,8 +546,10 @@ ts_lookup_more(struct tlsrpt_sender *s)
 		const char *d = s->domains[s->next++];
 
 		rc = s->b->claim(s->b->ctx, s->day, d, s->now);
-		if (rc == -1)
+		if (rc == -1) {
 			log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
+			s->st.later++;
+		}
 		if (rc != 1)
 			continue; /* done, prepared earlier or elsewhere */
 		s->st.domains++;
@@ -612,8 +614,10 @@ tlsrpt_send_run(struct tlsrpt_sender *s, const char *day, time_t now,
 	if (day != NULL) {
 		snprintf(s->day, sizeof(s->day), "%s", day);
 		s->domains = s->b->domains(s->b->ctx, day, &n);
-		if (s->domains == NULL)
+		if (s->domains == NULL) {
 			log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
+			s->st.later++;
+		}
 		s->ndomains = s->domains != NULL ? n : 0;
 	}
 	ts_lookup_more(s);

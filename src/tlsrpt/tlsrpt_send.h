@@ -104,6 +104,8 @@ struct tlsrpt_send_stats {
 	unsigned domains;   /* policy domains looked at */
 	unsigned no_policy; /* without a usable _smtp._tls record */
 	unsigned dns_later; /* lookup failed; tried again next run */
+	unsigned later;     /* the book failed (the fleet's database away):
+	                     * the day is tried again next run */
 	unsigned queued;    /* report mails queued */
 	unsigned posted;    /* https POSTs accepted */
 	unsigned retry;     /* attempts that failed and will be retried */
