@@ -61,6 +61,9 @@ static const char fb_claim_sql[] =
     "lease_until = EXCLUDED.lease_until, at = EXCLUDED.at WHERE r.state = "
     "0 AND r.lease_until < " FB_DB_NOW " RETURNING 1";
 
+static const char fb_state_sql[] =
+    "SELECT state FROM dr_tlsrpt_reports WHERE day = $1 AND domain = $2";
+
 static const char fb_release_sql[] =
     "UPDATE dr_tlsrpt_reports SET lease_until = 0 WHERE day = $1 AND "
     "domain = $2 AND node = $3 AND state = 0";
@@ -133,6 +136,13 @@ fb_claim(void *ctx, const char *day, const char *domain, time_t now)
 	    (r = pg_query(fb->p, fb_claim_sql, 4, args)) == NULL)
 		return -1;
 	got = PQntuples(r) > 0;
+	PQclear(r);
+	if (got)
+		return 1;
+	if ((r = pg_query(fb->p, fb_state_sql, 2, args)) == NULL)
+		return -1;
+	/* Still open: another node's lease runs. */
+	got = PQntuples(r) > 0 && pg_int(r, 0, 0) == FT_OPEN ? 2 : 0;
 	PQclear(r);
 	return got;
 }

@@ -546,10 +546,10 @@ ts_lookup_more(struct tlsrpt_sender *s)
 		const char *d = s->domains[s->next++];
 
 		rc = s->b->claim(s->b->ctx, s->day, d, s->now);
-		if (rc == -1) {
+		if (rc == -1)
 			log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
+		if (rc == -1 || rc == 2)
 			s->st.later++;
-		}
 		if (rc != 1)
 			continue; /* done, prepared earlier or elsewhere */
 		s->st.domains++;

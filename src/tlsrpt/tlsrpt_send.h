@@ -50,8 +50,9 @@ struct tlsrpt_send_book {
 	/* The day's policy domains that may still need a report. New
 	 * (tlsrpt_strv_free), or NULL on an error (error()). */
 	char **(*domains)(void *ctx, const char *day, size_t *n);
-	/* Whether this run prepares domain's report: 1 (claimed), 0 (done,
-	 * prepared or another node's), -1 (error). */
+	/* Whether this run prepares domain's report: 1 (claimed), 0 (done
+	 * or prepared), 2 (another node is preparing it: the day is looked
+	 * at again next run, in case that node dies), -1 (error). */
 	int (*claim)(
 	    void *ctx, const char *day, const char *domain, time_t now);
 	/* The claim ends unused (the _smtp._tls lookup failed): a later

@@ -154,22 +154,27 @@ def send_all(nodes, day):
     return [(p.wait(90), *p.communicate()) for p in procs]
 
 
+def local_sums(fl, day, local):
+    """Once every message was tried: what each node counted alone (its
+    local store, as before the fleet) and the sums per domain."""
+    def tried():
+        return all(not [e for e in n.queue() if e["attempts"] < 1]
+                   for n in fl.nodes)
+    wait_until(tried, 60)
+    per_node = [listed(n, c, day) for n, c in zip(fl.nodes, local)]
+    want = {d: (sum(p.get(d, {}).get("successful", 0) for p in per_node),
+                sum(p.get(d, {}).get("failed", 0) for p in per_node))
+            for d in MAIL}
+    return per_node, want
+
+
 def phase_today(args, fl, day, local):
     ymd = day.replace("-", "")
     for dom, per in MAIL.items():
         for node, k in zip(fl.nodes, per):
             for _ in range(k):
                 node.submit(SENDER, [f"user@{dom}"])
-
-    def tried():
-        return all(not [e for e in n.queue() if e["attempts"] < 1]
-                   for n in fl.nodes)
-    wait_until(tried, 60)
-    # What each node counted alone (its local store, as before the fleet).
-    per_node = [listed(n, c, day) for n, c in zip(fl.nodes, local)]
-    want = {d: (sum(p.get(d, {}).get("successful", 0) for p in per_node),
-                sum(p.get(d, {}).get("failed", 0) for p in per_node))
-            for d in MAIL}
+    per_node, want = local_sums(fl, day, local)
     report("counts.every-node-counted",
            all(p.get(d) for p in per_node for d in MAIL) and
            want["ee-311.test"][0] >= 3 and want["ee-wrong-digest.test"][1]
@@ -220,15 +225,7 @@ def phase_away(args, fl, day, local):
     try:
         for node in fl.nodes:
             node.submit(SENDER, ["user@ee-311.test"])
-
-        def tried():
-            return all(not [e for e in n.queue() if e["attempts"] < 1]
-                       for n in fl.nodes)
-        wait_until(tried, 60)
-        per_node = [listed(n, c, day) for n, c in zip(fl.nodes, local)]
-        want = {d: (sum(p.get(d, {}).get("successful", 0) for p in per_node),
-                    sum(p.get(d, {}).get("failed", 0) for p in per_node))
-                for d in MAIL}
+        want = local_sums(fl, day, local)[1]
     finally:
         fl.pg.start()
     ok = wait_until(lambda: sums_in_db(fl.pg, day) == want, 30)
