@@ -112,6 +112,7 @@ static const struct cli_opt trace_opts[] = {
 	{ "--until WHEN",
 	    "messages with an event at or before WHEN (same forms; a date "
 	    "alone means its last second)" },
+	{ "--limit N", "the N most recently received of them" },
 	{ "--json", "print the events as JSON (docs/QUEUE.md)" },
 	{ NULL, NULL },
 };
@@ -151,6 +152,19 @@ static const struct cli_opt tlsrpt_opts[] = {
 	{ "--day YYYY-MM-DD",
 	    "list, send: the UTC day (default: today for list, yesterday for "
 	    "send)" },
+	{ NULL, NULL },
+};
+
+static const struct cli_opt fleet_opts[] = {
+	{ "status",
+	    "the fleet's nodes (last seen, trace copied up to, events), this "
+	    "node's backlog of local events not yet copied, and the sizes of "
+	    "dr_events and dr_messages" },
+	{ "sync",
+	    "copy now what the relay's thread copies every [fleet] "
+	    "sync_interval: new trace events, TLS-RPT counters, MTA-STS "
+	    "policies" },
+	{ "--json", "status: print JSON (docs/FLEET.md)" },
 	{ NULL, NULL },
 };
 
@@ -199,16 +213,21 @@ const struct cli_cmd cli_cmds[] = {
 	    false },
 	{ "trace",
 	    "[--message-id ID] [--sender ADDR] [--recipient ADDR] [--domain D] "
-	    "[--since WHEN] [--until WHEN] [--json]",
-	    "the story of messages, newest last", cmd_trace, trace_opts,
+	    "[--since WHEN] [--until WHEN] [--limit N] [--json]",
+	    "the story of messages, newest last (with [fleet] postgres: of "
+	    "every node)",
+	    cmd_trace, trace_opts,
 	    "0 something matched; 1 nothing did; 64 bad arguments; 78 the "
-	    "configuration or the queue cannot be opened; 70 a database error",
+	    "configuration or the queue cannot be opened; 70 a database "
+	    "error; 69 the fleet database cannot be reached with [queue] "
+	    "store = postgres",
 	    false },
 	{ "report", "[--period 1h|1d|7d|30d] [--impact] [--json]",
 	    "the transit security report, or the log-only impact (--impact)",
 	    cmd_report, report_opts,
 	    "0; 64 bad arguments; 78 the configuration or the queue cannot be "
-	    "opened; 70 a database error",
+	    "opened; 70 a database error; 69 the fleet database cannot be "
+	    "reached with [queue] store = postgres",
 	    false },
 	{ "passwd", "[USER]", "hash a password for [server] auth_file",
 	    cmd_passwd, passwd_opts,
@@ -232,6 +251,14 @@ const struct cli_cmd cli_cmds[] = {
 	    "parse: 0 every file was a report, 65 one was not, 66 one could not "
 	    "be read; received: 0, 66 DIR cannot be opened; list, show: 0, 1 no data; send: 0 sent, 1 a report was "
 	    "given up, 75 some are to be retried; 64 bad arguments",
+	    false },
+	{ "fleet", "status [--json] | sync",
+	    "the fleet's nodes and this node's backlog, or a copy to the "
+	    "database now",
+	    cmd_fleet, fleet_opts,
+	    "0; 1 the database cannot be reached or the copy failed; 64 bad "
+	    "arguments; 78 no [fleet] postgres or the configuration cannot be "
+	    "read",
 	    false },
 	{ "help", "[COMMAND]", "show this help", cmd_help, help_opts,
 	    "0; 64 no such command", false },

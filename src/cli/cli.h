@@ -76,6 +76,17 @@ void cli_man_commands(FILE *fp);
  */
 struct conf *cli_load_conf(const struct cli_ctx *ctx);
 
+struct pg;
+/*
+ * After a read of the fleet's database (p) failed in command cmd: 0 when
+ * the command reads the node's own queue instead (the database is away
+ * and the queue is local: a warning "fleet database unreachable: this
+ * node only" on stderr), else the exit status, the error on stderr
+ * (EX_UNAVAILABLE with store = postgres, EX_SOFTWARE for an error of a
+ * database that answers).
+ */
+int cli_fleet_failed(const struct conf *c, struct pg *p, const char *cmd);
+
 /* Print "usage: danerelay NAME USAGE" to stderr and return EX_USAGE. */
 int cli_usage(const char *name);
 
@@ -90,6 +101,7 @@ int cmd_report(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_passwd(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_fleet(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_man_page(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

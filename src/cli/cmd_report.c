@@ -9,8 +9,11 @@
  * (queue_report.h); docs/CONSOLE.md defines every number.
  *
  * Like `trace`, it opens the daemon's database side by side and never
- * creates one. Exit status: 0, EX_USAGE bad arguments, EX_CONFIG the
- * config or queue cannot be opened, EX_SOFTWARE a database error.
+ * creates one, and with [fleet] postgres reports on the whole fleet
+ * (falling back to this node's queue, with a warning, when the database
+ * cannot be reached and the queue is local). Exit status: 0, EX_USAGE bad
+ * arguments, EX_CONFIG the config or queue cannot be opened, EX_SOFTWARE a
+ * database error.
  */
 #include <getopt.h>
 #include <jansson.h>
@@ -21,6 +24,9 @@
 
 #include "cli/cli.h"
 #include "conf/conf.h"
+#include "fleet/fleet.h"
+#include "fleet/fleet_read.h"
+#include "pg/pg.h"
 #include "queue/queue.h"
 #include "queue/queue_report.h"
 #include "queue/queue_trace.h"
@@ -219,19 +225,9 @@ impact_print(const json_t *out)
 	report_domains(json_object_get(out, "domains"));
 }
 
-static int
-cmd_report_run(struct queue *q, const struct report_opts *o)
+static void
+cmd_report_show(json_t *out, const struct report_opts *o)
 {
-	struct queue_report_period p;
-	json_t *out;
-
-	if (queue_report_period(o->period, time(NULL), &p) == -1)
-		return EX_USAGE;
-	out = o->impact ? queue_report_impact(q, &p) : queue_report(q, &p);
-	if (out == NULL) {
-		fprintf(stderr, "danerelay report: %s\n", queue_error(q));
-		return EX_SOFTWARE;
-	}
 	if (o->json) {
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		putchar('\n');
@@ -239,8 +235,49 @@ cmd_report_run(struct queue *q, const struct report_opts *o)
 		impact_print(out);
 	else
 		report_print(out);
-	json_decref(out);
-	return 0;
+}
+
+/* This node's queue. NULL with *rc set when it cannot be read. */
+static json_t *
+cmd_report_local(const struct conf *c, const struct report_opts *o,
+    const struct queue_report_period *p, int *rc)
+{
+	struct queue *q;
+	char *err = NULL;
+	json_t *out;
+
+	q = queue_open_existing(conf_str(c, CONF_QUEUE_DIRECTORY), &err);
+	if (q == NULL) {
+		fprintf(stderr, "danerelay report: %s\n", err);
+		free(err);
+		*rc = EX_CONFIG;
+		return NULL;
+	}
+	out = o->impact ? queue_report_impact(q, p) : queue_report(q, p);
+	if (out == NULL) {
+		fprintf(stderr, "danerelay report: %s\n", queue_error(q));
+		*rc = EX_SOFTWARE;
+	}
+	queue_close(q);
+	return out;
+}
+
+/* The fleet's report, or this node's when the database cannot be
+ * reached and there is a local queue. NULL with *rc set on failure. */
+static json_t *
+cmd_report_query(const struct conf *c, const struct report_opts *o,
+    const struct queue_report_period *per, int *rc)
+{
+	struct pg *p = fleet_read_new(c);
+	json_t *out;
+
+	if (p == NULL)
+		return cmd_report_local(c, o, per, rc);
+	out = o->impact ? fleet_report_impact(p, per) : fleet_report(p, per);
+	if (out == NULL && (*rc = cli_fleet_failed(c, p, "report")) == 0)
+		out = cmd_report_local(c, o, per, rc);
+	pg_close(p);
+	return out;
 }
 
 int
@@ -249,9 +286,8 @@ cmd_report(int argc, char **argv, struct cli_ctx *ctx)
 	struct report_opts o = { "1d", false, false };
 	struct queue_report_period p;
 	struct conf *c;
-	struct queue *q;
-	char *err = NULL;
-	int rc;
+	json_t *out;
+	int rc = 0;
 
 	if (cmd_report_parse(argc, argv, &o) == -1)
 		return cli_usage("report");
@@ -263,14 +299,11 @@ cmd_report(int argc, char **argv, struct cli_ctx *ctx)
 		return EX_USAGE;
 	}
 	c = cli_load_conf(ctx);
-	q = queue_open_existing(conf_str(c, CONF_QUEUE_DIRECTORY), &err);
+	queue_report_period(o.period, time(NULL), &p);
+	out = cmd_report_query(c, &o, &p, &rc);
 	conf_free(c);
-	if (q == NULL) {
-		fprintf(stderr, "danerelay report: %s\n", err);
-		free(err);
-		return EX_CONFIG;
-	}
-	rc = cmd_report_run(q, &o);
-	queue_close(q);
+	if (out != NULL)
+		cmd_report_show(out, &o);
+	json_decref(out);
 	return rc;
 }

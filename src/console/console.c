@@ -32,6 +32,8 @@
 #include "console/console_int.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
+#include "fleet/fleet_read.h"
+#include "pg/pg.h"
 #include "queue/queue.h"
 #include "tlsrpt/tlsrpt.h"
 
@@ -124,6 +126,9 @@ console_open_stores(struct console *con, char **errstr)
 
 	if ((con->queue = queue_open_existing(dir, errstr)) == NULL)
 		return -1;
+	/* Not connected yet: the console's thread does, at its first read
+	 * (a database that is away must not stop the relay's start). */
+	con->fleet = fleet_read_new(con->conf);
 	if (!conf_bool(con->conf, CONF_TLSRPT_ENABLED))
 		return 0;
 	snprintf(path, sizeof(path), "%s/tlsrpt.db", dir);
@@ -274,6 +279,7 @@ console_stop(struct console *con)
 	console_auth_free(con->auth);
 	SSL_CTX_free(con->tls);
 	queue_close(con->queue);
+	pg_close(con->fleet);
 	tlsrpt_store_close(con->tlsrpt);
 	free(con->chart_js);
 	free(con);

@@ -19,6 +19,7 @@
 
 struct conf;
 struct console_auth;
+struct pg;
 struct queue;
 struct tlsrpt_store;
 
@@ -32,7 +33,11 @@ struct console {
 	bool running;
 	struct queue *queue;         /* our own connection */
 	struct tlsrpt_store *tlsrpt; /* our own connection, or NULL */
-	char *chart_js;              /* the Chart.js file, read at start */
+	struct pg *fleet;            /* [fleet] postgres: our own handle,
+	                              * or NULL (console_fleet.c) */
+	bool fleet_was_down;         /* the last fleet read fell back */
+	char fleet_err[640];
+	char *chart_js; /* the Chart.js file, read at start */
 	size_t chart_js_len;
 	SSL_CTX *tls;              /* [admin] tls_cert: HTTPS, or NULL */
 	struct console_auth *auth; /* sessions, logins, CSRF */
@@ -56,6 +61,9 @@ struct console_req {
 	bool set_cookie;                 /* sess is new: send its cookie */
 	bool clear_cookie;               /* logged out: expire the cookie */
 	bool began;                      /* console_begin() ran */
+	bool fleet_used;   /* an answer came from the fleet's database */
+	bool fleet_down;   /* a read fell back to this node's queue */
+	bool fleet_banner; /* the banner saying so is on the page */
 	struct buf body;
 	const char ***vecs; /* console_args() results, freed at the end */
 	size_t nvecs;

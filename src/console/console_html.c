@@ -14,6 +14,7 @@
 
 #include "console/console_auth.h"
 #include "console/console_core.h"
+#include "console/console_fleet.h"
 #include "console/console_int.h"
 #include "core/xmalloc.h"
 
@@ -108,6 +109,8 @@ console_begin(struct console_req *r, const char *title, bool charts)
 	buf_adds(&r->body, "<main>\n<h1>");
 	console_escape(&r->body, title);
 	buf_adds(&r->body, "</h1>\n");
+	/* A read before the page began fell back to this node's queue. */
+	console_fleet_banner(r);
 }
 
 /* fmt and ap onto the page, escaped or not. */

@@ -83,7 +83,7 @@ console_page_impact(struct console_req *r)
 {
 	json_t *out;
 
-	if ((out = console_report_get(r, queue_report_impact)) == NULL)
+	if ((out = console_report_get(r, true)) == NULL)
 		return;
 	console_begin(r, "Enforcement impact", false);
 	console_report_header(r, "/impact", out);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "console/console.h"
+#include "console/console_fleet.h"
 #include "console/console_int.h"
 #include "metrics/metrics.h"
 #include "queue/queue.h"
@@ -65,9 +66,10 @@ static void
 overview_hour(struct console_req *r, time_t now)
 {
 	struct queue_outcomes o;
-	bool ok = queue_count_outcomes(console_queue(r), now - 3600, &o) == 0;
+	bool ok = console_fleet_outcomes(r, now - 3600, &o) == 0;
 
-	console_printf(r, "<h2>Last hour</h2><div class=\"cards\">\n");
+	console_printf(r, "<h2>Last hour%s</h2><div class=\"cards\">\n",
+	    console_fleet_used(r) ? ", every node" : "");
 	overview_count(r, "hour-delivered", "Delivered",
 	    ok ? (int64_t)o.delivered : -1, "recipients");
 	overview_count(r, "hour-blocked", "Blocked",

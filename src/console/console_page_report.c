@@ -179,7 +179,7 @@ console_page_report(struct console_req *r)
 {
 	json_t *out, *labels;
 
-	if ((out = console_report_get(r, queue_report)) == NULL)
+	if ((out = console_report_get(r, false)) == NULL)
 		return;
 	console_begin(r, "Transit security", true);
 	console_report_header(r, "/report", out);

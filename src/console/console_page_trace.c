@@ -10,6 +10,12 @@
  * reply), deferred, delivered or bounced, and the DSNs sent; a failure is
  * explained in the very words the sender's non-delivery report uses
  * (dsn_explain_rcpt, src/dsn/dsn_text.c).
+ *
+ * With [fleet] postgres the search and the timeline are the fleet's
+ * (console_fleet.c): every node's messages, the node that accepted each
+ * one and the node of each attempt in a column of their own. The
+ * recipients' current states are those of this node's queue; a message
+ * queued on another node lists the recipients of its events instead.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +23,7 @@
 
 #include <jansson.h>
 
+#include "console/console_fleet.h"
 #include "console/console_int.h"
 #include "core/xmalloc.h"
 #include "dsn/dsn.h"
@@ -142,16 +149,46 @@ trace_state_class(const char *state)
 	return "muted";
 }
 
+/* A results row's recipients cell being written. */
+struct trace_cell {
+	struct console_req *r;
+	int n;
+};
+
 static void
 trace_rcpt_cell(const struct queue_rcpt *q, void *arg)
 {
-	struct console_req *r = arg;
+	struct trace_cell *c = arg;
+	struct console_req *r = c->r;
 	const char *state = trace_rcpt_state(q);
 
+	c->n++;
 	console_printf(r, "<div>");
 	console_text(r, q->addr);
 	console_printf(r, " <span class=\"state %s\">%s</span></div>",
 	    trace_state_class(state), state);
+}
+
+/* The recipients of a message this node's queue does not hold (queued
+ * on another node of the fleet, or purged): those of its "queued"
+ * events. */
+static void
+trace_event_rcpts(struct console_req *r, const json_t *m)
+{
+	const json_t *evs = json_object_get(m, "events"), *ev;
+	const char *type, *rcpt;
+	size_t i;
+
+	json_array_foreach(evs, i, ev)
+	{
+		type = json_string_value(json_object_get(ev, "type"));
+		rcpt = json_string_value(json_object_get(ev, "recipient"));
+		if (type == NULL || rcpt == NULL || strcmp(type, "queued") != 0)
+			continue;
+		console_printf(r, "<div>");
+		console_text(r, rcpt);
+		console_printf(r, "</div>");
+	}
 }
 
 /* The sender as SMTP writes it: <> is the null reverse-path. */
@@ -168,6 +205,7 @@ trace_row(struct console_req *r, const json_t *m)
 {
 	const char *id = json_string_value(json_object_get(m, "id"));
 	const char *mid = json_string_value(json_object_get(m, "message_id"));
+	struct trace_cell cell;
 	char *href;
 
 	if (id == NULL)
@@ -181,23 +219,32 @@ trace_row(struct console_req *r, const json_t *m)
 	console_printf(r, "</td><td>");
 	trace_sender(r, m);
 	console_printf(r, "</td><td class=\"rcpts\">");
-	queue_msg_rcpts(console_queue(r), id, trace_rcpt_cell, r);
+	cell.r = r;
+	cell.n = 0;
+	queue_msg_rcpts(console_queue(r), id, trace_rcpt_cell, &cell);
+	if (cell.n == 0)
+		trace_event_rcpts(r, m);
 	console_printf(r, "</td><td>");
 	console_text(r, mid != NULL ? mid : "");
+	if (json_is_string(json_object_get(m, "node"))) {
+		console_printf(r, "</td><td class=\"node\">");
+		console_text(r, json_string_value(json_object_get(m, "node")));
+	}
 	console_printf(r, "</td></tr>\n");
 }
 
 static void
 trace_results(struct console_req *r, const struct queue_trace_filter *f)
 {
-	json_t *tr = queue_trace(console_queue(r), f);
+	const char *err = NULL;
+	json_t *tr = console_fleet_trace(r, f, &err);
 	size_t i, n = json_array_size(tr), first = 0;
 
 	if (tr == NULL) {
 		console_printf(r,
-		    "<p class=\"error\">The queue could not be "
+		    "<p class=\"error\">The trace could not be "
 		    "read: ");
-		console_text(r, queue_error(console_queue(r)));
+		console_text(r, err);
 		console_printf(r, "</p>\n");
 		return;
 	}
@@ -217,8 +264,9 @@ trace_results(struct console_req *r, const struct queue_trace_filter *f)
 		console_printf(r,
 		    "<table class=\"list\" id=\"trace-results\"><thead><tr>"
 		    "<th>Received (UTC)</th><th>Queue ID</th><th>Sender</th>"
-		    "<th>Recipients</th><th>Message-ID</th></tr></thead>"
-		    "<tbody>\n");
+		    "<th>Recipients</th><th>Message-ID</th>%s</tr></thead>"
+		    "<tbody>\n",
+		    console_fleet_used(r) ? "<th>Node</th>" : "");
 		/* Newest first, as people read a log. */
 		for (i = n; i > first; i--)
 			trace_row(r, json_array_get(tr, i - 1));
@@ -595,6 +643,12 @@ trace_event(struct console_req *r, json_t *ev)
 	console_text(r, trace_type_words(type));
 	console_printf(r, "</td><td class=\"rcpt\">");
 	console_text(r, rcpt != NULL ? rcpt : "");
+	/* Over the fleet: the node that made this attempt. */
+	if (json_is_string(json_object_get(ev, "node"))) {
+		console_printf(r, "</td><td class=\"node\">");
+		console_text(r, json_string_value(json_object_get(ev, "node")));
+		json_object_set_new(shown, "node", json_true());
+	}
 	console_printf(r, "</td><td class=\"details\">");
 	if (strcmp(type, "received") == 0)
 		trace_received(r, ev, shown);
@@ -613,9 +667,11 @@ trace_event(struct console_req *r, json_t *ev)
 static void
 trace_rcpt_row(const struct queue_rcpt *q, void *arg)
 {
-	struct console_req *r = arg;
+	struct trace_cell *c = arg;
+	struct console_req *r = c->r;
 	const char *state = trace_rcpt_state(q);
 
+	c->n++;
 	console_printf(r, "<tr><td>");
 	console_text(r, q->addr);
 	console_printf(r,
@@ -637,7 +693,9 @@ trace_message(struct console_req *r, const json_t *m)
 {
 	const char *id = json_string_value(json_object_get(m, "id"));
 	const char *mid = json_string_value(json_object_get(m, "message_id"));
+	const char *node = json_string_value(json_object_get(m, "node"));
 	json_t *evs = json_object_get(m, "events");
+	struct trace_cell cell = { r, 0 };
 	size_t i;
 
 	console_printf(r,
@@ -652,20 +710,38 @@ trace_message(struct console_req *r, const json_t *m)
 	trace_when(r, json_string_value(json_object_get(m, "received_at")));
 	console_printf(r, "</td></tr><tr><th>Kind, size</th><td>");
 	console_text(r, json_string_value(json_object_get(m, "kind")));
-	console_printf(r,
-	    ", %" JSON_INTEGER_FORMAT " octets</td></tr></table>\n",
+	console_printf(r, ", %" JSON_INTEGER_FORMAT " octets</td></tr>",
 	    json_integer_value(json_object_get(m, "size")));
+	if (node != NULL) {
+		console_printf(r,
+		    "<tr><th>Accepted by</th><td class=\"node\" "
+		    "id=\"accepted-by\">");
+		console_text(r, node);
+		console_printf(r, "</td></tr>");
+	}
+	console_printf(r, "</table>\n");
 	console_printf(r,
 	    "<h2>Recipients</h2>\n<table class=\"list\" "
 	    "id=\"recipients\"><thead><tr><th>Recipient</th>"
 	    "<th>State</th><th>Attempts</th><th>Last "
 	    "result</th><th>Last MX</th></tr></thead><tbody>\n");
-	queue_msg_rcpts(console_queue(r), id, trace_rcpt_row, r);
+	queue_msg_rcpts(console_queue(r), id, trace_rcpt_row, &cell);
+	console_printf(r, "</tbody></table>\n");
+	if (cell.n == 0 && node != NULL) {
+		console_printf(
+		    r, "<p class=\"note\" id=\"elsewhere\">Queued on ");
+		console_text(r, node);
+		console_printf(r,
+		    ": the recipients' current states are in that node's "
+		    "queue. The timeline has every attempt of every "
+		    "node.</p>\n");
+	}
 	console_printf(r,
-	    "</tbody></table>\n<h2>Timeline</h2>\n<table "
+	    "<h2>Timeline</h2>\n<table "
 	    "class=\"list timeline\" id=\"timeline\"><thead><tr>"
-	    "<th>Time (UTC)</th><th>Event</th><th>Recipient</th>"
-	    "<th>Details</th></tr></thead><tbody>\n");
+	    "<th>Time (UTC)</th><th>Event</th><th>Recipient</th>%s"
+	    "<th>Details</th></tr></thead><tbody>\n",
+	    node != NULL ? "<th>Node</th>" : "");
 	for (i = 0; i < json_array_size(evs); i++)
 		if (json_is_object(json_array_get(evs, i)))
 			trace_event(r, json_array_get(evs, i));
@@ -676,7 +752,7 @@ void
 console_page_trace_message(struct console_req *r)
 {
 	struct queue_trace_filter f;
-	const char *id = console_rest(r);
+	const char *id = console_rest(r), *err = NULL;
 	json_t *tr;
 	char *title;
 	size_t i;
@@ -684,12 +760,12 @@ console_page_trace_message(struct console_req *r)
 	memset(&f, 0, sizeof(f));
 	f.message_id = id;
 	f.limit = TRACE_LIMIT;
-	if (id == NULL || id[0] == '\0' ||
-	    (tr = queue_trace(console_queue(r), &f)) == NULL) {
-		console_fail(r, id == NULL || id[0] == '\0' ? 404 : 500,
-		    id == NULL || id[0] == '\0' ?
-		        "No message given: search on /trace." :
-		        queue_error(console_queue(r)));
+	if (id == NULL || id[0] == '\0') {
+		console_fail(r, 404, "No message given: search on /trace.");
+		return;
+	}
+	if ((tr = console_fleet_trace(r, &f, &err)) == NULL) {
+		console_fail(r, 500, err);
 		return;
 	}
 	if (json_array_size(tr) == 0) {

@@ -7,23 +7,25 @@
 
 #include <string.h>
 
+#include "console/console_fleet.h"
 #include "queue/queue.h"
 #include "queue/queue_report.h"
 
 json_t *
-console_report_get(struct console_req *r, console_report_fn *fn)
+console_report_get(struct console_req *r, bool impact)
 {
 	struct queue_report_period p;
 	const char *format = console_arg(r, "format");
 	time_t now = time(NULL);
+	const char *err = NULL;
 	json_t *out;
 
 	p.name = console_period(r, now, &p.since, &p.step);
 	p.until = now + 1; /* this second too */
 	if (p.step <= 0)
 		p.step = 3600;
-	if ((out = fn(console_queue(r), &p)) == NULL) {
-		console_fail(r, 500, queue_error(console_queue(r)));
+	if ((out = console_fleet_report(r, &p, impact, &err)) == NULL) {
+		console_fail(r, 500, err);
 		return NULL;
 	}
 	if (format != NULL && strcmp(format, "json") == 0) {

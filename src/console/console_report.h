@@ -15,20 +15,15 @@
 
 struct queue_report_period;
 
-struct queue;
-
-/* queue_report() or queue_report_impact(). */
-typedef json_t *console_report_fn(
-    struct queue *q, const struct queue_report_period *p);
-
 /*
- * The report fn gives for the request's period ("period" argument,
- * console_period(), ending now). Returns it (new) for the page to show,
+ * The report (impact: the log-only analysis) for the request's period
+ * ("period" argument, console_period(), ending now), of the fleet or of
+ * this node (console_fleet.h). Returns it (new) for the page to show,
  * or NULL when the request is answered already: with the JSON itself
  * (?format=json: the object of `danerelay report --json`) or with an
  * error.
  */
-json_t *console_report_get(struct console_req *r, console_report_fn *fn);
+json_t *console_report_get(struct console_req *r, bool impact);
 
 /*
  * The table of domains of the report (rows: [{domain, security, messages,

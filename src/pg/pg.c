@@ -136,7 +136,8 @@ pg_connect(struct pg *p)
 	p->conn = PQconnectdbParams(keys, vals, 1);
 	if (p->conn == NULL || PQstatus(p->conn) != CONNECTION_OK) {
 		pg_seterr(p, "cannot connect",
-		    p->conn != NULL ? PQerrorMessage(p->conn) : "out of memory");
+		    p->conn != NULL ? PQerrorMessage(p->conn) :
+		                      "out of memory");
 		if (p->conn != NULL)
 			PQfinish(p->conn);
 		p->conn = NULL;
@@ -161,8 +162,7 @@ pg_ready(struct pg *p)
 {
 	time_t now = time(NULL);
 
-	if (p->conn != NULL && !p->broken &&
-	    PQstatus(p->conn) == CONNECTION_OK)
+	if (p->conn != NULL && !p->broken && PQstatus(p->conn) == CONNECTION_OK)
 		return 0;
 	if (p->conn != NULL) {
 		PQfinish(p->conn);
@@ -192,9 +192,9 @@ pg_query_bin(struct pg *p, const char *sql, int n, const char *const *values,
 	}
 	/* Without parameters, the simple protocol: it runs several
 	 * statements in one string (the schema), the extended one does not. */
-	r = n == 0 ? PQexec(p->conn, sql) :
-	             PQexecParams(
-	                 p->conn, sql, n, NULL, values, lengths, formats, 0);
+	r = n == 0 ?
+	    PQexec(p->conn, sql) :
+	    PQexecParams(p->conn, sql, n, NULL, values, lengths, formats, 0);
 	st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;

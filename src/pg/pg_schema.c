@@ -24,7 +24,9 @@ static const char pg_schema_sql[] =
     " node text PRIMARY KEY,"
     " seen_at bigint NOT NULL DEFAULT 0,"
     " events_mark bigint NOT NULL DEFAULT 0," /* local events.id copied */
-    " sts_mark bigint NOT NULL DEFAULT 0,"  /* local fetched_at copied */
+    " sts_mark bigint NOT NULL DEFAULT 0,"    /* local fetched_at copied */
+    " sts_pulled bigint NOT NULL DEFAULT 0,"  /* dr_sts_policies.stored_at
+                                               * taken into the local cache */
     " tlsrpt_mark text NOT NULL DEFAULT '');" /* TLS-RPT: days from */
     /* The queue: messages and recipients ([queue] store = postgres);
      * with a local queue, the envelopes of its messages (body NULL), for
@@ -65,7 +67,7 @@ static const char pg_schema_sql[] =
     " last_mta text NOT NULL DEFAULT '',"
     " delay_warned integer NOT NULL DEFAULT 0,"
     " bounce_requested integer NOT NULL DEFAULT 0,"
-    " lease_node text,"                         /* who is attempting it */
+    " lease_node text,"                        /* who is attempting it */
     " lease_until bigint NOT NULL DEFAULT 0);" /* claim ends */
     "CREATE INDEX dr_recipients_due ON dr_recipients(status, next_attempt);"
     "CREATE INDEX dr_recipients_msgid ON dr_recipients(msgid);"
@@ -153,8 +155,10 @@ static const char pg_schema_sql[] =
     " policy text NOT NULL,"
     " fetched_at bigint NOT NULL,"
     " expires_at bigint NOT NULL,"
-    " node text NOT NULL);"
-    "CREATE INDEX dr_sts_policies_fetched ON dr_sts_policies(fetched_at);";
+    " node text NOT NULL,"         /* that fetched it */
+    " stored_at bigint NOT NULL);" /* the database's clock, last change */
+    "CREATE INDEX dr_sts_policies_stored ON dr_sts_policies(stored_at);"
+    "CREATE INDEX dr_sts_policies_expires ON dr_sts_policies(expires_at);";
 
 static int
 pg_schema_version(struct pg *p, long long *version)
@@ -166,8 +170,8 @@ pg_schema_version(struct pg *p, long long *version)
 	        "value text NOT NULL)",
 	        0, NULL) == -1)
 		return -1;
-	r = pg_query(p, "SELECT value FROM dr_meta WHERE key = 'schema'", 0,
-	    NULL);
+	r = pg_query(
+	    p, "SELECT value FROM dr_meta WHERE key = 'schema'", 0, NULL);
 	if (r == NULL)
 		return -1;
 	*version = PQntuples(r) > 0 ? pg_int(r, 0, 0) : 0;

@@ -20,15 +20,16 @@ queue_open_conf(const struct conf *c, bool create, char **errstr)
 	if (store == NULL || strcmp(store, "postgres") != 0)
 		return create ?
 		    queue_open(conf_str(c, CONF_QUEUE_DIRECTORY), errstr) :
-		    queue_open_existing(conf_str(c, CONF_QUEUE_DIRECTORY), errstr);
+		    queue_open_existing(
+		        conf_str(c, CONF_QUEUE_DIRECTORY), errstr);
 	if (conninfo == NULL) {
 		*errstr = xstrdup("[queue] store = postgres needs [fleet] "
 		                  "postgres");
 		return NULL;
 	}
 	node = pg_default_node(conf_str(c, CONF_FLEET_NODE));
-	q = queue_open_pg(conninfo, node, (time_t)conf_int(c, CONF_QUEUE_LEASE),
-	    errstr);
+	q = queue_open_pg(
+	    conninfo, node, (time_t)conf_int(c, CONF_QUEUE_LEASE), errstr);
 	free(node);
 	return q;
 }

@@ -69,39 +69,18 @@ queue_report_period(const char *name, time_t now, struct queue_report_period *p)
 	return -1;
 }
 
-time_t
-queue_report_start(const struct queue_report_period *p)
-{
-	return p->since - p->since % p->step;
-}
-
-json_t *
-queue_report_time(time_t t)
-{
-	char iso[QUEUE_TIME_LEN];
-
-	return json_string(queue_time_iso(t, iso));
-}
-
 json_t *
 queue_report_row(
     sqlite3_stmt *st, int first, const struct queue_report_col *cols)
 {
-	json_t *o = json_object(), *v;
-	const char *s;
+	json_t *o = json_object();
 	int col;
 
-	for (col = first; cols->key != NULL; cols++, col++) {
-		s = (const char *)sqlite3_column_text(st, col);
-		if (cols->kind == 'i')
-			v = json_integer(sqlite3_column_int64(st, col));
-		else if (cols->kind == 't')
-			v = queue_report_time(
-			    (time_t)sqlite3_column_int64(st, col));
-		else
-			v = s != NULL ? queue_json_str(s) : json_null();
-		json_object_set_new(o, cols->key, v);
-	}
+	for (col = first; cols->key != NULL; cols++, col++)
+		json_object_set_new(o, cols->key,
+		    queue_report_value(cols->kind,
+		        (const char *)sqlite3_column_text(st, col),
+		        sqlite3_column_int64(st, col)));
 	return o;
 }
 
@@ -139,113 +118,57 @@ json_t *
 queue_report_period_json(
     struct queue *q, const struct queue_report_period *p, bool buckets)
 {
-	json_t *o = json_object(), *b;
 	sqlite3_stmt *st;
-	time_t t;
+	bool has = false;
+	time_t first = 0;
 	int rc;
 
-	json_object_set_new(
-	    o, "name", p->name != NULL ? json_string(p->name) : json_null());
-	json_object_set_new(o, "since", queue_report_time(p->since));
-	json_object_set_new(o, "until", queue_report_time(p->until));
-	json_object_set_new(o, "step", json_integer((json_int_t)p->step));
 	/* What the queue still holds: a young queue covers less. */
 	st = queue_report_prepare(q, "SELECT min(at) FROM events", p);
-	if (st == NULL) {
-		json_decref(o);
+	if (st == NULL)
 		return NULL;
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL) {
+		has = true;
+		first = (time_t)sqlite3_column_int64(st, 0);
 	}
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_object_set_new(o, "data_since",
-		    sqlite3_column_type(st, 0) == SQLITE_NULL ?
-		        json_null() :
-		        queue_report_time((time_t)sqlite3_column_int64(st, 0)));
-	if (queue_report_done(q, st, rc == SQLITE_ROW ? SQLITE_DONE : rc) ==
-	    -1) {
-		json_decref(o);
+	if (queue_report_done(q, st, rc == SQLITE_ROW ? SQLITE_DONE : rc) == -1)
 		return NULL;
-	}
-	if (buckets) {
-		b = json_array();
-		for (t = queue_report_start(p); t < p->until; t += p->step)
-			json_array_append_new(b, queue_report_time(t));
-		json_object_set_new(o, "buckets", b);
-	}
-	return o;
+	return queue_report_period_new(p, has, first, buckets);
 }
 
 /* --- tables of domains with their errors (blocked, would block) --- */
 
-static const struct queue_report_col queue_report_domain_cols[] = {
-	{ "domain", 's' },
-	{ "security", 's' },
-	{ "messages", 'i' },
-	{ "recipients", 'i' },
-	{ "attempts", 'i' },
-	{ "last", 't' },
-	{ NULL, 0 },
-};
-
-static const struct queue_report_col queue_report_count_cols[] = {
-	{ "count", 'i' },
-	{ "last", 't' },
-	{ NULL, 0 },
-};
-
-/* "domain\tsecurity": the key that ties an error row to its domain row. */
-static char *
-queue_report_key(sqlite3_stmt *st)
-{
-	const char *d = (const char *)sqlite3_column_text(st, 0);
-	const char *s = (const char *)sqlite3_column_text(st, 1);
-
-	return xasprintf("%s\t%s", d != NULL ? d : "", s != NULL ? s : "");
-}
-
 static int
 queue_report_domain_rows(
-    struct queue *q, sqlite3_stmt *st, json_t *rows, json_t *byk, bool *cut)
+    struct queue *q, sqlite3_stmt *st, struct queue_report_table *t)
 {
-	json_t *row;
-	char *key;
 	int rc;
 
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (json_array_size(rows) == QUEUE_REPORT_MAX_ROWS) {
-			*cut = true;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if (!queue_report_table_row(
+		        t, queue_report_row(st, 0, queue_report_domain_cols))) {
 			rc = SQLITE_DONE;
 			break;
 		}
-		row = queue_report_row(st, 0, queue_report_domain_cols);
-		json_object_set_new(row, "errors", json_array());
-		key = queue_report_key(st);
-		json_object_set(byk, key, row);
-		json_array_append_new(rows, row);
-		free(key);
-	}
 	return queue_report_done(q, st, rc);
 }
 
 static int
-queue_report_error_rows(struct queue *q, sqlite3_stmt *st, json_t *byk,
-    queue_report_error_fn *errfn)
+queue_report_error_rows(struct queue *q, sqlite3_stmt *st,
+    struct queue_report_table *t, queue_report_error_fn *errfn)
 {
-	json_t *errors, *e, *counts;
-	char *key;
+	json_t *e, *counts;
 	int rc;
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		key = queue_report_key(st);
-		errors = json_object_get(json_object_get(byk, key), "errors");
-		free(key);
-		if (errors == NULL ||
-		    json_array_size(errors) >= QUEUE_REPORT_MAX_ERRORS)
-			continue;
 		e = errfn(st);
 		counts = queue_report_row(st, 5, queue_report_count_cols);
 		json_object_update(e, counts);
 		json_decref(counts);
-		json_array_append_new(errors, e);
+		queue_report_table_error(t,
+		    (const char *)sqlite3_column_text(st, 0),
+		    (const char *)sqlite3_column_text(st, 1), e);
 	}
 	return queue_report_done(q, st, rc);
 }
@@ -255,9 +178,10 @@ queue_report_domains(struct queue *q, const struct queue_report_period *p,
     const char *where, const char *sec, const char *errcols,
     queue_report_error_fn *errfn, bool *truncated)
 {
-	json_t *rows = json_array(), *byk = json_object();
+	struct queue_report_table t;
 	char *gsql, *esql;
 	sqlite3_stmt *g, *e = NULL;
+	json_t *rows;
 	int rc = -1;
 
 	gsql = xasprintf("SELECT " RPT_DOMAIN " AS d, %s AS s, "
@@ -273,13 +197,15 @@ queue_report_domains(struct queue *q, const struct queue_report_period *p,
 	              " AND %s GROUP BY d, s, 3, 4, 5 ORDER BY d, s, 7 DESC, "
 	              "6 DESC",
 	        sec, errcols, where);
+	queue_report_table_init(&t);
 	if ((g = queue_report_prepare(q, gsql, p)) != NULL &&
-	    queue_report_domain_rows(q, g, rows, byk, truncated) == 0 &&
+	    queue_report_domain_rows(q, g, &t) == 0 &&
 	    (e = queue_report_prepare(q, esql, p)) != NULL)
-		rc = queue_report_error_rows(q, e, byk, errfn);
+		rc = queue_report_error_rows(q, e, &t, errfn);
 	free(gsql);
 	free(esql);
-	json_decref(byk);
+	*truncated = t.cut;
+	rows = queue_report_table_rows(&t);
 	if (rc == -1) {
 		json_decref(rows);
 		return NULL;
@@ -292,14 +218,7 @@ queue_report_domains(struct queue *q, const struct queue_report_period *p,
 static json_t *
 queue_report_blocked_error(sqlite3_stmt *st)
 {
-	static const struct queue_report_col cols[] = {
-		{ "status", 's' },
-		{ "result_type", 's' },
-		{ "text", 's' },
-		{ NULL, 0 },
-	};
-
-	return queue_report_row(st, 2, cols);
+	return queue_report_row(st, 2, queue_report_blocked_cols);
 }
 
 /* The one definition of blocked, for /report and the overview. */
@@ -321,67 +240,12 @@ queue_report_blocked(
 	    queue_report_blocked_error, cut);
 }
 
-static const char *const queue_report_classes[] = { "dane", "dane_trusted",
-	"sts", "tls", "plaintext" };
-#define QUEUE_REPORT_NCLASS \
-	(sizeof(queue_report_classes) / sizeof(queue_report_classes[0]))
-
-/* An array of n zeros. */
-static json_t *
-queue_report_zeros(size_t n)
-{
-	json_t *a = json_array();
-
-	while (n-- > 0)
-		json_array_append_new(a, json_integer(0));
-	return a;
-}
-
-static size_t
-queue_report_nbuckets(const struct queue_report_period *p)
-{
-	time_t start = queue_report_start(p);
-
-	return (size_t)((p->until - start + p->step - 1) / p->step);
-}
-
-/* Add n to element i of the array a (ignored when out of range). */
-static void
-queue_report_add(json_t *a, sqlite3_int64 i, json_int_t n)
-{
-	json_t *v = i >= 0 ? json_array_get(a, (size_t)i) : NULL;
-
-	if (v != NULL)
-		json_integer_set(v, json_integer_value(v) + n);
-}
-
-static json_t *
-queue_report_sent_new(const struct queue_report_period *p)
-{
-	json_t *o = json_object(), *series = json_object(), *totals;
-	size_t i;
-
-	totals = json_object();
-	for (i = 0; i < QUEUE_REPORT_NCLASS; i++) {
-		json_object_set_new(series, queue_report_classes[i],
-		    queue_report_zeros(queue_report_nbuckets(p)));
-		json_object_set_new(
-		    totals, queue_report_classes[i], json_integer(0));
-	}
-	json_object_set_new(o, "series", series);
-	json_object_set_new(o, "totals", totals);
-	json_object_set_new(o, "total", json_integer(0));
-	return o;
-}
-
 /* Sent: recipients delivered, per bucket and security class. */
 static json_t *
 queue_report_sent(struct queue *q, const struct queue_report_period *p)
 {
-	json_t *o = queue_report_sent_new(p), *tot;
+	json_t *o = queue_report_sent_new(p);
 	sqlite3_stmt *st;
-	const char *cls;
-	json_int_t n;
 	int rc;
 
 	st = queue_report_prepare(q,
@@ -393,20 +257,10 @@ queue_report_sent(struct queue *q, const struct queue_report_period *p)
 		json_decref(o);
 		return NULL;
 	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		cls = (const char *)sqlite3_column_text(st, 1);
-		n = (json_int_t)sqlite3_column_int64(st, 2);
-		if (cls == NULL ||
-		    (tot = json_object_get(
-		         json_object_get(o, "totals"), cls)) == NULL)
-			continue; /* not a class of ours: a damaged row */
-		queue_report_add(
-		    json_object_get(json_object_get(o, "series"), cls),
-		    sqlite3_column_int64(st, 0), n);
-		json_integer_set(tot, json_integer_value(tot) + n);
-		tot = json_object_get(o, "total");
-		json_integer_set(tot, json_integer_value(tot) + n);
-	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		queue_report_sent_add(o, sqlite3_column_int64(st, 0),
+		    (const char *)sqlite3_column_text(st, 1),
+		    (json_int_t)sqlite3_column_int64(st, 2));
 	if (queue_report_done(q, st, rc) == -1) {
 		json_decref(o);
 		return NULL;
@@ -446,22 +300,13 @@ queue_report_notls_series(
 	if (st == NULL)
 		return -1;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		queue_report_add(doms, sqlite3_column_int64(st, 0),
+		queue_report_bucket_add(doms, sqlite3_column_int64(st, 0),
 		    (json_int_t)sqlite3_column_int64(st, 1));
-		queue_report_add(msgs, sqlite3_column_int64(st, 0),
+		queue_report_bucket_add(msgs, sqlite3_column_int64(st, 0),
 		    (json_int_t)sqlite3_column_int64(st, 2));
 	}
 	return queue_report_done(q, st, rc);
 }
-
-static const struct queue_report_col queue_report_notls_cols[] = {
-	{ "domain", 's' },
-	{ "messages", 'i' },
-	{ "plaintext", 'i' },
-	{ "failed", 'i' },
-	{ "last", 't' },
-	{ NULL, 0 },
-};
 
 static int
 queue_report_notls_table(
@@ -508,31 +353,20 @@ queue_report_notls(struct queue *q, const struct queue_report_period *p)
 	return o;
 }
 
-/* Set key to v in o, or fail (v NULL). */
-static int
-queue_report_set(json_t *o, const char *key, json_t *v)
-{
-	if (v == NULL)
-		return -1;
-	json_object_set_new(o, key, v);
-	return 0;
-}
-
 static int
 queue_report_parts(
     struct queue *q, const struct queue_report_period *p, json_t *out)
 {
 	bool cut = false;
 
-	if (queue_report_set(
+	if (queue_report_put(
 	        out, "period", queue_report_period_json(q, p, true)) == -1 ||
-	    queue_report_set(
+	    queue_report_put(
 	        out, "blocked", queue_report_blocked(q, p, &cut)) == -1 ||
-	    queue_report_set(out, "sent", queue_report_sent(q, p)) == -1 ||
-	    queue_report_set(out, "no_tls", queue_report_notls(q, p)) == -1)
+	    queue_report_put(out, "sent", queue_report_sent(q, p)) == -1 ||
+	    queue_report_put(out, "no_tls", queue_report_notls(q, p)) == -1)
 		return -1;
-	if (cut)
-		json_object_set_new(out, "blocked_truncated", json_true());
+	queue_report_cut(out, "blocked_truncated", cut);
 	return 0;
 }
 

@@ -18,48 +18,14 @@
 #define RPT_WOULD_SECURITY \
 	"CASE WHEN " RPT_F("policy") " = 'mta-sts' THEN 'sts' ELSE 'dane' END"
 
-/*
- * would_fail is "TYPE (STATUS)" (deliver_decide.c), TYPE being the RFC
- * 8460 result type or, for a failure without one, the text: the status is
- * in the last parentheses.
- */
+/* The columns 2 and 3 of a would-block row: would_fail and its text. */
 static json_t *
-queue_report_would_error(sqlite3_stmt *st)
+queue_report_would_error_row(sqlite3_stmt *st)
 {
-	const char *wf = (const char *)sqlite3_column_text(st, 2), *text;
-	const char *open = wf != NULL ? strrchr(wf, '(') : NULL;
-	size_t len = wf != NULL ? strlen(wf) : 0;
-	json_t *o = json_object();
-	char *type, *status;
-
-	if (open == NULL || open == wf || open[-1] != ' ' ||
-	    wf[len - 1] != ')') {
-		json_object_set_new(o, "result_type", json_null());
-		json_object_set_new(
-		    o, "status", queue_json_str(wf != NULL ? wf : ""));
-	} else {
-		type = xstrndup(wf, (size_t)(open - 1 - wf));
-		status = xstrndup(open + 1, len - (size_t)(open + 1 - wf) - 1);
-		/* A type with a space is a text, not an RFC 8460 name. */
-		json_object_set_new(o, "result_type",
-		    strchr(type, ' ') == NULL ? queue_json_str(type) :
-		                                json_null());
-		json_object_set_new(o, "status", queue_json_str(status));
-		free(type);
-		free(status);
-	}
-	text = (const char *)sqlite3_column_text(st, 3);
-	json_object_set_new(
-	    o, "text", text != NULL ? queue_json_str(text) : json_null());
-	return o;
+	return queue_report_would_error(
+	    (const char *)sqlite3_column_text(st, 2),
+	    (const char *)sqlite3_column_text(st, 3));
 }
-
-static const struct queue_report_col queue_report_counts_cols[] = {
-	{ "domains", 'i' },
-	{ "messages", 'i' },
-	{ "recipients", 'i' },
-	{ NULL, 0 },
-};
 
 /* Distinct domains, messages and recipients of the attempts (and where). */
 static json_t *
@@ -87,47 +53,27 @@ queue_report_count(
 	return o;
 }
 
-/* 100 * part / whole, 0 for an empty whole. */
-static double
-queue_report_percent(const json_t *part, const json_t *whole, const char *key)
-{
-	json_int_t w = json_integer_value(json_object_get(whole, key));
-
-	return w == 0 ?
-	    0.0 :
-	    100.0 * (double)json_integer_value(json_object_get(part, key)) /
-	        (double)w;
-}
-
 static int
 queue_report_impact_parts(
     struct queue *q, const struct queue_report_period *p, json_t *out)
 {
-	json_t *period, *totals, *would, *domains;
 	bool cut = false;
 
-	if ((period = queue_report_period_json(q, p, false)) == NULL)
+	if (queue_report_put(
+	        out, "period", queue_report_period_json(q, p, false)) == -1 ||
+	    queue_report_put(out, "totals", queue_report_count(q, p, NULL)) ==
+	        -1 ||
+	    queue_report_put(out, "would_block",
+	        queue_report_count(q, p, RPT_WOULD_BLOCK)) == -1)
 		return -1;
-	json_object_set_new(out, "period", period);
-	if ((totals = queue_report_count(q, p, NULL)) == NULL)
+	queue_report_shares(json_object_get(out, "would_block"),
+	    json_object_get(out, "totals"));
+	if (queue_report_put(out, "domains",
+	        queue_report_domains(q, p, RPT_WOULD_BLOCK, RPT_WOULD_SECURITY,
+	            RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
+	            queue_report_would_error_row, &cut)) == -1)
 		return -1;
-	json_object_set_new(out, "totals", totals);
-	if ((would = queue_report_count(q, p, RPT_WOULD_BLOCK)) == NULL)
-		return -1;
-	json_object_set_new(out, "would_block", would);
-	json_object_set_new(would, "domains_percent",
-	    json_real(queue_report_percent(would, totals, "domains")));
-	json_object_set_new(would, "messages_percent",
-	    json_real(queue_report_percent(would, totals, "messages")));
-	domains =
-	    queue_report_domains(q, p, RPT_WOULD_BLOCK, RPT_WOULD_SECURITY,
-	        RPT_F("would_fail") ", " RPT_F("would_fail_text") ", NULL",
-	        queue_report_would_error, &cut);
-	if (domains == NULL)
-		return -1;
-	json_object_set_new(out, "domains", domains);
-	if (cut)
-		json_object_set_new(out, "domains_truncated", json_true());
+	queue_report_cut(out, "domains_truncated", cut);
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include "queue/queue_int.h"
 #include "queue/queue_report.h"
+#include "queue/queue_report_json.h"
 
 /*
  * One field of an event's JSON details; NULL when the details are not JSON
@@ -85,9 +86,6 @@
 sqlite3_stmt *queue_report_prepare(
     struct queue *q, const char *sql, const struct queue_report_period *p);
 
-/* The first bucket's start: since rounded down to the step (UTC). */
-time_t queue_report_start(const struct queue_report_period *p);
-
 /* The period object (with the buckets' starts if buckets). NULL on error. */
 json_t *queue_report_period_json(
     struct queue *q, const struct queue_report_period *p, bool buckets);
@@ -107,12 +105,6 @@ json_t *queue_report_domains(struct queue *q,
     const struct queue_report_period *p, const char *where, const char *sec,
     const char *errcols, queue_report_error_fn *errfn, bool *truncated);
 
-/* How a column becomes a member of a row object. */
-struct queue_report_col {
-	const char *key; /* NULL ends a list */
-	char kind;       /* 's' text (or null), 'i' integer, 't' time */
-};
-
 /* An object with one member per entry of cols, read from the columns
  * first, first + 1, ... of st's current row. Returns new. */
 json_t *queue_report_row(
@@ -126,8 +118,5 @@ typedef int queue_report_parts_fn(
  * Returns new, or NULL (queue_error()). */
 json_t *queue_report_run(struct queue *q, const struct queue_report_period *p,
     queue_report_parts_fn *fn);
-
-/* t as ISO 8601 UTC. */
-json_t *queue_report_time(time_t t);
 
 #endif

@@ -113,9 +113,8 @@ queue_trace_domain_is(const char *addr, const char *d)
 	return at != NULL && str_eq_ci(at + 1, d);
 }
 
-/* Whether an event of recipient addr (NULL: the message) is shown. */
-static bool
-queue_trace_keep(const struct queue_trace_filter *f, const char *addr)
+bool
+queue_trace_shows(const struct queue_trace_filter *f, const char *addr)
 {
 	if (addr == NULL)
 		return true;
@@ -139,7 +138,7 @@ queue_trace_events(struct queue *q, sqlite3_stmt *st, const char *msgid,
 		addr = (const char *)sqlite3_column_text(st, 1);
 		type = (const char *)sqlite3_column_text(st, 3);
 		fields = (const char *)sqlite3_column_text(st, 4);
-		if (!queue_trace_keep(f, addr))
+		if (!queue_trace_shows(f, addr))
 			continue;
 		json_array_append_new(events,
 		    queue_trace_event(sqlite3_column_int64(st, 2),
@@ -225,28 +224,33 @@ queue_trace_bind(sqlite3_stmt *st, const struct queue_trace_filter *f)
 		    f->limit > INT64_MAX ? INT64_MAX : (sqlite3_int64)f->limit);
 }
 
+json_t *
+queue_trace_message_new(const char *id, const char *message_id,
+    const char *sender, int kind, time_t received_at, int64_t size)
+{
+	json_t *m = json_object();
+	char iso[QUEUE_TIME_LEN];
+
+	json_object_set_new(m, "id", queue_json_str(id != NULL ? id : ""));
+	json_object_set_new(m, "message_id",
+	    message_id != NULL ? queue_json_str(message_id) : json_null());
+	json_object_set_new(
+	    m, "sender", queue_json_str(sender != NULL ? sender : ""));
+	json_object_set_new(
+	    m, "kind", json_string(queue_kind_str((enum queue_kind)kind)));
+	json_object_set_new(
+	    m, "received_at", json_string(queue_time_iso(received_at, iso)));
+	json_object_set_new(m, "size", json_integer((json_int_t)size));
+	return m;
+}
+
 static json_t *
 queue_trace_message(sqlite3_stmt *st)
 {
-	json_t *m = json_object();
-	const char *mid = (const char *)sqlite3_column_text(st, 1);
-	char iso[QUEUE_TIME_LEN];
-
-	json_object_set_new(
-	    m, "id", queue_json_str((const char *)sqlite3_column_text(st, 0)));
-	json_object_set_new(
-	    m, "message_id", mid != NULL ? queue_json_str(mid) : json_null());
-	json_object_set_new(m, "sender",
-	    queue_json_str((const char *)sqlite3_column_text(st, 2)));
-	json_object_set_new(m, "kind",
-	    json_string(
-	        queue_kind_str((enum queue_kind)sqlite3_column_int(st, 3))));
-	json_object_set_new(m, "received_at",
-	    json_string(
-	        queue_time_iso((time_t)sqlite3_column_int64(st, 4), iso)));
-	json_object_set_new(
-	    m, "size", json_integer(sqlite3_column_int64(st, 5)));
-	return m;
+	return queue_trace_message_new((const char *)sqlite3_column_text(st, 0),
+	    (const char *)sqlite3_column_text(st, 1),
+	    (const char *)sqlite3_column_text(st, 2), sqlite3_column_int(st, 3),
+	    (time_t)sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5));
 }
 
 static int
@@ -442,6 +446,12 @@ queue_trace_print_message(FILE *fp, const json_t *m)
 	v = json_object_get(m, "message_id");
 	if (json_is_string(v)) {
 		fputs(" message_id=", fp);
+		queue_trace_print_value(fp, v);
+	}
+	/* Over the fleet: the node that accepted it. */
+	v = json_object_get(m, "node");
+	if (json_is_string(v)) {
+		fputs(" node=", fp);
 		queue_trace_print_value(fp, v);
 	}
 	putc('\n', fp);

@@ -55,9 +55,26 @@ json_t *queue_trace_event(
     int64_t at, const char *type, const char *addr, const char *fields_text);
 
 /*
+ * One message as trace shows it, before its events: {id, message_id (or
+ * null), sender, kind, received_at (ISO 8601), size}. For queue_trace
+ * and fleet_trace alike. Returns new.
+ */
+json_t *queue_trace_message_new(const char *id, const char *message_id,
+    const char *sender, int kind, time_t received_at, int64_t size);
+
+/*
+ * Whether an event of recipient addr (NULL: the message itself) is shown
+ * under f: with a recipient or domain filter, only the matching
+ * recipients' events (and the message's own).
+ */
+bool queue_trace_shows(const struct queue_trace_filter *f, const char *addr);
+
+/*
  * Human form: one block per message, one line per event, fields as
  * key=value (values quoted and escaped when they hold spaces, quotes or
- * control characters, so one event is always one line).
+ * control characters, so one event is always one line). A fleet trace's
+ * "node" shows as node=NAME on the message line (that accepted it) and
+ * on each event's line (that wrote it); a node's own trace has none.
  */
 void queue_trace_print(FILE *fp, const json_t *trace);
 

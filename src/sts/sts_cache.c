@@ -9,6 +9,7 @@
 #include "sts/sts_cache.h"
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@
 #define STS_CACHE_APP_ID  0x44525354 /* "DRST" */
 #define STS_CACHE_VERSION 1
 #define STS_CACHE_BUSY_MS 5000
+/* Another node's clock may run this far ahead of ours. */
+#define STS_CACHE_SKEW 300
 
 enum sts_cache_st {
 	STS_CACHE_GET,
@@ -26,6 +29,9 @@ enum sts_cache_st {
 	STS_CACHE_DELETE,
 	STS_CACHE_PURGE,
 	STS_CACHE_EXPIRING,
+	STS_CACHE_SINCE,
+	STS_CACHE_MERGE,
+	STS_CACHE_ANY,
 	STS_CACHE_ST_COUNT
 };
 
@@ -55,6 +61,18 @@ static const char *const sts_cache_sql[STS_CACHE_ST_COUNT] = {
 	[STS_CACHE_EXPIRING] = "SELECT domain FROM policies WHERE "
 	                       "expires_at >= ?1 AND expires_at <= ?2 "
 	                       "ORDER BY expires_at LIMIT ?3",
+	[STS_CACHE_SINCE] = "SELECT id, policy, fetched_at, expires_at, domain "
+	                    "FROM policies WHERE fetched_at >= ? "
+	                    "ORDER BY fetched_at",
+	/* §5.1: the newest fetch of a domain's policy is the cached one. */
+	[STS_CACHE_MERGE] = "INSERT INTO policies (domain, id, policy, "
+	                    "fetched_at, expires_at) VALUES (?1,?2,?3,?4,?5) "
+	                    "ON CONFLICT (domain) DO UPDATE SET "
+	                    "id = excluded.id, policy = excluded.policy, "
+	                    "fetched_at = excluded.fetched_at, "
+	                    "expires_at = excluded.expires_at "
+	                    "WHERE excluded.fetched_at > policies.fetched_at",
+	[STS_CACHE_ANY] = "SELECT 1 FROM policies LIMIT 1",
 };
 
 static int
@@ -340,6 +358,226 @@ sts_cache_expiring(struct sts_cache *c, time_t now, time_t before, size_t max)
 		return NULL;
 	}
 	return v;
+}
+
+/* ------------------------------------------------------------------ */
+/* Copying rows to and from the fleet's shared cache (docs/FLEET.md). */
+
+static bool sts_cache_row_usable(
+    const struct sts_cache_row *r, time_t now, time_t *expires_at);
+
+struct sts_cache_row *
+sts_cache_since(struct sts_cache *c, time_t since, time_t now, size_t *n)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_SINCE);
+	struct sts_cache_row *v = xcalloc(1, sizeof(*v));
+	const unsigned char *d;
+	time_t until;
+	int rc;
+
+	*n = 0;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)since);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		v = xreallocarray(v, *n + 1, sizeof(*v));
+		memset(&v[*n], 0, sizeof(v[*n]));
+		if ((d = sqlite3_column_text(st, 4)) == NULL ||
+		    sts_cache_row(st, &v[*n].e) == 0)
+			continue;
+		v[*n].domain = xstrdup((const char *)d);
+		/* Damaged (the engine drops it on use) or expired: not shared,
+		 * and a row the database refuses would stop every copy. */
+		if (sts_cache_row_usable(&v[*n], now, &until))
+			(*n)++;
+		else {
+			free(v[*n].domain);
+			sts_cache_entry_clear(&v[*n].e);
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		sts_cache_fail(c, "read");
+		sts_cache_rows_free(v, *n);
+		return NULL;
+	}
+	return v;
+}
+
+void
+sts_cache_rows_free(struct sts_cache_row *rows, size_t n)
+{
+	size_t i;
+
+	if (rows == NULL)
+		return;
+	for (i = 0; i < n; i++) {
+		free(rows[i].domain);
+		sts_cache_entry_clear(&rows[i].e);
+	}
+	free(rows);
+}
+
+int
+sts_cache_empty(struct sts_cache *c)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_ANY);
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? 1 : sts_cache_fail(c, "read");
+}
+
+/* A domain as the engine keys it: lowercase LDH labels, no final dot. */
+static bool
+sts_cache_domain_ok(const char *d)
+{
+	size_t n = strlen(d), i;
+
+	if (n == 0 || n > 253 || d[0] == '.' || d[n - 1] == '.')
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((d[i] >= 'a' && d[i] <= 'z') ||
+		        (d[i] >= '0' && d[i] <= '9') || d[i] == '-' ||
+		        (d[i] == '.' && d[i + 1] != '.')))
+			return false;
+	return true;
+}
+
+/* §3.1: id = 1*32(ALPHA / DIGIT); the row's id is NUL-terminated. */
+static bool
+sts_cache_id_ok(const char *id)
+{
+	size_t i;
+
+	for (i = 0; id[i] != '\0'; i++)
+		if (!((id[i] >= 'a' && id[i] <= 'z') ||
+		        (id[i] >= 'A' && id[i] <= 'Z') ||
+		        (id[i] >= '0' && id[i] <= '9')))
+			return false;
+	return i > 0;
+}
+
+/*
+ * Whether another node's row may be taken, and until when. The rows come
+ * from our own nodes, each stored after its HTTPS fetch and parse, but
+ * the database is a second copy: what we apply is checked like a fetch
+ * (§3.2 parse), and a row cannot live longer than its own max_age.
+ */
+static bool
+sts_cache_row_usable(
+    const struct sts_cache_row *r, time_t now, time_t *expires_at)
+{
+	struct sts_policy *p;
+	const char *err;
+	time_t end;
+
+	if (!sts_cache_domain_ok(r->domain) || !sts_cache_id_ok(r->e.id) ||
+	    r->e.fetched_at > now + STS_CACHE_SKEW ||
+	    strlen(r->e.policy) != r->e.len ||
+	    (p = sts_policy_parse(r->e.policy, r->e.len, &err)) == NULL)
+		return false;
+	end = r->e.fetched_at + sts_policy_max_age(p);
+	sts_policy_free(p);
+	*expires_at = r->e.expires_at < end ? r->e.expires_at : end;
+	return *expires_at >= now;
+}
+
+static int
+sts_cache_merge_one(
+    struct sts_cache *c, const struct sts_cache_row *r, time_t expires_at)
+{
+	sqlite3_stmt *st = sts_cache_stmt(c, STS_CACHE_MERGE);
+
+	sqlite3_bind_text(st, 1, r->domain, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->e.id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->e.policy, (int)r->e.len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->e.fetched_at);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)expires_at);
+	if (sts_cache_run(c, st, "write") == -1)
+		return -1;
+	return sqlite3_changes(c->db) > 0 ? 1 : 0;
+}
+
+/* Whether the row is newer than ours (read only: no lock taken). 1, 0,
+ * -1. The upsert checks again under the lock. */
+static int
+sts_cache_newer(struct sts_cache *c, const struct sts_cache_row *r)
+{
+	struct sts_cache_entry e;
+	int rc = sts_cache_get(c, r->domain, &e);
+
+	if (rc == 1)
+		rc = r->e.fetched_at > e.fetched_at ? 1 : 0;
+	else if (rc == 0)
+		rc = 1;
+	sts_cache_entry_clear(&e);
+	return rc;
+}
+
+/*
+ * Most rows of a pass are ours already: pick the others without a lock.
+ * until[i] is the expiry to store for rows[i], or 0 to leave it. 0 or -1.
+ */
+static int
+sts_cache_merge_pick(struct sts_cache *c, const struct sts_cache_row *rows,
+    size_t n, time_t now, time_t *until, size_t *want)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		if (!sts_cache_row_usable(&rows[i], now, &until[i])) {
+			until[i] = 0;
+			continue;
+		}
+		if ((rc = sts_cache_newer(c, &rows[i])) == -1)
+			return -1;
+		if (rc == 0)
+			until[i] = 0;
+		else
+			(*want)++;
+	}
+	return 0;
+}
+
+/* One short write transaction: the delivery loop's writes wait for it
+ * (busy timeout), its reads do not (WAL). Rows taken, or -1. */
+static int
+sts_cache_merge_write(struct sts_cache *c, const struct sts_cache_row *rows,
+    size_t n, const time_t *until)
+{
+	size_t i;
+	int taken = 0, rc;
+
+	if (sts_cache_exec(c, "BEGIN IMMEDIATE", "begin") == -1)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (until[i] == 0)
+			continue;
+		if ((rc = sts_cache_merge_one(c, &rows[i], until[i])) == -1)
+			goto fail;
+		taken += rc;
+	}
+	if (sts_cache_exec(c, "COMMIT", "commit") == 0)
+		return taken;
+fail:
+	sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+int
+sts_cache_merge(
+    struct sts_cache *c, const struct sts_cache_row *rows, size_t n, time_t now)
+{
+	time_t *until = xcalloc(n + 1, sizeof(*until));
+	size_t want = 0;
+	int rc = sts_cache_merge_pick(c, rows, n, now, until, &want);
+
+	if (rc == 0 && want > 0)
+		rc = sts_cache_merge_write(c, rows, n, until);
+	free(until);
+	return rc;
 }
 
 const char *

@@ -2,8 +2,10 @@
  * sts_cache: the persistent MTA-STS policy cache (RFC 8461 §5.1), one
  * SQLite row per policy domain: the TXT id the policy was fetched for, the
  * policy body as served, when it was fetched and when it expires
- * (fetched_at + max_age). Private to the sts module; docs/MTA-STS.md
- * describes the table.
+ * (fetched_at + max_age). Private to the sts module, and to
+ * fleet/fleet_sts.c, which copies rows between it and the fleet's
+ * database on a thread of its own (a connection of its own; WAL and the
+ * busy timeout make that safe). docs/MTA-STS.md describes the table.
  */
 #ifndef DR_STS_CACHE_H
 #define DR_STS_CACHE_H
@@ -57,6 +59,39 @@ int sts_cache_purge(struct sts_cache *c, time_t now);
  */
 char **sts_cache_expiring(
     struct sts_cache *c, time_t now, time_t before, size_t max);
+
+/*
+ * A row with its domain, for copying rows between this cache and the
+ * fleet's (docs/FLEET.md, "MTA-STS cache").
+ */
+struct sts_cache_row {
+	char *domain;
+	struct sts_cache_entry e;
+};
+
+/*
+ * Rows fetched at or after since, oldest fetch first, leaving out those
+ * sts_cache_merge would refuse at now (damaged, expired): a vector of *n
+ * new rows (sts_cache_rows_free), or NULL on a database error.
+ */
+struct sts_cache_row *sts_cache_since(
+    struct sts_cache *c, time_t since, time_t now, size_t *n);
+void sts_cache_rows_free(struct sts_cache_row *rows, size_t n); /* NULL ok */
+
+/* Whether the cache has no row: 1, 0, or -1 (database error). */
+int sts_cache_empty(struct sts_cache *c);
+
+/*
+ * Take rows another node fetched, in one transaction. A row is taken when
+ * it is a cache row as ours are (a lowercase domain, a §3.1 id, a policy
+ * that parses (§3.2), not expired at now, not fetched more than five
+ * minutes in now's future; expires_at cut to fetched_at + max_age) and
+ * the domain has no row or one of an older fetch: §5.1, the newest fetch
+ * of a domain's policy is its cached policy, whoever fetched it. Returns
+ * how many rows were taken, or -1 (database error: none).
+ */
+int sts_cache_merge(struct sts_cache *c, const struct sts_cache_row *rows,
+    size_t n, time_t now);
 
 /* The last database error, for messages (borrowed). */
 const char *sts_cache_error(const struct sts_cache *c);

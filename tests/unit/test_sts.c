@@ -679,6 +679,98 @@ test_cache_roundtrip(void)
 	sts_cache_close(NULL);
 }
 
+/* A row as another node would send it (domain and policy borrowed). */
+static struct sts_cache_row
+merge_row(const char *domain, const char *id, const char *policy,
+    time_t fetched_at, time_t expires_at)
+{
+	struct sts_cache_row r;
+
+	memset(&r, 0, sizeof(r));
+	r.domain = (char *)(uintptr_t)domain;
+	snprintf(r.e.id, sizeof(r.e.id), "%s", id);
+	r.e.policy = (char *)(uintptr_t)policy;
+	r.e.len = strlen(policy);
+	r.e.fetched_at = fetched_at;
+	r.e.expires_at = expires_at;
+	return r;
+}
+
+#define MERGE_POLICY "version: STSv1\nmode: enforce\nmx: mx.example\n"
+
+/*
+ * The fleet's copy (docs/FLEET.md): rows since a fetch time, and rows of
+ * other nodes taken only when newer (§5.1) and valid as a fetch would be.
+ */
+static void
+test_cache_merge(void)
+{
+	const char *day = MERGE_POLICY "max_age: 86400\n";
+	char path[128], *err = NULL;
+	struct sts_cache *c;
+	struct sts_cache_entry e;
+	struct sts_cache_row *got, in[9];
+	time_t now = 100000;
+	size_t n;
+
+	path_in(path, sizeof(path), "merge.db");
+	if ((c = sts_cache_open(path, &err)) == NULL) {
+		T_CHECK(!"sts_cache_open");
+		return;
+	}
+	T_CHECK(sts_cache_empty(c) == 1);
+	T_CHECK(sts_cache_put(c, "a.example", "own", day, strlen(day), now - 50,
+	            now + 86350) == 0);
+	T_CHECK(sts_cache_empty(c) == 0);
+	/* Damaged and expired rows are not shared. */
+	T_CHECK(sts_cache_put(c, "bad.example", "bad", "x", 1, now - 40,
+	            now + 86350) == 0);
+	T_CHECK(sts_cache_put(c, "old.example", "old", day, strlen(day),
+	            now - 90000, now - 3600) == 0);
+	got = sts_cache_since(c, 0, now, &n);
+	T_CHECK(got != NULL && n == 1 &&
+	    strcmp(got[0].domain, "a.example") == 0 &&
+	    strcmp(got[0].e.id, "own") == 0 && got[0].e.fetched_at == now - 50);
+	sts_cache_rows_free(got, n);
+	got = sts_cache_since(c, now - 49, now, &n);
+	T_CHECK(got != NULL && n == 0);
+	sts_cache_rows_free(got, n);
+
+	in[0] = merge_row("a.example", "older", day, now - 60, now + 86340);
+	T_CHECK(sts_cache_merge(c, in, 1, now) == 0);
+	T_CHECK(sts_cache_get(c, "a.example", &e) == 1);
+	T_STREQ(e.id, "own");
+	sts_cache_entry_clear(&e);
+	/* An equal fetch time keeps ours; a newer one replaces it. */
+	in[0] = merge_row("a.example", "same", day, now - 50, now + 86350);
+	in[1] = merge_row("a.example", "newer", day, now - 10, now + 86390);
+	/* expires_at past fetched_at + max_age: cut to max_age. */
+	in[2] = merge_row("b.example", "b1", day, now, now + 999999);
+	/* Refused: invalid policy, bad id, not a key, future, expired. */
+	in[3] = merge_row(
+	    "c.example", "c1", "version: STSv1\nmode: x\n", now, now + 10);
+	in[4] = merge_row("d.example", "d-1", day, now, now + 10);
+	in[5] = merge_row("E.example", "e1", day, now, now + 10);
+	in[6] = merge_row("f.example", "f1", day, now + 3600, now + 89000);
+	in[7] = merge_row("g.example", "g1", day, now - 90000, now - 3600);
+	in[8] = merge_row("h.example.", "h1", day, now, now + 10);
+	T_CHECK(sts_cache_merge(c, in, 9, now) == 2);
+	T_CHECK(sts_cache_get(c, "a.example", &e) == 1);
+	T_STREQ(e.id, "newer");
+	T_CHECK(e.fetched_at == now - 10 && e.expires_at == now + 86390);
+	sts_cache_entry_clear(&e);
+	T_CHECK(sts_cache_get(c, "b.example", &e) == 1);
+	T_CHECK(e.expires_at == now + 86400 && strcmp(e.policy, day) == 0);
+	sts_cache_entry_clear(&e);
+	T_CHECK(sts_cache_get(c, "c.example", &e) == 0);
+	T_CHECK(sts_cache_get(c, "d.example", &e) == 0);
+	T_CHECK(sts_cache_get(c, "e.example", &e) == 0);
+	T_CHECK(sts_cache_get(c, "f.example", &e) == 0);
+	T_CHECK(sts_cache_get(c, "g.example", &e) == 0);
+	T_CHECK(sts_cache_get(c, "h.example", &e) == 0);
+	sts_cache_close(c);
+}
+
 static void
 sql_file(const char *path, const char *sql)
 {
@@ -1276,6 +1368,39 @@ test_engine_cache(void)
 	world_404("fresh", false);
 	sts_free(s);
 	sts_free(NULL);
+	event_base_free(base);
+}
+
+/*
+ * A row another node fetched, merged into the cache file by a second
+ * connection (the fleet's thread) while an engine has it open: the next
+ * lookup with the same id uses it without any request (RFC 8461 §5.1).
+ */
+static void
+test_engine_merged(void)
+{
+	struct event_base *base = event_base_new();
+	struct sts *s = engine_new(base, NULL, "shared.db", 5000);
+	const char *pol = MERGE_POLICY "max_age: 86400\n";
+	struct sts_cache_row row;
+	struct sts_cache *c;
+	char path[128], *err = NULL;
+	time_t now = time(NULL);
+	struct got g;
+
+	world_404("pulled", true);
+	path_in(path, sizeof(path), "shared.db");
+	c = sts_cache_open(path, &err);
+	T_CHECK(c != NULL);
+	row = merge_row("pulled.example", "p1", pol, now - 5, now + 86395);
+	T_CHECK(c != NULL && sts_cache_merge(c, &row, 1, now) == 1);
+	sts_cache_close(c);
+	engine_get(s, base, "pulled", "v=STSv1; id=p1", false, &g);
+	T_CHECK(g.state == STS_STATE_POLICY && g.from_cache);
+	T_CHECK(g.mode == STS_MODE_ENFORCE && g.nmx == 1);
+	T_CHECK(world_requests("pulled") == 0);
+	world_404("pulled", false);
+	sts_free(s);
 	event_base_free(base);
 }
 
@@ -1878,12 +2003,14 @@ main(void)
 	T_RUN(test_ctype);
 	T_RUN(test_cache_roundtrip);
 	T_RUN(test_cache_foreign);
+	T_RUN(test_cache_merge);
 	world_start();
 	if (w.up) {
 		T_RUN(test_fetch_table);
 		T_RUN(test_fetch_refused);
 		T_RUN(test_fetch_cancel);
 		T_RUN(test_engine_cache);
+		T_RUN(test_engine_merged);
 		T_RUN(test_engine_errors);
 		T_RUN(test_engine_refetch);
 		T_RUN(test_engine_mode_none);

@@ -1,0 +1,132 @@
+/*
+ * console_fleet: the fleet's database or this node's queue, for the
+ * console's reading pages (console_fleet.h).
+ */
+#include "console/console_fleet.h"
+
+#include <stdio.h>
+
+#include "console/console_core.h"
+#include "console/console_int.h"
+#include "fleet/fleet.h"
+#include "fleet/fleet_read.h"
+#include "pg/pg.h"
+#include "queue/queue.h"
+#include "queue/queue_report.h"
+#include "queue/queue_trace.h"
+
+bool
+console_fleet_used(const struct console_req *r)
+{
+	return r->fleet_used;
+}
+
+void
+console_fleet_banner(struct console_req *r)
+{
+	if (!r->fleet_down || r->fleet_banner || !r->began)
+		return;
+	r->fleet_banner = true;
+	console_printf(r,
+	    "<p class=\"error\" id=\"fleet-unreachable\"><strong>Fleet "
+	    "database unreachable: this node only.</strong> What follows "
+	    "is this node's own trace, not the fleet's (");
+	console_text(r, pg_error(r->con->fleet));
+	console_printf(r, ").</p>\n");
+}
+
+/*
+ * After a read of the fleet's database failed: whether to read this
+ * node's queue instead (the database is away and the node has a queue
+ * of its own); else *err.
+ */
+static bool
+console_fleet_fallback(struct console_req *r, const char **err)
+{
+	struct console *con = r->con;
+
+	if (!pg_broken(con->fleet) || fleet_read_pg_only(con->conf)) {
+		snprintf(con->fleet_err, sizeof(con->fleet_err), "%s%s",
+		    pg_broken(con->fleet) ? "fleet database unreachable: " : "",
+		    pg_error(con->fleet));
+		*err = con->fleet_err;
+		return false;
+	}
+	if (!con->fleet_was_down)
+		log_warnx("console: " FLEET_READ_LOCAL_ONLY ": %s",
+		    pg_error(con->fleet));
+	con->fleet_was_down = true;
+	r->fleet_down = true;
+	console_fleet_banner(r);
+	return true;
+}
+
+/* A fleet read that worked. */
+static void
+console_fleet_ok(struct console_req *r)
+{
+	if (r->con->fleet_was_down)
+		log_info("console: the fleet database answers again");
+	r->con->fleet_was_down = false;
+	r->fleet_used = true;
+}
+
+json_t *
+console_fleet_trace(
+    struct console_req *r, const struct queue_trace_filter *f, const char **err)
+{
+	struct queue *q = console_queue(r);
+	json_t *tr;
+
+	if (r->con->fleet != NULL) {
+		if ((tr = fleet_trace(r->con->fleet, f)) != NULL) {
+			console_fleet_ok(r);
+			return tr;
+		}
+		if (!console_fleet_fallback(r, err))
+			return NULL;
+	}
+	if ((tr = queue_trace(q, f)) == NULL)
+		*err = queue_error(q);
+	return tr;
+}
+
+json_t *
+console_fleet_report(struct console_req *r, const struct queue_report_period *p,
+    bool impact, const char **err)
+{
+	struct queue *q = console_queue(r);
+	json_t *out;
+
+	if (r->con->fleet != NULL) {
+		out = impact ? fleet_report_impact(r->con->fleet, p) :
+		               fleet_report(r->con->fleet, p);
+		if (out != NULL) {
+			console_fleet_ok(r);
+			return out;
+		}
+		if (!console_fleet_fallback(r, err))
+			return NULL;
+	}
+	out = impact ? queue_report_impact(q, p) : queue_report(q, p);
+	if (out == NULL)
+		*err = queue_error(q);
+	return out;
+}
+
+int
+console_fleet_outcomes(
+    struct console_req *r, time_t since, struct queue_outcomes *o)
+{
+	const char *err;
+
+	if (r->con->fleet != NULL) {
+		if (fleet_count_outcomes(r->con->fleet, since, o) == 0) {
+			console_fleet_ok(r);
+			return 0;
+		}
+		if (!console_fleet_fallback(r, &err))
+			return -1;
+	}
+	return queue_count_outcomes(console_queue(r), since, o);
+}
