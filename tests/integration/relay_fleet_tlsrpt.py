@@ -27,6 +27,7 @@ the runs. Report mail queued by `tlsrpt send` goes out through the node's
 running relay.
 
   - the relays' own daily run on the three nodes: one report;
+  - the console's /tlsrpt on one node shows the fleet's sums and outbox;
   - the old code (the same nodes without [fleet] postgres) sends three
     reports per destination, one per node, each with its own counts.
 
@@ -39,15 +40,18 @@ import email.policy
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
 from fleetlib import Fleet  # noqa: E402
 import worldlib  # noqa: E402
-from worldlib import parse_ini, rewrite_config, wait_until  # noqa: E402
+from worldlib import (free_port, parse_ini, rewrite_config,  # noqa: E402
+                      wait_until)
 import relay_tlsrpt as rt  # noqa: E402
 
 FAILED = []
@@ -305,9 +309,12 @@ def phase_daily(args, fl, dday):
     def daily(sections):
         sections["tlsrpt"]["send"] = "yes"
         sections["tlsrpt"]["max_delay"] = "0"
+    port = free_port()
     for node in fl.nodes:
         node.stop()
         rewrite_config(node, daily)
+    rewrite_config(fl.nodes[2], lambda s: s.setdefault("admin", {}).update(
+        {"listen": f"127.0.0.1:{port}"}))
     for node in fl.nodes:
         node.start()
     wait_until(lambda: rt.collected(args.world, "ee-311.test", ymd), 30)
@@ -319,6 +326,27 @@ def phase_daily(args, fl, dday):
            len(rt.collected(args.world, "ee-311.test", ymd)) == 1 and
            fl.pg.scalar("SELECT state FROM dr_tlsrpt_reports WHERE day = "
                         f"'{dday}'") == "3", "")
+    return f"http://127.0.0.1:{port}"
+
+
+def phase_console(url, day, yday, want):
+    """The console's /tlsrpt on node3: the fleet's sums and outbox."""
+    with urllib.request.urlopen(f"{url}/tlsrpt?days=3", timeout=30) as r:
+        html = r.read().decode()
+    rows = {}
+    for m in re.finditer(r'<tr class="tp-sent-row" data-domain="([^"]+)" '
+                         r'data-day="([^"]+)">(.*?)</tr>', html, re.S):
+        rows.setdefault((m.group(1), m.group(2)), []).append(m.group(3))
+    today = " ".join(rows.get(("ee-311.test", day), []))
+    killed = " ".join(rows.get(("ee-311.test", yday), []))
+
+    def counts(text):  # over the policies (a policy per TLSA RRset order)
+        pols = re.findall(r"tlsa: (\d+) successful, (\d+) failed", text)
+        return (sum(int(a) for a, _ in pols), sum(int(b) for _, b in pols))
+    report("console.tlsrpt-shows-the-fleet",
+           counts(today) == want and counts(killed) == (18, 3) and
+           killed.count("tp-sent ") == 2 and today.count("tp-sent ") == 2,
+           f"{today[:300]} | {killed[:300]}")
 
 
 def phase_old_code(args, fl, day, local, want):
@@ -355,7 +383,8 @@ def main():
         phase_today(args, fl, day, local)
         want = phase_away(args, fl, day, local)
         phase_killed(args, fl, yday)
-        phase_daily(args, fl, dday)
+        url = phase_daily(args, fl, dday)
+        phase_console(url, day, yday, want["ee-311.test"])
         phase_old_code(args, fl, day, local, want["ee-311.test"])
     finally:
         fl.close()
