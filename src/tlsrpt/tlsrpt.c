@@ -467,6 +467,38 @@ tlsrpt_run(sqlite3_stmt *st, sqlite3_int64 *id)
 }
 
 static int
+tlsrpt_strcmp(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+
+	if (*x == NULL || *y == NULL)
+		return *x == NULL ? (*y == NULL ? 0 : -1) : 1;
+	return strcmp(*x, *y);
+}
+
+/*
+ * The policy strings as stored. A TLSA RRset comes in any order (DNS
+ * keeps no order within an RRset): sorted, so that one RRset is one
+ * policy of the report, also when nodes of a fleet saw it in different
+ * orders. STS policy lines keep the policy's own order.
+ */
+static char *
+tlsrpt_policy_strings(const struct tlsrpt_session *t)
+{
+	const char **v;
+	char *out;
+
+	if (t->type != TLSRPT_TLSA || t->npolicy_strings < 2)
+		return tlsrpt_strv_json(t->policy_strings, t->npolicy_strings);
+	v = xreallocarray(NULL, t->npolicy_strings, sizeof(*v));
+	memcpy(v, t->policy_strings, t->npolicy_strings * sizeof(*v));
+	qsort(v, t->npolicy_strings, sizeof(*v), tlsrpt_strcmp);
+	out = tlsrpt_strv_json(v, t->npolicy_strings);
+	free(v);
+	return out;
+}
+
+static int
 tlsrpt_record_policy(struct tlsrpt_store *s, const struct tlsrpt_session *t,
     const char *day, const char *domain, sqlite3_int64 *id)
 {
@@ -474,7 +506,7 @@ tlsrpt_record_policy(struct tlsrpt_store *s, const struct tlsrpt_session *t,
 	char *strings, *mx;
 	int rc = -1;
 
-	strings = tlsrpt_strv_json(t->policy_strings, t->npolicy_strings);
+	strings = tlsrpt_policy_strings(t);
 	mx = tlsrpt_strv_json(t->mx_hosts, t->nmx_hosts);
 	if (strings == NULL || mx == NULL) {
 		tlsrpt_failx(s, "policy string or mx host NULL or not UTF-8");

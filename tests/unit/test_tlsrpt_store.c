@@ -536,6 +536,27 @@ test_rows_sum(void)
 	free(err);
 }
 
+/* One TLSA RRset seen in two orders (DNS keeps none) is one policy. */
+static void
+test_tlsa_order(void)
+{
+	static const char *const swapped[] = { tlsa_rrs[1], tlsa_rrs[0] };
+	struct tlsrpt_store *s = open_fresh("order.db");
+	struct tlsrpt_session t =
+	    sess("example.org", TLSRPT_TLSA, at(2026, 3, 1, 10, 0, 0));
+	json_t *j;
+
+	T_CHECK(s != NULL && rec(s, &t, 2) == 0);
+	t.policy_strings = swapped;
+	T_CHECK(rec(s, &t, 3) == 0);
+	j = build_json(s, "example.org", "2026-03-01");
+	T_CHECK(json_array_size(json_object_get(j, "policies")) == 1);
+	T_CHECK(jint(json_array_get(json_object_get(j, "policies"), 0),
+	            "summary", "total-successful-session-count") == 5);
+	json_decref(j);
+	tlsrpt_store_close(s);
+}
+
 /* A policy fetch failure: its own sts entry, the sessions beside it. */
 static void
 test_fetch_failure(void)
@@ -902,6 +923,7 @@ main(void)
 	T_RUN(test_domains);
 	T_RUN(test_report);
 	T_RUN(test_rows_sum);
+	T_RUN(test_tlsa_order);
 	T_RUN(test_fetch_failure);
 	T_RUN(test_report_parses);
 	T_RUN(test_gzip);
