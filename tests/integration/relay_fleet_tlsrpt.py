@@ -251,15 +251,21 @@ def outbox_row(pg, day, like):
     return rows[0] if rows else None
 
 
+def pushed(pg, day, counts):
+    """Counters of ee-311.test on day from node1..3, (successes,
+    failures) each, as their pushes would have left them."""
+    for i, (ok, bad) in enumerate(counts):
+        pg.psql("INSERT INTO dr_tlsrpt_policies (node, day, domain, type, "
+                "strings, mx, successes, failures) VALUES "
+                f"('node{i + 1}', '{day}', 'ee-311.test', 0, '[]', '[]', "
+                f"{ok}, {bad})")
+
+
 def phase_killed(args, fl, yday):
     """Counters of yesterday from each node (as their pushes left them);
     node1 dies in the middle of its POST."""
     ymd = yday.replace("-", "")
-    for i, n in enumerate((5, 6, 7)):
-        fl.pg.psql("INSERT INTO dr_tlsrpt_policies (node, day, domain, type,"
-                   " strings, mx, successes, failures) VALUES "
-                   f"('node{i + 1}', '{yday}', 'ee-311.test', 0, '[]', '[]',"
-                   f" {n}, {i})")
+    pushed(fl.pg, yday, [(5, 0), (6, 1), (7, 2)])
     want = (18, 3)
     pid = httpsd_pid(args.world)
     os.kill(pid, signal.SIGSTOP)
@@ -300,11 +306,7 @@ def phase_daily(args, fl, dday):
     """The relays' own daily run ([tlsrpt] send = yes, max_delay = 0), on
     every node at once: one report of the day before yesterday."""
     ymd = dday.replace("-", "")
-    for i, n in enumerate((1, 2, 4)):
-        fl.pg.psql("INSERT INTO dr_tlsrpt_policies (node, day, domain, type,"
-                   " strings, mx, successes, failures) VALUES "
-                   f"('node{i + 1}', '{dday}', 'ee-311.test', 0, '[]', '[]',"
-                   f" {n}, 0)")
+    pushed(fl.pg, dday, [(1, 0), (2, 0), (4, 0)])
 
     def daily(sections):
         sections["tlsrpt"]["send"] = "yes"
