@@ -129,6 +129,11 @@ expect trace-bad-since 64 'expected a duration' -- dr trace --since 5y
 expect trace-extra-arg 64 'usage: danerelay trace' -- dr trace extra
 json trace-json "len(d) == 3 and d[0]['id'] == '$a' and d[0]['message_id'] == '<fixture-a@example.org>' and d[0]['sender'] == 'alice@example.org' and [e['type'] for e in d[0]['events']] == ['received', 'queued', 'queued', 'attempt', 'deferred'] and d[0]['events'][3]['mx'] == 'mx1.example.com' and d[0]['events'][3]['recipient'] == 'bob@example.com' and d[0]['events'][0]['recipient'] is None and re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ', d[0]['events'][0]['at'])" -- dr trace --json
 json trace-json-empty "d == []" -- dr trace --json --domain nowhere.example
+# --limit: the most recently received, still oldest first.
+json trace-limit "[m['id'] for m in d] == ['$b', '$c']" -- dr trace --json --limit 2
+json trace-limit-more "len(d) == 3" -- dr trace --json --limit 10
+expect trace-limit-zero 64 'expected a number of messages' -- dr trace --limit 0
+expect trace-limit-word 64 'expected a number of messages' -- dr trace --limit -3
 
 # Filters: by domain (any case), state, sender, recipient.
 json list-domain "[r['recipient'] for r in d] == ['carol@Example.NET']" -- dr queue list --json --domain EXAMPLE.net

@@ -19,6 +19,7 @@
 #include "core/xmalloc.h"
 #include "queue/queue.h"
 #include "queue/queue_report.h"
+#include "queue/queue_report_json.h"
 #include "t.h"
 
 /* 2023-11-14T22:00:00Z: a whole hour, so buckets start at T0 + k hours. */
@@ -601,6 +602,117 @@ periods(void)
 	T_CHECK(queue_report_period("", 0, &p) == -1);
 }
 
+/* --- queue_report_json: the documents both stores build --- */
+
+/* would_fail as deliver_decide.c writes it, and what the table shows. */
+static void
+json_would_error(void)
+{
+	static const struct {
+		const char *wf, *type, *status;
+	} cases[] = {
+		{ "tlsa-invalid (4.7.323)", "tlsa-invalid", "4.7.323" },
+		{ "no usable TLSA (4.7.5)", NULL, "4.7.5" }, /* a text */
+		{ "a (b) (4.7.5)", NULL, "4.7.5" },          /* last () */
+		{ "tlsa-invalid", NULL, "tlsa-invalid" },    /* no status */
+		{ "(4.7.5)", NULL, "(4.7.5)" },              /* no type */
+		{ "x(4.7.5)", NULL, "x(4.7.5)" },            /* no space */
+		{ "", NULL, "" },
+	};
+	size_t i;
+	json_t *o;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		o = queue_report_would_error(cases[i].wf, "why");
+		T_STREQ(json_string_value(json_object_get(o, "status")),
+		    cases[i].status);
+		if (cases[i].type == NULL)
+			T_CHECK(
+			    json_is_null(json_object_get(o, "result_type")));
+		else
+			T_STREQ(json_string_value(
+			            json_object_get(o, "result_type")),
+			    cases[i].type);
+		T_STREQ(json_string_value(json_object_get(o, "text")), "why");
+		json_decref(o);
+	}
+	o = queue_report_would_error(NULL, NULL);
+	T_CHECK(json_is_null(json_object_get(o, "text")));
+	json_decref(o);
+}
+
+static json_t *
+json_row(const char *domain, const char *sec)
+{
+	return json_pack("{s:s, s:s}", "domain", domain, "security", sec);
+}
+
+/* At most QUEUE_REPORT_MAX_ROWS rows (then cut), QUEUE_REPORT_MAX_ERRORS
+ * errors per row, errors routed by domain and security. */
+static void
+json_table_limits(void)
+{
+	struct queue_report_table t;
+	char d[32];
+	json_t *rows;
+	int i;
+
+	queue_report_table_init(&t);
+	for (i = 0; i < QUEUE_REPORT_MAX_ROWS; i++) {
+		snprintf(d, sizeof(d), "d%d.example", i);
+		T_CHECK(queue_report_table_row(&t, json_row(d, "dane")));
+	}
+	T_CHECK(!t.cut);
+	T_CHECK(!queue_report_table_row(&t, json_row("more.example", "dane")));
+	T_CHECK(t.cut);
+	for (i = 0; i < QUEUE_REPORT_MAX_ERRORS + 5; i++)
+		queue_report_table_error(
+		    &t, "d0.example", "dane", json_pack("{s:i}", "n", i));
+	queue_report_table_error(&t, "d0.example", "sts", json_object());
+	queue_report_table_error(&t, "more.example", "dane", json_object());
+	queue_report_table_error(&t, NULL, NULL, json_object());
+	rows = queue_report_table_rows(&t);
+	T_CHECK(json_array_size(rows) == QUEUE_REPORT_MAX_ROWS);
+	T_CHECK(json_array_size(json_object_get(json_array_get(rows, 0),
+	            "errors")) == QUEUE_REPORT_MAX_ERRORS);
+	T_CHECK(json_integer_value(json_object_get(
+	            json_array_get(
+	                json_object_get(json_array_get(rows, 0), "errors"), 0),
+	            "n")) == 0);
+	T_CHECK(json_array_size(
+	            json_object_get(json_array_get(rows, 1), "errors")) == 0);
+	json_decref(rows);
+}
+
+/* Buckets of a period, and counts outside them or of no class. */
+static void
+json_sent_buckets(void)
+{
+	struct queue_report_period p = { "x", 1000, 1000 + 3600, 600 };
+	json_t *sent = queue_report_sent_new(&p), *per;
+
+	/* since 1000 rounds down to 600: 600..4599 is 7 buckets. */
+	T_CHECK(queue_report_start(&p) == 600);
+	T_CHECK(queue_report_nbuckets(&p) == 7);
+	per = queue_report_period_new(&p, false, 0, true);
+	T_CHECK(json_array_size(json_object_get(per, "buckets")) == 7);
+	T_CHECK(json_is_null(json_object_get(per, "data_since")));
+	json_decref(per);
+	queue_report_sent_add(sent, 0, "dane", 2);
+	queue_report_sent_add(sent, 6, "sts", 1);
+	queue_report_sent_add(sent, 7, "tls", 4);   /* past the last: total */
+	queue_report_sent_add(sent, -1, "tls", 1);  /* before the first */
+	queue_report_sent_add(sent, 1, "bogus", 9); /* a damaged row */
+	queue_report_sent_add(sent, 1, NULL, 9);
+	T_CHECK(json_integer_value(json_object_get(sent, "total")) == 8);
+	T_CHECK(json_integer_value(json_array_get(
+	            json_object_get(json_object_get(sent, "series"), "dane"),
+	            0)) == 2);
+	T_CHECK(json_integer_value(json_object_get(
+	            json_object_get(sent, "totals"), "tls")) == 5);
+	json_decref(sent);
+}
+
 int
 main(void)
 {
@@ -615,5 +727,8 @@ main(void)
 	T_RUN(impact_sts_testing_not_counted);
 	T_RUN(blocked_truncated);
 	T_RUN(damaged_row_ignored);
+	T_RUN(json_would_error);
+	T_RUN(json_table_limits);
+	T_RUN(json_sent_buckets);
 	T_EXIT();
 }
