@@ -149,17 +149,19 @@ json_t *
 console_fleet_tlsrpt_days(struct console_req *r, struct tlsrpt_store *s,
     time_t now, int ndays, const char **err)
 {
+	int tries = 0, next = 0;
 	json_t *days;
 
-	if (r->con->fleet != NULL) {
-		if (pg_ready(r->con->fleet) == 0 &&
-		    (days = console_fleet_tlsrpt_pg(r, now, ndays)) != NULL) {
+	while (r->con->fleet != NULL) {
+		if ((days = console_fleet_tlsrpt_pg(r, now, ndays)) != NULL) {
 			console_fleet_ok(r);
 			return days;
 		}
-		if (!console_fleet_fallback(r, err))
-			return NULL;
+		if ((next = console_fleet_next(r, &tries, err)) <= 0)
+			break;
 	}
+	if (next == -1)
+		return NULL;
 	*err = "the TLS-RPT store could not be read";
 	if (s == NULL)
 		return NULL;
