@@ -371,6 +371,9 @@ def main():
     ap.add_argument("--binary", required=True)
     ap.add_argument("--world", required=True)
     args = ap.parse_args()
+    # A timeout's SIGTERM runs the finally clauses: the world's HTTPS
+    # server is never left stopped, the nodes and PostgreSQL are stopped.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
     now = datetime.datetime.now(datetime.timezone.utc)
     day = now.strftime("%Y-%m-%d")
     yday = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
