@@ -26,6 +26,8 @@ The nodes' own daily run is off ([tlsrpt] send = no): the test triggers
 the runs. Report mail queued by `tlsrpt send` goes out through the node's
 running relay.
 
+  - a claim on a report left by a dead node: the report waits for its
+    lease, then another node builds and sends it;
   - the relays' own daily run on the three nodes: one report;
   - the console's /tlsrpt on one node shows the fleet's sums and outbox;
   - the old code (the same nodes without [fleet] postgres) sends three
@@ -302,6 +304,29 @@ def phase_killed(args, fl, yday):
                      "killed.one-report-once-with-the-fleet-counts", True)
 
 
+def phase_lapsed_claim(args, fl, day):
+    """A node that claimed a report and died before preparing it (node9,
+    its claim in the database): while its lease runs no other node
+    builds the report (exit 75: the day is looked at again); after it,
+    node2 builds and sends it."""
+    ymd = day.replace("-", "")
+    pushed(fl.pg, day, [(2, 0), (3, 0), (1, 1)])
+    fl.pg.psql("INSERT INTO dr_tlsrpt_reports (day, domain, state, node, "
+               f"lease_until) VALUES ('{day}', 'ee-311.test', 0, 'node9', "
+               "extract(epoch from now())::bigint + 3)")
+    rc, out, err = fl.nodes[1].cli("tlsrpt", "send", "--day", day)
+    report("lapsed.claim-held-by-a-dead-node-waits",
+           rc == 75 and " 0 domains prepared" in out and
+           not rt.collected(args.world, "ee-311.test", ymd), f"rc={rc} {out}")
+    time.sleep(4)
+    rc, out, err = fl.nodes[1].cli("tlsrpt", "send", "--day", day)
+    report("lapsed.another-node-builds-it-after-the-lease",
+           rc == 0 and " 1 domains prepared" in out and " 1 posted" in out,
+           f"rc={rc} {out} {err}")
+    check_one_report(args.world, "ee-311.test", ymd, (6, 1),
+                     rt.world_dns(args.world), "lapsed.one-report", True)
+
+
 def phase_daily(args, fl, dday):
     """The relays' own daily run ([tlsrpt] send = yes, max_delay = 0), on
     every node at once: one report of the day before yesterday."""
@@ -378,6 +403,7 @@ def main():
     day = now.strftime("%Y-%m-%d")
     yday = (now - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
     dday = (now - datetime.timedelta(days=2)).strftime("%Y-%m-%d")
+    tday = (now - datetime.timedelta(days=3)).strftime("%Y-%m-%d")
     try:
         fl = Fleet(args.binary, args.world, n=3, store="sqlite", extra=EXTRA)
     except RuntimeError as ex:
@@ -388,6 +414,7 @@ def main():
         phase_today(args, fl, day, local)
         want = phase_away(args, fl, day, local)
         phase_killed(args, fl, yday)
+        phase_lapsed_claim(args, fl, tday)
         url = phase_daily(args, fl, dday)
         phase_console(url, day, yday, want["ee-311.test"])
         phase_old_code(args, fl, day, local, want["ee-311.test"])
