@@ -119,7 +119,7 @@ ts_check_end(struct tlsrpt_sender *s)
 		event_active(s->done_ev, EV_TIMEOUT, 0);
 }
 
-/* Record an attempt's end in the book; a failure to is logged. */
+/* The end of an attempt, into the book (a book that fails is logged). */
 static void
 ts_update(struct tlsrpt_sender *s, const char *day, const char *domain,
     const char *uri, enum tlsrpt_out_state state, const char *note,
