@@ -14,6 +14,9 @@
 #include "queue/queue.h"
 #include "queue/queue_report.h"
 #include "queue/queue_trace.h"
+#include "fleet/fleet_tlsrpt.h"
+#include "tlsrpt/tlsrpt.h"
+#include "tlsrpt/tlsrpt_sent.h"
 
 bool
 console_fleet_used(const struct console_req *r)
@@ -122,6 +125,47 @@ console_fleet_report(struct console_req *r, const struct queue_report_period *p,
 	if (out == NULL)
 		*err = queue_error(q);
 	return out;
+}
+
+/* The fleet's days as a store in memory (fleet_tlsrpt_snapshot). */
+static json_t *
+console_fleet_tlsrpt_pg(struct console_req *r, time_t now, int ndays)
+{
+	char from[TLSRPT_DAY_LEN], to[TLSRPT_DAY_LEN];
+	struct tlsrpt_store *m;
+	json_t *days;
+
+	if (tlsrpt_day(now - (time_t)(ndays - 1) * 86400, from) == -1 ||
+	    tlsrpt_day(now, to) == -1)
+		return NULL;
+	if ((m = fleet_tlsrpt_snapshot(r->con->fleet, from, to, NULL)) == NULL)
+		return NULL;
+	days = tlsrpt_sent_days(m, now, ndays);
+	tlsrpt_store_close(m);
+	return days;
+}
+
+json_t *
+console_fleet_tlsrpt_days(struct console_req *r, struct tlsrpt_store *s,
+    time_t now, int ndays, const char **err)
+{
+	int tries = 0, next = 0;
+	json_t *days;
+
+	while (r->con->fleet != NULL) {
+		if ((days = console_fleet_tlsrpt_pg(r, now, ndays)) != NULL) {
+			console_fleet_ok(r);
+			return days;
+		}
+		if ((next = console_fleet_next(r, &tries, err)) <= 0)
+			break;
+	}
+	if (next == -1)
+		return NULL;
+	*err = "the TLS-RPT store could not be read";
+	if (s == NULL)
+		return NULL;
+	return tlsrpt_sent_days(s, now, ndays);
 }
 
 int
