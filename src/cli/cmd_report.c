@@ -35,6 +35,7 @@ struct report_opts {
 	const char *period;
 	bool impact;
 	bool json;
+	bool fleet; /* the answer is the fleet's (every node) */
 };
 
 static int
@@ -86,18 +87,19 @@ report_value(const json_t *o, const char *key)
 }
 
 static void
-report_period(const char *what, const json_t *out)
+report_period(const char *what, const json_t *out, bool fleet)
 {
 	const json_t *p = json_object_get(out, "period");
 
-	printf("%s, period %s: ", what,
+	printf("%s%s, period %s: ", what, fleet ? " of every node" : "",
 	    json_string_value(json_object_get(p, "name")));
 	report_value(p, "since");
 	fputs(" to ", stdout);
 	report_value(p, "until");
 	putchar('\n');
 	if (json_is_string(json_object_get(p, "data_since"))) {
-		fputs("  (the queue holds events since ", stdout);
+		printf("  (the %s holds events since ",
+		    fleet ? "fleet's database" : "queue");
 		report_value(p, "data_since");
 		fputs(")\n", stdout);
 	}
@@ -198,9 +200,9 @@ report_notls(const json_t *out)
 }
 
 static void
-report_print(const json_t *out)
+report_print(const json_t *out, bool fleet)
 {
-	report_period("Transit security report", out);
+	report_period("Transit security report", out, fleet);
 	puts("\nMessages blocked (a DANE or MTA-STS requirement failed):");
 	report_domains(json_object_get(out, "blocked"));
 	report_sent(out);
@@ -208,12 +210,12 @@ report_print(const json_t *out)
 }
 
 static void
-impact_print(const json_t *out)
+impact_print(const json_t *out, bool fleet)
 {
 	const json_t *t = json_object_get(out, "totals");
 	const json_t *w = json_object_get(out, "would_block");
 
-	report_period("Log-only impact", out);
+	report_period("Log-only impact", out, fleet);
 	printf("\nEnforcement would have blocked %lld of %lld recipient "
 	       "domains (%.3g%%) and %lld of %lld messages (%.3g%%), %lld of "
 	       "%lld recipients.\n",
@@ -232,9 +234,9 @@ cmd_report_show(json_t *out, const struct report_opts *o)
 		json_dumpf(out, stdout, JSON_INDENT(2));
 		putchar('\n');
 	} else if (o->impact)
-		impact_print(out);
+		impact_print(out, o->fleet);
 	else
-		report_print(out);
+		report_print(out, o->fleet);
 }
 
 /* This node's queue. NULL with *rc set when it cannot be read. */
@@ -265,7 +267,7 @@ cmd_report_local(const struct conf *c, const struct report_opts *o,
 /* The fleet's report, or this node's when the database cannot be
  * reached and there is a local queue. NULL with *rc set on failure. */
 static json_t *
-cmd_report_query(const struct conf *c, const struct report_opts *o,
+cmd_report_query(const struct conf *c, struct report_opts *o,
     const struct queue_report_period *per, int *rc)
 {
 	struct pg *p = fleet_read_new(c);
@@ -274,6 +276,7 @@ cmd_report_query(const struct conf *c, const struct report_opts *o,
 	if (p == NULL)
 		return cmd_report_local(c, o, per, rc);
 	out = o->impact ? fleet_report_impact(p, per) : fleet_report(p, per);
+	o->fleet = out != NULL;
 	if (out == NULL && (*rc = cli_fleet_failed(c, p, "report")) == 0)
 		out = cmd_report_local(c, o, per, rc);
 	pg_close(p);
@@ -283,7 +286,7 @@ cmd_report_query(const struct conf *c, const struct report_opts *o,
 int
 cmd_report(int argc, char **argv, struct cli_ctx *ctx)
 {
-	struct report_opts o = { "1d", false, false };
+	struct report_opts o = { "1d", false, false, false };
 	struct queue_report_period p;
 	struct conf *c;
 	json_t *out;

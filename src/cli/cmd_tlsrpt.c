@@ -14,7 +14,8 @@
  * read.
  *
  * list shows what was recorded for a day and, once sent, where each
- * report went; show prints the report of one domain and day as it would
+ * report went (with [fleet] postgres: the sums of every node, and the
+ * fleet's sent marks); show prints the report of one domain and day as it would
  * be sent; send (cmd_tlsrpt_send.c) sends a day's reports now.
  */
 #include <errno.h>
@@ -34,6 +35,8 @@
 #include "conf/conf.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
+#include "fleet/fleet_tlsrpt.h"
+#include "pg/pg.h"
 #include "tlsrpt/tlsrpt_inbox.h"
 #include "tlsrpt/tlsrpt_parse.h"
 #include "tlsrpt/tlsrpt_send.h"
@@ -214,14 +217,38 @@ cmd_tlsrpt_received(int argc, char **argv, struct cli_ctx *ctx)
 	return 0;
 }
 
-/* The relay's store (tlsrpt.db beside the queue), or NULL with a message. */
+/* [fleet] postgres: the fleet's sums of day, with its sent marks and
+ * outbox, as a store in memory; NULL with a message. */
 static struct tlsrpt_store *
-cmd_tlsrpt_store(const struct cli_ctx *ctx, struct conf **cp)
+cmd_tlsrpt_fleet(const struct conf *c, const char *day)
+{
+	struct tlsrpt_store *m = NULL;
+	char *node, *err = NULL;
+	struct pg *p;
+
+	node = pg_default_node(conf_str(c, CONF_FLEET_NODE));
+	p = pg_open(conf_str(c, CONF_FLEET_POSTGRES), node, &err);
+	free(node);
+	if (p != NULL && (m = fleet_tlsrpt_snapshot(p, day, day, NULL)) == NULL)
+		err = xstrdup(pg_error(p));
+	if (m == NULL)
+		fprintf(stderr, "danerelay tlsrpt: %s\n", err);
+	free(err);
+	pg_close(p);
+	return m;
+}
+
+/* The relay's store (tlsrpt.db beside the queue), or with [fleet]
+ * postgres the fleet's of day; NULL with a message. */
+static struct tlsrpt_store *
+cmd_tlsrpt_store(const struct cli_ctx *ctx, struct conf **cp, const char *day)
 {
 	struct tlsrpt_store *s;
 	char path[4096], *err = NULL;
 
 	*cp = cli_load_conf(ctx);
+	if (conf_str(*cp, CONF_FLEET_POSTGRES) != NULL)
+		return cmd_tlsrpt_fleet(*cp, day);
 	snprintf(path, sizeof(path), "%s/tlsrpt.db",
 	    conf_str(*cp, CONF_QUEUE_DIRECTORY));
 	if (access(path, R_OK) == -1) {
@@ -306,7 +333,7 @@ cmd_tlsrpt_list(int argc, char **argv, struct cli_ctx *ctx)
 		else
 			return cli_usage("tlsrpt");
 	}
-	if ((s = cmd_tlsrpt_store(ctx, &c)) == NULL) {
+	if ((s = cmd_tlsrpt_store(ctx, &c, day)) == NULL) {
 		json_decref(out);
 		conf_free(c);
 		return EX_NOINPUT;
@@ -359,7 +386,7 @@ cmd_tlsrpt_show(int argc, char **argv, struct cli_ctx *ctx)
 
 	if (argc != 3 || !cmd_tlsrpt_day_ok(argv[2]))
 		return cli_usage("tlsrpt");
-	if ((s = cmd_tlsrpt_store(ctx, &c)) == NULL) {
+	if ((s = cmd_tlsrpt_store(ctx, &c, argv[2])) == NULL) {
 		conf_free(c);
 		return EX_NOINPUT;
 	}

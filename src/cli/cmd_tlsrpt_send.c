@@ -6,6 +6,11 @@
  * queued and go out through the running relay. Then every outbox entry of
  * the day is printed with its state.
  *
+ * With [fleet] postgres the run is the fleet's (fleet_tlsrpt_send.c): this
+ * node's counters are pushed first, each domain's report is claimed in
+ * the database and built from the sums of every node, and the outbox
+ * printed is the fleet's.
+ *
  * Exit status: 0 every report was delivered or queued (or nothing was
  * due); 75 (EX_TEMPFAIL) some will be retried (by the relay) or a DNS
  * lookup failed; 1 some were given up; EX_USAGE for a --day that is not
@@ -29,6 +34,8 @@
 #include "relay/relay.h"
 #include "relay/relay_tlsrpt.h"
 #include "dkim/dkim.h"
+#include "fleet/fleet_tlsrpt.h"
+#include "pg/pg.h"
 #include "tlsrpt/tlsrpt.h"
 #include "tlsrpt/tlsrpt_send.h"
 
@@ -39,6 +46,8 @@ struct send_ctx {
 	struct queue *queue;
 	struct tlsrpt_store *store;
 	struct dkim_signer *dkim;
+	struct pg *pg;                  /* [fleet] postgres, or NULL */
+	struct fleet_tlsrpt_book *book; /* the fleet's, or NULL */
 	struct relay_tlsrpt *rt;
 	struct tlsrpt_send_stats st;
 	bool done;
@@ -65,6 +74,8 @@ static void
 send_free(struct send_ctx *x)
 {
 	relay_tlsrpt_free(x->rt);
+	fleet_tlsrpt_book_free(x->book);
+	pg_close(x->pg);
 	dkim_signer_free(x->dkim);
 	tlsrpt_store_close(x->store);
 	queue_close(x->queue);
@@ -72,6 +83,43 @@ send_free(struct send_ctx *x)
 	if (x->base != NULL)
 		event_base_free(x->base);
 	conf_free(x->conf);
+}
+
+/* [fleet] postgres: the database, and the fleet's book in it. 0 or -1. */
+static int
+send_fleet(struct send_ctx *x, char **err)
+{
+	const char *conninfo = conf_str(x->conf, CONF_FLEET_POSTGRES);
+	char *node;
+
+	if (conninfo == NULL)
+		return 0;
+	node = pg_default_node(conf_str(x->conf, CONF_FLEET_NODE));
+	x->pg = pg_open(conninfo, node, err);
+	free(node);
+	if (x->pg == NULL)
+		return -1;
+	x->book = fleet_tlsrpt_book_new(
+	    x->pg, x->store, (time_t)conf_int(x->conf, CONF_TLSRPT_LEASE));
+	return 0;
+}
+
+/* The outbox entries of the day: the node's, or the fleet's. */
+static void
+send_list(struct send_ctx *x)
+{
+	struct tlsrpt_store *m;
+
+	if (x->pg == NULL) {
+		tlsrpt_outbox_list(x->store, x->day, send_print, NULL);
+		return;
+	}
+	if ((m = fleet_tlsrpt_snapshot(x->pg, x->day, x->day, NULL)) == NULL) {
+		fprintf(stderr, "danerelay tlsrpt send: %s\n", pg_error(x->pg));
+		return;
+	}
+	tlsrpt_outbox_list(m, x->day, send_print, NULL);
+	tlsrpt_store_close(m);
 }
 
 /* Everything the run needs. 0, or an exit status after a message. */
@@ -84,7 +132,7 @@ send_open(struct send_ctx *x)
 	int rc = 0;
 
 	snprintf(path, sizeof(path), "%s/tlsrpt.db", dir);
-	if ((x->queue = queue_open_existing(dir, &err)) == NULL)
+	if ((x->queue = queue_open_conf(x->conf, false, &err)) == NULL)
 		rc = EX_NOINPUT;
 	else if ((x->store = tlsrpt_store_open(path, &err)) == NULL)
 		rc = EX_NOINPUT;
@@ -94,12 +142,15 @@ send_open(struct send_ctx *x)
 	else if ((x->resolver = relay_resolver_new(x->conf, x->base, &err)) ==
 	    NULL)
 		rc = EX_UNAVAILABLE;
+	else if (send_fleet(x, &err) == -1)
+		rc = EX_UNAVAILABLE;
 	if (rc == 0) {
 		relay_hostname_of(x->conf, host, sizeof(host));
 		d.base = x->base;
 		d.resolver = x->resolver;
 		d.queue = x->queue;
 		d.store = x->store;
+		d.book = x->book != NULL ? fleet_tlsrpt_book(x->book) : NULL;
 		d.dkim = x->dkim;
 		d.hostname = host;
 		x->rt = relay_tlsrpt_new(x->conf, &d);
@@ -170,10 +221,11 @@ cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx)
 	       "queued, %u posted, %u to retry, %u given up\n",
 	    x.day, x.st.domains, x.st.no_policy, x.st.queued, x.st.posted,
 	    x.st.retry, x.st.failed);
-	tlsrpt_outbox_list(x.store, x.day, send_print, NULL);
-	rc = x.st.failed > 0                     ? 1 :
-	    x.st.retry > 0 || x.st.dns_later > 0 ? EX_TEMPFAIL :
-	                                           0;
+	send_list(&x);
+	rc = x.st.failed > 0 ? 1 :
+	    x.st.retry > 0 || x.st.dns_later > 0 || x.st.later > 0 ?
+	                       EX_TEMPFAIL :
+	                       0;
 	send_free(&x);
 	return rc;
 }

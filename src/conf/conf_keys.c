@@ -452,6 +452,12 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "directory or maildir of the TLS reports we receive, for "
 	    "`tlsrpt received` and the console's /tlsrpt",
 	    CONF_RESTART },
+	{ CONF_TLSRPT_LEASE, "tlsrpt", "lease", CONF_T_DURATION, "10m", 2,
+	    86400, NULL,
+	    "[fleet] postgres: how long a node's claim on a day's report or "
+	    "on one destination lasts (a POST is given half of it); a node "
+	    "that dies leaves its claims to the others after it",
+	    CONF_RESTART },
 	{ CONF_DKIM_DOMAIN, "dkim", "domain", CONF_T_STR, NULL, 0, 0,
 	    check_hostname, "d= of our DKIM signatures (RFC 6376)",
 	    CONF_RELOAD },

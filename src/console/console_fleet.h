@@ -20,6 +20,7 @@ struct console_req;
 struct queue_outcomes;
 struct queue_report_period;
 struct queue_trace_filter;
+struct tlsrpt_store;
 
 /* The trace for f (queue_trace's JSON; "node" on messages and events
  * when from the fleet). NULL with *err (borrowed) on failure. */
@@ -33,6 +34,12 @@ json_t *console_fleet_report(struct console_req *r,
 /* Delivered and blocked recipients since since. 0 or -1. */
 int console_fleet_outcomes(
     struct console_req *r, time_t since, struct queue_outcomes *o);
+
+/* The sent TLS reports of the ndays days up to now (tlsrpt_sent_days):
+ * the fleet's sums and outbox, or the node's own store s (may be NULL).
+ * NULL with *err. */
+json_t *console_fleet_tlsrpt_days(struct console_req *r, struct tlsrpt_store *s,
+    time_t now, int ndays, const char **err);
 
 /* Whether the last answer came from the fleet's database. */
 bool console_fleet_used(const struct console_req *r);

@@ -5,9 +5,11 @@
  * Sent: per UTC day and policy domain the session counts per policy and
  * the delivery state of the report to each rua destination (sent, pending,
  * failed, with the last note), from the console's own connection to the
- * TLS-RPT store through tlsrpt_sent_days(). Received: the directory or
- * maildir of [tlsrpt] received, added up per sender, policy and day by
- * tlsrpt_inbox_scan() (the code of `danerelay tlsrpt received`), with the
+ * TLS-RPT store through tlsrpt_sent_days() (with [fleet] postgres the
+ * fleet's sums and outbox, console_fleet_tlsrpt_days). Received: the
+ * directory or maildir of [tlsrpt] received, added up per sender, policy
+ * and day by tlsrpt_inbox_scan() (the code of `danerelay tlsrpt
+ * received`), with the
  * reports whose totals disagree with their failure details flagged.
  *
  * GET arguments: days (1-31, default 7), dir (a directory under the
@@ -24,6 +26,8 @@
 #include <time.h>
 
 #include "conf/conf.h"
+#include "console/console_core.h"
+#include "console/console_fleet.h"
 #include "console/console_int.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
@@ -168,6 +172,7 @@ tp_sent(struct console_req *r, time_t now)
 {
 	struct tlsrpt_store *s = console_tlsrpt(r);
 	const json_t *day, *dom;
+	const char *err = NULL;
 	json_t *days;
 	size_t i, j, rows = 0;
 	int ndays = tp_days(r);
@@ -177,17 +182,19 @@ tp_sent(struct console_req *r, time_t now)
 	    "per policy domain the sessions we counted under each policy "
 	    "and where the day's report went (RFC 8460 §4, §5).</p>\n",
 	    ndays);
-	if (s == NULL) {
+	if (s == NULL && r->con->fleet == NULL) {
 		console_printf(r,
 		    "<p class=\"tp-empty notice\">No TLS-RPT store: recording is "
 		    "off (<code>[tlsrpt] enabled = no</code>) or the store "
 		    "could not be opened.</p>\n");
 		return;
 	}
-	if ((days = tlsrpt_sent_days(s, now, ndays)) == NULL) {
-		console_printf(r,
-		    "<p class=\"tp-error error\">The TLS-RPT store "
-		    "could not be read.</p>\n");
+	/* With [fleet] postgres: the fleet's reports (console_fleet.c). */
+	if ((days = console_fleet_tlsrpt_days(r, s, now, ndays, &err)) ==
+	    NULL) {
+		console_printf(r, "<p class=\"tp-error error\">");
+		console_text(r, err);
+		console_printf(r, ".</p>\n");
 		return;
 	}
 	console_printf(r,

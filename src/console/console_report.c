@@ -187,6 +187,22 @@ console_report_errors(struct console_req *r, const json_t *errors)
 	console_printf(r, "</ul>");
 }
 
+/* Over the fleet: the nodes whose attempts a row counts. */
+static void
+console_report_nodes(struct console_req *r, const json_t *nodes)
+{
+	const json_t *n;
+	size_t i;
+
+	console_printf(r, "</td><td class=\"nodes\">");
+	json_array_foreach(nodes, i, n)
+	{
+		if (i > 0)
+			console_printf(r, ", ");
+		console_text(r, json_is_string(n) ? json_string_value(n) : "?");
+	}
+}
+
 static void
 console_report_domain_row(struct console_req *r, const json_t *d, bool analyze)
 {
@@ -207,6 +223,8 @@ console_report_domain_row(struct console_req *r, const json_t *d, bool analyze)
 		console_printf(r, "</td><td class=\"analyze\">");
 		console_link(r, "Analyze", "/check", "domain", domain, NULL);
 	}
+	if (console_fleet_used(r))
+		console_report_nodes(r, json_object_get(d, "nodes"));
 	console_printf(r, "</td></tr>");
 }
 
@@ -223,8 +241,9 @@ console_report_domains(struct console_req *r, const char *id,
 	    "\" class=\"sortable\"><thead><tr><th>Recipient domain</th>"
 	    "<th>Security</th><th>Messages</th><th>Recipients</th><th>");
 	console_text(r, errtitle);
-	console_printf(r, "</th>%s</tr></thead><tbody>",
-	    analyze ? "<th>Analyzer</th>" : "");
+	console_printf(r, "</th>%s%s</tr></thead><tbody>",
+	    analyze ? "<th>Analyzer</th>" : "",
+	    console_fleet_used(r) ? "<th>Nodes</th>" : "");
 	json_array_foreach(rows, i, d)
 	{
 		console_report_domain_row(r, d, analyze);

@@ -25,8 +25,9 @@ static const char pg_schema_sql[] =
     " seen_at bigint NOT NULL DEFAULT 0,"
     " events_mark bigint NOT NULL DEFAULT 0," /* local events.id copied */
     " sts_mark bigint NOT NULL DEFAULT 0,"    /* local fetched_at copied */
-    " sts_pulled bigint NOT NULL DEFAULT 0);" /* dr_sts_policies.stored_at
+    " sts_pulled bigint NOT NULL DEFAULT 0,"  /* dr_sts_policies.stored_at
                                                * taken into the local cache */
+    " tlsrpt_mark text NOT NULL DEFAULT '');" /* TLS-RPT: days from */
     /* The queue: messages and recipients ([queue] store = postgres);
      * with a local queue, the envelopes of its messages (body NULL), for
      * the trace. */
@@ -120,6 +121,8 @@ static const char pg_schema_sql[] =
     "  sending_mta_ip, mx_hostname, mx_helo, receiving_ip, reason));"
     /* TLS-RPT sending: one row per (day, domain) report, claimed by one
      * node with a lease; one outbox row per destination. */
+    "CREATE INDEX dr_tlsrpt_failures_day ON dr_tlsrpt_failures(day, "
+    "domain);"
     "CREATE TABLE dr_tlsrpt_reports ("
     " day text NOT NULL,"
     " domain text NOT NULL,"

@@ -32,6 +32,7 @@
 #include "dkim/dkim.h"
 #include "tlsrpt/tlsrpt.h"
 #include "relay/relay_tlsrpt.h"
+#include "relay/relay_tlsrpt_fleet.h"
 #include "sts/sts.h"
 #include "tls/tls_client.h"
 #include "tls/tls_server.h"
@@ -65,6 +66,8 @@ struct relay {
 	struct fleet_sync *fleet;      /* [fleet] postgres, or NULL */
 	struct event *purge_timer;
 	struct event *compact_timer;
+	/* the reports with [fleet] postgres: a thread of their own */
+	struct relay_tlsrpt_fleet *fleet_reporter;
 	int lock_fd; /* the queue's exclusive lock (relay_local.c), or -1 */
 	time_t *retry;
 	char hostname[256];
@@ -428,7 +431,8 @@ relay_reporter(struct relay *r)
 {
 	struct relay_tlsrpt_deps d;
 
-	if (r->tlsrpt == NULL || !conf_bool(r->conf, CONF_TLSRPT_SEND))
+	if (r->tlsrpt == NULL || !conf_bool(r->conf, CONF_TLSRPT_SEND) ||
+	    conf_str(r->conf, CONF_FLEET_POSTGRES) != NULL)
 		return;
 	memset(&d, 0, sizeof(d));
 	d.base = r->base;
@@ -441,6 +445,22 @@ relay_reporter(struct relay *r)
 	d.arg = r;
 	r->reporter = relay_tlsrpt_new(r->conf, &d);
 	relay_tlsrpt_schedule(r->reporter);
+}
+
+/*
+ * [fleet] postgres: the daily reports are the fleet's, sent by the node
+ * that claims each (relay_tlsrpt_fleet.h), from a thread made before
+ * privileges go (the [dkim] key may be readable by root only).
+ */
+static int
+relay_fleet_reporter(struct relay *r, char **errstr)
+{
+	if (r->tlsrpt == NULL || !conf_bool(r->conf, CONF_TLSRPT_SEND) ||
+	    conf_str(r->conf, CONF_FLEET_POSTGRES) == NULL)
+		return 0;
+	r->fleet_reporter = relay_tlsrpt_fleet_start(
+	    r->boot_conf, r->hostname, r->base, relay_wake, r, errstr);
+	return r->fleet_reporter != NULL ? 0 : -1;
 }
 
 /*
@@ -558,6 +578,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	if ((r->console = console_start(r->boot_conf, &err)) == NULL &&
 	    err != NULL)
 		return relay_fail(r, errstr, ex, EX_OSERR, err);
+	if (relay_fleet_reporter(r, &err) == -1)
+		return relay_fail(r, errstr, ex, EX_CANTCREAT, err);
 	relay_server_config(r, r->conf, r->server_tls, r->auth, &sc);
 	if ((r->server = server_new(r->base, &sc, &err)) == NULL)
 		return relay_fail(r, errstr, ex, EX_OSERR, err);
@@ -771,6 +793,7 @@ relay_free(struct relay *r)
 		return;
 	console_stop(r->console); /* first: it reads the stores below */
 	relay_tlsrpt_free(r->reporter);
+	relay_tlsrpt_fleet_stop(r->fleet_reporter);
 	relay_dns_free(r->dns);
 	deliver_free(r->deliver);
 	/* deliver_free() writes the outcomes kept while the queue could not

@@ -115,6 +115,7 @@ relay_tlsrpt_new(const struct conf *c, const struct relay_tlsrpt_deps *d)
 	sc.http = t->http;
 	sc.queue = d->queue;
 	sc.store = d->store;
+	sc.book = d->book;
 	sc.dkim = d->dkim;
 	sc.organization = t->id.organization;
 	sc.contact = t->id.contact;
@@ -122,6 +123,13 @@ relay_tlsrpt_new(const struct conf *c, const struct relay_tlsrpt_deps *d)
 	sc.sender_address = t->id.sender_address;
 	sc.https_timeout_ms =
 	    (unsigned)conf_int(c, CONF_TLSRPT_POST_TIMEOUT) * 1000;
+	/* A fleet node's claim on a destination must outlast its POST, or
+	 * another node could send the same report meanwhile. */
+	if (d->book != NULL &&
+	    sc.https_timeout_ms >
+	        (unsigned)conf_int(c, CONF_TLSRPT_LEASE) * 500)
+		sc.https_timeout_ms =
+		    (unsigned)conf_int(c, CONF_TLSRPT_LEASE) * 500;
 	sc.on_queued = d->on_queued;
 	sc.arg = d->arg;
 	t->sender = tlsrpt_send_new(&sc);
@@ -228,7 +236,7 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 	struct relay_tlsrpt *t = arg;
 	struct timeval tv = { RT_TICK_S, 0 };
 
-	if (t->run_day[0] != '\0' && st->dns_later == 0) {
+	if (t->run_day[0] != '\0' && st->dns_later == 0 && st->later == 0) {
 		memcpy(t->days.finished[t->days.nfinished % RT_DAYS],
 		    t->run_day, TLSRPT_DAY_LEN);
 		t->days.nfinished++;
@@ -245,7 +253,7 @@ relay_tlsrpt_ran(const struct tlsrpt_send_stats *st, void *arg)
 		    st->failed);
 	/* Another day may be due too: look again at once (not after a DNS
 	 * failure, which would spin). */
-	if (t->run_day[0] != '\0' && st->dns_later == 0)
+	if (t->run_day[0] != '\0' && st->dns_later == 0 && st->later == 0)
 		tv.tv_sec = 0;
 	evtimer_add(t->timer, &tv);
 }

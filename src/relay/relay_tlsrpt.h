@@ -22,6 +22,7 @@ struct dns_resolver;
 struct queue;
 struct tlsrpt_store;
 struct tlsrpt_sender;
+struct tlsrpt_send_book;
 struct dkim_signer;
 struct relay_tlsrpt;
 
@@ -43,6 +44,8 @@ struct relay_tlsrpt_deps {
 	struct dns_resolver *resolver;
 	struct queue *queue;
 	struct tlsrpt_store *store;
+	/* The fleet's book (fleet_tlsrpt_book), or NULL: the store's own. */
+	const struct tlsrpt_send_book *book;
 	const struct dkim_signer *dkim; /* or NULL */
 	const char *hostname;
 	void (*on_queued)(void *arg);

@@ -29,6 +29,7 @@
 #define TLSRPT_SCHEMA_VERSION 1
 #define TLSRPT_APP_ID         0x44525452 /* "DRTR" in the database header */
 #define TLSRPT_BUSY_MS        5000
+#define TLSRPT_MEMORY         ":memory:"
 
 enum tlsrpt_st {
 	ST_POLICY_UPSERT,
@@ -351,7 +352,9 @@ tlsrpt_init(struct tlsrpt_store *s)
 		    s->path, sqlite3_errmsg(s->db));
 	if (version != 0 && tlsrpt_check(s, version, id) == -1)
 		return -1;
-	if (tlsrpt_wal(s) == -1 || (version == 0 && tlsrpt_create(s) == -1))
+	/* A store in memory has no journal to switch to WAL. */
+	if ((strcmp(s->path, TLSRPT_MEMORY) != 0 && tlsrpt_wal(s) == -1) ||
+	    (version == 0 && tlsrpt_create(s) == -1))
 		return -1;
 	if (tlsrpt_int(s, "PRAGMA user_version", &version) == -1 ||
 	    tlsrpt_int(s, "PRAGMA application_id", &id) == -1 ||
@@ -379,7 +382,7 @@ tlsrpt_store_open(const char *path, char **errstr)
 	 * every other connection of this process to it (the relay's, when
 	 * the console opens its own).
 	 */
-	fd = access(path, F_OK) == 0 ?
+	fd = access(path, F_OK) == 0 || strcmp(path, TLSRPT_MEMORY) == 0 ?
 	    -2 :
 	    open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd == -1) {
@@ -389,8 +392,12 @@ tlsrpt_store_open(const char *path, char **errstr)
 	}
 	if (fd >= 0)
 		close(fd);
-	if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &s->db,
+	        SQLITE_OPEN_READWRITE |
+	            (fd == -2 && strcmp(path, TLSRPT_MEMORY) == 0 ?
+	                    SQLITE_OPEN_CREATE :
+	                    0),
+	        NULL) != SQLITE_OK) {
 		tlsrpt_fail(s, "open");
 		goto fail;
 	}
@@ -460,6 +467,38 @@ tlsrpt_run(sqlite3_stmt *st, sqlite3_int64 *id)
 }
 
 static int
+tlsrpt_strcmp(const void *a, const void *b)
+{
+	const char *const *x = a, *const *y = b;
+
+	if (*x == NULL || *y == NULL)
+		return *x == NULL ? (*y == NULL ? 0 : -1) : 1;
+	return strcmp(*x, *y);
+}
+
+/*
+ * The policy strings as stored. A TLSA RRset comes in any order (DNS
+ * keeps no order within an RRset): sorted, so that one RRset is one
+ * policy of the report, also when nodes of a fleet saw it in different
+ * orders. STS policy lines keep the policy's own order.
+ */
+static char *
+tlsrpt_policy_strings(const struct tlsrpt_session *t)
+{
+	const char **v;
+	char *out;
+
+	if (t->type != TLSRPT_TLSA || t->npolicy_strings < 2)
+		return tlsrpt_strv_json(t->policy_strings, t->npolicy_strings);
+	v = xreallocarray(NULL, t->npolicy_strings, sizeof(*v));
+	memcpy(v, t->policy_strings, t->npolicy_strings * sizeof(*v));
+	qsort(v, t->npolicy_strings, sizeof(*v), tlsrpt_strcmp);
+	out = tlsrpt_strv_json(v, t->npolicy_strings);
+	free(v);
+	return out;
+}
+
+static int
 tlsrpt_record_policy(struct tlsrpt_store *s, const struct tlsrpt_session *t,
     const char *day, const char *domain, sqlite3_int64 *id)
 {
@@ -467,7 +506,7 @@ tlsrpt_record_policy(struct tlsrpt_store *s, const struct tlsrpt_session *t,
 	char *strings, *mx;
 	int rc = -1;
 
-	strings = tlsrpt_strv_json(t->policy_strings, t->npolicy_strings);
+	strings = tlsrpt_policy_strings(t);
 	mx = tlsrpt_strv_json(t->mx_hosts, t->nmx_hosts);
 	if (strings == NULL || mx == NULL) {
 		tlsrpt_failx(s, "policy string or mx host NULL or not UTF-8");

@@ -60,7 +60,8 @@ struct tlsrpt_session {
 #define TLSRPT_DAY_LEN 11
 
 /*
- * Open (and create, mode 0600, when missing) the store at path. Returns
+ * Open (and create, mode 0600, when missing) the store at path; ":memory:"
+ * is a private store in memory (SQLite's), gone at close. Returns
  * new (close with tlsrpt_store_close), or NULL with *errstr a new message
  * (caller frees): not SQLite, a database of another program, a schema
  * newer than this program, or a file that cannot be opened.
@@ -133,6 +134,49 @@ int tlsrpt_day(time_t t, char out[TLSRPT_DAY_LEN]);
  * calendar day in that form. */
 time_t tlsrpt_day_start(const char *day);
 
+/* --- the counters row by row, for the fleet (src/fleet/fleet_tlsrpt.c) --- */
+
+/*
+ * One counter row of the store, absolute. A policy row has result_type
+ * NULL and successes/failures; a failure row has the failure fields and
+ * count, and names its policy by (day, domain, type, strings, mx).
+ * strings and mx are the JSON arrays as stored. Strings borrowed.
+ */
+struct tlsrpt_row {
+	const char *day;
+	const char *domain;
+	enum tlsrpt_policy_type type;
+	const char *strings;
+	const char *mx;
+	long long successes, failures; /* policy rows */
+	const char *result_type;       /* failure rows; NULL for a policy */
+	const char *sending_mta_ip;
+	const char *mx_hostname;
+	const char *mx_helo;
+	const char *receiving_ip;
+	const char *reason;
+	long long count;
+};
+
+/* Returns 0 to go on, -1 to stop. */
+typedef int tlsrpt_row_cb(const struct tlsrpt_row *r, void *arg);
+
+/*
+ * Every policy row of the days >= since ("YYYY-MM-DD", "" for all), then
+ * every failure row of those days, to cb, read from one snapshot. Returns
+ * 0, or -1 on a database error or when cb stopped.
+ */
+int tlsrpt_store_rows(
+    struct tlsrpt_store *s, const char *since, tlsrpt_row_cb *cb, void *arg);
+
+/*
+ * Add the counts of r to the store: for building the report of counts
+ * summed elsewhere (the fleet's) with tlsrpt_report_build, in a store
+ * opened on ":memory:". A failure row needs its policy row added first;
+ * policies are reported in the order they were added. 0 or -1.
+ */
+int tlsrpt_store_add_row(struct tlsrpt_store *s, const struct tlsrpt_row *r);
+
 /* --- the outbox: delivery state of each report to each rua --- */
 
 enum tlsrpt_out_state {
@@ -156,9 +200,9 @@ struct tlsrpt_out {
 };
 
 /*
- * Remember a report for a destination (state, note as given; the first
- * attempt is due at once). A second add of the same (day, domain, uri)
- * changes nothing. Returns 0 or -1.
+ * Remember a report for a destination (state, note, attempts and
+ * first_attempt as given; the next attempt is due at once). A second add
+ * of the same (day, domain, uri) changes nothing. Returns 0 or -1.
  */
 int tlsrpt_outbox_add(struct tlsrpt_store *s, const struct tlsrpt_out *o);
 

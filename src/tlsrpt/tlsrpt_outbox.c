@@ -86,7 +86,8 @@ tlsrpt_outbox_add(struct tlsrpt_store *s, const struct tlsrpt_out *o)
 {
 	sqlite3_stmt *st = outbox_prepare(s,
 	    "INSERT OR IGNORE INTO outbox (day, domain, uri, report_id, gz, "
-	    "state, note) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+	    "state, note, attempts, first_attempt) VALUES (?1, ?2, ?3, ?4, "
+	    "?5, ?6, ?7, ?8, ?9)");
 
 	if (st == NULL)
 		return -1;
@@ -98,6 +99,8 @@ tlsrpt_outbox_add(struct tlsrpt_store *s, const struct tlsrpt_out *o)
 	sqlite3_bind_int(st, 6, (int)o->state);
 	sqlite3_bind_text(
 	    st, 7, o->note != NULL ? o->note : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, o->attempts);
+	sqlite3_bind_int64(st, 9, (sqlite3_int64)o->first_attempt);
 	return outbox_exec(s, st, "outbox add");
 }
 

@@ -61,6 +61,8 @@ struct ts_post {
 
 struct tlsrpt_sender {
 	struct tlsrpt_send_config c;
+	struct tlsrpt_send_book local;    /* c.store's, when c.book is NULL */
+	const struct tlsrpt_send_book *b; /* the one in use */
 	bool running;
 	char day[TLSRPT_DAY_LEN];
 	time_t now;
@@ -117,16 +119,15 @@ ts_check_end(struct tlsrpt_sender *s)
 		event_active(s->done_ev, EV_TIMEOUT, 0);
 }
 
-/* No entry of (day, domain) is pending any more: the report is done. */
+/* The end of an attempt, into the book (a book that fails is logged). */
 static void
-ts_maybe_sent(struct tlsrpt_sender *s, const char *day, const char *domain)
+ts_update(struct tlsrpt_sender *s, const char *day, const char *domain,
+    const char *uri, enum tlsrpt_out_state state, const char *note,
+    time_t next_attempt)
 {
-	int pending = 0, total;
-
-	total = tlsrpt_outbox_count(s->c.store, day, domain, &pending);
-	if (total > 0 && pending == 0 &&
-	    tlsrpt_store_mark_sent(s->c.store, domain, day) == -1)
-		log_warnx("TLS-RPT: %s", tlsrpt_store_error(s->c.store));
+	if (s->b->update(s->b->ctx, day, domain, uri, state, note, time(NULL),
+	        next_attempt) == -1)
+		log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
 }
 
 /* After a failed attempt: retry with backoff, or give up after 24 h. */
@@ -145,17 +146,14 @@ ts_failed(struct tlsrpt_sender *s, const char *day, const char *domain,
 		log_warnx("TLS-RPT: report for %s (%s) to %s: %s; giving up "
 		          "after 24 hours",
 		    domain, day, uri, why);
-		tlsrpt_outbox_update(s->c.store, day, domain, uri,
-		    TLSRPT_OUT_FAILED, why, now, 0);
+		ts_update(s, day, domain, uri, TLSRPT_OUT_FAILED, why, 0);
 		s->st.failed++;
-		ts_maybe_sent(s, day, domain);
 		return;
 	}
 	log_warnx("TLS-RPT: report for %s (%s) to %s: %s; next attempt in "
 	          "%lld s",
 	    domain, day, uri, why, (long long)wait);
-	tlsrpt_outbox_update(s->c.store, day, domain, uri, TLSRPT_OUT_PENDING,
-	    why, now, now + wait);
+	ts_update(s, day, domain, uri, TLSRPT_OUT_PENDING, why, now + wait);
 	s->st.retry++;
 }
 
@@ -165,9 +163,7 @@ ts_succeeded(struct tlsrpt_sender *s, const char *day, const char *domain,
 {
 	log_info(
 	    "TLS-RPT: report for %s (%s) to %s: %s", domain, day, uri, note);
-	tlsrpt_outbox_update(
-	    s->c.store, day, domain, uri, TLSRPT_OUT_DONE, note, time(NULL), 0);
-	ts_maybe_sent(s, day, domain);
+	ts_update(s, day, domain, uri, TLSRPT_OUT_DONE, note, 0);
 }
 
 /* --- mailto: --- */
@@ -233,10 +229,9 @@ ts_mail(struct tlsrpt_sender *s, const struct tlsrpt_out *o)
 	if (data == NULL) {
 		log_warnx("TLS-RPT: report for %s (%s) to %s: %s", o->domain,
 		    o->day, o->uri, why);
-		tlsrpt_outbox_update(s->c.store, o->day, o->domain, o->uri,
-		    TLSRPT_OUT_FAILED, why, time(NULL), 0);
+		ts_update(
+		    s, o->day, o->domain, o->uri, TLSRPT_OUT_FAILED, why, 0);
 		s->st.failed++;
-		ts_maybe_sent(s, o->day, o->domain);
 		return;
 	}
 	memset(&in, 0, sizeof(in));
@@ -368,10 +363,9 @@ ts_post(struct tlsrpt_sender *s, const struct tlsrpt_out *o)
 		return;
 	}
 	if (rc != 0) {
-		tlsrpt_outbox_update(s->c.store, o->day, o->domain, o->uri,
-		    TLSRPT_OUT_FAILED, "not a usable https URL", time(NULL), 0);
+		ts_update(s, o->day, o->domain, o->uri, TLSRPT_OUT_FAILED,
+		    "not a usable https URL", 0);
 		s->st.failed++;
-		ts_maybe_sent(s, o->day, o->domain);
 		ts_post_free(p);
 		return;
 	}
@@ -417,9 +411,8 @@ ts_process_due(struct tlsrpt_sender *s)
 	struct ts_due d = { NULL, 0 };
 	size_t i;
 
-	if (tlsrpt_outbox_due(s->c.store, s->now, TS_DUE_MAX, ts_due_one, &d) ==
-	    -1)
-		log_warnx("TLS-RPT: %s", tlsrpt_store_error(s->c.store));
+	if (s->b->due(s->b->ctx, s->now, TS_DUE_MAX, ts_due_one, &d) == -1)
+		log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
 	for (i = 0; i < d.n; i++) {
 		if (strncmp(d.v[i].uri, "mailto:", 7) == 0)
 			ts_mail(s, &d.v[i].o);
@@ -442,40 +435,52 @@ ts_prepare(struct tlsrpt_sender *s, const char *domain,
     const struct tlsrpt_rua *v, size_t n)
 {
 	struct tlsrpt_out o;
-	char *id, *json, *uri;
+	char *id, *json, **uris;
 	uint8_t *gz;
-	size_t i, gzlen;
+	size_t i;
 
 	id = tlsrpt_send_report_id(s->day, domain, s->c.submitter);
-	json = tlsrpt_report_build(
-	    s->c.store, domain, s->day, s->c.organization, s->c.contact, id);
+	json = s->b->build(
+	    s->b->ctx, domain, s->day, s->c.organization, s->c.contact, id);
 	if (json == NULL) {
 		log_warnx("TLS-RPT: cannot build the report for %s (%s): %s",
-		    domain, s->day, tlsrpt_store_error(s->c.store));
+		    domain, s->day, s->b->error(s->b->ctx));
+		s->b->release(s->b->ctx, s->day, domain);
 		free(id);
 		return;
 	}
-	gz = tlsrpt_gzip(json, &gzlen);
 	memset(&o, 0, sizeof(o));
 	memcpy(o.day, s->day, sizeof(o.day));
 	o.domain = domain;
 	o.report_id = id;
-	o.gz = gz;
-	o.gzlen = gzlen;
+	o.gz = gz = tlsrpt_gzip(json, &o.gzlen);
 	o.state = TLSRPT_OUT_PENDING;
-	for (i = 0; i < n; i++) {
-		uri = v[i].kind == TLSRPT_RUA_MAILTO ?
+	uris = xcalloc(n + 1, sizeof(*uris));
+	for (i = 0; i < n; i++)
+		uris[i] = v[i].kind == TLSRPT_RUA_MAILTO ?
 		    xasprintf("mailto:%s", v[i].target) :
 		    xstrdup(v[i].target);
-		o.uri = uri;
-		if (tlsrpt_outbox_add(s->c.store, &o) == -1)
-			log_warnx(
-			    "TLS-RPT: %s", tlsrpt_store_error(s->c.store));
-		free(uri);
-	}
+	if (s->b->prepare(s->b->ctx, &o, (const char *const *)uris, n) == -1)
+		log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
+	tlsrpt_strv_free(uris);
 	free(gz);
 	free(json);
 	free(id);
+}
+
+/* The domain takes no reports: its day is done. */
+static void
+ts_no_policy(struct tlsrpt_sender *s, const char *domain)
+{
+	struct tlsrpt_out o;
+
+	memset(&o, 0, sizeof(o));
+	memcpy(o.day, s->day, sizeof(o.day));
+	o.domain = domain;
+	o.report_id = "";
+	o.note = "";
+	if (s->b->prepare(s->b->ctx, &o, NULL, 0) == -1)
+		log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
 }
 
 static void
@@ -503,6 +508,7 @@ ts_txt_done(struct dns_answer *a, void *arg)
 		log_warnx("TLS-RPT: _smtp._tls.%s: DNS %s; trying again later",
 		    t->domain, dns_status_str(dns_answer_status(a)));
 		s->st.dns_later++;
+		s->b->release(s->b->ctx, s->day, t->domain);
 		goto out;
 	}
 	recs = xcalloc(dns_answer_count(a) + 1, sizeof(char *));
@@ -514,9 +520,7 @@ ts_txt_done(struct dns_answer *a, void *arg)
 	if (nv == -1) {
 		log_info("TLS-RPT: %s takes no reports: %s", t->domain, why);
 		s->st.no_policy++;
-		if (tlsrpt_store_mark_sent(s->c.store, t->domain, s->day) == -1)
-			log_warnx(
-			    "TLS-RPT: %s", tlsrpt_store_error(s->c.store));
+		ts_no_policy(s, t->domain);
 		free(why);
 		goto out;
 	}
@@ -533,17 +537,21 @@ ts_lookup_more(struct tlsrpt_sender *s)
 {
 	struct ts_txt *t;
 	size_t inflight = 0;
-	int pending;
 	char *name;
+	int rc;
 
 	TAILQ_FOREACH (t, &s->txts, entry)
 		inflight++;
 	while (inflight < TS_LOOKUPS && s->next < s->ndomains) {
 		const char *d = s->domains[s->next++];
 
-		if (tlsrpt_store_sent(s->c.store, d, s->day) ||
-		    tlsrpt_outbox_count(s->c.store, s->day, d, &pending) != 0)
-			continue; /* done, or prepared by an earlier run */
+		rc = s->b->claim(s->b->ctx, s->day, d, s->now);
+		if (rc == -1)
+			log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
+		if (rc == -1 || rc == 2)
+			s->st.later++;
+		if (rc != 1)
+			continue; /* done, prepared earlier or elsewhere */
 		s->st.domains++;
 		t = xcalloc(1, sizeof(*t));
 		t->s = s;
@@ -567,6 +575,8 @@ tlsrpt_send_new(const struct tlsrpt_send_config *c)
 	struct tlsrpt_sender *s = xcalloc(1, sizeof(*s));
 
 	s->c = *c;
+	tlsrpt_book_local(&s->local, c->store);
+	s->b = c->book != NULL ? c->book : &s->local;
 	TAILQ_INIT(&s->txts);
 	TAILQ_INIT(&s->posts);
 	s->done_ev = event_new(c->base, -1, 0, ts_done_cb, s);
@@ -603,10 +613,11 @@ tlsrpt_send_run(struct tlsrpt_sender *s, const char *day, time_t now,
 	s->ndomains = s->next = 0;
 	if (day != NULL) {
 		snprintf(s->day, sizeof(s->day), "%s", day);
-		s->domains = tlsrpt_store_domains(s->c.store, day, &n);
-		if (s->domains == NULL)
-			log_warnx(
-			    "TLS-RPT: %s", tlsrpt_store_error(s->c.store));
+		s->domains = s->b->domains(s->b->ctx, day, &n);
+		if (s->domains == NULL) {
+			log_warnx("TLS-RPT: %s", s->b->error(s->b->ctx));
+			s->st.later++;
+		}
 		s->ndomains = s->domains != NULL ? n : 0;
 	}
 	ts_lookup_more(s);

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "tlsrpt/tlsrpt.h"
+
 struct event_base;
 struct dns_resolver;
 struct http_client;
@@ -35,12 +37,59 @@ struct tlsrpt_store;
 struct dkim_signer;
 struct tlsrpt_sender;
 
+/*
+ * The book the run keeps: which domains it prepares, how a report is
+ * built, where the outbox is. tlsrpt_book_local() (tlsrpt_book.c) is the
+ * node's own store; a fleet node passes the shared database's
+ * (src/fleet/fleet_tlsrpt_send.c), where claims make one node prepare
+ * each domain's report and one node at a time try each destination.
+ * Every function gets ctx; strings are borrowed for the call.
+ */
+struct tlsrpt_send_book {
+	void *ctx;
+	/* The day's policy domains that may still need a report. New
+	 * (tlsrpt_strv_free), or NULL on an error (error()). */
+	char **(*domains)(void *ctx, const char *day, size_t *n);
+	/* Whether this run prepares domain's report: 1 (claimed), 0 (done
+	 * or prepared), 2 (another node is preparing it: the day is looked
+	 * at again next run, in case that node dies), -1 (error). */
+	int (*claim)(
+	    void *ctx, const char *day, const char *domain, time_t now);
+	/* The claim ends unused (the _smtp._tls lookup failed): a later
+	 * run tries the domain again. */
+	void (*release)(void *ctx, const char *day, const char *domain);
+	/* The RFC 8460 §4.4 JSON of the report (tlsrpt_report_build). New,
+	 * or NULL with error(). */
+	char *(*build)(void *ctx, const char *domain, const char *day,
+	    const char *organization, const char *contact,
+	    const char *report_id);
+	/* The prepared report o (its uri ignored) for each of the n uris;
+	 * n = 0: the domain takes no reports, its day is done. At once (one
+	 * transaction): a report is prepared once, with one report-id. */
+	int (*prepare)(void *ctx, const struct tlsrpt_out *o,
+	    const char *const *uris, size_t n);
+	/* The due PENDING entries, at most max (claimed for this node). */
+	int (*due)(
+	    void *ctx, time_t now, size_t max, tlsrpt_out_cb *cb, void *arg);
+	/* After an attempt (tlsrpt_outbox_update); the day of the domain is
+	 * done when no entry of it is pending any more. 0 or -1. */
+	int (*update)(void *ctx, const char *day, const char *domain,
+	    const char *uri, enum tlsrpt_out_state state, const char *note,
+	    time_t now, time_t next_attempt);
+	/* The last error, one line, borrowed. */
+	const char *(*error)(void *ctx);
+};
+
+/* The book of the node's own store s (borrowed) into b. */
+void tlsrpt_book_local(struct tlsrpt_send_book *b, struct tlsrpt_store *s);
+
 struct tlsrpt_send_config {
 	struct event_base *base;
 	struct dns_resolver *resolver;
 	struct http_client *http;
 	struct queue *queue;
-	struct tlsrpt_store *store;
+	struct tlsrpt_store *store; /* the node's own, when book is NULL */
+	const struct tlsrpt_send_book *book; /* else this one (borrowed) */
 	const struct dkim_signer *dkim; /* NULL: mailto destinations fail */
 	const char *organization;       /* organization-name */
 	const char *contact;            /* contact-info */
@@ -56,6 +105,8 @@ struct tlsrpt_send_stats {
 	unsigned domains;   /* policy domains looked at */
 	unsigned no_policy; /* without a usable _smtp._tls record */
 	unsigned dns_later; /* lookup failed; tried again next run */
+	unsigned later;     /* the book failed (the fleet's database away):
+	                     * the day is tried again next run */
 	unsigned queued;    /* report mails queued */
 	unsigned posted;    /* https POSTs accepted */
 	unsigned retry;     /* attempts that failed and will be retried */

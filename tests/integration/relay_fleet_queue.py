@@ -148,10 +148,12 @@ def test_kill9(fl, recv, lease_s):
                    threads=3, pause=0.05).start()
     # A trickle to slow mailboxes of other destinations (a slow attempt
     # holds its connection 3 s: each destination's mail waits behind it).
+    # Which node claims a message is the database's choice, not the
+    # submitter's: wait (up to 30 s) until node1 happens to hold some.
     slow = cl.Load(ledger, ports, ["slow@" + d for d in SLOW_DESTS],
-                   threads=1, pause=0.5).start()
+                   threads=2, pause=0.3).start()
     time.sleep(2.0)
-    claimed = wait_claims(fl, "node1", 10)
+    claimed = wait_claims(fl, "node1", 30)
     node1 = fl.nodes[0]
     with ledger.fault("kill9", pid=node1.proc.pid):
         dead.add(0)

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import sys
+import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -78,6 +79,10 @@ def test_cli(fl, sent):
                 " node=node1\n" in out and " node=node2\n" in out and
                 "attempt" in out and "node=node1" in out.split(
                     "attempt", 1)[1], out + err)
+    rc, out, err = fl.nodes[2].cli("report", "--period", "1h")
+    ok &= check("report text says whose report it is", rc == 0 and
+                "Transit security report of every node" in out and
+                "the fleet's database holds events since" in out, out + err)
     rc, out, err = fl.nodes[2].cli("report", "--json", "--period", "1h")
     rep = json.loads(out) if rc == 0 else {}
     blocked = {b["domain"]: (b["messages"], b["nodes"])
@@ -112,6 +117,11 @@ def test_console(fl, url, sent):
         ok &= check("console: search lists both nodes' mail",
                     sorted(r[-1] for r in res) == ["node1", "node2"],
                     f"{res}")
+        b.get(f"{url}/report?period=1h")
+        rows = b.table("#blocked")
+        ok &= check("console: the blocked domain with its node",
+                    [(r[0], r[-1]) for r in rows] ==
+                    [("dane-ta-wrong-name.test", "node1")], f"{rows}")
         errs = b.console_errors()
         ok &= check("console: no script or CSP error", not errs, f"{errs}")
     page = json.loads(get(f"{url}/report?period=1h&format=json"))
@@ -131,6 +141,13 @@ def test_console(fl, url, sent):
     return ok
 
 
+def fleet_answers(url):
+    """node3's console gives the fleet's report (node3 itself accepted
+    nothing, so its own report has nothing blocked)."""
+    page = json.loads(get(f"{url}/report?period=1h&format=json"))
+    return bool(page["blocked"])
+
+
 def test_outage(fl, url, sent):
     fl.pg.stop()
     try:
@@ -143,9 +160,21 @@ def test_outage(fl, url, sent):
                     'id="fleet-unreachable"' in html and
                     "Fleet database unreachable: this node only" in html,
                     html[:600])
-        return ok
     finally:
         fl.pg.start()
+    ok &= check("database back: the console reads the fleet again",
+                wait_until(lambda: fleet_answers(url), 15, 0.5))
+    # A restart between two pages: the console's connection is broken
+    # and the next page opens a new one, without a banner (pg_ready
+    # reconnects at most every 2 s: wait that out first).
+    time.sleep(2.5)
+    fl.pg.stop()
+    fl.pg.start()
+    html = get(f"{url}/report?period=1h")
+    ok &= check("database restarted: the next page is the fleet's",
+                'id="fleet-unreachable"' not in html and
+                fleet_answers(url), html[:300])
+    return ok
 
 
 def main():

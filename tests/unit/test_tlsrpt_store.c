@@ -440,6 +440,123 @@ test_report(void)
 	tlsrpt_store_close(s);
 }
 
+struct rows_ctx {
+	struct tlsrpt_store *to;
+	int policies, failures;
+};
+
+static int
+copy_row(const struct tlsrpt_row *r, void *arg)
+{
+	struct rows_ctx *c = arg;
+
+	if (r->result_type == NULL)
+		c->policies++;
+	else
+		c->failures++;
+	return tlsrpt_store_add_row(c->to, r);
+}
+
+/* Every count of the policies of report a, times k, is b's. */
+static bool
+counts_times(json_t *a, json_t *b, int k)
+{
+	json_t *pa = json_object_get(a, "policies");
+	json_t *pb = json_object_get(b, "policies");
+	size_t i;
+
+	if (json_array_size(pa) == 0 ||
+	    json_array_size(pa) != json_array_size(pb))
+		return false;
+	for (i = 0; i < json_array_size(pa); i++) {
+		json_t *x = json_array_get(pa, i), *y = json_array_get(pb, i);
+		json_t *fx = json_object_get(x, "failure-details");
+		json_t *fy = json_object_get(y, "failure-details");
+		size_t j;
+
+		if (!json_equal(json_object_get(x, "policy"),
+		        json_object_get(y, "policy")) ||
+		    jint(x, "summary", "total-successful-session-count") * k !=
+		        jint(y, "summary", "total-successful-session-count") ||
+		    jint(x, "summary", "total-failure-session-count") * k !=
+		        jint(y, "summary", "total-failure-session-count") ||
+		    json_array_size(fx) != json_array_size(fy))
+			return false;
+		for (j = 0; j < json_array_size(fx); j++)
+			if (json_integer_value(
+			        json_object_get(json_array_get(fx, j),
+			            "failed-session-count")) *
+			        k !=
+			    json_integer_value(json_object_get(
+			        json_array_get(fy, j), "failed-session-count")))
+				return false;
+	}
+	return true;
+}
+
+/* The fleet's way (src/fleet/fleet_tlsrpt.c): rows out of a node's store,
+ * added twice into a store in memory as if two nodes had the same counts;
+ * the report of the sum has every count doubled. */
+static void
+test_rows_sum(void)
+{
+	struct tlsrpt_store *s = open_fresh("rows.db"), *m;
+	struct rows_ctx c = { NULL, 0, 0 };
+	char *err = NULL;
+	json_t *a, *b;
+
+	T_CHECK(s != NULL && record_mix(s) == 0);
+	m = tlsrpt_store_open(":memory:", &err);
+	T_CHECK(m != NULL && access(":memory:", F_OK) == -1);
+	c.to = m;
+	T_CHECK(tlsrpt_store_rows(s, "", copy_row, &c) == 0);
+	T_CHECK(tlsrpt_store_rows(s, "", copy_row, &c) == 0);
+	T_CHECK(c.policies > 0 && c.failures > 0);
+	a = build_json(s, "example.com", "2026-03-01");
+	b = build_json(m, "example.com", "2026-03-01");
+	T_CHECK(counts_times(a, b, 2));
+	json_decref(a);
+	json_decref(b);
+	a = build_json(s, "example.net", "2026-03-01");
+	b = build_json(m, "example.net", "2026-03-01");
+	T_CHECK(counts_times(a, b, 2));
+	json_decref(a);
+	json_decref(b);
+	/* since: only the days from it */
+	c.policies = c.failures = 0;
+	c.to = NULL;
+	tlsrpt_store_close(m);
+	m = tlsrpt_store_open(":memory:", &err);
+	c.to = m;
+	T_CHECK(tlsrpt_store_rows(s, "2026-03-02", copy_row, &c) == 0);
+	T_CHECK(c.policies == 1 && c.failures == 1);
+	T_CHECK(build_json(m, "example.com", "2026-03-01") == NULL);
+	tlsrpt_store_close(m);
+	tlsrpt_store_close(s);
+	free(err);
+}
+
+/* One TLSA RRset seen in two orders (DNS keeps none) is one policy. */
+static void
+test_tlsa_order(void)
+{
+	static const char *const swapped[] = { tlsa_rrs[1], tlsa_rrs[0] };
+	struct tlsrpt_store *s = open_fresh("order.db");
+	struct tlsrpt_session t =
+	    sess("example.org", TLSRPT_TLSA, at(2026, 3, 1, 10, 0, 0));
+	json_t *j;
+
+	T_CHECK(s != NULL && rec(s, &t, 2) == 0);
+	t.policy_strings = swapped;
+	T_CHECK(rec(s, &t, 3) == 0);
+	j = build_json(s, "example.org", "2026-03-01");
+	T_CHECK(json_array_size(json_object_get(j, "policies")) == 1);
+	T_CHECK(jint(json_array_get(json_object_get(j, "policies"), 0),
+	            "summary", "total-successful-session-count") == 5);
+	json_decref(j);
+	tlsrpt_store_close(s);
+}
+
 /* A policy fetch failure: its own sts entry, the sessions beside it. */
 static void
 test_fetch_failure(void)
@@ -805,6 +922,8 @@ main(void)
 	T_RUN(test_second_connection_keeps_locks);
 	T_RUN(test_domains);
 	T_RUN(test_report);
+	T_RUN(test_rows_sum);
+	T_RUN(test_tlsa_order);
 	T_RUN(test_fetch_failure);
 	T_RUN(test_report_parses);
 	T_RUN(test_gzip);
