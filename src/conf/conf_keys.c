@@ -383,8 +383,8 @@ const struct conf_key_def conf_keys[CONF_KEY_COUNT] = {
 	    "sqlite: the queue on this node's disk; postgres: in [fleet] "
 	    "postgres, delivered by any node (docs/FLEET.md)",
 	    CONF_RESTART },
-	{ CONF_QUEUE_LEASE, "queue", "lease", CONF_T_DURATION, "10m", 10,
-	    86400, NULL,
+	{ CONF_QUEUE_LEASE, "queue", "lease", CONF_T_DURATION, "10m", 10, 86400,
+	    NULL,
 	    "store = postgres: how long a node's claim on a recipient lasts "
 	    "without renewal; a dead node's mail goes to others after it",
 	    CONF_RESTART },
