@@ -395,6 +395,23 @@ deliver_job_finished(
 	}
 }
 
+/*
+ * A scan or a renewal of our leases failed, or worked: said once per
+ * outage, not once a second (store = postgres: the database is away; the
+ * next tick tries again, pg reconnects at its own rate).
+ */
+static void
+deliver_queue_ok(struct deliver *d, bool ok)
+{
+	if (!ok && !d->queue_down)
+		log_warnx("queue unavailable: %s; no new attempts until it is "
+		          "back",
+		    queue_error(d->cfg.queue));
+	else if (ok && d->queue_down)
+		log_info("queue available again; delivery goes on");
+	d->queue_down = !ok;
+}
+
 static void
 deliver_scan(struct deliver *d)
 {
@@ -421,9 +438,7 @@ deliver_scan(struct deliver *d)
 	do {
 		n = queue_due_after(d->cfg.queue, now, pg.last_next, pg.last_id,
 		    DELIVER_SCAN_PAGE, deliver_scan_one, &pg);
-		if (n == -1)
-			log_warnx(
-			    "queue scan failed: %s", queue_error(d->cfg.queue));
+		deliver_queue_ok(d, n != -1);
 	} while (n == DELIVER_SCAN_PAGE && pg.added < DELIVER_SCAN_BATCH &&
 	    d->npending < DELIVER_PENDING_MAX);
 	/*
@@ -448,6 +463,13 @@ deliver_tick(evutil_socket_t fd, short ev, void *arg)
 	struct timeval tv;
 
 	d->woken = false;
+	/*
+	 * store = postgres: keep the claims on what is pending or in flight
+	 * (also while paused or stopping: those attempts still run), so that
+	 * no other node takes them (queue_pg_due.c).
+	 */
+	if (queue_lease_renew(d->cfg.queue, time(NULL)) == -1)
+		deliver_queue_ok(d, false);
 	deliver_scan(d);
 #ifdef __GLIBC__
 	/*

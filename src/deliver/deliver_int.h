@@ -106,6 +106,9 @@ struct deliver {
 	enum deliver_dns dns;  /* the resolver's state */
 	char dns_why[512];     /* why it is DOWN */
 	bool stopping;
+	/* the last queue scan or lease renewal failed (logged once per
+	 * outage: store = postgres while the database is away) */
+	bool queue_down;
 	/* outcomes not written yet (deliver_hold.c): no new attempts */
 	bool paused;
 	struct dheld_list held;

@@ -18,6 +18,7 @@
 #include "core/qid.h"
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 static struct queue *queue_open_mode(
     const char *dir, bool create, char **errstr);
@@ -154,6 +155,8 @@ queue_tx_rollback(struct queue *q)
 int
 queue_batch_begin(struct queue *q)
 {
+	if (q->pg != NULL)
+		return queue_pg_batch_begin(q);
 	if (q->batch++ > 0)
 		return 0;
 	q->batch_err = 0;
@@ -168,6 +171,8 @@ queue_batch_end(struct queue *q)
 {
 	int failed = q->batch_err;
 
+	if (q->pg != NULL)
+		return queue_pg_batch_end(q);
 	if (q->batch == 0 || --q->batch > 0)
 		return 0;
 	q->batch_err = 0;
@@ -426,6 +431,10 @@ queue_close(struct queue *q)
 
 	if (q == NULL)
 		return;
+	if (q->pg != NULL) {
+		queue_pg_close(q);
+		return;
+	}
 	for (i = 0; i < QUEUE_ST_COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	/* The last connection to close checkpoints the WAL into the DB. */
@@ -570,6 +579,8 @@ queue_add(struct queue *q, const struct queue_msg_in *m, char id[QUEUE_ID_LEN],
 {
 	int tries;
 
+	if (q->pg != NULL)
+		return queue_pg_add(q, m, id, errstr);
 	*errstr = NULL;
 	if (m->nrcpt == 0 || (m->len > 0 && m->data == NULL)) {
 		*errstr = xstrdup("queue_add: no recipients or no data");
@@ -633,6 +644,8 @@ queue_event_json(struct queue *q, const char *msgid, const char *addr,
 {
 	if (!queue_event_type_ok(type))
 		return queue_failx(q, "event type '%s' is not one word", type);
+	if (q->pg != NULL)
+		return queue_pg_event(q, msgid, addr, type, fields);
 	return queue_event_add(q, msgid, addr, type, fields);
 }
 
@@ -658,7 +671,8 @@ queue_event(struct queue *q, const char *msgid, const char *addr,
 			    obj == NULL ? jerr.text : "wrong type");
 		}
 	}
-	rc = queue_event_add(q, msgid, addr, type, obj);
+	rc = q->pg != NULL ? queue_pg_event(q, msgid, addr, type, obj) :
+	                     queue_event_add(q, msgid, addr, type, obj);
 	json_decref(obj);
 	return rc;
 }

@@ -159,11 +159,31 @@ struct conf;
  * opens [fleet] postgres as [fleet] node (queue_open_pg). For the daemon,
  * the commands and the console alike. Returns new or NULL with *errstr.
  */
-struct queue *queue_open_conf(
-    const struct conf *c, bool create, char **errstr);
+struct queue *queue_open_conf(const struct conf *c, bool create, char **errstr);
 
 /* Whether q lives in PostgreSQL (store = postgres). */
 bool queue_is_pg(const struct queue *q);
+
+/*
+ * Whether the store can take a message now. SQLite: always.
+ * store = postgres: false while the connection is lost (found by the last
+ * statement; a reconnect is tried here at most every PG_RETRY_S), so the
+ * server refuses MAIL with 451 4.3.0 instead of taking a message it
+ * cannot commit. Cheap: no round trip while the connection is up.
+ */
+bool queue_available(struct queue *q);
+
+/*
+ * store = postgres: extend the leases of the recipients queue_due()
+ * claimed on this connection and whose outcome is not written yet, once
+ * a third of [queue] lease has passed since the last renewal, so that
+ * another node does not take an attempt that is still running. The
+ * first call also releases claims of this node that this connection does
+ * not hold (left by a previous run of the node that was killed): only
+ * the daemon calls it, from its scheduler's tick. SQLite: no-op.
+ * 0, or -1 (queue_error).
+ */
+int queue_lease_renew(struct queue *q, time_t now);
 
 /*
  * Group commit: the changes made between queue_batch_begin() and

@@ -14,6 +14,7 @@
 
 #include "core/str.h"
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 enum queue_admin_action {
 	QUEUE_ADMIN_RETRY,
@@ -360,6 +361,8 @@ queue_retry_since(struct queue *q, time_t since, time_t now)
 	sqlite3_stmt *st;
 	int rc;
 
+	if (q->pg != NULL) /* the delivery path's: queue_pg_rcpt.c */
+		return queue_pg_retry_since(q, since, now);
 	q->err[0] = '\0';
 	if (sqlite3_prepare_v2(q->db,
 	        "UPDATE recipients SET next_attempt = ?2 WHERE status = 0 "
@@ -413,6 +416,8 @@ queue_purge(struct queue *q, time_t before)
 {
 	int n;
 
+	if (q->pg != NULL) /* the delivery path's: queue_pg_rcpt.c */
+		return queue_pg_purge(q, before);
 	if (queue_tx_begin(q) == -1)
 		return -1;
 	n = queue_purge_select(q, before);

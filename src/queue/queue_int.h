@@ -65,6 +65,8 @@ struct queue {
 	 */
 	struct pg *pg;
 	time_t lease;
+	struct queue_pg_claims *claims; /* what queue_due claimed: renewed
+	                                 * until its outcome (queue_pg_due.c) */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */
@@ -130,6 +132,14 @@ json_t *queue_json_str(const char *s);
 
 /* Set key to string s in o unless s is NULL or empty. */
 void queue_json_set_str(json_t *o, const char *key, const char *s);
+
+/* A message read from a row (SQLite or PostgreSQL): the public struct
+ * first, so queue_msg_free can find the owned parts. */
+struct queue_msg_box {
+	struct queue_msg m;
+	char *own[8];
+	uint8_t *data;
+};
 
 /* A recipient read from a row, owning its strings. */
 struct queue_rcpt_row {

@@ -10,13 +10,7 @@
 #include <string.h>
 
 #include "core/xmalloc.h"
-
-/* The public struct first, so queue_msg_free can find the owned parts. */
-struct queue_msg_box {
-	struct queue_msg m;
-	char *own[8];
-	uint8_t *data;
-};
+#include "queue/queue_pg_int.h"
 
 static const char *
 queue_msg_text(sqlite3_stmt *st, int col, struct queue_msg_box *b, size_t slot,
@@ -96,7 +90,8 @@ queue_msg_load(struct queue *q, const char *msgid)
 struct queue_msg *
 queue_msg_get(struct queue *q, const char *msgid)
 {
-	struct queue_msg *m = queue_msg_load(q, msgid);
+	struct queue_msg *m = q->pg != NULL ? queue_pg_msg_load(q, msgid) :
+	                                      queue_msg_load(q, msgid);
 
 	if (m != NULL && m->data == NULL) {
 		queue_msg_free(m);
@@ -160,8 +155,11 @@ queue_msg_drop_body(struct queue_msg *m)
 int
 queue_msg_gc(struct queue *q, const char *msgid)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_MSG_GC);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_msg_gc(q, msgid);
+	st = queue_stmt(q, QUEUE_ST_MSG_GC);
 	sqlite3_bind_text(st, 1, msgid, -1, SQLITE_STATIC);
 	return queue_run(q, st, "drop body");
 }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/xmalloc.h"
+#include "queue/queue_pg_int.h"
 
 /* Text column col into row (owned), "" for NULL unless keep_null. */
 static const char *
@@ -106,8 +107,12 @@ queue_rcpt_each(
 int
 queue_due(struct queue *q, time_t now, size_t max, queue_rcpt_cb *cb, void *arg)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DUE);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_due_after(
+		    q, now, INT64_MIN, INT64_MIN, max, cb, arg);
+	st = queue_stmt(q, QUEUE_ST_DUE);
 	if (max == 0)
 		return 0;
 	if (max > 1000000)
@@ -121,8 +126,12 @@ int
 queue_due_after(struct queue *q, time_t now, time_t after_next,
     int64_t after_id, size_t max, queue_rcpt_cb *cb, void *arg)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_DUE_AFTER);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_due_after(
+		    q, now, after_next, after_id, max, cb, arg);
+	st = queue_stmt(q, QUEUE_ST_DUE_AFTER);
 	if (max == 0)
 		return 0;
 	if (max > 1000000)
@@ -137,9 +146,12 @@ queue_due_after(struct queue *q, time_t now, time_t after_next,
 time_t
 queue_next_due(struct queue *q)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_NEXT_DUE);
+	sqlite3_stmt *st;
 	time_t t = 0;
 
+	if (q->pg != NULL)
+		return queue_pg_next_due(q);
+	st = queue_stmt(q, QUEUE_ST_NEXT_DUE);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		t = (time_t)sqlite3_column_int64(st, 0);
 	else
@@ -196,8 +208,11 @@ static int
 queue_rcpt_final(struct queue *q, int64_t rcpt, enum queue_rcpt_status s,
     const struct queue_attempt *a)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_RCPT_FINAL);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_rcpt_final(q, rcpt, s, a);
+	st = queue_stmt(q, QUEUE_ST_RCPT_FINAL);
 	queue_rcpt_bind_attempt(st, rcpt, a);
 	sqlite3_bind_int(st, 2, (int)s);
 	return queue_rcpt_change(q, st, rcpt, queue_rcpt_status_str(s));
@@ -220,8 +235,11 @@ int
 queue_rcpt_deferred(struct queue *q, int64_t rcpt, time_t next_attempt,
     const struct queue_attempt *a)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_RCPT_DEFER);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_rcpt_deferred(q, rcpt, next_attempt, a);
+	st = queue_stmt(q, QUEUE_ST_RCPT_DEFER);
 	queue_rcpt_bind_attempt(st, rcpt, a);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)next_attempt);
 	return queue_rcpt_change(q, st, rcpt, "deferred");
@@ -230,8 +248,11 @@ queue_rcpt_deferred(struct queue *q, int64_t rcpt, time_t next_attempt,
 int
 queue_rcpt_set_warned(struct queue *q, int64_t rcpt)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_RCPT_WARNED);
+	sqlite3_stmt *st;
 
+	if (q->pg != NULL)
+		return queue_pg_rcpt_set_warned(q, rcpt);
+	st = queue_stmt(q, QUEUE_ST_RCPT_WARNED);
 	sqlite3_bind_int64(st, 1, rcpt);
 	if (queue_run(q, st, "set delay_warned") == -1)
 		return -1;
@@ -243,9 +264,12 @@ queue_rcpt_set_warned(struct queue *q, int64_t rcpt)
 bool
 queue_rcpt_bounce_requested(struct queue *q, int64_t rcpt)
 {
-	sqlite3_stmt *st = queue_stmt(q, QUEUE_ST_RCPT_BOUNCE_REQ);
+	sqlite3_stmt *st;
 	bool yes = false;
 
+	if (q->pg != NULL)
+		return queue_pg_rcpt_bounce_requested(q, rcpt);
+	st = queue_stmt(q, QUEUE_ST_RCPT_BOUNCE_REQ);
 	sqlite3_bind_int64(st, 1, rcpt);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		yes = sqlite3_column_int(st, 0) != 0;

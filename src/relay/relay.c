@@ -515,7 +515,8 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	if (r->client_tls == NULL)
 		return relay_fail(r, errstr, ex, EX_SOFTWARE,
 		    xasprintf("client TLS: %s", terr));
-	r->queue = queue_open(conf_str(r->conf, CONF_QUEUE_DIRECTORY), &err);
+	/* [queue] store: the directory, or the fleet's PostgreSQL. */
+	r->queue = queue_open_conf(r->conf, true, &err);
 	if (r->queue == NULL)
 		return relay_fail(r, errstr, ex, EX_CANTCREAT, err);
 	err = NULL;

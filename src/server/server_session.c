@@ -745,6 +745,26 @@ server_session_storage_low(size_t size, void *arg)
 	return true;
 }
 
+/* store = postgres: the database is away (queue_available). */
+static bool
+server_session_queue_down(void *arg)
+{
+	struct server_session *s = arg;
+	const struct server_config *cfg = server_cfg(s->srv);
+	static time_t said;
+	time_t now = time(NULL);
+
+	if (cfg->queue == NULL || queue_available(cfg->queue))
+		return false;
+	if (now - said >= 60) { /* once a minute, not once a client */
+		said = now;
+		log_warnx("queue unavailable (%s): new mail refused with 451 "
+		          "4.3.0",
+		    queue_error(cfg->queue));
+	}
+	return true;
+}
+
 static struct smtp_server *
 server_session_fsm(struct server_session *s, enum smtp_server_refuse refuse)
 {
@@ -761,6 +781,7 @@ server_session_fsm(struct server_session *s, enum smtp_server_refuse refuse)
 		.max_recipients = cfg->max_recipients,
 		.refuse = refuse,
 		.storage_low = server_session_storage_low,
+		.queue_down = server_session_queue_down,
 		.storage_arg = s,
 	};
 

@@ -488,6 +488,13 @@ smtp_server_cmd_mail(struct smtp_server *m)
 	}
 	if (smtp_server_storage_low(m, c->has_size ? c->size : 0))
 		return;
+	/* RFC 5321 section 4.2.2: 451, local error in processing; the
+	 * client keeps the message and tries again (or another node). */
+	if (m->p.queue_down != NULL && m->p.queue_down(m->p.storage_arg)) {
+		smtp_server_reply(
+		    m, 451, "4.3.0", "Queue unavailable, try again later");
+		return;
+	}
 	m->in_txn = true;
 	m->sender = xstrdup(c->path);
 	m->envid = c->has_envid ? xstrdup(c->envid) : NULL;

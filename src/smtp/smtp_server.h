@@ -68,6 +68,12 @@ struct smtp_server_params {
 	 * pure: the caller measures.
 	 */
 	bool (*storage_low)(size_t size, void *arg);
+	/*
+	 * Whether the queue cannot store a message now (store = postgres:
+	 * the database is away), asked at MAIL with storage_arg; NULL:
+	 * never. Refused with 451 4.3.0 before the client sends the data.
+	 */
+	bool (*queue_down)(void *arg);
 	void *storage_arg;
 };
 
