@@ -62,6 +62,16 @@ void fleet_sync_stop(struct fleet_sync *s);
  */
 int fleet_sync_once(const struct fleet_sync_config *c, char **errstr);
 
+/* --- fleet_sts.c --- */
+
+/*
+ * The fleet's one MTA-STS cache (RFC 8461 section 5.1): copy the
+ * policies of the local cache at sts_path that changed since the node's
+ * dr_nodes.sts_mark into dr_sts_policies, and take into the local cache
+ * the policies other nodes learned. Idempotent. 0, or -1 (pg_error).
+ */
+int fleet_sts_sync(struct pg *p, const char *sts_path);
+
 /* --- fleet_tlsrpt.c --- */
 
 /*

@@ -184,6 +184,15 @@ metrics_dnssec_selftest_ok(void)
 }
 
 void
+metrics_fleet(bool db_up, uint64_t backlog)
+{
+	atomic_store_explicit(
+	    &metrics_reg.fleet_backlog, backlog, memory_order_relaxed);
+	atomic_store_explicit(
+	    &metrics_reg.fleet, db_up ? 2 : 1, memory_order_relaxed);
+}
+
+void
 metrics_init(void)
 {
 	atomic_store_explicit(
@@ -220,4 +229,6 @@ metrics_reset(void)
 	atomic_store(&metrics_reg.inbound, 0);
 	atomic_store(&metrics_reg.selftest_ok, 0);
 	atomic_store(&metrics_reg.start, 0);
+	atomic_store(&metrics_reg.fleet, 0);
+	atomic_store(&metrics_reg.fleet_backlog, 0);
 }

@@ -49,6 +49,14 @@ bool metrics_dnssec_selftest_ok(void);
 /* Inbound sessions open now (for the console's overview). */
 int64_t metrics_inbound_sessions(void);
 
+/*
+ * The fleet's copying thread (fleet/fleet_sync.c), after each pass:
+ * whether the database took it (danerelay_fleet_db_up), and how many
+ * local trace events wait to be copied (danerelay_fleet_backlog_events).
+ * Rendered only once set: a node without [fleet] shows neither.
+ */
+void metrics_fleet(bool db_up, uint64_t backlog);
+
 /* At the daemon's start: its start time (danerelay_start_time_seconds). */
 void metrics_init(void);
 

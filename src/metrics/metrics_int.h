@@ -44,6 +44,8 @@ struct metrics_reg {
 	_Atomic int64_t inbound;
 	_Atomic int selftest_ok;
 	_Atomic int64_t start; /* time_t */
+	_Atomic int fleet;     /* 0: no fleet; 1: db down; 2: db up */
+	_Atomic uint64_t fleet_backlog;
 };
 extern struct metrics_reg metrics_reg;
 

@@ -250,12 +250,35 @@ render_gauges(struct buf *out)
 	    out, "danerelay_start_time_seconds %" PRId64 "\n", start);
 }
 
+/* The fleet's copying thread, when there is one (metrics_fleet). */
+static int
+render_fleet(struct buf *out)
+{
+	int fleet =
+	    atomic_load_explicit(&metrics_reg.fleet, memory_order_relaxed);
+
+	if (fleet == 0)
+		return 0;
+	if (render_head(out, "danerelay_fleet_db_up", "gauge",
+	        "1 when the last copy to the fleet's PostgreSQL database "
+	        "succeeded, else 0.") == -1 ||
+	    buf_printf(out, "danerelay_fleet_db_up %d\n", fleet == 2) == -1 ||
+	    render_head(out, "danerelay_fleet_backlog_events", "gauge",
+	        "Trace events of this node's queue not yet copied to the "
+	        "fleet database.") == -1)
+		return -1;
+	return buf_printf(out, "danerelay_fleet_backlog_events %" PRIu64 "\n",
+	    atomic_load_explicit(
+	        &metrics_reg.fleet_backlog, memory_order_relaxed));
+}
+
 int
 metrics_render(struct buf *out, const struct metrics_queue *q)
 {
 	if (render_deliveries(out) == -1 || render_blocks(out) == -1 ||
 	    render_latency(out) == -1 || render_queue(out, q) == -1 ||
-	    render_tlsrpt(out) == -1 || render_gauges(out) == -1)
+	    render_tlsrpt(out) == -1 || render_gauges(out) == -1 ||
+	    render_fleet(out) == -1)
 		return -1;
 	return 0;
 }

@@ -21,7 +21,9 @@
 #include "core/xmalloc.h"
 #include "deliver/deliver.h"
 #include "dns/dns.h"
+#include "fleet/fleet.h"
 #include "metrics/metrics.h"
+#include "pg/pg.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "relay/relay_dns.h"
@@ -61,6 +63,7 @@ struct relay {
 	char *dkim_set;                /* its relay_dkim_set() */
 	struct relay_tlsrpt *reporter; /* sends the reports, or NULL */
 	struct console *console;       /* [admin] listen, or NULL */
+	struct fleet_sync *fleet;      /* [fleet] postgres, or NULL */
 	struct event *purge_timer;
 	struct event *compact_timer;
 	int lock_fd; /* the queue's exclusive lock (relay_local.c), or -1 */
@@ -441,6 +444,40 @@ relay_reporter(struct relay *r)
 	relay_tlsrpt_schedule(r->reporter);
 }
 
+/*
+ * [fleet] postgres: the thread that copies the local trace, TLS-RPT
+ * counters and MTA-STS policies to the fleet's database. It connects by
+ * itself: a database that is down at start does not keep the relay from
+ * serving (docs/FLEET.md, "When PostgreSQL is away").
+ */
+static void
+relay_fleet(struct relay *r)
+{
+	const struct conf *c = r->boot_conf;
+	const char *dir = conf_str(c, CONF_QUEUE_DIRECTORY);
+	const char *store = conf_str(c, CONF_QUEUE_STORE);
+	struct fleet_sync_config fc;
+	char tlsrpt[4096], sts[4096];
+	char *node;
+
+	if (conf_str(c, CONF_FLEET_POSTGRES) == NULL)
+		return;
+	/* The paths relay_tlsrpt() and relay_sts() open. */
+	snprintf(tlsrpt, sizeof(tlsrpt), "%s/tlsrpt.db", dir);
+	snprintf(sts, sizeof(sts), "%s/mta-sts.db", dir);
+	node = pg_default_node(conf_str(c, CONF_FLEET_NODE));
+	memset(&fc, 0, sizeof(fc));
+	fc.conninfo = conf_str(c, CONF_FLEET_POSTGRES);
+	fc.node = node;
+	fc.queue_dir =
+	    store != NULL && strcmp(store, "postgres") == 0 ? NULL : dir;
+	fc.tlsrpt_path = r->tlsrpt != NULL ? tlsrpt : NULL;
+	fc.sts_path = r->sts != NULL ? sts : NULL;
+	fc.interval_ms = (unsigned)conf_int(c, CONF_FLEET_SYNC_INTERVAL) * 1000;
+	r->fleet = fleet_sync_start(&fc);
+	free(node);
+}
+
 /* [dkim] domain, selector and key_file as one string, to see a change. */
 static char *
 relay_dkim_set(const struct conf *c)
@@ -549,6 +586,7 @@ relay_build(struct relay *r, char **errstr, int *ex)
 	r->deliver = deliver_new(&dc);
 	r->dns = relay_dns_new(r->base, r->resolver, r->deliver, r->queue);
 	relay_reporter(r);
+	relay_fleet(r);
 	r->purge_timer = evtimer_new(r->base, relay_purge, r);
 	event_active(r->purge_timer, EV_TIMEOUT, 0); /* first purge at start */
 	r->compact_timer = evtimer_new(r->base, relay_compact, r);
@@ -760,6 +798,8 @@ relay_free(struct relay *r)
 	if (r->queue != NULL && queue_compact(r->queue) == -1)
 		log_warnx("queue: cannot compact: %s", queue_error(r->queue));
 	server_free(r->server);
+	/* After the last write to the queue: its last events are copied. */
+	fleet_sync_stop(r->fleet);
 	if (r->sts_timer != NULL)
 		event_free(r->sts_timer);
 	if (r->purge_timer != NULL)
