@@ -39,6 +39,7 @@ queue_open_pg(
 void
 queue_pg_close(struct queue *q)
 {
+	queue_pg_claims_release(q);
 	queue_pg_claims_free(q->claims);
 	pg_close(q->pg);
 	free(q->dir);

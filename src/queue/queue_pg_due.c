@@ -133,8 +133,9 @@ queue_pg_claims_array(const struct queue_pg_claims *c)
  */
 static const char queue_pg_claim_sql[] =
     "WITH c AS (UPDATE dr_recipients u SET lease_node = $1, "
-    "lease_until = $2 + $3 WHERE u.id IN (SELECT id FROM dr_recipients "
-    "WHERE status = 0 AND next_attempt <= $2 AND lease_until < $2 AND "
+    "lease_until = " QUEUE_PG_NOW " + $3 WHERE u.id IN (SELECT id FROM "
+    "dr_recipients WHERE status = 0 AND next_attempt <= $2 AND "
+    "lease_until < " QUEUE_PG_NOW " AND "
     "(next_attempt, id) > ($4, $5) ORDER BY next_attempt, id LIMIT $6 "
     "FOR UPDATE SKIP LOCKED) RETURNING u.*) "
     "SELECT " QUEUE_PG_RCPT_COLS " FROM c r ORDER BY r.next_attempt, r.id";
@@ -183,16 +184,19 @@ queue_pg_due_after(struct queue *q, time_t now, time_t after_next,
 time_t
 queue_pg_next_due(struct queue *q)
 {
+	char now[PG_INT_LEN];
+	const char *v[1] = { pg_itoa((long long)time(NULL), now) };
 	PGresult *res;
 	time_t t = 0;
 
 	if (queue_pg_ready(q) == -1)
 		return 0;
-	/* A claimed recipient is due for the others when its lease ends. */
+	/* A claimed recipient is due for the others when its lease ends
+	 * (by the database's clock: moved to ours). */
 	res = queue_pg_query(q, "next due",
-	    "SELECT min(GREATEST(next_attempt, lease_until)) "
-	    "FROM dr_recipients WHERE status = 0",
-	    0, NULL);
+	    "SELECT min(GREATEST(next_attempt, lease_until - " QUEUE_PG_NOW
+	    " + $1::bigint)) FROM dr_recipients WHERE status = 0",
+	    1, v);
 	if (res != NULL && PQntuples(res) > 0)
 		t = (time_t)pg_int(res, 0, 0);
 	PQclear(res);
@@ -228,7 +232,7 @@ int
 queue_pg_lease_renew(struct queue *q, time_t now)
 {
 	struct queue_pg_claims *c = queue_pg_claims(q);
-	char until[PG_INT_LEN], *ids;
+	char lease[PG_INT_LEN], *ids;
 	const char *v[3];
 	int rc = 0;
 
@@ -245,17 +249,39 @@ queue_pg_lease_renew(struct queue *q, time_t now)
 		c->started = rc == 0;
 	}
 	if (rc == 0 && c->n > 0) {
-		v[0] = pg_itoa((long long)(now + q->lease), until);
+		v[0] = pg_itoa((long long)q->lease, lease);
 		v[1] = ids;
 		v[2] = pg_node(q->pg);
 		rc = queue_pg_exec(q, "renew leases",
-		    "UPDATE dr_recipients SET lease_until = $1 WHERE "
-		    "id = ANY($2::bigint[]) AND lease_node = $3 AND "
-		    "status IN (0, 4)",
+		    "UPDATE dr_recipients SET lease_until = " QUEUE_PG_NOW
+		    " + $1::bigint WHERE id = ANY($2::bigint[]) AND "
+		    "lease_node = $3 AND status IN (0, 4)",
 		    3, v);
 	}
 	if (rc == 0)
 		c->renewed = now;
 	free(ids);
 	return rc;
+}
+
+void
+queue_pg_claims_release(struct queue *q)
+{
+	struct queue_pg_claims *c = q->claims;
+	const char *v[2];
+	char *ids;
+
+	/* Only recipients never attempted are left at a stop: their jobs
+	 * ended and wrote their outcomes (deliver_shutdown). */
+	if (c == NULL || c->n == 0 || q->batch > 0 || pg_broken(q->pg))
+		return;
+	ids = queue_pg_claims_array(c);
+	v[0] = ids;
+	v[1] = pg_node(q->pg);
+	if (queue_pg_exec(q, "release claims",
+	        "UPDATE dr_recipients SET lease_node = NULL, lease_until = 0 "
+	        "WHERE id = ANY($1::bigint[]) AND lease_node = $2",
+	        2, v) == 0)
+		c->n = 0;
+	free(ids);
 }

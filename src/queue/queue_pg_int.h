@@ -34,6 +34,13 @@
 	"r.delay_warned, r.bounce_requested, (SELECT m.kind FROM "       \
 	"dr_messages m WHERE m.id = r.msgid)"
 
+/*
+ * Now by the database's clock, in Unix seconds: leases are measured by
+ * it, so that the nodes' clocks need not agree for one node's claim to
+ * lapse when the others think it does.
+ */
+#define QUEUE_PG_NOW "extract(epoch FROM statement_timestamp())::bigint"
+
 /* Still in the queue: queued or held (as QUEUE_SQL_PRESENT). */
 #define QUEUE_PG_SQL_PRESENT "r.status IN (0, 4)"
 
@@ -142,6 +149,8 @@ bool queue_pg_available(struct queue *q);
 
 /* queue_pg_due.c: claims and their leases */
 void queue_pg_claims_free(struct queue_pg_claims *c);
+/* At close: give back the claims on recipients never attempted. */
+void queue_pg_claims_release(struct queue *q);
 /* A batch ended: its outcomes' claims leave (committed) or stay. */
 void queue_pg_claims_settle(struct queue *q, bool committed);
 /* rcpt's outcome is written: no more renewals of its claim. */

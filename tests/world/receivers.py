@@ -30,6 +30,11 @@ MAX_MESSAGE = 10 * 1024 * 1024
 # receiver committed, the reply was lost: RFC 5321 §6.1's duplicate case)
 # or before (the receiver died first: nothing of it is kept).
 RESET_MAILBOXES = {"reset-after-dot": True, "reset-at-dot": False}
+# Mailboxes a normal host answers slowly at RCPT, in seconds (below the
+# relays' command timeout): an attempt to them stays in flight that long
+# before any data goes, so a node killed meanwhile has claims in flight
+# that were not delivered (tests/integration/relay_fleet_queue.py).
+SLOW_MAILBOXES = {"slow": 3.0}
 MESSAGE_ID = re.compile(rb"(?im)^message-id:[ \t]*(<[^>\r\n]*>)")
 CONN_IDS = itertools.count(1)
 RESET_DONE = set()          # (host, Message-ID) already reset once
@@ -114,6 +119,9 @@ class Session:
         if not arg.upper().startswith("TO:"):
             return await self.reply("501 5.5.4 syntax: RCPT TO:<address>")
         self.rcpt_to.append(arg[3:].strip().split(" ")[0].strip("<>"))
+        local = self.rcpt_to[-1].rpartition("@")[0].lower()
+        if local in SLOW_MAILBOXES:
+            await asyncio.sleep(SLOW_MAILBOXES[local])
         await self.reply("250 2.1.5 ok")
 
     async def do_DATA(self, arg):
