@@ -154,6 +154,19 @@ static const struct cli_opt tlsrpt_opts[] = {
 	{ NULL, NULL },
 };
 
+static const struct cli_opt fleet_opts[] = {
+	{ "status",
+	    "the fleet's nodes (last seen, trace copied up to, events), this "
+	    "node's backlog of local events not yet copied, and the sizes of "
+	    "dr_events and dr_messages" },
+	{ "sync",
+	    "copy now what the relay's thread copies every [fleet] "
+	    "sync_interval: new trace events, TLS-RPT counters, MTA-STS "
+	    "policies" },
+	{ "--json", "status: print JSON (docs/FLEET.md)" },
+	{ NULL, NULL },
+};
+
 static const struct cli_opt help_opts[] = {
 	{ "COMMAND", "the options of this command (same as COMMAND --help)" },
 	{ NULL, NULL },
@@ -232,6 +245,14 @@ const struct cli_cmd cli_cmds[] = {
 	    "parse: 0 every file was a report, 65 one was not, 66 one could not "
 	    "be read; received: 0, 66 DIR cannot be opened; list, show: 0, 1 no data; send: 0 sent, 1 a report was "
 	    "given up, 75 some are to be retried; 64 bad arguments",
+	    false },
+	{ "fleet", "status [--json] | sync",
+	    "the fleet's nodes and this node's backlog, or a copy to the "
+	    "database now",
+	    cmd_fleet, fleet_opts,
+	    "0; 1 the database cannot be reached or the copy failed; 64 bad "
+	    "arguments; 78 no [fleet] postgres or the configuration cannot be "
+	    "read",
 	    false },
 	{ "help", "[COMMAND]", "show this help", cmd_help, help_opts,
 	    "0; 64 no such command", false },

@@ -90,6 +90,7 @@ int cmd_report(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_passwd(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_tlsrpt_send(int argc, char **argv, struct cli_ctx *ctx);
+int cmd_fleet(int argc, char **argv, struct cli_ctx *ctx);
 int cmd_man_page(int argc, char **argv, struct cli_ctx *ctx);
 
 #endif

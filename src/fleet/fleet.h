@@ -48,8 +48,17 @@ struct fleet_sync_config {
 
 struct fleet_sync;
 
-/* Start the copying thread. It connects by itself (the database may be
- * down at start). Returns new. */
+/*
+ * Start the copying thread. It connects by itself (the database may be
+ * down at start). Every interval_ms one pass, on the thread's own
+ * connections: the new local events (fleet_events.h), then
+ * fleet_tlsrpt_push() with the thread's own tlsrpt_store_open() of
+ * tlsrpt_path, then fleet_sts_sync(); each is called with p connected
+ * (pg_ready) and no transaction open, and a -1 ends the pass (tried
+ * again next interval). An outage is logged once: "fleet: database
+ * unreachable: ..." and "fleet: database back, N events copied".
+ * Returns new.
+ */
 struct fleet_sync *fleet_sync_start(const struct fleet_sync_config *c);
 
 /* One last copy (bounded by the pg timeouts), then stop and join. NULL is
@@ -61,6 +70,23 @@ void fleet_sync_stop(struct fleet_sync *s);
  * tests. 0, or -1 with *errstr (new string).
  */
 int fleet_sync_once(const struct fleet_sync_config *c, char **errstr);
+
+/*
+ * The copy the configuration c asks for (fleet_conf.c): [fleet] postgres,
+ * node and sync_interval; the queue in [queue] directory unless store =
+ * postgres; the TLS-RPT store and the MTA-STS cache beside it when
+ * [tlsrpt] and [mta_sts] are enabled, at the paths serve opens. The
+ * strings point into c and into *names. -1 when [fleet] postgres is not
+ * set (no fleet), else 0.
+ */
+struct conf;
+struct fleet_sync_names {
+	char node[64]; /* PG_NODE_MAX + 1 */
+	char tlsrpt[4096];
+	char sts[4096];
+};
+int fleet_sync_config_of(const struct conf *c, struct fleet_sync_config *fc,
+    struct fleet_sync_names *names);
 
 /* --- fleet_sts.c --- */
 

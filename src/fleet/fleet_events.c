@@ -387,9 +387,10 @@ fleet_events_push(
 	do {
 		if ((rc = fleet_batch(e, p, copied, &rows)) == -1)
 			return -1;
-	} while (rc == 1 && rows == FLEET_EVENTS_BATCH &&
-	    (until == 0 || time(NULL) < until));
-	return 0;
+		if (rc == 0 || rows < FLEET_EVENTS_BATCH)
+			return 0;
+	} while (until == 0 || time(NULL) < until);
+	return 1;
 }
 
 long long

@@ -32,9 +32,9 @@ void fleet_events_close(struct fleet_events *e); /* NULL is fine */
 /*
  * Copy every local event after the node's events_mark, batch after
  * batch, until none is left or until (a time(), 0: no limit) has
- * passed. *copied: the rows dr_events gained. 0, or -1 (pg_error; a
- * local error is set there too with pg_fail). The batches committed
- * before a failure stay copied.
+ * passed. *copied: the rows dr_events gained. 0 all copied, 1 some left
+ * when until passed, or -1 (pg_error; a local error is set there too
+ * with pg_fail). The batches committed before a failure stay copied.
  */
 int fleet_events_push(
     struct fleet_events *e, struct pg *p, time_t until, long long *copied);

@@ -32,8 +32,8 @@
 
 /* A pass stops starting new batches after this long: a stop never waits
  * for a long backlog, the next pass goes on with it. */
-#define FLEET_SYNC_PASS_S  20
-#define FLEET_SYNC_FINAL_S 10 /* the pass at stop */
+#define FLEET_SYNC_PASS_S  5
+#define FLEET_SYNC_FINAL_S 5 /* the pass at stop */
 
 /* What one pass needs, opened lazily and kept across passes. */
 struct fleet_link {
@@ -42,6 +42,8 @@ struct fleet_link {
 	struct fleet_events *events; /* the local queue, or NULL */
 	struct tlsrpt_store *tlsrpt; /* or NULL */
 	bool failing;                /* the failure was logged */
+	bool away;                   /* it was the database's */
+	bool local;                  /* the last failure was a local store's */
 	char err[512];               /* of the last failed pass */
 };
 
@@ -55,23 +57,39 @@ struct fleet_sync {
 	bool stop;
 };
 
+/* what as one log line: libpq's tabs and runs of blanks as one space. */
 static void
 fleet_link_fail(struct fleet_link *l, const char *what)
 {
-	snprintf(l->err, sizeof(l->err), "%s", what);
+	size_t n = 0;
+
+	for (; *what != '\0' && n + 1 < sizeof(l->err); what++) {
+		if (*what == '\t' || *what == '\n' || *what == '\r' ||
+		    *what == ' ') {
+			if (n > 0 && l->err[n - 1] != ' ')
+				l->err[n++] = ' ';
+		} else
+			l->err[n++] = *what;
+	}
+	while (n > 0 && l->err[n - 1] == ' ')
+		n--;
+	l->err[n] = '\0';
 }
 
 /* The local stores, opened at the first pass that needs them. */
 static int
 fleet_link_open(struct fleet_link *l)
 {
-	char *err = NULL;
+	char *err = NULL, queue[4096];
 
+	/* Only stores that exist: the daemon made them; a command never
+	 * creates one, and a node without them has nothing to copy. */
+	snprintf(queue, sizeof(queue), "%s/queue.db",
+	    l->c->queue_dir != NULL ? l->c->queue_dir : "");
 	if (l->c->queue_dir != NULL && l->events == NULL &&
+	    access(queue, F_OK) == 0 &&
 	    (l->events = fleet_events_open(l->c->queue_dir, &err)) == NULL)
 		goto fail;
-	/* Only a store that exists: the daemon made it; a command never
-	 * creates one. */
 	if (l->c->tlsrpt_path != NULL && l->tlsrpt == NULL &&
 	    access(l->c->tlsrpt_path, F_OK) == 0 &&
 	    (l->tlsrpt = tlsrpt_store_open(l->c->tlsrpt_path, &err)) == NULL)
@@ -96,41 +114,72 @@ fleet_link_metrics(struct fleet_link *l, bool up)
 	metrics_fleet(up, max > mark ? (uint64_t)(max - mark) : 0);
 }
 
-/* One pass; 0, or -1 with l->err. *copied: events copied. */
+/* The node is alive: dr_nodes.seen_at, for `fleet status`. */
 static int
-fleet_link_pass(struct fleet_link *l, time_t until, long long *copied)
+fleet_link_seen(struct fleet_link *l)
 {
+	char now[PG_INT_LEN];
+	const char *args[2] = { pg_node(l->pg),
+		pg_itoa((long long)time(NULL), now) };
+
+	return pg_exec(
+	    l->pg, "UPDATE dr_nodes SET seen_at = $2 WHERE node = $1", 2, args);
+}
+
+/*
+ * One pass; 0, or -1 with l->err. *copied: events copied; *more: events
+ * were left when until passed.
+ */
+static int
+fleet_link_pass(
+    struct fleet_link *l, time_t until, long long *copied, bool *more)
+{
+	int rc = 0;
+
 	*copied = 0;
-	if (fleet_link_open(l) == -1)
+	*more = false;
+	if ((l->local = fleet_link_open(l) == -1))
 		return -1;
-	if (pg_ready(l->pg) == -1 ||
+	if (pg_ready(l->pg) == -1 || fleet_link_seen(l) == -1 ||
 	    (l->events != NULL &&
-	        fleet_events_push(l->events, l->pg, until, copied) == -1) ||
+	        (rc = fleet_events_push(l->events, l->pg, until, copied)) ==
+	            -1) ||
 	    (l->tlsrpt != NULL && fleet_tlsrpt_push(l->pg, l->tlsrpt) == -1) ||
 	    (l->c->sts_path != NULL &&
 	        fleet_sts_sync(l->pg, l->c->sts_path) == -1)) {
 		fleet_link_fail(l, pg_error(l->pg));
 		return -1;
 	}
+	*more = rc == 1;
 	return 0;
 }
 
-/* A pass of the thread, logged once per outage. */
-static void
+/* A pass of the thread, logged once per outage. Whether events were
+ * left (the next pass need not wait). */
+static bool
 fleet_link_run(struct fleet_link *l, time_t secs)
 {
 	long long copied = 0;
-	bool ok = fleet_link_pass(l, time(NULL) + secs, &copied) == 0;
+	bool more, ok;
 
+	ok = fleet_link_pass(l, time(NULL) + secs, &copied, &more) == 0;
 	fleet_link_metrics(l, ok);
-	if (!ok && !l->failing) {
-		l->failing = true;
+	if (!ok && !l->away && !l->local && pg_broken(l->pg)) {
+		/* Once per outage (also after a refused statement). */
+		l->failing = l->away = true;
 		log_warnx("fleet: database unreachable: %s", l->err);
+	} else if (!ok && !l->failing) {
+		/* A refused statement, a local store: not an outage. */
+		l->failing = true;
+		log_warnx("fleet: copy failed: %s", l->err);
 	} else if (ok && l->failing) {
 		l->failing = false;
-		log_info("fleet: database back, %lld events copied", copied);
+		log_info("fleet: %s, %lld events copied",
+		    l->away ? "database back" : "copying again", copied);
+		l->away = false;
 	} else if (ok && copied > 0)
 		log_debug("fleet: %lld events copied", copied);
+	return ok && more;
 }
 
 static void
@@ -147,11 +196,16 @@ fleet_sync_main(void *arg)
 {
 	struct fleet_sync *s = arg;
 	struct timespec deadline;
+	bool more;
 
 	pthread_mutex_lock(&s->mu);
 	while (!s->stop) {
 		pthread_mutex_unlock(&s->mu);
-		fleet_link_run(&s->link, FLEET_SYNC_PASS_S);
+		more = fleet_link_run(&s->link, FLEET_SYNC_PASS_S);
+		pthread_mutex_lock(&s->mu);
+		if (more) /* a backlog: on at once, unless stopping */
+			continue;
+		pthread_mutex_unlock(&s->mu);
 		clock_gettime(CLOCK_MONOTONIC, &deadline);
 		deadline.tv_sec += s->c.interval_ms / 1000;
 		deadline.tv_nsec += (long)(s->c.interval_ms % 1000) * 1000000;
@@ -246,10 +300,11 @@ fleet_sync_once(const struct fleet_sync_config *c, char **errstr)
 {
 	struct fleet_link l = { .c = c };
 	long long copied;
+	bool more;
 	int rc;
 
 	l.pg = pg_new(c->conninfo, c->node);
-	rc = fleet_link_pass(&l, 0, &copied);
+	rc = fleet_link_pass(&l, 0, &copied, &more);
 	if (rc == -1)
 		*errstr = xstrdup(l.err);
 	fleet_link_close(&l);

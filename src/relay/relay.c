@@ -23,7 +23,6 @@
 #include "dns/dns.h"
 #include "fleet/fleet.h"
 #include "metrics/metrics.h"
-#include "pg/pg.h"
 #include "policy/policy.h"
 #include "queue/queue.h"
 #include "relay/relay_dns.h"
@@ -453,29 +452,11 @@ relay_reporter(struct relay *r)
 static void
 relay_fleet(struct relay *r)
 {
-	const struct conf *c = r->boot_conf;
-	const char *dir = conf_str(c, CONF_QUEUE_DIRECTORY);
-	const char *store = conf_str(c, CONF_QUEUE_STORE);
 	struct fleet_sync_config fc;
-	char tlsrpt[4096], sts[4096];
-	char *node;
+	struct fleet_sync_names names;
 
-	if (conf_str(c, CONF_FLEET_POSTGRES) == NULL)
-		return;
-	/* The paths relay_tlsrpt() and relay_sts() open. */
-	snprintf(tlsrpt, sizeof(tlsrpt), "%s/tlsrpt.db", dir);
-	snprintf(sts, sizeof(sts), "%s/mta-sts.db", dir);
-	node = pg_default_node(conf_str(c, CONF_FLEET_NODE));
-	memset(&fc, 0, sizeof(fc));
-	fc.conninfo = conf_str(c, CONF_FLEET_POSTGRES);
-	fc.node = node;
-	fc.queue_dir =
-	    store != NULL && strcmp(store, "postgres") == 0 ? NULL : dir;
-	fc.tlsrpt_path = r->tlsrpt != NULL ? tlsrpt : NULL;
-	fc.sts_path = r->sts != NULL ? sts : NULL;
-	fc.interval_ms = (unsigned)conf_int(c, CONF_FLEET_SYNC_INTERVAL) * 1000;
-	r->fleet = fleet_sync_start(&fc);
-	free(node);
+	if (fleet_sync_config_of(r->boot_conf, &fc, &names) == 0)
+		r->fleet = fleet_sync_start(&fc);
 }
 
 /* [dkim] domain, selector and key_file as one string, to see a change. */

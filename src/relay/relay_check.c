@@ -17,6 +17,7 @@
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,6 +331,37 @@ check_ca_files(const struct conf *c)
 	    NULL;
 }
 
+/*
+ * [queue] store = postgres needs the database; the connection string
+ * itself is libpq's to judge (PQconninfoParse: a typo is named now, not
+ * at the first connect). The database may be down at check time: serve
+ * with store = sqlite starts anyway, store = postgres fails at start.
+ */
+static char *
+check_fleet(const struct conf *c)
+{
+	const char *conninfo = conf_str(c, CONF_FLEET_POSTGRES);
+	const char *store = conf_str(c, CONF_QUEUE_STORE);
+	PQconninfoOption *opts;
+	char *perr = NULL, *msg;
+
+	if (conninfo == NULL)
+		return strcmp(store, "postgres") == 0 ?
+		    conf_errorf(c, CONF_QUEUE_STORE,
+		        "postgres needs [fleet] postgres") :
+		    NULL;
+	if ((opts = PQconninfoParse(conninfo, &perr)) == NULL) {
+		msg = conf_errorf(c, CONF_FLEET_POSTGRES, "%s",
+		    perr != NULL ? perr : "cannot parse");
+		if (msg != NULL)
+			msg[strcspn(msg, "\n")] = '\0';
+		PQfreemem(perr);
+		return msg;
+	}
+	PQconninfoFree(opts);
+	return NULL;
+}
+
 int
 relay_check_config(const struct conf *c, bool reload, char **errstr)
 {
@@ -343,7 +375,8 @@ relay_check_config(const struct conf *c, bool reload, char **errstr)
 	    (!reload && (msg = check_dns(c)) != NULL) ||
 	    (!reload && (msg = check_queue_dir(c)) != NULL) ||
 	    (!reload && (msg = check_ca_files(c)) != NULL) ||
-	    (!reload && (msg = check_admin(c)) != NULL)) {
+	    (!reload && (msg = check_admin(c)) != NULL) ||
+	    (!reload && (msg = check_fleet(c)) != NULL)) {
 		*errstr = msg;
 		return -1;
 	}

@@ -81,6 +81,10 @@ bad tlsrpt-ca-missing '2: \[tlsrpt\] ca_file: /nonexistent/ca.pem: No such file'
 bad trailing-comment '2: delivery.port = 25 # smtp: expected a number in range \(comments go on lines of their own\)' -- '[delivery]\nport = 25 # smtp\n'
 bad domain-leading-dot "2: \\[domain .example.org\\]: a domain name does not start with '.'" -- '[policy]\n[domain .example.org]\n'
 bad domain-empty-label '1: \[domain a..b\]: empty label' -- '[domain a..b]\n'
+bad store-without-fleet '4: \[queue\] store: postgres needs \[fleet\] postgres' -- '[server]\nallow_root = yes\n[queue]\nstore = postgres\n'
+bad store-unknown '2: \[queue\] store: expected sqlite or postgres|2: queue.store' -- '[queue]\nstore = mysql\n'
+bad fleet-conninfo '4: \[fleet\] postgres: missing "=" after "bad"' -- '[server]\nallow_root = yes\n[fleet]\npostgres = host=127.0.0.1 bad\n'
+bad fleet-node '2: .*node.*printable ASCII without spaces' -- '[fleet]\nnode = two words\n'
 
 # A configuration that sets everything that loads files, all good.
 if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
@@ -161,4 +165,12 @@ expect tlsrpt-received-config 0 '3 files, 2 reports, 1 skipped' -- "$bin" -c "$t
 expect tlsrpt-received-missing 66 'No such file' -- "$bin" tlsrpt received "$tmp/nonexistent"
 expect tlsrpt-received-no-dir 64 'no DIR and no \[tlsrpt\] received' -- "$bin" -c "$tmp/empty.conf" tlsrpt received
 expect tlsrpt-parse-dir 66 'tlsrpt received DIR' -- "$bin" tlsrpt parse "$tmp/rx"
+
+# fleet (docs/FLEET.md): not a fleet without [fleet] postgres; a database
+# that refuses (port 1 on loopback) is exit 1 with libpq's reason.
+expect fleet-not-configured 78 '\[fleet\] postgres is not set' -- "$bin" -c "$tmp/empty.conf" fleet status
+expect fleet-unknown-verb 64 "unknown subcommand 'frob'" -- "$bin" -c "$tmp/empty.conf" fleet frob
+printf '[server]\nallow_root = yes\n[fleet]\npostgres = host=127.0.0.1 port=1 dbname=x\n[queue]\ndirectory = %s/fq\n' "$tmp" >"$tmp/fleet.conf"
+expect fleet-sync-no-database 1 'sync: cannot connect' -- "$bin" -c "$tmp/fleet.conf" fleet sync
+expect fleet-status-no-database 1 'cannot connect' -- "$bin" -c "$tmp/fleet.conf" fleet status --json
 exit 0

@@ -404,6 +404,29 @@ concurrent_exact(void)
 }
 
 /* Prometheus's own linter on a busy exposition. */
+/* The fleet's gauges: absent on a node without [fleet], then as set. */
+static void
+fleet_gauges(void)
+{
+	char *t;
+
+	metrics_reset();
+	t = render(NULL);
+	T_CHECK(strstr(t, "danerelay_fleet") == NULL);
+	free(t);
+	metrics_fleet(false, 1234);
+	t = render(NULL);
+	T_CHECK(sample(t, "danerelay_fleet_db_up") == 0);
+	T_CHECK(sample(t, "danerelay_fleet_backlog_events") == 1234);
+	T_CHECK(strstr(t, "# TYPE danerelay_fleet_db_up gauge\n") != NULL);
+	free(t);
+	metrics_fleet(true, 0);
+	t = render(NULL);
+	T_CHECK(sample(t, "danerelay_fleet_db_up") == 1);
+	T_CHECK(sample(t, "danerelay_fleet_backlog_events") == 0);
+	free(t);
+}
+
 static void
 promtool_accepts(void)
 {
@@ -427,6 +450,7 @@ promtool_accepts(void)
 	metrics_would_block("dane", "4.7.324");
 	metrics_tlsrpt_report("sent");
 	metrics_dnssec_selftest(true);
+	metrics_fleet(true, 17);
 	t = render(&q);
 	if ((fd = mkstemp(path)) == -1 || (f = fdopen(fd, "w")) == NULL) {
 		T_FAIL("cannot write a temporary file");
@@ -458,6 +482,7 @@ main(void)
 	T_RUN(gauges);
 	T_RUN(buffer_full);
 	T_RUN(concurrent_exact);
+	T_RUN(fleet_gauges);
 	T_RUN(promtool_accepts);
 	T_EXIT();
 }

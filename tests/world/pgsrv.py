@@ -43,7 +43,13 @@ def _free_port():
 class PgServer:
     def __init__(self, parent=None, port=None, dbname="danerelay"):
         self.bindir = pg_bindir()
-        self.top = tempfile.mkdtemp(prefix="pg.", dir=parent)
+        # Run as root, the server runs as 'postgres', which must reach its
+        # data directory: a test's own directory is often 0700 (mktemp
+        # -d), so the server's lives in /tmp itself then.
+        self._as_postgres = os.getuid() == 0
+        if self._as_postgres:
+            parent = None
+        self.top = tempfile.mkdtemp(prefix="danerelay-pg.", dir=parent)
         os.chmod(self.top, 0o755)
         self.data = os.path.join(self.top, "data")
         self.log = os.path.join(self.top, "server.log")
@@ -52,7 +58,6 @@ class PgServer:
         self.user = "danerelay"
         self.conninfo = (f"host=127.0.0.1 port={self.port} "
                          f"dbname={dbname} user={self.user}")
-        self._as_postgres = os.getuid() == 0
         if self._as_postgres:
             pw = pwd.getpwnam("postgres")
             os.chown(self.top, pw.pw_uid, pw.pw_gid)
