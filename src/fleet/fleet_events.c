@@ -394,6 +394,36 @@ fleet_events_push(
 }
 
 long long
+fleet_events_purge(struct pg *p, time_t before)
+{
+	char b[PG_INT_LEN], n[PG_INT_LEN];
+	const char *args[3] = { pg_itoa((long long)before, b),
+		pg_itoa(FLEET_PURGE_CHUNK, n), pg_node(p) };
+	long long total = 0, got;
+	PGresult *r;
+
+	do {
+		/* The messages this node copied; SKIP LOCKED: a store =
+		 * postgres node purging at the same time takes others. */
+		r = pg_query(p,
+		    "WITH p AS (SELECT id FROM dr_messages m WHERE node = $3 "
+		    "AND body IS NULL AND received_at < $1 AND NOT EXISTS "
+		    "(SELECT 1 FROM dr_recipients r WHERE r.msgid = m.id) AND "
+		    "NOT EXISTS (SELECT 1 FROM dr_events e WHERE e.msgid = m.id "
+		    "AND e.at >= $1) LIMIT $2 FOR UPDATE SKIP LOCKED), "
+		    "e AS (DELETE FROM dr_events WHERE msgid IN (SELECT id FROM "
+		    "p)) DELETE FROM dr_messages WHERE id IN (SELECT id FROM p)",
+		    3, args);
+		if (r == NULL)
+			return -1;
+		got = strtoll(PQcmdTuples(r), NULL, 10);
+		PQclear(r);
+		total += got;
+	} while (got == FLEET_PURGE_CHUNK);
+	return total;
+}
+
+long long
 fleet_events_local_max(struct fleet_events *e)
 {
 	long long max = -1;

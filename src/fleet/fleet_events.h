@@ -39,6 +39,18 @@ void fleet_events_close(struct fleet_events *e); /* NULL is fine */
 int fleet_events_push(
     struct fleet_events *e, struct pg *p, time_t until, long long *copied);
 
+/*
+ * Remove from the fleet database the copy of this node's finished
+ * messages that had no event since before: their envelopes (body NULL,
+ * no recipient row: copies, never a store = postgres message) and events,
+ * as queue_purge() does for the local queue, so that a fleet of local
+ * queues keeps QUEUE_REPORT_MAX_DAYS of trace and no more. Short
+ * statements of FLEET_PURGE_CHUNK messages. Returns the number removed,
+ * or -1 (pg_error).
+ */
+#define FLEET_PURGE_CHUNK 2000
+long long fleet_events_purge(struct pg *p, time_t before);
+
 /* The highest local event id (0: none), -1 on error. */
 long long fleet_events_local_max(struct fleet_events *e);
 

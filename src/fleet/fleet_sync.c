@@ -34,6 +34,10 @@
  * for a long backlog, the next pass goes on with it. */
 #define FLEET_SYNC_PASS_S  5
 #define FLEET_SYNC_FINAL_S 5 /* the pass at stop */
+/* How often the node purges its old copied trace (fleet_events_purge),
+ * and how much it keeps: as much as the local queue (relay.c). */
+#define FLEET_PURGE_EVERY_S 3600
+#define FLEET_TRACE_DAYS    QUEUE_REPORT_MAX_DAYS
 
 /* What one pass needs, opened lazily and kept across passes. */
 struct fleet_link {
@@ -44,6 +48,7 @@ struct fleet_link {
 	bool failing;                /* the failure was logged */
 	bool away;                   /* it was the database's */
 	bool local;                  /* the last failure was a local store's */
+	time_t purged;               /* last purge; 0 = not yet */
 	char err[512];               /* of the last failed pass */
 };
 
@@ -126,6 +131,29 @@ fleet_link_seen(struct fleet_link *l)
 	    l->pg, "UPDATE dr_nodes SET seen_at = $2 WHERE node = $1", 2, args);
 }
 
+/* The node's old copied trace, at most every FLEET_PURGE_EVERY_S. */
+static int
+fleet_link_purge(struct fleet_link *l)
+{
+	time_t now = time(NULL);
+	long long n;
+
+	if (l->events == NULL ||
+	    (l->purged != 0 && now - l->purged < FLEET_PURGE_EVERY_S))
+		return 0;
+	if ((n = fleet_events_purge(
+	         l->pg, now - (time_t)FLEET_TRACE_DAYS * 86400)) == -1) {
+		fleet_link_fail(l, pg_error(l->pg));
+		return -1;
+	}
+	l->purged = now;
+	if (n > 0)
+		log_info("fleet: purged %lld messages of this node older than "
+		         "%d days from the fleet's trace",
+		    n, FLEET_TRACE_DAYS);
+	return 0;
+}
+
 /*
  * One pass; 0, or -1 with l->err. *copied: events copied; *more: events
  * were left when until passed.
@@ -151,7 +179,7 @@ fleet_link_pass(
 		return -1;
 	}
 	*more = rc == 1;
-	return 0;
+	return fleet_link_purge(l);
 }
 
 /* A pass of the thread, logged once per outage. Whether events were

@@ -368,6 +368,37 @@ def test_cli(args, fl):
     fl.pg.start()
 
 
+def test_purge(args, fl):
+    """The fleet's copy of a node's trace is kept as long as the local
+    queue keeps it (30 days): `fleet sync` removes the node's own copied
+    messages without an event since then, and nothing else."""
+    old = int(time.time()) - 31 * 86400
+    rows = [("p-old-own", "node2", old, None), ("p-new-own", "node2",
+            int(time.time()), None), ("p-old-other", "node1", old, None),
+            ("p-old-queued", "node2", old, "r")]
+    for mid, node, at, rcpt in rows:
+        fl.pg.psql(
+            "INSERT INTO dr_messages (id, node, kind, sender, ret, "
+            "body_8bit, smtputf8, client, received_at, size) VALUES "
+            f"('{mid}', '{node}', 0, 'a@b.test', 0, 0, 0, 'c', {at}, 1); "
+            "INSERT INTO dr_events (node, msgid, at, type) VALUES "
+            f"('{node}', '{mid}', {at}, 'received')")
+        if rcpt:
+            fl.pg.psql(
+                "INSERT INTO dr_recipients (msgid, addr, domain, notify, "
+                f"queued_at, next_attempt) VALUES ('{mid}', 'x@y.test', "
+                f"'y.test', 0, {at}, {at})")
+    rc, out, err = fl.nodes[1].cli("fleet", "sync")
+    left = {r[0] for r in fl.pg.psql(
+        "SELECT id FROM dr_messages WHERE id LIKE 'p-%'")}
+    ev = {r[0] for r in fl.pg.psql(
+        "SELECT msgid FROM dr_events WHERE msgid LIKE 'p-%'")}
+    want = {"p-new-own", "p-old-other", "p-old-queued"}
+    report("purge.own-old-copies-only", rc == 0 and left == want and
+           ev == want, f"exit {rc} {err.strip()[:200]}: messages left "
+           f"{sorted(left)}, events left {sorted(ev)}, want {sorted(want)}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -390,6 +421,7 @@ def main():
         test_outage(args, fl)
         test_kill(args, fl)
         test_cli(args, fl)
+        test_purge(args, fl)
     except Exception as e:  # noqa: BLE001 - any failure is a FAIL line
         report("fleet.run", False, f"{type(e).__name__}: {e}"[:500])
     finally:
