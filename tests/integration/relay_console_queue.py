@@ -22,6 +22,7 @@ import argparse
 import http.client
 import os
 import sys
+import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,8 +50,26 @@ def qid_of(relay, rcpt):
     return None
 
 
+def stale_retry(fn, tries=3):
+    """fn(), again when the page was replaced under it (a navigation that
+    ends after selenium said the page was loaded: seen once on a fresh
+    machine as StaleElementReferenceException)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    for i in range(tries):
+        try:
+            return fn()
+        except StaleElementReferenceException:
+            if i == tries - 1:
+                raise
+            time.sleep(0.5)
+
+
 def rows(b):
     """{recipient: (row id, state, msgid, cells)} of the page's table."""
+    return stale_retry(lambda: rows_once(b))
+
+
+def rows_once(b):
     out = {}
     for tr in b.find("#queue tbody tr"):
         cells = [td.text.strip() for td in
@@ -244,7 +263,10 @@ def main():
             errs = b.console_errors()
             report("queue.no-browser-errors", not errs, f"{errs[:3]}")
     except Exception as e:   # a missing browser, a page that broke
-        report("queue.browser", False, f"{type(e).__name__}: {e}")
+        import traceback
+        where = traceback.extract_tb(e.__traceback__)[-3:]
+        report("queue.browser", False, f"{type(e).__name__}: {e} at "
+               + " < ".join(f"{f.name}:{f.lineno}" for f in where[::-1]))
     finally:
         relay.stop()
     return 0
