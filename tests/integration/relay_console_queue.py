@@ -138,7 +138,9 @@ def check_filters(b, url):
     b.get(url + "/queue")
     from selenium.webdriver.support.ui import Select
     Select(b.find("#filters select[name=state]")[0]).select_by_value("held")
-    b.click("#filters button[type=submit]")
+    # submit_form waits for the new page (click only for readyState,
+    # which the old page already has: a race seen on a fresh machine).
+    b.submit_form("#filters", button_css="#filters button[type=submit]")
     report("filter.state-held-empty",
            not rows(b) and b.text("#empty") is not None and
            "state=held" in b.url, f"{sorted(rows(b))} {b.url}")

@@ -181,8 +181,17 @@ class Browser:
         el.clear()
         el.send_keys(value)
 
-    def click(self, css):
+    def click(self, css, navigates=True):
+        """Click the first element matching css. A click that navigates
+        (a link, a submit button) returns once the new page is loaded:
+        the old page's readyState is "complete" too, so waiting for that
+        alone returned before the navigation (a race seen on a fresh
+        machine)."""
+        from selenium.webdriver.common.by import By
+        old = self.driver.find_element(By.TAG_NAME, "html")
         self.find(css)[0].click()
+        if navigates:
+            self.wait(lambda: _stale(old), 20)
         self.wait(lambda: self.driver.execute_script(
             "return document.readyState") == "complete", 20)
 
