@@ -19,6 +19,10 @@ struct pg {
 	time_t last_try; /* of the last connect; 0 = never */
 	bool broken;     /* the last statement lost the connection */
 	char err[512];
+	/* The statements prepared on this connection (pg_query_prepared),
+	 * by address; statement i is named "dr_i". Emptied on connect. */
+	const char *prepared[PG_PREPARED_MAX];
+	int nprepared;
 };
 
 /* libpq prints NOTICEs ("relation exists, skipping") to stderr. */
@@ -145,6 +149,7 @@ pg_connect(struct pg *p)
 	}
 	PQsetNoticeProcessor(p->conn, pg_notice_quiet, NULL);
 	p->broken = false;
+	p->nprepared = 0; /* a new session knows none of them */
 	snprintf(opt, sizeof(opt), "SET statement_timeout = '%ds'",
 	    PG_STATEMENT_TIMEOUT_S);
 	if (pg_exec(p, opt, 0, NULL) == -1 ||
@@ -178,12 +183,27 @@ pg_ready(struct pg *p)
 	return pg_connect(p);
 }
 
+/* A statement's result: r if it succeeded, else NULL with the error. */
+static PGresult *
+pg_result(struct pg *p, PGresult *r)
+{
+	ExecStatusType st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	pg_seterr(p, "database",
+	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
+	if (PQstatus(p->conn) != CONNECTION_OK)
+		p->broken = true;
+	PQclear(r);
+	return NULL;
+}
+
 PGresult *
 pg_query_bin(struct pg *p, const char *sql, int n, const char *const *values,
     const int *lengths, const int *formats)
 {
 	PGresult *r;
-	ExecStatusType st;
 
 	if (p->conn == NULL) {
 		pg_seterr(p, "not connected", NULL);
@@ -195,15 +215,52 @@ pg_query_bin(struct pg *p, const char *sql, int n, const char *const *values,
 	r = n == 0 ?
 	    PQexec(p->conn, sql) :
 	    PQexecParams(p->conn, sql, n, NULL, values, lengths, formats, 0);
-	st = r != NULL ? PQresultStatus(r) : PGRES_FATAL_ERROR;
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	pg_seterr(p, "database",
-	    r != NULL ? PQresultErrorMessage(r) : PQerrorMessage(p->conn));
-	if (PQstatus(p->conn) != CONNECTION_OK)
-		p->broken = true;
+	return pg_result(p, r);
+}
+
+/* The index of sql among the prepared statements: prepares it when new;
+ * -1 when it cannot be (the error is set, or the table is full: -2). */
+static int
+pg_prepare(struct pg *p, const char *sql, int n)
+{
+	PGresult *r;
+	char name[16];
+	int i;
+
+	for (i = 0; i < p->nprepared; i++)
+		if (p->prepared[i] == sql)
+			return i;
+	if (p->nprepared == PG_PREPARED_MAX)
+		return -2;
+	snprintf(name, sizeof(name), "dr_%d", p->nprepared);
+	r = pg_result(p, PQprepare(p->conn, name, sql, n, NULL));
+	if (r == NULL)
+		return -1;
 	PQclear(r);
-	return NULL;
+	p->prepared[p->nprepared] = sql;
+	return p->nprepared++;
+}
+
+PGresult *
+pg_query_prepared(struct pg *p, const char *sql, int n,
+    const char *const *values, const int *lengths, const int *formats)
+{
+	PGresult *r;
+	char name[16];
+	int i;
+
+	if (p->conn == NULL) {
+		pg_seterr(p, "not connected", NULL);
+		p->broken = true;
+		return NULL;
+	}
+	if ((i = pg_prepare(p, sql, n)) == -1)
+		return NULL;
+	if (i == -2)
+		return pg_query_bin(p, sql, n, values, lengths, formats);
+	snprintf(name, sizeof(name), "dr_%d", i);
+	r = PQexecPrepared(p->conn, name, n, values, lengths, formats, 0);
+	return pg_result(p, r);
 }
 
 PGresult *

@@ -76,6 +76,18 @@ PGresult *pg_query(
 PGresult *pg_query_bin(struct pg *p, const char *sql, int n,
     const char *const *values, const int *lengths, const int *formats);
 
+/*
+ * pg_query_bin as a prepared statement: the server parses and plans sql
+ * once per connection (PQprepare on first use, again after a reconnect),
+ * then each call only binds and executes it (PQexecPrepared). sql must
+ * be a string that lives as long as p and never changes (a literal or a
+ * static array): it is known by its address. At most PG_PREPARED_MAX
+ * statements per connection; beyond that, sql runs unprepared.
+ */
+#define PG_PREPARED_MAX 32
+PGresult *pg_query_prepared(struct pg *p, const char *sql, int n,
+    const char *const *values, const int *lengths, const int *formats);
+
 /* pg_query for a statement whose rows are not wanted: 0 or -1. */
 int pg_exec(struct pg *p, const char *sql, int n, const char *const *values);
 

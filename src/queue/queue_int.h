@@ -67,6 +67,8 @@ struct queue {
 	time_t lease;
 	struct queue_pg_claims *claims; /* what queue_due claimed: renewed
 	                                 * until its outcome (queue_pg_due.c) */
+	struct queue_pg_held *held;     /* writes a batch holds back
+	                                 * (queue_pg_held.c) */
 };
 
 /* The columns every recipient query selects, in queue_rcpt_read() order. */

@@ -125,3 +125,34 @@ queue_pg_args_clear(struct queue_pg_args *a)
 		free(a->own[i]);
 	memset(a, 0, sizeof(*a));
 }
+
+void
+queue_pg_arg_elem(struct buf *b, const char *s)
+{
+	const char *p;
+	char *copy;
+
+	buf_addc(b, b->len == 0 ? '{' : ',');
+	if (s == NULL) {
+		buf_adds(b, "NULL");
+		return;
+	}
+	/* Quoted, with " and \\ escaped: any other byte is itself. */
+	buf_addc(b, '"');
+	for (p = queue_pg_utf8(s, &copy); *p != '\0'; p++) {
+		if (*p == '"' || *p == '\\')
+			buf_addc(b, '\\');
+		buf_addc(b, *p);
+	}
+	buf_addc(b, '"');
+	free(copy);
+}
+
+const char *
+queue_pg_arg_array(struct buf *b)
+{
+	if (b->len == 0)
+		buf_addc(b, '{');
+	buf_addc(b, '}');
+	return buf_cstr(b);
+}

@@ -19,6 +19,7 @@
 #ifndef DR_QUEUE_PG_INT_H
 #define DR_QUEUE_PG_INT_H
 
+#include "core/buf.h"
 #include "queue/queue_int.h"
 
 /*
@@ -46,7 +47,7 @@
 
 /* --- queue_pg_args.c: the parameters of one statement --- */
 
-#define QUEUE_PG_ARGS_MAX 20
+#define QUEUE_PG_ARGS_MAX 24
 
 /*
  * Values for $1..$n, in order: text (always valid UTF-8: the database's
@@ -74,7 +75,30 @@ void queue_pg_args_clear(struct queue_pg_args *a);
  * *copy is set to it for the caller to free). */
 const char *queue_pg_utf8(const char *s, char **copy);
 
+/*
+ * Append s (made valid UTF-8 as above; NULL is SQL NULL) as the next
+ * element of the array literal being built in b: "{" is the caller's,
+ * as is the closing "}" (queue_pg_arg_array). For the statements that
+ * write many rows at once from unnest($n::text[]).
+ */
+void queue_pg_arg_elem(struct buf *b, const char *s);
+/* Close the literal (an empty b becomes "{}"); returns its text. */
+const char *queue_pg_arg_array(struct buf *b);
+
 /* --- queue_pg.c: connection, errors, transactions, events --- */
+
+/*
+ * queue_pg_run as a prepared statement (pg_query_prepared: sql must be
+ * a literal or a static array). flush: the writes a batch holds back go
+ * first (queue_pg_held.c), as before every statement of queue_pg_run;
+ * false only for the statements of an outcome, which neither read nor
+ * write what is held (the events, the bodies).
+ */
+PGresult *queue_pg_prep(struct queue *q, const char *what, const char *sql,
+    const struct queue_pg_args *a, bool flush);
+/* queue_pg_prep for a statement without rows: -1, or the rows changed. */
+long long queue_pg_prep_change(struct queue *q, const char *what,
+    const char *sql, const struct queue_pg_args *a, bool flush);
 
 /*
  * The connection, usable now: reconnects (pg_ready, at most every
@@ -120,6 +144,27 @@ void queue_pg_tx_rollback(struct queue *q);
  */
 int queue_pg_event_add(struct queue *q, const char *msgid, const char *addr,
     const char *type, json_t *fields);
+
+/* --- queue_pg_held.c: the writes of a batch, each kind at once --- */
+
+/*
+ * Inside a batch (queue_batch_begin) queue_event() and queue_msg_gc() do
+ * not run their statement: the event or the message is held, and the
+ * batch's events go in with one INSERT from arrays, its body drops with
+ * one UPDATE, before the batch commits or before any other statement
+ * but the outcomes' own (queue_pg_run; queue_pg_prep with flush), so
+ * the rows come out as before (queue_pg_held.c says why), with two
+ * statements instead of three per recipient. A failure of either fails
+ * the batch, as the failure of one event or drop did.
+ */
+int queue_pg_held_event(struct queue *q, const char *msgid, const char *addr,
+    const char *type, json_t *fields);
+int queue_pg_held_gc(struct queue *q, const char *msgid);
+/* Write what is held (nothing: 0). 0, or -1 with the batch failed. */
+int queue_pg_held_flush(struct queue *q);
+/* The batch rolled back: forget what is held. */
+void queue_pg_held_drop(struct queue *q);
+void queue_pg_held_free(struct queue_pg_held *h);
 
 /* --- queue_pg_rcpt.c: reading recipient rows --- */
 

@@ -122,7 +122,8 @@ queue_pg_rcpt_write(struct queue *q, const char *what, const char *sql,
 	queue_pg_arg_str(&args, a->text != NULL ? a->text : "");
 	queue_pg_arg_str(&args, a->mta != NULL ? a->mta : "");
 	queue_pg_arg_str(&args, pg_node(q->pg));
-	n = queue_pg_change(q, what, sql, &args);
+	/* Prepared (sql is one of two literals): parsed once. */
+	n = queue_pg_prep_change(q, what, sql, &args, false);
 	queue_pg_args_clear(&args);
 	if (n == -1)
 		return -1;
@@ -229,11 +230,11 @@ queue_pg_msg_load(struct queue *q, const char *msgid)
 	if (queue_pg_ready(q) == -1)
 		return NULL;
 	queue_pg_arg_str(&a, msgid);
-	res = queue_pg_run(q, "read message",
+	res = queue_pg_prep(q, "read message",
 	    "SELECT id, kind, sender, envid, ret, body_8bit, smtputf8, "
 	    "client, helo, auth_user, message_id, received_at, size, body "
 	    "FROM dr_messages WHERE id = $1",
-	    &a);
+	    &a, true);
 	queue_pg_args_clear(&a);
 	if (res == NULL || PQntuples(res) == 0) {
 		PQclear(res);
@@ -267,12 +268,15 @@ queue_pg_msg_gc(struct queue *q, const char *msgid)
 
 	if (queue_pg_ready(q) == -1)
 		return -1;
+	/* In a batch: with the batch's others (queue_pg_held.c). */
+	if (q->batch > 0)
+		return queue_pg_held_gc(q, msgid);
 	queue_pg_arg_str(&a, msgid);
-	n = queue_pg_change(q, "drop body",
+	n = queue_pg_prep_change(q, "drop body",
 	    "UPDATE dr_messages SET body = NULL WHERE id = $1 AND body IS "
 	    "NOT NULL AND NOT EXISTS (SELECT 1 FROM dr_recipients r WHERE "
 	    "r.msgid = $1 AND " QUEUE_PG_SQL_PRESENT ")",
-	    &a);
+	    &a, true);
 	queue_pg_args_clear(&a);
 	return n == -1 ? -1 : 0;
 }

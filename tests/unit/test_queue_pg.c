@@ -2,7 +2,7 @@
  * test_queue_pg: the parts of [queue] store = postgres that need no
  * server (the rest is tests/integration/relay_fleet_queue.py, on a real
  * PostgreSQL): text made valid UTF-8 before the database sees it, and the
- * parameters of a statement.
+ * parameters of a statement, array literals.
  */
 #include <stdlib.h>
 
@@ -72,10 +72,31 @@ args_values(void)
 	T_CHECK(a.n == 0);
 }
 
+/* The array literals of the statements that write many rows at once. */
+static void
+array_literal(void)
+{
+	struct buf b;
+
+	buf_init(&b, 1 << 20);
+	T_STREQ(queue_pg_arg_array(&b), "{}");
+	buf_reset(&b);
+	queue_pg_arg_elem(&b, "a@b.example");
+	queue_pg_arg_elem(&b, NULL);
+	queue_pg_arg_elem(&b, "");
+	queue_pg_arg_elem(&b, "q\"uo\\te, {x} NULL");
+	queue_pg_arg_elem(&b, "bad \xff");
+	T_STREQ(queue_pg_arg_array(&b),
+	    "{\"a@b.example\",NULL,\"\",\"q\\\"uo\\\\te, {x} NULL\","
+	    "\"bad ?\"}");
+	buf_free(&b);
+}
+
 int
 main(void)
 {
 	T_RUN(utf8_table);
 	T_RUN(args_values);
+	T_RUN(array_literal);
 	T_EXIT();
 }
