@@ -4,9 +4,9 @@
  * function of queue.h starts with
  *
  *     if (q->pg != NULL)
- *             return queue_pg_xxx(...);
+ *             return queue_pg_<name>(...);
  *
- * and the queue_pg_xxx below answers from the fleet's database: the
+ * and the queue_pg_<name> below answers from the fleet's database: the
  * delivery path in queue_pg.c, queue_pg_due.c and queue_pg_rcpt.c, the
  * operator's path in queue_pg_admin.c.
  *
