@@ -149,7 +149,11 @@ struct dmsg {
 	struct drcpt **rcpts;
 	size_t n;
 	struct smtp_txn *txn; /* while its transaction runs */
-	struct smtp_rcpt_reply *replies;
+	/* The recipients in the transaction: the indexes into rcpts of
+	 * those still open (job_prepare; the operator's bounces are not). */
+	size_t *open;
+	size_t nopen;
+	struct smtp_rcpt_reply *replies; /* one per open recipient */
 	char **addrs;
 	char **params;
 	char *mail_params;

@@ -126,12 +126,15 @@ job_msg_send_free(struct dmsg *m)
 	m->replies = NULL;
 	free(m->addrs); /* the strings belong to the drcpts */
 	m->addrs = NULL;
-	for (k = 0; m->params != NULL && k < m->n; k++)
+	for (k = 0; m->params != NULL && k < m->nopen; k++)
 		free(m->params[k]); /* may hold NULLs: not a vector */
 	free(m->params);
 	m->params = NULL;
 	free(m->mail_params);
 	m->mail_params = NULL;
+	free(m->open);
+	m->open = NULL;
+	m->nopen = 0;
 }
 
 /* The messages of j are decided: outcomes written, memory freed. */
@@ -970,8 +973,8 @@ job_txn_done(struct smtp_session *s, struct smtp_txn *t, void *arg)
 	struct dmsg *m = &j->msgs[j->cur];
 	size_t k;
 
-	for (k = 0; k < m->n; k++) {
-		struct drcpt *r = m->rcpts[k];
+	for (k = 0; k < m->nopen; k++) {
+		struct drcpt *r = m->rcpts[m->open[k]];
 
 		switch (t->end) {
 		case SMTP_TXN_OK:
@@ -1004,21 +1007,34 @@ job_txn_done(struct smtp_session *s, struct smtp_txn *t, void *arg)
 	job_send_next(j);
 }
 
-/* Prepare message m for its transaction; false if it vanished. */
-static bool
+/*
+ * Prepare message m for its transaction, with the recipients still open:
+ * one the operator returned to the sender (job_operator_bounces) is
+ * decided and must not be sent to. 1 ready, 0 no recipient open (nothing
+ * to send), -1 the message vanished.
+ */
+static int
 job_prepare(struct job *j, struct dmsg *m)
 {
 	size_t k;
 
-	m->msg = queue_msg_get(j->d->cfg.queue, m->msgid);
-	if (m->msg == NULL)
-		return false;
-	m->replies = xcalloc(m->n, sizeof(*m->replies));
-	m->addrs = xcalloc(m->n + 1, sizeof(char *));
-	m->params = xcalloc(m->n + 1, sizeof(char *));
-	for (k = 0; k < m->n; k++) {
-		m->addrs[k] = m->rcpts[k]->addr;
-		m->params[k] = job_rcpt_params(m->rcpts[k]);
+	m->open = xcalloc(m->n, sizeof(*m->open));
+	m->nopen = 0;
+	for (k = 0; k < m->n; k++)
+		if (!m->rcpts[k]->done)
+			m->open[m->nopen++] = k;
+	if (m->nopen == 0 ||
+	    (m->msg = queue_msg_get(j->d->cfg.queue, m->msgid)) == NULL) {
+		k = m->nopen;
+		job_msg_send_free(m);
+		return k == 0 ? 0 : -1;
+	}
+	m->replies = xcalloc(m->nopen, sizeof(*m->replies));
+	m->addrs = xcalloc(m->nopen + 1, sizeof(char *));
+	m->params = xcalloc(m->nopen + 1, sizeof(char *));
+	for (k = 0; k < m->nopen; k++) {
+		m->addrs[k] = m->rcpts[m->open[k]]->addr;
+		m->params[k] = job_rcpt_params(m->rcpts[m->open[k]]);
 	}
 	m->mail_params = job_mail_params(m->msg);
 	m->txn = xcalloc(1, sizeof(*m->txn));
@@ -1028,11 +1044,11 @@ job_prepare(struct job *j, struct dmsg *m)
 	m->txn->smtputf8 = m->msg->smtputf8;
 	m->txn->rcpts = m->addrs;
 	m->txn->rcpt_params = m->params;
-	m->txn->nrcpt = m->n;
+	m->txn->nrcpt = m->nopen;
 	m->txn->data = m->msg->data;
 	m->txn->len = m->msg->len;
 	m->txn->rcpt_reply = m->replies;
-	return true;
+	return 1;
 }
 
 /* --- connection reuse across jobs --- */
@@ -1129,13 +1145,22 @@ job_send_next(struct job *j)
 	struct outcome o;
 	struct dmsg *m;
 	size_t k;
+	int rc;
 
 	while (j->cur < j->nmsg) {
 		m = &j->msgs[j->cur];
-		if (job_prepare(j, m)) {
+		rc = job_prepare(j, m);
+		if (rc == 1) {
 			smtp_session_transaction(
 			    j->sess, m->txn, job_txn_done, j);
 			return;
+		}
+		if (rc == 0) {
+			/* Every recipient returned by the operator: decided,
+			 * nothing to send. */
+			deliver_outcome(j->d, m, NULL);
+			j->cur++;
+			continue;
 		}
 		/* Deleted by an operator meanwhile, or unreadable (store =
 		 * postgres: the database is away): nothing to send. */

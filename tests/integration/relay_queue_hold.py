@@ -9,7 +9,11 @@
             deferred; `queue flush` then sends the rest
   bounce.*  `queue bounce` right after a deferral, while the relay keeps
             its connection to that next hop open for more mail: the
-            message is returned to the sender, never tried again on it
+            message is returned to the sender, never tried again on it;
+            and one recipient of two bounced, the other retried, both
+            in the same attempt ([delivery] hold keeps them apart from
+            the scheduler until both are due): the bounced one is never
+            sent to, the other is delivered
 
 The next hops are one small SMTP server run here on a free loopback port
 (each test domain is routed to it), which answers 451 to RCPT for the
@@ -19,15 +23,18 @@ Usage: relay_queue_hold.py --binary build/danerelay --world DIR
 """
 import argparse
 import os
+import signal
 import socketserver
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from worldlib import Relay, free_port, report, wait_until  # noqa: E402
+from worldlib import (Relay, free_port, report, rewrite_config,  # noqa: E402
+                      wait_until)
 
-DOMAINS = ("hold.test", "flushone.test", "flushtwo.test", "bounceidle.test")
+DOMAINS = ("hold.test", "flushone.test", "flushtwo.test", "bounceidle.test",
+           "mixed.test")
 
 
 class Receiver(socketserver.ThreadingTCPServer):
@@ -203,6 +210,46 @@ def check_bounce_idle(relay, rx):
            f"exit {rc} {out}{err}; DSN {len(got or [])}; trace {types}")
 
 
+def set_hold(relay, on):
+    rewrite_config(relay, lambda s: s.setdefault("delivery", {}).update(
+        hold="yes" if on else "no"))
+    relay.proc.send_signal(signal.SIGHUP)
+    return wait_until(lambda: relay.tail(3).count("reload") > 0, 5)
+
+
+def check_bounce_mixed(relay, rx):
+    """One recipient of a message bounced by the operator, the other due
+    in the same attempt: the bounced one must not be in the transaction
+    (before the fix it was, and the server's 250 overwrote the bounce)."""
+    rx.refuse.add("mixed.test")   # the checks before may have let all in
+    code, qid, _ = relay.submit("alice@client.test",
+                                ["henry@mixed.test", "ivy@mixed.test"],
+                                subject="mixed")
+    if not (code == 250 and wait_until(lambda: deferred(relay, qid), 30)):
+        report("bounce.mixed-deferred-first", False,
+               f"{code} {qid} {entry(relay, qid)} {relay.tail(4)}")
+        return
+    set_hold(relay, True)
+    time.sleep(1.0)
+    rx.refuse.discard("mixed.test")
+    ids = {r["recipient"]: r["id"] for r in entry(relay, qid)}
+    rc1 = relay.cli("queue", "bounce", str(ids["ivy@mixed.test"]))[0]
+    rc2 = relay.cli("queue", "retry", str(ids["henry@mixed.test"]))[0]
+    set_hold(relay, False)
+    wait_until(lambda: rx.took("henry@mixed.test"), 15)
+    wait_until(lambda: not entry(relay, qid), 15)
+    got = rx.took("henry@mixed.test")
+    to_ivy = [d for r, d in rx.got if "ivy@mixed.test" in r]
+    types = [(e["type"], e.get("recipient")) for e in relay.trace(qid)]
+    report("bounce.mixed-message-bounced-one-not-sent",
+           rc1 == 0 and rc2 == 0 and bool(got) and not to_ivy and
+           ("bounced", "ivy@mixed.test") in types and
+           ("delivered", "henry@mixed.test") in types and
+           ("delivered", "ivy@mixed.test") not in types,
+           f"exit {rc1}/{rc2}; henry got {len(got)}; sent to ivy "
+           f"{len(to_ivy)}; trace {types}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--binary", required=True)
@@ -219,6 +266,7 @@ def main():
         check_hold(relay, rx)
         check_bounce_idle(relay, rx)
         check_flush(relay, rx)
+        check_bounce_mixed(relay, rx)
     finally:
         relay.stop()
         rx.shutdown()
